@@ -1,0 +1,153 @@
+"""invoke tasks: thin wrappers that hand their options to library code.
+
+Each task builds an argument list and calls the ``main`` function of one library module,
+which parses, validates and does the work; user errors come back as one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+from invoke import Context, Exit, task
+
+
+def _delegate(module: str, argv: list[str], entry: str = "main") -> None:
+    """Call ``module.entry(argv)`` and turn a non-zero return into invoke's Exit."""
+    from edge.errors import run_cli
+
+    code = run_cli(getattr(importlib.import_module(module), entry), argv)
+    if code:
+        raise Exit(code=code)
+
+
+def _opt(flag: str, value: object) -> list[str]:
+    """Return ``[flag, str(value)]`` when value is set, else nothing."""
+    if value is None or value is False or value == "":
+        return []
+    if value is True:
+        return [flag]
+    return [flag, str(value)]
+
+
+@task
+def test(c: Context, fast: bool = False, k: str = "", x: bool = False) -> None:
+    """Run the test suite (all tiers, hardware-in-the-loop and SSH included); --fast skips slow tests."""
+    argv = ["-m", "pytest"] + (["-m", "not slow"] if fast else []) + _opt("-k", k) + _opt("-x", x)
+    c.run(" ".join([sys.executable, *argv]), pty=False, echo=True)
+
+
+@task
+def demo(c: Context, workdir: str = "", config: str = "", fast: bool = False) -> None:
+    """Run the whole chain on the embedded default (simulate, train, convert, emulate, runtime, monitor)."""
+    _delegate("hardware.demo", _opt("--workdir", workdir) + _opt("--config", config) + _opt("--fast", fast))
+
+
+@task
+def simulate(c: Context, out: str = "data/simulated", config: str = "", seed: int | None = None,
+             n_healthy: int | None = None, n_stroke: int | None = None) -> None:
+    """Simulate a cohort (TOML config, defaults = the paper's 30 + 29) into a BIDS-like folder."""
+    _delegate("train.simulate", ["--out", out] + _opt("--config", config) + _opt("--seed", seed)
+              + _opt("--n-healthy", n_healthy) + _opt("--n-stroke", n_stroke))
+
+
+@task(name="load")
+def load_data(c: Context, path: str, labels: str = "", fiducials: str = "") -> None:
+    """Import EEG recordings (and TMS labels) and print what was found."""
+    _delegate("train.io", [path] + _opt("--labels", labels) + _opt("--fiducials", fiducials))
+
+
+@task
+def bench(c: Context, only: str = "", out: str = "bench/results") -> None:
+    """Run the named benchmarks (all by default) and write JSON under bench/results/."""
+    _delegate("bench.harness", _opt("--only", only) + _opt("--out", out))
+
+
+@task
+def train(c: Context, data: str = "data/simulated", out: str = "models/default", level: str = "psd",
+          channels: str = "nine", config: str = "", seed: int = 0) -> None:
+    """Train the deployable CNN for a dataset, input level and channel set; write a model directory."""
+    _delegate("train.training", ["--data", data, "--out", out, "--level", level, "--channels", channels,
+                                 "--seed", str(seed)] + _opt("--config", config))
+
+
+@task
+def reproduce(c: Context, data: str = "data/simulated", out: str = "reports/reproduce", config: str = "",
+              small: bool = False) -> None:
+    """The paper's table under the trial split and under subject-grouped evaluation, side by side."""
+    _delegate("train.reproduce", ["--data", data, "--out", out] + _opt("--config", config) + _opt("--small", small))
+
+
+@task(name="validate-real")
+def validate_real(c: Context, model: str = "models/default", data: str = "../shared/data/real/eegmmidb",
+                  out: str = "reports/validate-real") -> None:
+    """Sim-to-real check: does the model put the hotspot contralateral to the moving hand on eegmmidb?"""
+    _delegate("train.validate_real", ["--model", model, "--data", data, "--out", out])
+
+
+@task
+def convert(c: Context, model: str = "models/default", data: str = "data/simulated", out: str = "bundles/default",
+            key: str = "keys/signing.key", io: str = "float32", budget_mm: float = 0.3) -> None:
+    """Quantise a model directory to int8 TFLite, check parity in mm, and write a signed bundle."""
+    _delegate("convert.quantize", ["--model", model, "--data", data, "--out", out, "--key", key, "--io", io,
+                                   "--budget-mm", str(budget_mm)])
+
+
+@task(name="export-c")
+def export_c(c: Context, bundle: str = "bundles/default", out: str = "export/c") -> None:
+    """Write the model as an aligned C array and the filter as a CMSIS-DSP coefficient header."""
+    _delegate("convert.export_c", ["--bundle", bundle, "--out", out])
+
+
+@task
+def keygen(c: Context, out: str = "keys/signing.key") -> None:
+    """Create an ed25519 signing key pair (the device gets only the .pub file)."""
+    _delegate("convert.signing", ["--out", out])
+
+
+@task
+def emulate(c: Context, source: str = "", board: str = "cyton", speed: float = 1.0, fault: str = "") -> None:
+    """Start the OpenBCI board emulator on a pseudo-terminal and print its port."""
+    _delegate("hardware.emulator", ["--board", board, "--speed", str(speed)] + _opt("--source", source)
+              + _opt("--fault", fault))
+
+
+@task
+def monitor(c: Context, port: str, baud: int = 115200) -> None:
+    """Show cues, progress and the result a device reports over its serial link."""
+    _delegate("hardware.monitor", ["--port", port, "--baud", str(baud)])
+
+
+@task
+def run(c: Context, config: str) -> None:
+    """Run the device runtime with a TOML configuration (what the Pi's service runs)."""
+    _delegate("edge.__main__", ["--config", config])
+
+
+@task
+def wheelhouse(c: Context, out: str = "wheelhouse", platform: str = "manylinux2014_aarch64",
+               python: str = "3.11", extra_wheels: str = "") -> None:
+    """Download the device's wheels for a platform and Python into an offline wheelhouse."""
+    _delegate("hardware.deploy", ["wheelhouse", "--out", out, "--platform", platform, "--python", python]
+              + _opt("--extra-wheels", extra_wheels))
+
+
+@task
+def deploy(c: Context, host: str = "", hosts: str = "", bundle: str = "", config: str = "",
+           wheelhouse: str = "", key: str = "") -> None:
+    """Deploy a release (edge wheel, bundle, config, public key) to one or many devices over SSH."""
+    _delegate("hardware.deploy", ["deploy"] + _opt("--host", host) + _opt("--hosts", hosts)
+              + _opt("--bundle", bundle) + _opt("--config", config) + _opt("--wheelhouse", wheelhouse)
+              + _opt("--key", key))
+
+
+@task
+def rollback(c: Context, host: str) -> None:
+    """Switch a device back to its previous release and restart the service."""
+    _delegate("hardware.deploy", ["rollback", "--host", host])
+
+
+@task(name="device-status")
+def device_status(c: Context, host: str) -> None:
+    """Show a device's current release, bundle id, service state and last session result."""
+    _delegate("hardware.deploy", ["status", "--host", host])

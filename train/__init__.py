@@ -1,0 +1,1 @@
+"""Host-side data, simulation, training and evaluation for hotspot-edge."""
