@@ -1,0 +1,305 @@
+"""The device's TOML configuration, validated once at start with one clear error per problem.
+
+Relative paths in the file (state folder, bundle, public key, playback file) resolve against
+the folder the configuration file is in, so a release folder can be moved as a whole.
+See ``hardware/example-device.toml`` for a documented example.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edge.errors import ErrorCode, HotspotError
+
+BOARD_CHANNELS = {"cyton": 8, "cyton_daisy": 16, "synthetic": 16, "playback": 16}
+HANDS = ("right", "left")
+MIN_CHANNELS, MAX_CHANNELS = 5, 9
+_ELECTRODE_NAME = re.compile(r"^(Fp|AFp|[A-Z]{1,4})(\d{1,2}h?|z)$")
+_DEVICE_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+
+
+@dataclass(frozen=True)
+class BoardConfig:
+    """Which OpenBCI board (BrainFlow board) to read and where it is."""
+
+    type: str
+    serial_port: str
+    file: Path | None
+
+
+@dataclass(frozen=True)
+class SerialLinkConfig:
+    """The serial report link (a USB gadget or UART to a host running ``invoke monitor``)."""
+
+    port: str
+    baud: int
+
+
+@dataclass(frozen=True)
+class BleLinkConfig:
+    """The BLE report link (a GATT peripheral on the Pi's radio)."""
+
+    enabled: bool
+    name: str
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    """The guided session: cue schedule and how many good trials a hotspot needs.
+
+    Each trial is ``rest_s`` of rest (cue ``rest``), ``move_s`` of hand movement (cue
+    ``move``, the epoching cue) and ``post_s`` of stillness (cue ``stop``).
+    """
+
+    trials: int
+    rest_s: float
+    move_s: float
+    post_s: float
+    min_good_trials: int
+    min_confidence: float
+    agreement_mm: float
+    hand: str
+    autostart: bool
+
+    @property
+    def hotspot_hemisphere(self) -> str:
+        """The hemisphere the hotspot is in: contralateral to the moving hand."""
+        return "left" if self.hand == "right" else "right"
+
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    """The whole validated device configuration.
+
+    Attributes
+    ----------
+    path : Path
+        The configuration file (absolute).
+    device_id : str
+        Pseudonymous device/patient id (never a name); written to logs and results.
+    state_dir : Path
+        Where the runtime writes health.json, last_result.json and session logs.
+    board : BoardConfig
+    channels : dict of str to int
+        10-05 electrode name to board input (1-based, as printed on the board: N1P = 1).
+    bundle_path, public_key : Path
+        The signed model bundle and the ed25519 public key that must have signed it.
+    serial : SerialLinkConfig or None
+        None when no serial link is configured.
+    ble : BleLinkConfig
+    session : SessionConfig
+    """
+
+    path: Path
+    device_id: str
+    state_dir: Path
+    board: BoardConfig
+    channels: dict[str, int]
+    bundle_path: Path
+    public_key: Path
+    serial: SerialLinkConfig | None
+    ble: BleLinkConfig
+    session: SessionConfig
+
+
+def _fail(path: Path, message: str) -> HotspotError:
+    return HotspotError(f"{path}: {message}", ErrorCode.BAD_CONFIG)
+
+
+class _Table:
+    """Typed access to one TOML table that names the exact key in every error."""
+
+    def __init__(self, path: Path, name: str, data: Any, required: bool = True) -> None:
+        if data is None and not required:
+            data = {}
+        if not isinstance(data, dict):
+            raise _fail(path, f"missing table [{name}]; see hardware/example-device.toml")
+        self.path, self.name, self.data = path, name, data
+
+    def _get(self, key: str, kind: type | tuple[type, ...], default: Any, what: str) -> Any:
+        if key not in self.data:
+            if default is _REQUIRED:
+                raise _fail(self.path, f"[{self.name}] {key} is missing; set it to {what}")
+            return default
+        value = self.data[key]
+        if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
+            raise _fail(self.path, f"[{self.name}] {key} = {value!r} must be {what}")
+        if not isinstance(value, kind):
+            raise _fail(self.path, f"[{self.name}] {key} = {value!r} must be {what}")
+        return value
+
+    def string(self, key: str, default: Any = None, choices: tuple[str, ...] | None = None) -> Any:
+        what = f"one of {', '.join(choices)}" if choices else "a string"
+        value = self._get(key, str, default, what)
+        if choices and value is not None and value not in choices:
+            raise _fail(self.path, f"[{self.name}] {key} = {value!r} must be {what}")
+        return value
+
+    def integer(self, key: str, default: Any, low: int, high: int) -> int:
+        value = self._get(key, int, default, f"an integer in {low}..{high}")
+        if not low <= value <= high:
+            raise _fail(self.path, f"[{self.name}] {key} = {value} must be in {low}..{high}")
+        return value
+
+    def number(self, key: str, default: Any, low: float, high: float) -> float:
+        value = float(self._get(key, (int, float), default, f"a number in {low}..{high}"))
+        if not low <= value <= high:
+            raise _fail(self.path, f"[{self.name}] {key} = {value} must be in {low}..{high}")
+        return value
+
+    def boolean(self, key: str, default: Any) -> bool:
+        return self._get(key, bool, default, "true or false")
+
+    def check_known(self, known: tuple[str, ...]) -> None:
+        unknown = sorted(set(self.data) - set(known))
+        if unknown:
+            raise _fail(self.path, f"[{self.name}] has unknown key(s) {', '.join(unknown)}; "
+                                   f"known: {', '.join(known)}")
+
+
+_REQUIRED = object()
+
+
+def _resolve(base: Path, value: str) -> Path:
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else (base / path)
+
+
+def _channels(path: Path, table: Any, board_type: str) -> dict[str, int]:
+    if not isinstance(table, dict) or not table:
+        raise _fail(path, "missing table [channels] (10-05 name = board input, e.g. C3 = 3)")
+    if not MIN_CHANNELS <= len(table) <= MAX_CHANNELS:
+        raise _fail(path, f"[channels] maps {len(table)} electrodes; map {MIN_CHANNELS} to {MAX_CHANNELS} "
+                          "motor-area electrodes")
+    n_inputs = BOARD_CHANNELS[board_type]
+    channels: dict[str, int] = {}
+    for name, board_input in table.items():
+        if not _ELECTRODE_NAME.match(name):
+            raise _fail(path, f"[channels] {name!r} is not a 10-05 electrode name (e.g. C3, FCC3h, CPz)")
+        if isinstance(board_input, bool) or not isinstance(board_input, int) or not 1 <= board_input <= n_inputs:
+            raise _fail(path, f"[channels] {name} = {board_input!r} must be a board input 1..{n_inputs} "
+                              f"for board type {board_type}")
+        if board_input in channels.values():
+            other = next(key for key, value in channels.items() if value == board_input)
+            raise _fail(path, f"[channels] {name} and {other} both use board input {board_input}")
+        channels[name] = board_input
+    return channels
+
+
+def parse_config(data: dict, path: Path) -> DeviceConfig:
+    """Validate a parsed TOML document.
+
+    Parameters
+    ----------
+    data : dict
+        The parsed TOML.
+    path : Path
+        The file it came from; relative paths resolve against its folder.
+
+    Returns
+    -------
+    DeviceConfig
+
+    Raises
+    ------
+    HotspotError
+        ``BAD_CONFIG`` naming the table, key and what is expected.
+    """
+    path = path.resolve()
+    base = path.parent
+    top = _Table(path, "top level", data)
+    top.check_known(("device", "board", "channels", "bundle", "links", "session"))
+
+    device = _Table(path, "device", data.get("device"))
+    device.check_known(("id", "state_dir"))
+    device_id = device.string("id", _REQUIRED)
+    if not _DEVICE_ID.match(device_id):
+        raise _fail(path, f"[device] id = {device_id!r} must be a pseudonym of 1-32 letters, digits, '-' or '_' "
+                          "(never a patient's name)")
+    state_dir = _resolve(base, device.string("state_dir", "state"))
+
+    board_table = _Table(path, "board", data.get("board"))
+    board_table.check_known(("type", "serial_port", "file"))
+    board_type = board_table.string("type", _REQUIRED, tuple(BOARD_CHANNELS))
+    serial_port = board_table.string("serial_port", "")
+    file_value = board_table.string("file", "")
+    if board_type in ("cyton", "cyton_daisy") and not serial_port:
+        raise _fail(path, f"[board] serial_port is missing; board type {board_type} needs the dongle's port "
+                          "(e.g. /dev/ttyUSB0)")
+    if board_type == "playback" and not file_value:
+        raise _fail(path, "[board] file is missing; board type playback needs a BrainFlow recording file")
+    board = BoardConfig(board_type, serial_port, _resolve(base, file_value) if file_value else None)
+
+    channels = _channels(path, data.get("channels"), board_type)
+
+    bundle = _Table(path, "bundle", data.get("bundle"))
+    bundle.check_known(("path", "public_key"))
+    bundle_path = _resolve(base, bundle.string("path", _REQUIRED))
+    public_key = _resolve(base, bundle.string("public_key", _REQUIRED))
+
+    links = _Table(path, "links", data.get("links"), required=False)
+    links.check_known(("serial", "ble"))
+    serial = None
+    if "serial" in links.data:
+        serial_table = _Table(path, "links.serial", links.data["serial"])
+        serial_table.check_known(("port", "baud"))
+        serial = SerialLinkConfig(serial_table.string("port", _REQUIRED),
+                                  serial_table.integer("baud", 115200, 1200, 4_000_000))
+    ble_table = _Table(path, "links.ble", links.data.get("ble"), required=False)
+    ble_table.check_known(("enabled", "name"))
+    ble = BleLinkConfig(ble_table.boolean("enabled", False), ble_table.string("name", "hotspot-edge"))
+
+    session_table = _Table(path, "session", data.get("session"))
+    session_table.check_known(("trials", "rest_s", "move_s", "post_s", "min_good_trials", "min_confidence",
+                               "agreement_mm", "hand", "autostart"))
+    trials = session_table.integer("trials", _REQUIRED, 1, 1000)
+    session = SessionConfig(
+        trials=trials,
+        rest_s=session_table.number("rest_s", _REQUIRED, 0.0, 60.0),
+        move_s=session_table.number("move_s", _REQUIRED, 0.1, 60.0),
+        post_s=session_table.number("post_s", 0.0, 0.0, 60.0),
+        min_good_trials=session_table.integer("min_good_trials", _REQUIRED, 1, 1000),
+        min_confidence=session_table.number("min_confidence", 0.0, 0.0, 1.0),
+        agreement_mm=session_table.number("agreement_mm", 10.0, 0.1, 100.0),
+        hand=session_table.string("hand", "right", HANDS),
+        autostart=session_table.boolean("autostart", False),
+    )
+    if session.min_good_trials > trials:
+        raise _fail(path, f"[session] min_good_trials = {session.min_good_trials} is more than trials = {trials}")
+    return DeviceConfig(path, device_id, state_dir, board, channels, bundle_path, public_key, serial, ble, session)
+
+
+def load_config(path: str | Path) -> DeviceConfig:
+    """Read and validate a device configuration file.
+
+    Parameters
+    ----------
+    path : str or Path
+        The TOML file.
+
+    Returns
+    -------
+    DeviceConfig
+
+    Raises
+    ------
+    HotspotError
+        ``BAD_FILE`` when it cannot be read, ``BAD_CONFIG`` when it is not valid.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise HotspotError(f"cannot read device config {path}: {err.strerror}; pass --config with a TOML file "
+                           "(see hardware/example-device.toml)", ErrorCode.BAD_FILE) from None
+    except UnicodeDecodeError:
+        raise _fail(path, "is not UTF-8 text") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise _fail(path, f"is not valid TOML ({err})") from None
+    return parse_config(data, path)
