@@ -1,0 +1,195 @@
+"""Reference estimates every result table reports beside the model (head frame, mm, model frame).
+
+- ``population_mean``: the mean hotspot of the *training* subjects (the headline reference; skill is
+  measured against it).
+- ``anatomical_rule``: a fixed point, the FCC3h electrode of the fsaverage template projected
+  :data:`RULE_DEPTH_MM` below the scalp toward the head-frame origin (hotspots are cortical points;
+  FCC3h lies about 9 mm from the population centroid's scalp projection, science.md §0).
+- ``erd_peak``: the peak of the subject's interpolated mu/beta ERD map (power drop during movement
+  relative to rest, per channel) plus the mean (label - peak) offset of the training subjects.
+- ``oracle``: the simulator's source oracle (best estimate from the true EEG sources); a floor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from edge.montage import mirror_channel_name
+from train.dataset import Recording, Subject
+from train.windows import needs_mirroring, to_model_frame
+
+RULE_ELECTRODE = "FCC3h"
+RULE_DEPTH_MM = 20.5
+ERD_BAND_HZ = (8.0, 30.0)
+REST_WINDOW_S = (-2.5, -0.5)
+MOVE_WINDOW_S = (0.5, 3.5)
+GRID_REACH_MM = 20.0
+
+
+def population_mean(train_labels: np.ndarray) -> np.ndarray:
+    """The mean of the training subjects' hotspots, (3,) head mm (model frame)."""
+    labels = np.atleast_2d(np.asarray(train_labels, dtype=float))
+    return labels.mean(axis=0)
+
+
+def anatomical_rule() -> np.ndarray:
+    """FCC3h projected :data:`RULE_DEPTH_MM` toward the head-frame origin, (3,) head mm (left hemisphere)."""
+    from train.head import standard_positions_head_mm
+
+    scalp = standard_positions_head_mm([RULE_ELECTRODE])[RULE_ELECTRODE]
+    return scalp - RULE_DEPTH_MM * scalp / np.linalg.norm(scalp)
+
+
+def band_power(segments: np.ndarray, sfreq: float, band: tuple[float, float]) -> np.ndarray:
+    """Mean Welch power in ``band`` of each segment and channel.
+
+    Parameters
+    ----------
+    segments : ndarray, shape (n_segments, n_channels, n_samples)
+    sfreq : float
+    band : (low, high) Hz
+
+    Returns
+    -------
+    ndarray, shape (n_segments, n_channels)
+    """
+    from scipy.signal import welch
+
+    nperseg = min(segments.shape[-1], int(round(sfreq)))
+    freqs, psd = welch(segments, fs=sfreq, nperseg=nperseg, axis=-1)
+    keep = (freqs >= band[0]) & (freqs <= band[1])
+    return psd[..., keep].mean(axis=-1)
+
+
+def _segments(recording: Recording, rows: list[int], cues: np.ndarray, window_s: tuple[float, float]) -> np.ndarray:
+    start, stop = (int(round(edge * recording.sfreq)) for edge in window_s)
+    valid = [cue for cue in cues if cue + start >= 0 and cue + stop <= recording.data.shape[1]]
+    return np.stack([recording.data[rows, cue + start:cue + stop] for cue in valid]) if valid else np.zeros(
+        (0, len(rows), stop - start))
+
+
+def erd_map(recordings: Sequence[Recording], channels: Sequence[str], cue: str = "move",
+            band: tuple[float, float] = ERD_BAND_HZ) -> np.ndarray:
+    """Per-channel ERD: ``1 - median_trials(P_move) / median_trials(P_rest)`` in ``band``.
+
+    Rest is :data:`REST_WINDOW_S` and movement :data:`MOVE_WINDOW_S` around each cue (seconds).
+    Positive values mean the power dropped during movement.
+
+    Parameters
+    ----------
+    recordings : sequence of Recording
+        One subject's recordings, all containing ``channels`` and ``cue`` events.
+    channels : sequence of str
+    cue : str
+    band : (low, high) Hz
+
+    Returns
+    -------
+    ndarray, shape (len(channels),)
+    """
+    rest, move = [], []
+    for recording in recordings:
+        index = {name: i for i, name in enumerate(recording.ch_names)}
+        rows = [index[name] for name in channels]
+        cues = recording.cue_samples(cue)
+        rest.append(band_power(_segments(recording, rows, cues, REST_WINDOW_S), recording.sfreq, band))
+        move.append(band_power(_segments(recording, rows, cues, MOVE_WINDOW_S), recording.sfreq, band))
+    rest_power = np.median(np.concatenate(rest), axis=0)
+    move_power = np.median(np.concatenate(move), axis=0)
+    return 1.0 - move_power / np.maximum(rest_power, 1e-12)
+
+
+def interpolated_peak(values: np.ndarray, positions_mm: np.ndarray, candidates_mm: np.ndarray) -> np.ndarray:
+    """Peak of a thin-plate-spline interpolation of electrode ``values`` over candidate points.
+
+    Parameters
+    ----------
+    values : ndarray, shape (n_channels,)
+    positions_mm : ndarray, shape (n_channels, 3)
+        Electrode positions, head mm.
+    candidates_mm : ndarray, shape (n_candidates, 3)
+        Points to evaluate (scalp grid); only those within :data:`GRID_REACH_MM` of an electrode
+        are considered, so a small montage is not extrapolated.
+
+    Returns
+    -------
+    ndarray, shape (3,)
+        The candidate point with the largest interpolated value.
+    """
+    from scipy.interpolate import RBFInterpolator
+
+    distance = np.linalg.norm(candidates_mm[:, None, :] - positions_mm[None, :, :], axis=2).min(axis=1)
+    near = candidates_mm[distance <= GRID_REACH_MM]
+    if len(near) == 0:
+        return positions_mm[int(np.argmax(values))]
+    smoothing = 1e-3 * float(np.var(values)) * len(values)
+    surface = RBFInterpolator(positions_mm, values, kernel="thin_plate_spline", smoothing=smoothing)
+    return near[int(np.argmax(surface(near)))]
+
+
+def erd_peak(subject: Subject, channels: Sequence[str], mirror: bool, cue: str = "move",
+             hemisphere_only: bool = True) -> np.ndarray | None:
+    """The scalp point of largest interpolated ERD for ``subject``, head mm, model frame.
+
+    Parameters
+    ----------
+    subject : Subject
+    channels : sequence of str
+        The model's channels (left-hemisphere names when ``mirror``).
+    mirror : bool
+        Read mirrored channels for right-hemisphere subjects and return the mirrored point.
+    cue : str
+    hemisphere_only : bool
+        Search only the hemisphere of the hotspot (x < 0 in the model frame) when mirroring.
+
+    Returns
+    -------
+    ndarray, shape (3,), or None when the subject has no usable recording
+    """
+    from train.head import scalp_vertices_head_mm
+
+    mirrored = needs_mirroring(subject, mirror)
+    names = [mirror_channel_name(name) for name in channels] if mirrored else list(channels)
+    recordings = [rec for rec in subject.recordings if cue in rec.event_id and set(names) <= set(rec.ch_names)]
+    if not recordings:
+        return None
+    values = erd_map(recordings, names, cue)
+    first = recordings[0]
+    positions = first.ch_pos[[first.ch_names.index(name) for name in names]]
+    if np.any(~np.isfinite(positions)):
+        from train.head import standard_positions_head_mm
+
+        template = standard_positions_head_mm(names)
+        positions = np.array([template[name] for name in names])
+    grid = scalp_vertices_head_mm()
+    grid = grid[grid[:, 2] > 0]
+    if hemisphere_only and mirror:
+        grid = grid[grid[:, 0] < 0]
+    return interpolated_peak(values, to_model_frame(positions, mirrored), grid)
+
+
+@dataclass
+class ErdPeakBaseline:
+    """ERD peak plus the mean (label - peak) offset of the training subjects.
+
+    Attributes
+    ----------
+    offset_mm : ndarray, shape (3,)
+    """
+
+    offset_mm: np.ndarray
+
+    @classmethod
+    def fit(cls, peaks: Sequence[np.ndarray], labels: Sequence[np.ndarray]) -> "ErdPeakBaseline":
+        """Learn the offset from training subjects' peaks and labels (model frame)."""
+        pairs = [(p, l) for p, l in zip(peaks, labels) if p is not None and l is not None]
+        if not pairs:
+            return cls(offset_mm=np.zeros(3))
+        return cls(offset_mm=np.mean([np.asarray(l) - np.asarray(p) for p, l in pairs], axis=0))
+
+    def predict(self, peak: np.ndarray | None) -> np.ndarray | None:
+        """Estimate a hotspot from a subject's ERD peak (None when no peak)."""
+        return None if peak is None else np.asarray(peak, dtype=float) + self.offset_mm

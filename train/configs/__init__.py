@@ -1,0 +1,180 @@
+"""Training configuration as data: channel sets and hyper-parameters, validated at load.
+
+``channels.toml`` names the channel sets (``all``, ``nine``, ``five``, ...); ``training.toml``
+holds the fixed hyper-parameters. A user file given with ``--config`` overrides tables of the
+default training configuration key by key.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edge.errors import ErrorCode, HotspotError
+from train.model import ModelConfig
+
+CONFIG_DIR = Path(__file__).resolve().parent
+CHANNELS_FILE = CONFIG_DIR / "channels.toml"
+TRAINING_FILE = CONFIG_DIR / "training.toml"
+ALL_CHANNELS = "dataset"
+LOSSES = ("mse", "huber")
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """Optimisation settings (``[fit]``)."""
+
+    epochs: int = 30
+    batch_size: int = 64
+    learning_rate: float = 0.003
+    loss: str = "huber"
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """What the model sees (``[data]``)."""
+
+    cue: str = "move"
+    mirror: bool = True
+    augment_mirror: bool = False
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Everything :func:`train.training.train_model` needs besides data, level and channels.
+
+    Attributes
+    ----------
+    model : ModelConfig
+    fit : FitConfig
+    data : DataConfig
+    pipeline : dict
+        Overrides of :class:`edge.pipeline.PipelineSpec` fields.
+    """
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    fit: FitConfig = field(default_factory=FitConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    pipeline: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """Return a JSON-serialisable form (stored in the model directory's metadata)."""
+        return {"model": vars(self.model).copy(), "fit": vars(self.fit).copy(), "data": vars(self.data).copy(),
+                "pipeline": dict(self.pipeline)}
+
+    def replace(self, **tables: dict) -> "TrainingConfig":
+        """Return a copy with the given tables' keys overridden (e.g. ``fit={"epochs": 3}``)."""
+        merged = self.to_dict()
+        for name, values in tables.items():
+            if name not in merged:
+                raise HotspotError(f"unknown training table [{name}]; known: {', '.join(merged)}",
+                                   ErrorCode.BAD_CONFIG)
+            merged[name].update(values)
+        return training_config_from_dict(merged)
+
+
+def _read_toml(path: Path) -> dict:
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise HotspotError(f"configuration file {path} not found; check the path", ErrorCode.BAD_CONFIG) from None
+    except tomllib.TOMLDecodeError as err:
+        raise HotspotError(f"configuration file {path} is not valid TOML ({err}); fix the syntax",
+                           ErrorCode.BAD_CONFIG) from None
+
+
+def _table(cls: type, data: dict, name: str):
+    unknown = set(data) - set(cls.__dataclass_fields__)
+    if unknown:
+        raise HotspotError(f"unknown setting(s) {', '.join(sorted(unknown))} in [{name}]; "
+                           f"known: {', '.join(cls.__dataclass_fields__)}", ErrorCode.BAD_CONFIG)
+    defaults = cls()
+    for key, value in data.items():
+        expected = type(getattr(defaults, key))
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            continue
+        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+            raise HotspotError(f"[{name}] {key} must be of type {expected.__name__}, got {value!r}",
+                               ErrorCode.BAD_CONFIG)
+    return cls(**data)
+
+
+def training_config_from_dict(data: dict) -> TrainingConfig:
+    """Validate a mapping with tables ``model``, ``fit``, ``data``, ``pipeline``.
+
+    Parameters
+    ----------
+    data : dict
+        As read from TOML.
+
+    Returns
+    -------
+    TrainingConfig
+
+    Raises
+    ------
+    HotspotError
+        On unknown tables or keys, wrong types or out-of-range values.
+    """
+    unknown = set(data) - {"model", "fit", "data", "pipeline"}
+    if unknown:
+        raise HotspotError(f"unknown training table(s) {', '.join(sorted(unknown))}; "
+                           "known: model, fit, data, pipeline", ErrorCode.BAD_CONFIG)
+    model = ModelConfig.from_dict(data.get("model", {}))
+    fit = _table(FitConfig, data.get("fit", {}), "fit")
+    if fit.epochs < 1 or fit.batch_size < 1 or fit.learning_rate <= 0:
+        raise HotspotError("[fit] epochs and batch_size must be >= 1 and learning_rate > 0", ErrorCode.BAD_CONFIG)
+    if fit.loss not in LOSSES:
+        raise HotspotError(f"[fit] loss must be one of {', '.join(LOSSES)}, got {fit.loss!r}", ErrorCode.BAD_CONFIG)
+    data_config = _table(DataConfig, data.get("data", {}), "data")
+    if data_config.augment_mirror and data_config.mirror:
+        raise HotspotError("[data] augment_mirror needs mirror = false (a mirrored model sees one hemisphere)",
+                           ErrorCode.BAD_CONFIG)
+    pipeline = data.get("pipeline", {})
+    if not isinstance(pipeline, dict):
+        raise HotspotError("[pipeline] must be a table of PipelineSpec fields", ErrorCode.BAD_CONFIG)
+    return TrainingConfig(model=model, fit=fit, data=data_config, pipeline=dict(pipeline))
+
+
+def load_training_config(path: Path | str | None = None) -> TrainingConfig:
+    """Load the default training configuration, overridden table by table by ``path``.
+
+    Parameters
+    ----------
+    path : path-like, optional
+        A user TOML file with any of the tables ``[model]``, ``[fit]``, ``[data]``, ``[pipeline]``.
+
+    Returns
+    -------
+    TrainingConfig
+    """
+    merged = _read_toml(TRAINING_FILE)
+    if path:
+        for name, values in _read_toml(Path(path)).items():
+            if not isinstance(values, dict):
+                raise HotspotError(f"{path}: top-level key {name!r} must be a table", ErrorCode.BAD_CONFIG)
+            merged.setdefault(name, {}).update(values)
+    return training_config_from_dict(merged)
+
+
+def load_channel_sets(path: Path | str | None = None) -> dict[str, list[str] | str]:
+    """Read the named channel sets (``[sets]`` of ``channels.toml``).
+
+    Returns
+    -------
+    dict
+        Set name to a list of channel names, or to ``"dataset"`` for all channels of a dataset.
+    """
+    sets = _read_toml(Path(path) if path else CHANNELS_FILE).get("sets")
+    if not isinstance(sets, dict) or not sets:
+        raise HotspotError("channel configuration needs a [sets] table", ErrorCode.BAD_CONFIG)
+    for name, value in sets.items():
+        valid_list = isinstance(value, list) and value and all(isinstance(ch, str) for ch in value)
+        if not (valid_list or value == ALL_CHANNELS):
+            raise HotspotError(f"channel set {name!r} must be a non-empty list of names or {ALL_CHANNELS!r}",
+                               ErrorCode.BAD_CONFIG)
+        if valid_list and len(set(value)) != len(value):
+            raise HotspotError(f"channel set {name!r} lists a channel twice", ErrorCode.BAD_CONFIG)
+    return sets

@@ -1,0 +1,255 @@
+"""Model input windows per subject, computed by the device's own signal path (edge.pipeline).
+
+Mirroring (one model for both hemispheres)
+------------------------------------------
+The model's channel list names left-hemisphere electrodes. A subject who moved the left hand has
+the hotspot in the right hemisphere: we read the mirrored channels (C4 for C3, ...) and negate the x
+of the labels, so in the model's frame every hotspot is in the left hemisphere. The prediction's x
+is negated back afterwards (:func:`to_subject_frame`). With ``mirror=False`` nothing is mirrored
+and the channel set must cover both hemispheres.
+
+Windows of a whole dataset are cached on disk (``.npz``) keyed by the dataset's content hash and
+the pipeline spec, because the reproduction table needs the same inputs many times.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge.errors import ErrorCode, HotspotError
+from edge.montage import mirror_channel_name, mirror_points
+from train.configs import ALL_CHANNELS
+from train.dataset import Dataset, Recording, Subject
+
+
+@dataclass
+class SubjectWindows:
+    """All usable input windows of one subject, in the model's frame.
+
+    Attributes
+    ----------
+    subject, group, hand : str
+    mirrored : bool
+        True when data and positions were mirrored into the left-hemisphere frame.
+    inputs : ndarray, shape (n, rows, cols), float32
+    sessions : ndarray of str, shape (n,)
+        The session of each window.
+    label, truth, oracle : ndarray (3,) or None
+        TMS label, true hotspot and source-oracle estimate, head mm, model frame.
+    """
+
+    subject: str
+    group: str
+    hand: str
+    mirrored: bool
+    inputs: np.ndarray
+    sessions: np.ndarray
+    label: np.ndarray | None
+    truth: np.ndarray | None
+    oracle: np.ndarray | None
+
+
+def needs_mirroring(subject: Subject, mirror: bool) -> bool:
+    """Whether ``subject``'s hotspot is in the right hemisphere and ``mirror`` is on (left hand moved)."""
+    return bool(mirror and subject.hand == "left")
+
+
+def to_model_frame(point: np.ndarray | None, mirrored: bool) -> np.ndarray | None:
+    """Map a head-frame point into the model's frame (negate x when mirrored)."""
+    if point is None:
+        return None
+    point = np.asarray(point, dtype=float)
+    return mirror_points(point) if mirrored else point
+
+
+to_subject_frame = to_model_frame  # mirroring is its own inverse
+
+
+def resolve_channels(dataset: Dataset, channel_set: list[str] | str, mirror: bool) -> list[str]:
+    """Turn a channel set into the model's channel list.
+
+    Parameters
+    ----------
+    dataset : Dataset
+    channel_set : list of str or ``"dataset"``
+        Explicit names, or every channel all recordings share.
+    mirror : bool
+        With mirroring, every channel's mirror must exist too (right-hemisphere subjects read it).
+
+    Returns
+    -------
+    list of str
+        Channel names in model order.
+    """
+    recordings = [rec for subject in dataset.subjects for rec in subject.recordings]
+    if not recordings:
+        raise HotspotError(f"dataset {dataset.name!r} has no recordings", ErrorCode.BAD_FILE)
+    shared = set(recordings[0].ch_names)
+    for recording in recordings[1:]:
+        shared &= set(recording.ch_names)
+    if channel_set == ALL_CHANNELS:
+        order = [name for name in recordings[0].ch_names if name in shared]
+        return [name for name in order if not mirror or mirror_channel_name(name) in shared]
+    needed = set(channel_set) | ({mirror_channel_name(name) for name in channel_set} if mirror else set())
+    missing = sorted(needed - shared)
+    if missing:
+        raise HotspotError(f"channel(s) {', '.join(missing)} are not in every recording of {dataset.name!r}; "
+                           "choose another channel set", ErrorCode.MISSING_CHANNELS)
+    return list(channel_set)
+
+
+def make_spec(level: str, channels: list[str], sfreq: float, overrides: dict | None = None):
+    """Build the :class:`edge.pipeline.PipelineSpec` for a level and channel list.
+
+    The filter is :func:`convert.filter_design.default_filter` at ``sfreq``; ``overrides`` replace
+    any other spec field (from ``[pipeline]`` of the training configuration).
+    """
+    from convert.filter_design import default_filter
+    from edge.pipeline import PipelineSpec
+
+    fields = {"sfreq": float(sfreq), "channels": tuple(channels), "level": level, "filter": default_filter(sfreq)}
+    fields.update(overrides or {})
+    try:
+        return PipelineSpec(**fields)
+    except TypeError as err:
+        raise HotspotError(f"bad [pipeline] setting ({err}); see edge.pipeline.PipelineSpec",
+                           ErrorCode.BAD_CONFIG) from None
+
+
+def _recording_input(recording: Recording, channels: list[str], sfreq: float) -> tuple[np.ndarray, float]:
+    index = {name: i for i, name in enumerate(recording.ch_names)}
+    data = recording.data[[index[name] for name in channels]]
+    if not np.isclose(recording.sfreq, sfreq):
+        from fractions import Fraction
+
+        from scipy.signal import resample_poly
+
+        ratio = Fraction(float(sfreq) / float(recording.sfreq)).limit_denominator(1000)
+        data = resample_poly(data, ratio.numerator, ratio.denominator, axis=1)
+    return data, float(sfreq) / float(recording.sfreq)
+
+
+def recording_windows(recording: Recording, spec, cue: str, mirrored: bool) -> np.ndarray:
+    """Compute the accepted input windows of one recording (resampled to ``spec.sfreq`` if needed).
+
+    Parameters
+    ----------
+    recording : Recording
+    spec : edge.pipeline.PipelineSpec
+    cue : str
+        Event name of the movement cues.
+    mirrored : bool
+        Read mirrored channel names.
+
+    Returns
+    -------
+    ndarray, shape (n, rows, cols), float32
+        Windows whose quality verdict is ok.
+    """
+    from edge.pipeline import compute_epochs
+
+    if cue not in recording.event_id:
+        raise HotspotError(f"{recording.subject} {recording.session} has no {cue!r} events "
+                           f"(found {', '.join(recording.event_id) or 'none'}); set [data] cue",
+                           ErrorCode.NO_EVENTS)
+    channels = [mirror_channel_name(name) for name in spec.channels] if mirrored else list(spec.channels)
+    data, scale = _recording_input(recording, channels, spec.sfreq)
+    cues = np.round(recording.cue_samples(cue) * scale).astype(np.int64)
+    epochs = compute_epochs(spec, data, cues)
+    keep = np.array([bool(verdict.ok) for verdict in epochs.verdicts], dtype=bool)
+    inputs = np.asarray(epochs.inputs, dtype=np.float32)
+    return inputs[keep] if len(inputs) else inputs.reshape((0, *spec.input_shape))
+
+
+def subject_windows(subject: Subject, spec, cue: str, mirror: bool) -> SubjectWindows:
+    """Compute every accepted window of ``subject`` in the model's frame (see module notes)."""
+    mirrored = needs_mirroring(subject, mirror)
+    parts, sessions = [], []
+    for recording in subject.recordings:
+        windows = recording_windows(recording, spec, cue, mirrored)
+        parts.append(windows)
+        sessions += [recording.session] * len(windows)
+    inputs = np.concatenate(parts) if parts else np.zeros((0, *spec.input_shape), dtype=np.float32)
+    return SubjectWindows(subject=subject.subject, group=subject.group, hand=subject.hand, mirrored=mirrored,
+                          inputs=inputs, sessions=np.asarray(sessions, dtype=str),
+                          label=to_model_frame(subject.label, mirrored), truth=to_model_frame(subject.truth, mirrored),
+                          oracle=to_model_frame(subject.oracle, mirrored))
+
+
+def cache_key(dataset_hash: str, spec, cue: str, mirror: bool) -> str:
+    """A short hash identifying the windows of one dataset under one spec."""
+    text = json.dumps({"data": dataset_hash, "spec": spec.to_dict(), "cue": cue, "mirror": mirror},
+                      sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def dataset_windows(dataset: Dataset, spec, cue: str = "move", mirror: bool = True,
+                    cache_dir: Path | str | None = None, dataset_hash: str | None = None) -> list[SubjectWindows]:
+    """Compute (or load from the cache) the windows of every subject of ``dataset``.
+
+    Parameters
+    ----------
+    dataset : Dataset
+    spec : edge.pipeline.PipelineSpec
+    cue : str
+    mirror : bool
+    cache_dir : path-like, optional
+        Folder for ``windows-<key>.npz`` files; no caching when None.
+    dataset_hash : str, optional
+        ``dataset.content_hash()`` if already known.
+
+    Returns
+    -------
+    list of SubjectWindows
+    """
+    path = None
+    if cache_dir is not None:
+        key = cache_key(dataset_hash or dataset.content_hash(), spec, cue, mirror)
+        path = Path(cache_dir) / f"windows-{key}.npz"
+        if path.is_file():
+            return _load_cache(path, dataset, mirror)
+    result = [subject_windows(subject, spec, cue, mirror) for subject in dataset.subjects]
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        arrays = {}
+        for i, item in enumerate(result):
+            arrays[f"inputs_{i}"] = item.inputs
+            arrays[f"sessions_{i}"] = item.sessions
+        np.savez(path, **arrays)
+    return result
+
+
+def _load_cache(path: Path, dataset: Dataset, mirror: bool) -> list[SubjectWindows]:
+    with np.load(path) as arrays:
+        result = []
+        for i, subject in enumerate(dataset.subjects):
+            mirrored = needs_mirroring(subject, mirror)
+            result.append(SubjectWindows(
+                subject=subject.subject, group=subject.group, hand=subject.hand, mirrored=mirrored,
+                inputs=arrays[f"inputs_{i}"], sessions=arrays[f"sessions_{i}"],
+                label=to_model_frame(subject.label, mirrored), truth=to_model_frame(subject.truth, mirrored),
+                oracle=to_model_frame(subject.oracle, mirrored)))
+    return result
+
+
+def mirrored_copy(item: SubjectWindows, spec) -> SubjectWindows:
+    """Return ``item`` with rows permuted to the mirrored channels and x of the points negated.
+
+    Used to augment a non-mirrored (both-hemisphere) model; needs a channel list closed under
+    mirroring.
+    """
+    channels = list(spec.channels)
+    try:
+        order = [channels.index(mirror_channel_name(name)) for name in channels]
+    except ValueError:
+        raise HotspotError("augment_mirror needs a channel set that contains every channel's mirror "
+                           "(e.g. 'bilateral' or 'all')", ErrorCode.BAD_CONFIG) from None
+    return SubjectWindows(subject=item.subject, group=item.group, hand=item.hand, mirrored=not item.mirrored,
+                          inputs=item.inputs[:, order], sessions=item.sessions,
+                          label=to_model_frame(item.label, True), truth=to_model_frame(item.truth, True),
+                          oracle=to_model_frame(item.oracle, True))
