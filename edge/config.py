@@ -51,11 +51,13 @@ class BleLinkConfig:
 class SessionConfig:
     """The guided session: cue schedule and how many good trials a hotspot needs.
 
-    Each trial is ``rest_s`` of rest (cue ``rest``), ``move_s`` of hand movement (cue
-    ``move``, the epoching cue) and ``post_s`` of stillness (cue ``stop``).
+    The session opens with ``lead_in_s`` of quiet, then each trial is ``rest_s`` of rest (cue
+    ``rest``), ``move_s`` of hand movement (cue ``move``, the epoching cue) and ``post_s`` of
+    stillness (cue ``stop``); times count from the session's first sample.
     """
 
     trials: int
+    lead_in_s: float
     rest_s: float
     move_s: float
     post_s: float
@@ -254,11 +256,12 @@ def parse_config(data: dict, path: Path) -> DeviceConfig:
     ble = BleLinkConfig(ble_table.boolean("enabled", False), ble_table.string("name", "hotspot-edge"))
 
     session_table = _Table(path, "session", data.get("session"))
-    session_table.check_known(("trials", "rest_s", "move_s", "post_s", "min_good_trials", "min_confidence",
+    session_table.check_known(("trials", "lead_in_s", "rest_s", "move_s", "post_s", "min_good_trials", "min_confidence",
                                "agreement_mm", "hand", "autostart"))
     trials = session_table.integer("trials", _REQUIRED, 1, 1000)
     session = SessionConfig(
         trials=trials,
+        lead_in_s=session_table.number("lead_in_s", 2.0, 0.0, 60.0),
         rest_s=session_table.number("rest_s", _REQUIRED, 0.0, 60.0),
         move_s=session_table.number("move_s", _REQUIRED, 0.1, 60.0),
         post_s=session_table.number("post_s", 0.0, 0.0, 60.0),

@@ -1,0 +1,207 @@
+"""The BLE report link: a GATT service with the same messages as the serial link.
+
+Service ``HOTSPOT_SERVICE_UUID`` has three characteristics:
+
+* hotspot (read, notify): the session result, a HOTSPOT or REDO message;
+* status (read, notify): everything else the device says (HELLO, STATUS, CUE, QUALITY,
+  TRIAL_RESULT, ERROR);
+* command (write): START, STOP or STATUS_REQUEST from a phone or host.
+
+A characteristic value is exactly one message as :func:`edge.protocol.encode_message`
+makes it (header, payload, CRC; no COBS, BLE frames it). Messages are at most
+:data:`MAX_BLE_MESSAGE_BYTES`; a central must negotiate an ATT MTU of at least 185 bytes (all
+current phones do) to get a notification in one piece, else it reads the characteristic.
+
+Running it needs a radio: Linux with BlueZ >= 5.50 on D-Bus, the ``bless`` package, and
+permission to register a GATT application (the Pi's ``bluetooth`` group or root). ``bless``
+is imported only when the link starts, so this module imports without it; the service
+definition and payloads are tested without a radio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+from collections import Counter
+from dataclasses import dataclass
+
+from edge.errors import ErrorCode, HotspotError
+from edge.protocol import HOST_COMMANDS, MalformedMessage, Message, MessageType, decode_message, encode_message
+
+HOTSPOT_SERVICE_UUID = "6f1d0001-3c1b-4b8e-9e1a-2a5b7c0de001"
+HOTSPOT_CHAR_UUID = "6f1d0002-3c1b-4b8e-9e1a-2a5b7c0de001"
+STATUS_CHAR_UUID = "6f1d0003-3c1b-4b8e-9e1a-2a5b7c0de001"
+COMMAND_CHAR_UUID = "6f1d0004-3c1b-4b8e-9e1a-2a5b7c0de001"
+MAX_BLE_MESSAGE_BYTES = 182
+START_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True)
+class Characteristic:
+    """One GATT characteristic of the service, as data.
+
+    Attributes
+    ----------
+    uuid : str
+    name : str
+    properties : tuple of str
+        bless ``GATTCharacteristicProperties`` member names.
+    permissions : tuple of str
+        bless ``GATTAttributePermissions`` member names.
+    carries : frozenset of MessageType
+        The messages whose payloads this characteristic holds.
+    """
+
+    uuid: str
+    name: str
+    properties: tuple[str, ...]
+    permissions: tuple[str, ...]
+    carries: frozenset
+
+
+CHARACTERISTICS = (
+    Characteristic(HOTSPOT_CHAR_UUID, "hotspot", ("read", "notify"), ("readable",),
+                   frozenset({MessageType.HOTSPOT, MessageType.REDO})),
+    Characteristic(STATUS_CHAR_UUID, "status", ("read", "notify"), ("readable",),
+                   frozenset({MessageType.HELLO, MessageType.STATUS, MessageType.CUE, MessageType.QUALITY,
+                              MessageType.TRIAL_RESULT, MessageType.ERROR})),
+    Characteristic(COMMAND_CHAR_UUID, "command", ("write",), ("writeable",), frozenset(HOST_COMMANDS)),
+)
+
+
+def characteristic_for(message_type: MessageType) -> Characteristic:
+    """The characteristic that carries ``message_type``."""
+    return next(c for c in CHARACTERISTICS if message_type in c.carries)
+
+
+def ble_payload(message: Message) -> bytes:
+    """The characteristic value for one device message.
+
+    Raises
+    ------
+    ValueError
+        When the message is longer than :data:`MAX_BLE_MESSAGE_BYTES`.
+    """
+    data = encode_message(message)
+    if len(data) > MAX_BLE_MESSAGE_BYTES:
+        raise ValueError(f"{message.type.name} message is {len(data)} bytes; BLE limit {MAX_BLE_MESSAGE_BYTES}")
+    return data
+
+
+def gatt_tree() -> dict:
+    """The service in bless's ``add_gatt`` layout (imports bless)."""
+    from bless import GATTAttributePermissions, GATTCharacteristicProperties
+
+    def flags(enum, names):
+        value = enum(0)
+        for name in names:
+            value |= enum[name]
+        return value
+
+    return {HOTSPOT_SERVICE_UUID: {
+        c.uuid: {"Properties": flags(GATTCharacteristicProperties, c.properties),
+                 "Permissions": flags(GATTAttributePermissions, c.permissions),
+                 "Value": None if "write" in c.properties else bytearray()}
+        for c in CHARACTERISTICS}}
+
+
+class CommandInbox:
+    """Decodes command writes; bad or unexpected writes are counted and dropped."""
+
+    def __init__(self) -> None:
+        self.counters: Counter = Counter()
+        self._queue: queue.Queue[Message] = queue.Queue()
+
+    def write(self, value: bytes) -> None:
+        """Handle one write to the command characteristic (never raises on bad bytes)."""
+        try:
+            message = decode_message(bytes(value))
+        except MalformedMessage as err:
+            self.counters[err.args[1]] += 1
+            return
+        if message.type not in HOST_COMMANDS:
+            self.counters["unexpected"] += 1
+            return
+        self.counters["frames"] += 1
+        self._queue.put(message)
+
+    def take(self) -> list[Message]:
+        """The commands received since the last call."""
+        messages = []
+        while True:
+            try:
+                messages.append(self._queue.get_nowait())
+            except queue.Empty:
+                return messages
+
+
+class BleLink:
+    """The GATT peripheral, run by bless on its own event-loop thread.
+
+    Parameters
+    ----------
+    name : str
+        The advertised device name.
+    """
+
+    name = "ble"
+
+    def __init__(self, name: str) -> None:
+        try:
+            import bless  # noqa: F401  (fail early and clearly when it is missing)
+        except ImportError:
+            raise HotspotError("[links.ble] enabled needs the bless package (pip install 'hotspot-edge[ble]')",
+                               ErrorCode.BAD_CONFIG) from None
+        self.advertised_name = name
+        self.inbox = CommandInbox()
+        self.counters: Counter = Counter()
+        self._loop = asyncio.new_event_loop()
+        self._server = None
+        self._thread = threading.Thread(target=self._loop.run_forever, name="ble", daemon=True)
+        self._thread.start()
+        try:
+            asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(START_TIMEOUT_S)
+        except Exception as err:  # bless/BlueZ report failures with many exception types
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            raise HotspotError(f"cannot start the BLE GATT server ({err}); is BlueZ running and a radio present? "
+                               "or set [links.ble] enabled = false", ErrorCode.BOARD_ERROR) from None
+
+    async def _start(self) -> None:
+        from bless import BlessServer
+
+        server = BlessServer(name=self.advertised_name, loop=self._loop)
+        server.read_request_func = lambda characteristic, **_: characteristic.value
+        server.write_request_func = lambda characteristic, value, **_: self.inbox.write(value)
+        await server.add_gatt(gatt_tree())
+        await server.start()
+        self._server = server
+
+    def _publish(self, uuid: str, payload: bytes) -> None:
+        characteristic = self._server.get_characteristic(uuid)
+        characteristic.value = bytearray(payload)
+        self._server.update_value(HOTSPOT_SERVICE_UUID, uuid)
+
+    def send(self, message: Message) -> None:
+        """Set the matching characteristic to the message and notify subscribers."""
+        try:
+            payload = ble_payload(message)
+        except ValueError:
+            self.counters["too_long"] += 1
+            return
+        self._loop.call_soon_threadsafe(self._publish, characteristic_for(message.type).uuid, payload)
+        self.counters["sent"] += 1
+
+    def flush(self) -> None:
+        """Nothing to do: bless sends on its own thread."""
+
+    def poll_commands(self) -> list[Message]:
+        """The commands written since the last call."""
+        return self.inbox.take()
+
+    def close(self) -> None:
+        """Stop advertising and the event loop."""
+        if self._server is not None:
+            asyncio.run_coroutine_threadsafe(self._server.stop(), self._loop).result(START_TIMEOUT_S)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(START_TIMEOUT_S)
