@@ -121,6 +121,8 @@ class ProtocolResult:
     summary : dict
         ``errors[target][method]`` (see :func:`train.metrics.summarise_errors`), ``skill[target]``.
     notes : list of str
+    folds : list of Fold
+        The subject partitions actually trained and tested (grouped protocols and transfer).
     """
 
     protocol: str
@@ -128,6 +130,7 @@ class ProtocolResult:
     records: list[dict] = field(default_factory=list)
     summary: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    folds: list[Fold] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         """JSON-serialisable form."""
@@ -143,7 +146,8 @@ class ProtocolResult:
             return value
 
         return clean({"protocol": self.protocol, "frame": self.frame, "summary": self.summary,
-                      "notes": self.notes, "records": self.records})
+                      "notes": self.notes, "records": self.records,
+                      "folds": [{"train": list(f.train), "test": list(f.test)} for f in self.folds]})
 
 
 def summarise(result: ProtocolResult, target_key: str | None = None) -> ProtocolResult:
@@ -232,6 +236,7 @@ def evaluate_grouped(items: Sequence[SubjectWindows], config: TrainingConfig, k:
         if progress:
             progress(f"fold {index + 1}/{len(folds)}")
         train = [by_id[s] for s in fold.train]
+        result.folds.append(Fold(train=tuple(item.subject for item in train), test=fold.test))
         targets = shuffled_targets(train, seed + index) if shuffle_labels else {}
         model, normalisation = _fit(train, config, seed + index, targets)
         for subject in fold.test:
@@ -254,8 +259,8 @@ def evaluate_transfer(items: Sequence[SubjectWindows], config: TrainingConfig, s
     if not train or not test_items:
         result.notes.append(f"skipped: needs labelled {source} and {target} subjects")
         return summarise(result)
-    check_grouped([Fold(tuple(i.subject for i in train), tuple(i.subject for i in test_items))],
-                  [i.subject for i in train + test_items])
+    result.folds.append(Fold(tuple(i.subject for i in train), tuple(i.subject for i in test_items)))
+    check_grouped(result.folds, [i.subject for i in train + test_items])
     model, normalisation = _fit(train, config, seed)
     rule = anatomical_rule()
     for test in test_items:

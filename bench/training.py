@@ -1,0 +1,131 @@
+"""Training/evaluation benchmarks on the default simulated cohort (30 healthy + 29 stroke).
+
+One full reproduction (``train.reproduce``, default grid) is run once per process and shared by the
+benchmarks below. Every number states its protocol, frame and baseline.
+
+- ``train_reproduce_time``: wall time of the full table (target <= 60 min on 2 cores).
+- ``train_grouped_skill``: headline leave-one-subject-out skill, healthy and stroke
+  (targets >= 0.5 and >= 0.4).
+- ``train_channel_ratio``: 9-channel vs all-channel skill under grouped k-fold (target >= 0.8).
+- ``train_trial_split_vs_paper``: trial split (identification) and its shuffled-label control beside
+  the paper's numbers.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench.harness import benchmark
+
+REPO = Path(__file__).resolve().parents[1]
+COHORT_DIR = REPO / "data" / "bench-cohort"
+REPORT_DIR = REPO / "reports" / "bench-reproduce"
+FRAME = "head frame, mm, right-hemisphere subjects mirrored into the left frame"
+BASELINE = "population mean of the training subjects' hotspots (skill floor = simulator source oracle)"
+
+
+@functools.lru_cache(maxsize=1)
+def reproduction() -> dict:
+    """Simulate the default cohort (once; cached in data/bench-cohort) and run the full table."""
+    from train.io import load_dataset
+    from train.reproduce import load_reproduce_config, run_reproduction
+    from train.simulate import load_config, simulate_cohort
+
+    simulate_started = time.perf_counter()
+    if not (COHORT_DIR / "participants.tsv").is_file():
+        simulate_cohort(load_config(None, {}), COHORT_DIR)
+    simulate_s = time.perf_counter() - simulate_started
+    dataset = load_dataset(COHORT_DIR)
+    report = run_reproduction(dataset, load_reproduce_config(), REPORT_DIR, progress=False)
+    report["simulate_s"] = round(simulate_s, 1)
+    return report
+
+
+def _row(report: dict, level: str, channel_set: str, group: str) -> dict | None:
+    for row in report["rows"]:
+        if (row["level"], row["channel_set"], row["group"]) == (level, channel_set, group):
+            return row
+    return None
+
+
+@benchmark("train_reproduce_time")
+def reproduce_time() -> dict:
+    """Wall time of the full reproduction table on the default cohort."""
+    report = reproduction()
+    return {"table_wall_time_s": report["elapsed_s"], "target_s": 3600, "meets_target": report["elapsed_s"] <= 3600,
+            "cohort_simulation_s": report["simulate_s"], "n_subjects": report["n_subjects"],
+            "cells": len(report["rows"]), "grouped_folds": report["config"]["grouped_folds"],
+            "cpu_count": os.cpu_count(), "report": str(REPORT_DIR / "table.md")}
+
+
+@benchmark("train_grouped_skill")
+def grouped_skill() -> dict:
+    """Headline leave-one-subject-out skill vs the population mean, healthy and stroke."""
+    report = reproduction()
+    headline = report["headline"]
+    results = {"protocol": "subject-grouped leave-one-subject-out", "frame": FRAME, "baseline": BASELINE,
+               "level": headline["level"], "channel_set": headline["channel_set"]}
+    for group, target in (("healthy", 0.5), ("stroke", 0.4)):
+        result = headline["protocols"].get(f"loso_{group}")
+        control = headline["protocols"].get(f"loso_control_{group}")
+        if not result:
+            continue
+        errors = result["summary"]["errors"]["truth"]
+        value = result["summary"]["skill_vs_population_mean"]["truth"]
+        results[group] = {
+            "skill_vs_truth": value, "target": target, "meets_target": bool(np.isfinite(value) and value >= target),
+            "skill_vs_tms_label": result["summary"]["skill_vs_population_mean"]["label"],
+            "model_mean_mm_vs_truth": errors["model"]["mean_mm"],
+            "population_mean_mm_vs_truth": errors["population_mean"]["mean_mm"],
+            "anatomical_rule_mm_vs_truth": errors["anatomical_rule"]["mean_mm"],
+            "erd_peak_mm_vs_truth": errors["erd_peak"]["mean_mm"],
+            "oracle_mm_vs_truth": errors["oracle"]["mean_mm"],
+            "model_mean_mm_vs_label": result["summary"]["errors"]["label"]["model"]["mean_mm"],
+            "shuffled_label_control_mm_vs_label": control["summary"]["errors"]["label"]["model"]["mean_mm"]
+            if control else None}
+    return results
+
+
+@benchmark("train_channel_ratio")
+def channel_ratio() -> dict:
+    """Skill with 9 channels divided by skill with all channels (grouped k-fold, per level and group)."""
+    report = reproduction()
+    ratios = {}
+    for level in report["config"]["levels"]:
+        for group in report["config"]["groups"]:
+            nine, every = _row(report, level, "nine", group), _row(report, level, "all", group)
+            if not nine or not every:
+                continue
+            s9 = nine["subject_grouped"]["summary"]["skill_vs_population_mean"]["truth"]
+            sa = every["subject_grouped"]["summary"]["skill_vs_population_mean"]["truth"]
+            ratios[f"{level}/{group}"] = {"skill_nine": s9, "skill_all": sa,
+                                          "ratio": s9 / sa if np.isfinite(sa) and sa > 0 else None}
+    return {"protocol": f"subject-grouped {report['config']['grouped_folds']}-fold", "frame": FRAME,
+            "baseline": BASELINE, "target_ratio": 0.8, "per_level_group": ratios}
+
+
+@benchmark("train_trial_split_vs_paper")
+def trial_split_vs_paper() -> dict:
+    """The paper's trial split (identification) and its shuffled-label control, beside the paper."""
+    report = reproduction()
+    rows = []
+    for row in report["rows"]:
+        trial = row["trial_split"]["summary"]
+        control = row["trial_split_control"]["summary"]
+        rows.append({"level": row["level"], "group": row["group"], "channel_set": row["channel_set"],
+                     "paper_mm": row["paper"]["mean_mm"] if row["paper"] else None,
+                     "trial_split_subject_mm_vs_label": trial["errors"]["label"]["model"]["mean_mm"],
+                     "trial_split_window_mm_vs_label": trial["mean_window_error_mm"],
+                     "shuffled_control_subject_mm_vs_assigned_label": control["errors"]["label"]["model"]["mean_mm"],
+                     "subject_grouped_mm_vs_label": row["subject_grouped"]["summary"]["errors"]["label"]["model"][
+                         "mean_mm"]})
+    with_paper = [r for r in rows if r["paper_mm"] is not None]
+    return {"protocol": "trial split within subjects (identification) + shuffled-label control", "frame": FRAME,
+            "baseline": "the paper's reported mean errors (Choi et al. 2025 abstract)",
+            "at_or_below_paper": [r["trial_split_subject_mm_vs_label"] <= r["paper_mm"] for r in with_paper],
+            "rows": rows}

@@ -1,0 +1,385 @@
+"""``invoke reproduce``: the paper's table under the trial split and under subject-grouped evaluation.
+
+For every input level x group x channel set (``train/configs/reproduce.toml``) the same fixed
+network is evaluated
+
+- under the paper's trial split, labelled "identification", with its shuffled-label control, and
+- under subject-grouped k-fold (no subject in both training and test),
+
+side by side with the numbers of Choi et al. 2025 and with the population-mean baseline. The
+headline configuration additionally gets leave-one-subject-out, its shuffled-label control, the
+session split and healthy -> stroke transfer. Outputs in ``--out``: ``results.json``, ``table.md``,
+``scalp_map_<group>.png`` (true vs predicted hotspots per subject) and ``error_distributions.png``.
+Computed input windows are cached in ``<out>/cache`` (or ``--cache``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edge.errors import ErrorCode, HotspotError, run_cli
+from train.baselines import erd_peak
+from train.configs import CONFIG_DIR, TrainingConfig, load_channel_sets, load_training_config
+from train.dataset import Dataset
+from train.evaluation import (ProtocolResult, evaluate_grouped, evaluate_session_split, evaluate_transfer,
+                              evaluate_trial_split)
+from train.metrics import format_summary
+from train.training import LEVELS, channel_list, dataset_sfreq
+from train.windows import dataset_windows, make_spec
+
+REPRODUCE_FILE = CONFIG_DIR / "reproduce.toml"
+
+
+@dataclass(frozen=True)
+class ReproduceConfig:
+    """The grid and protocol settings of the reproduction (see ``reproduce.toml``)."""
+
+    levels: tuple[str, ...]
+    groups: tuple[str, ...]
+    channel_sets: tuple[str, ...]
+    grouped_folds: int
+    trial_test_fraction: float
+    seed: int
+    headline_level: str
+    headline_channel_set: str
+    paper: tuple[dict, ...] = ()
+    training: dict = field(default_factory=dict)
+
+
+def load_reproduce_config(path: Path | str | None = None, small: bool = False) -> ReproduceConfig:
+    """Read ``reproduce.toml`` (or ``path``); ``small`` applies its ``[small]`` table.
+
+    Raises
+    ------
+    HotspotError
+        On unknown levels, groups or channel sets, or bad numbers.
+    """
+    source = Path(path) if path else REPRODUCE_FILE
+    try:
+        data = tomllib.loads(source.read_text())
+    except FileNotFoundError:
+        raise HotspotError(f"reproduce configuration {source} not found", ErrorCode.BAD_CONFIG) from None
+    except tomllib.TOMLDecodeError as err:
+        raise HotspotError(f"{source} is not valid TOML ({err})", ErrorCode.BAD_CONFIG) from None
+    training = dict(data.get("training", {}))
+    if small:
+        reduced = dict(data.get("small", {}))
+        training = {**training, **reduced.pop("training", {})}
+        data.update(reduced)
+    try:
+        config = ReproduceConfig(
+            levels=tuple(data["levels"]), groups=tuple(data["groups"]), channel_sets=tuple(data["channel_sets"]),
+            grouped_folds=int(data["grouped_folds"]), trial_test_fraction=float(data["trial_test_fraction"]),
+            seed=int(data.get("seed", 0)), headline_level=data["headline"]["level"],
+            headline_channel_set=data["headline"]["channel_set"], paper=tuple(data.get("paper", [])),
+            training=training)
+    except (KeyError, TypeError, ValueError) as err:
+        raise HotspotError(f"{source}: missing or bad setting ({err}); compare with {REPRODUCE_FILE}",
+                           ErrorCode.BAD_CONFIG) from None
+    sets = load_channel_sets()
+    bad = ([lvl for lvl in config.levels + (config.headline_level,) if lvl not in LEVELS]
+           + [s for s in config.channel_sets + (config.headline_channel_set,) if s not in sets]
+           + [g for g in config.groups if g not in ("healthy", "stroke")])
+    if bad:
+        raise HotspotError(f"{source}: unknown level/channel set/group {', '.join(bad)}", ErrorCode.BAD_CONFIG)
+    if config.grouped_folds < 2 or not 0 < config.trial_test_fraction < 1:
+        raise HotspotError(f"{source}: grouped_folds must be >= 2 and trial_test_fraction in (0, 1)",
+                           ErrorCode.BAD_CONFIG)
+    return config
+
+
+class Inputs:
+    """Windows and ERD peaks per (level, channel set), computed once and cached on disk."""
+
+    def __init__(self, dataset: Dataset, training: TrainingConfig, cache_dir: Path) -> None:
+        self.dataset, self.training, self.cache_dir = dataset, training, cache_dir
+        self.sfreq = dataset_sfreq(dataset)
+        self.data_hash = dataset.content_hash()
+        self._peaks: dict[str, dict] = {}
+        self._channels: dict[str, list[str]] = {}
+
+    def channels(self, channel_set: str) -> list[str]:
+        """The model channel list of a named set."""
+        if channel_set not in self._channels:
+            self._channels[channel_set] = channel_list(self.dataset, channel_set, self.training.data.mirror)
+        return self._channels[channel_set]
+
+    def windows(self, level: str, channel_set: str):
+        """All subjects' windows for one level and channel set."""
+        spec = make_spec(level, self.channels(channel_set), self.sfreq, self.training.pipeline)
+        return dataset_windows(self.dataset, spec, self.training.data.cue, self.training.data.mirror,
+                               self.cache_dir, self.data_hash)
+
+    def peaks(self, channel_set: str) -> dict:
+        """Each subject's ERD peak (model frame) on a channel set, for the ERD baseline."""
+        if channel_set not in self._peaks:
+            self._peaks[channel_set] = {
+                subject.subject: erd_peak(subject, self.channels(channel_set), self.training.data.mirror,
+                                          self.training.data.cue)
+                for subject in self.dataset.subjects}
+        return self._peaks[channel_set]
+
+
+def _paper_number(config: ReproduceConfig, level: str, group: str, channel_set: str) -> dict | None:
+    for entry in config.paper:
+        if (entry.get("level"), entry.get("group"), entry.get("channel_set")) == (level, group, channel_set):
+            return entry
+    return None
+
+
+def _errors(result: ProtocolResult, target: str, method: str = "model") -> dict:
+    return result.summary["errors"][target][method]
+
+
+def run_reproduction(dataset: Dataset, config: ReproduceConfig, out: Path | str, cache_dir: Path | str | None = None,
+                     progress: bool = True) -> dict:
+    """Run the whole table and the headline protocols; write JSON, markdown and figures.
+
+    Parameters
+    ----------
+    dataset : Dataset
+        A simulated cohort (truth and oracle are needed for skill).
+    config : ReproduceConfig
+    out : path-like
+        Output folder.
+    cache_dir : path-like, optional
+        Window cache (default ``<out>/cache``).
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    dict
+        The report written to ``results.json``.
+    """
+    from tqdm.auto import tqdm
+
+    started = time.perf_counter()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    training = load_training_config().replace(**config.training) if config.training else load_training_config()
+    inputs = Inputs(dataset, training, Path(cache_dir) if cache_dir else out / "cache")
+    groups_present = {subject.group for subject in dataset.subjects}
+    groups = [group for group in config.groups if group in groups_present]
+    cells = [(lvl, cs, g) for lvl in config.levels for cs in config.channel_sets for g in groups]
+    bar = tqdm(total=len(cells) + 1, desc="reproduce", unit="cell", disable=not progress)
+    rows = []
+    for level, channel_set, group in cells:
+        bar.set_description(f"{level}/{channel_set}/{group}")
+        items = [item for item in inputs.windows(level, channel_set) if item.group == group]
+        peaks = inputs.peaks(channel_set)
+        grouped = evaluate_grouped(items, training, config.grouped_folds, config.seed, peaks)
+        trial = evaluate_trial_split(items, training, config.seed, peaks, test_fraction=config.trial_test_fraction)
+        control = evaluate_trial_split(items, training, config.seed, peaks, shuffle_labels=True,
+                                       test_fraction=config.trial_test_fraction)
+        rows.append({"level": level, "channel_set": channel_set, "group": group,
+                     "paper": _paper_number(config, level, group, channel_set),
+                     "trial_split": trial.to_dict(), "trial_split_control": control.to_dict(),
+                     "subject_grouped": grouped.to_dict()})
+        bar.update(1)
+    bar.set_description("headline")
+    headline = run_headline(inputs, config, training, groups)
+    bar.update(1)
+    bar.close()
+    report = {
+        "dataset": dataset.name, "data_hash": inputs.data_hash, "n_subjects": len(dataset.subjects),
+        "frame": "head frame, mm; right-hemisphere subjects mirrored into the left frame",
+        "baseline_for_skill": "population mean of the training subjects' hotspots; oracle = simulator source oracle",
+        "config": {**{k: v for k, v in vars(config).items() if k != "paper"}, "training_config": training.to_dict()},
+        "rows": rows, "headline": headline, "elapsed_s": round(time.perf_counter() - started, 1)}
+    (out / "results.json").write_text(json.dumps(report, indent=1, default=_json_default) + "\n")
+    (out / "table.md").write_text(markdown_table(report))
+    write_figures(report, out)
+    return report
+
+
+def run_headline(inputs: Inputs, config: ReproduceConfig, training: TrainingConfig, groups: Sequence[str]) -> dict:
+    """Leave-one-subject-out (+ control) per group, session split and transfer, for the headline setting."""
+    items = inputs.windows(config.headline_level, config.headline_channel_set)
+    peaks = inputs.peaks(config.headline_channel_set)
+    headline = {"level": config.headline_level, "channel_set": config.headline_channel_set, "protocols": {}}
+    for group in groups:
+        members = [item for item in items if item.group == group]
+        headline["protocols"][f"loso_{group}"] = evaluate_grouped(members, training, None, config.seed, peaks).to_dict()
+        headline["protocols"][f"loso_control_{group}"] = evaluate_grouped(
+            members, training, None, config.seed, peaks, shuffle_labels=True).to_dict()
+        headline["protocols"][f"session_{group}"] = evaluate_session_split(members, training, config.seed,
+                                                                           peaks).to_dict()
+    if {"healthy", "stroke"} <= set(groups):
+        headline["protocols"]["transfer_healthy_to_stroke"] = evaluate_transfer(items, training, config.seed,
+                                                                                peaks).to_dict()
+    return headline
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, tuple):
+        return list(value)
+    raise TypeError(type(value).__name__)
+
+
+def _mm(summary: dict) -> str:
+    return "n/a" if not summary["n"] else f"{summary['mean_mm']:.2f} ± {summary['sd_mm']:.2f}"
+
+
+def _skill(value: float) -> str:
+    return "n/a" if value is None or not np.isfinite(value) else f"{value:.2f}"
+
+
+def markdown_table(report: dict) -> str:
+    """The side-by-side table (paper, trial split, control, subject-grouped, baseline, skill)."""
+    lines = [
+        "# Reproduction of Choi et al. 2025 (J NeuroEng Rehabil 22:193)", "",
+        f"Dataset `{report['dataset']}` ({report['n_subjects']} subjects, hash {report['data_hash'][:12]}). "
+        f"Frame: {report['frame']}. Errors are mean ± SD over subjects of the distance between a subject's "
+        "median prediction and its target, in mm. Skill = (population mean - model) / (population mean - oracle) "
+        "against the true hotspot.", "",
+        "**Trial split = identification**: trials of the same subjects are in training and test. The shuffled-label "
+        "control trains and scores every subject with another subject's hotspot; an equally small error there "
+        "shows the split measures subject identification, not localisation. **Subject-grouped** = no subject in "
+        "both training and test (the honest number).", "",
+        "| level | group | channels | paper (mm) | trial split (identification) vs label | shuffled-label control "
+        "| subject-grouped vs label | subject-grouped vs truth | population mean vs truth | skill (grouped, truth) |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for row in report["rows"]:
+        paper = f"{row['paper']['mean_mm']:.2f}" if row["paper"] else "–"
+        trial, control, grouped = row["trial_split"], row["trial_split_control"], row["subject_grouped"]
+        lines.append(
+            f"| {row['level']} | {row['group']} | {row['channel_set']} | {paper} | "
+            f"{_mm(trial['summary']['errors']['label']['model'])} | "
+            f"{_mm(control['summary']['errors']['label']['model'])} | "
+            f"{_mm(grouped['summary']['errors']['label']['model'])} | "
+            f"{_mm(grouped['summary']['errors']['truth']['model'])} | "
+            f"{_mm(grouped['summary']['errors']['truth']['population_mean'])} | "
+            f"{_skill(grouped['summary']['skill_vs_population_mean']['truth'])} |")
+    notes = [f"- {p['level']}/{p['group']}/{p['channel_set']}: {p['note']}" for p in
+             (row["paper"] for row in report["rows"]) if p]
+    if notes:
+        lines += ["", "Paper numbers (abstract only; the mapping to rows is our reading):", *notes]
+    headline = report["headline"]
+    lines += ["", f"## Headline: level `{headline['level']}`, channels `{headline['channel_set']}`", "",
+              "| protocol | model vs truth | model vs label | population mean vs truth | anatomical rule (FCC3h) "
+              "vs truth | ERD peak + offset vs truth | oracle vs truth | skill (truth) |",
+              "|---|---|---|---|---|---|---|---:|"]
+    for name, result in headline["protocols"].items():
+        errors = result["summary"]["errors"]
+        if not result["summary"]["n_subjects"]:
+            lines.append(f"| {result['protocol']} | {'; '.join(result['notes'])} | | | | | | |")
+            continue
+        cells = [format_summary(errors["truth"][m]) for m in ("model",)] + [format_summary(errors["label"]["model"])]
+        cells += [_mm(errors["truth"][m]) for m in ("population_mean", "anatomical_rule", "erd_peak", "oracle")]
+        lines.append(f"| {result['protocol']} ({name}) | " + " | ".join(cells)
+                     + f" | {_skill(result['summary']['skill_vs_population_mean']['truth'])} |")
+    lines += ["", f"Wall time: {report['elapsed_s']:.0f} s.", ""]
+    return "\n".join(lines)
+
+
+def write_figures(report: dict, out: Path) -> list[Path]:
+    """Scalp maps of true vs predicted hotspots (headline LOSO) and error distributions per protocol."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from train.head import standard_positions_head_mm
+
+    written = []
+    electrodes = standard_positions_head_mm(["FC5", "FC3", "FC1", "C5", "C3", "C1", "CP5", "CP3", "CP1", "FCC3h",
+                                             "Cz", "FCz", "CPz"])
+    for name, result in report["headline"]["protocols"].items():
+        if not name.startswith("loso_") or name.startswith("loso_control") or not result["records"]:
+            continue
+        figure, axis = plt.subplots(figsize=(6, 6))
+        for label, position in electrodes.items():
+            axis.plot(position[0], position[1], "s", color="0.7", markersize=4)
+            axis.annotate(label, position[:2], fontsize=7, color="0.4", xytext=(3, 3), textcoords="offset points")
+        for record in result["records"]:
+            truth = record["truth"] if record["truth"] is not None else record["label"]
+            estimate = record["estimates"]["model"]
+            if truth is None:
+                continue
+            axis.plot([truth[0], estimate[0]], [truth[1], estimate[1]], "-", color="0.6", linewidth=0.8)
+            axis.plot(truth[0], truth[1], "o", color="tab:green", markersize=4)
+            axis.plot(estimate[0], estimate[1], "x", color="tab:red", markersize=5)
+        axis.plot([], [], "o", color="tab:green", label="true hotspot")
+        axis.plot([], [], "x", color="tab:red", label="predicted (LOSO)")
+        axis.set_xlabel("x (mm, head frame, toward right ear)")
+        axis.set_ylabel("y (mm, toward nasion)")
+        axis.set_title(f"{result['protocol']}: {name.removeprefix('loso_')}\n(top view, left-hemisphere frame)")
+        axis.set_aspect("equal")
+        axis.legend(loc="lower right", fontsize=8)
+        path = out / f"scalp_map_{name.removeprefix('loso_')}.png"
+        figure.savefig(path, dpi=110, bbox_inches="tight")
+        plt.close(figure)
+        written.append(path)
+    written.append(_error_distributions(report, out, plt))
+    return written
+
+
+def _error_distributions(report: dict, out: Path, plt) -> Path:
+    from train.metrics import euclidean_errors
+
+    def errors(result: dict, method: str, target: str) -> list[float]:
+        return [float(euclidean_errors(r["estimates"][method], r[target])[0]) for r in result["records"]
+                if r.get(target) is not None and r["estimates"].get(method) is not None]
+
+    series = []
+    headline = report["headline"]
+    for row in report["rows"]:
+        if (row["level"], row["channel_set"]) == (headline["level"], headline["channel_set"]):
+            series.append((f"trial split\n{row['group']}", errors(row["trial_split"], "model", "label")))
+            series.append((f"shuffled ctrl\n{row['group']}", errors(row["trial_split_control"], "model",
+                                                                    "assigned_label")))
+            series.append((f"grouped k-fold\n{row['group']}", errors(row["subject_grouped"], "model", "label")))
+    for name, result in headline["protocols"].items():
+        if result["records"]:
+            series.append((name.replace("_", "\n", 1), errors(result, "model", "label")))
+            if name.startswith("loso_") and not name.startswith("loso_control"):
+                series.append((f"pop. mean\n{name.removeprefix('loso_')}", errors(result, "population_mean", "label")))
+    figure, axis = plt.subplots(figsize=(max(6, 0.9 * len(series)), 4.5))
+    axis.boxplot([values or [np.nan] for _, values in series], showfliers=True)
+    axis.set_xticks(range(1, len(series) + 1), [name for name, _ in series], fontsize=7)
+    axis.set_ylabel("error vs TMS label (mm, per subject)")
+    axis.set_title(f"Error distributions per protocol ({headline['level']}, {headline['channel_set']} channels)")
+    axis.axhline(8.1, color="tab:orange", linestyle=":", linewidth=1)
+    axis.text(0.6, 8.4, "TMS re-test 8.1 mm", fontsize=7, color="tab:orange")
+    path = out / "error_distributions.png"
+    figure.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(figure)
+    return path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line of ``invoke reproduce``."""
+    parser = argparse.ArgumentParser(prog="invoke reproduce", description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True, help="simulated dataset folder")
+    parser.add_argument("--out", required=True, help="report folder")
+    parser.add_argument("--config", default="", help="reproduce TOML (default train/configs/reproduce.toml)")
+    parser.add_argument("--small", action="store_true", help="reduced grid and epochs (tests, quick looks)")
+    parser.add_argument("--cache", default="", help="window cache folder (default <out>/cache)")
+    args = parser.parse_args(argv)
+    data = Path(args.data)
+    if not data.exists():
+        raise HotspotError(f"dataset {data} not found; run `invoke simulate --out {data}` first", ErrorCode.BAD_FILE)
+    from train.io import load_dataset
+
+    config = load_reproduce_config(args.config or None, small=args.small)
+    report = run_reproduction(load_dataset(data), config, args.out, args.cache or None)
+    print((Path(args.out) / "table.md").read_text())
+    print(f"wrote {args.out}/results.json, table.md and figures in {report['elapsed_s']:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))
