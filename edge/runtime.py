@@ -1,0 +1,275 @@
+"""The device runtime: board → guided session → report links, with health and result files.
+
+One loop reads samples from the board, answers host commands (start, stop, status), feeds
+the guided session and, about once a second, sends a STATUS message and rewrites
+``<state_dir>/health.json``. After each session it writes ``<state_dir>/last_result.json``
+and keeps the session's log under ``<state_dir>/sessions/``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+import edge
+from edge.acquisition import Acquisition
+from edge.bundle import load_bundle
+from edge.config import DeviceConfig
+from edge.errors import ErrorCode, HotspotError
+from edge.montage import mirror_channel_name
+from edge.protocol import MessageType, SessionState, Sequencer
+from edge.session import GuidedSession
+from edge.sessionlog import SessionLog
+
+STATUS_INTERVAL_S = 1.0
+IDLE_SLEEP_S = 0.01
+NO_SIGNAL_AFTER_S = 1.0
+MAX_GAP_S = 10.0
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def write_json_atomic(path: Path, data: dict) -> None:
+    """Write JSON so a reader never sees a half-written file (write, fsync, rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    with open(temporary, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=2, default=float)
+        handle.write("\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+def worn_channels(config: DeviceConfig, model_channels: list[str]) -> list[str]:
+    """The electrodes to read, in model order (mirrored for a right-hemisphere hotspot).
+
+    Raises
+    ------
+    HotspotError
+        ``MISSING_CHANNELS`` naming the electrodes the config does not map.
+    """
+    mirrored = config.session.hotspot_hemisphere == "right"
+    names = [mirror_channel_name(name) if mirrored else name for name in model_channels]
+    missing = [name for name in names if name not in config.channels]
+    if missing:
+        side = " (mirrored: the patient moves the left hand)" if mirrored else ""
+        raise HotspotError(f"{config.path}: the bundle's model needs electrode(s) {', '.join(missing)}{side} but "
+                           f"[channels] maps only {', '.join(config.channels)}; wire and map them",
+                           ErrorCode.MISSING_CHANNELS)
+    return names
+
+
+def check_bundle(config: DeviceConfig):
+    """Load and verify the configured bundle (signature, hashes, golden vectors) and the channel map.
+
+    Returns
+    -------
+    bundle : edge.bundle.Bundle
+    channels : list of str
+        The worn electrodes in model order.
+    """
+    bundle = load_bundle(config.bundle_path, config.public_key)
+    return bundle, worn_channels(config, bundle.channels)
+
+
+class Runtime:
+    """The device's main loop.
+
+    Parameters
+    ----------
+    config : DeviceConfig
+    once : bool
+        Exit after the first session's result (demo, tests) instead of waiting for the next start.
+    links : list, optional
+        Report links (objects with ``send``, ``flush``, ``poll_commands``, ``close``); by default
+        they are opened from the config.
+    """
+
+    def __init__(self, config: DeviceConfig, once: bool = False, links: list | None = None) -> None:
+        self.config, self.once = config, once
+        self.bundle, self.channels = check_bundle(config)
+        self.board_inputs = [config.channels[name] for name in self.channels]
+        self.links = self._open_links() if links is None else links
+        self.sequencer = Sequencer()
+        self.session: GuidedSession | None = None
+        self.session_log: SessionLog | None = None
+        self.start_requested = config.session.autostart
+        self.stopping = False
+        self.samples = 0
+        self.lost = 0
+        self.reconnects = 0
+        self.last_sample_time = 0.0
+        self.next_index: int | None = None
+        self.last_result: dict | None = None
+        self.sessions_done = 0
+
+    def _open_links(self) -> list:
+        links = []
+        if self.config.serial is not None:
+            from edge.serial_link import SerialLink
+
+            links.append(SerialLink(self.config.serial.port, self.config.serial.baud))
+        if self.config.ble.enabled:
+            from edge.ble import BleLink
+
+            links.append(BleLink(self.config.ble.name))
+        return links
+
+    # --- reporting -------------------------------------------------------------------------
+    def emit(self, message_type: MessageType, **fields) -> None:
+        """Send one message over every report link."""
+        message = self.sequencer.message(message_type, **fields)
+        for link in self.links:
+            link.send(message)
+
+    def _hello(self) -> None:
+        self.emit(MessageType.HELLO, device_id=self.config.device_id, bundle_id=self.bundle.bundle_id,
+                  software=edge.__version__ if hasattr(edge, "__version__") else "0", channels=self.channels,
+                  hemisphere=self.config.session.hotspot_hemisphere)
+
+    @property
+    def signal_ok(self) -> bool:
+        """Samples arrived within the last second."""
+        return time.monotonic() - self.last_sample_time < NO_SIGNAL_AFTER_S
+
+    @property
+    def state(self) -> SessionState:
+        """What the STATUS message says the device is doing."""
+        if not self.signal_ok:
+            return SessionState.NO_SIGNAL
+        if self.session is not None:
+            return SessionState.RUNNING
+        return SessionState.DONE if self.last_result is not None else SessionState.IDLE
+
+    def _status(self) -> None:
+        session = self.session
+        self.emit(MessageType.STATUS, state=int(self.state),
+                  trial=session.current_trial if session else 0,
+                  n_trials=self.config.session.trials, n_good=session.n_good if session else 0,
+                  samples=self.samples & 0xFFFFFFFF, lost=self.lost & 0xFFFFFFFF, signal_ok=int(self.signal_ok))
+
+    def health(self) -> dict:
+        """What health.json says (read by the deploy tooling and ``invoke device-status``)."""
+        status = {SessionState.NO_SIGNAL: "no_signal", SessionState.RUNNING: "healthy",
+                  SessionState.DONE: "healthy", SessionState.IDLE: "healthy"}[self.state]
+        return {"status": status, "bundle_id": self.bundle.bundle_id, "config": str(self.config.path),
+                "pid": os.getpid(), "time": _now(), "device_id": self.config.device_id,
+                "session": "running" if self.session else "idle", "samples": self.samples, "lost": self.lost,
+                "reconnects": self.reconnects, "sessions_done": self.sessions_done,
+                "links": {link.name: dict(link.counters) | {"dropped_frames": dict(
+                    getattr(link, "decoder", getattr(link, "inbox", None)).counters)} for link in self.links}}
+
+    def write_health(self) -> None:
+        """Rewrite ``<state_dir>/health.json``."""
+        write_json_atomic(self.config.state_dir / "health.json", self.health())
+
+    # --- control ---------------------------------------------------------------------------
+    def _handle(self, command) -> None:
+        if command.type == MessageType.START:
+            if self.session is None:
+                self.start_requested = True
+        elif command.type == MessageType.STOP:
+            self.start_requested = False
+            if self.session is not None:
+                self._end_session(self.session.stop("stopped by the host"))
+        self._status()
+
+    def _start_session(self) -> None:
+        self.start_requested = False
+        self.session_log = SessionLog.new(self.config.state_dir / "sessions")
+        self.session_log.append("start", device_id=self.config.device_id, bundle_id=self.bundle.bundle_id,
+                                channels=self.channels, hemisphere=self.config.session.hotspot_hemisphere,
+                                schedule={k: getattr(self.config.session, k) for k in
+                                          ("trials", "lead_in_s", "rest_s", "move_s", "post_s")})
+        self.session = GuidedSession(self.config.session, self.bundle, self.emit, self.session_log)
+
+    def _end_session(self, result) -> None:
+        record = {"device_id": self.config.device_id, "bundle_id": self.bundle.bundle_id, "time": _now(),
+                  "hemisphere": self.config.session.hotspot_hemisphere, "channels": self.channels,
+                  "lost_samples": self.lost, **result.to_dict()}
+        write_json_atomic(self.config.state_dir / "last_result.json", record)
+        self.session_log.close()
+        self.session, self.session_log, self.last_result = None, None, record
+        self.sessions_done += 1
+        if self.once:
+            self.stopping = True
+
+    def _samples(self, chunk) -> np.ndarray:
+        """The chunk's samples with NaN columns for any gap in the sample index."""
+        data = np.asarray(chunk.data_uv, dtype=np.float64)
+        index = np.asarray(chunk.sample_index)
+        if self.next_index is not None and index.size and index[0] > self.next_index:
+            gap = int(min(index[0] - self.next_index, MAX_GAP_S * self.bundle.spec.sfreq))
+            data = np.concatenate([np.full((data.shape[0], gap), np.nan), data], axis=1)
+            self.lost += gap
+        if index.size:
+            self.next_index = int(index[-1]) + 1
+        return data
+
+    def step(self, chunk) -> None:
+        """Handle one chunk from the board (possibly empty) and the host's commands."""
+        for link in self.links:
+            for command in link.poll_commands():
+                self._handle(command)
+        if chunk is not None:
+            self.lost += int(chunk.lost)
+            self.reconnects += int(bool(chunk.reconnected))
+            if chunk.data_uv.shape[1]:
+                data = self._samples(chunk)
+                self.samples += data.shape[1]
+                self.last_sample_time = time.monotonic()
+                if self.session is None and self.start_requested:
+                    self._start_session()
+                if self.session is not None:
+                    self.session.push(data)
+                    if self.session.done:
+                        self._end_session(self.session.result)
+        for link in self.links:
+            link.flush()
+
+    def run(self, acquisition_factory: Callable[..., Acquisition] = Acquisition) -> int:
+        """Run until SIGTERM/SIGINT (or, with ``once``, the first result); return the exit code."""
+        board = self.config.board
+        acquisition = acquisition_factory(board=board.type, serial_port=board.serial_port,
+                                          file=str(board.file) if board.file else None,
+                                          eeg_channels=self.board_inputs)
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            acquisition.start()
+            self.last_sample_time = time.monotonic()
+            self._hello()
+            next_status = 0.0
+            while not self.stopping:
+                chunk = acquisition.read()
+                self.step(chunk)
+                if time.monotonic() >= next_status:
+                    self._status()
+                    self.write_health()
+                    next_status = time.monotonic() + STATUS_INTERVAL_S
+                if chunk is None or not chunk.data_uv.shape[1]:
+                    time.sleep(IDLE_SLEEP_S)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            acquisition.stop()
+            self._status()
+            self.write_health()
+            for link in self.links:
+                link.close()
+            if self.session_log is not None:
+                self.session_log.append("interrupted", trials_done=len(self.session.outcomes))
+                self.session_log.close()
+        return 0
+
+    def _on_signal(self, signum, frame) -> None:
+        self.stopping = True

@@ -1,0 +1,106 @@
+"""Device serial link ↔ host monitor over a virtual null-modem cable (two ptys, pyserial both ends)."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import tty
+
+import pytest
+
+from edge.protocol import Message, MessageType, Sequencer, frame
+from edge.serial_link import SerialLink
+from hardware.monitor import Display, MonitorClient, main, run_monitor
+from hardware.nullmodem import NullModem
+
+HELLO = dict(device_id="pt-1", bundle_id="abc123", software="0.1", channels=["C4", "C2"], hemisphere="right")
+HOTSPOT = dict(position_mm=(41.0, 10.0, 85.0), electrode="FCC4h", offset_mm=(1.0, -2.0, 0.5), confidence=0.8,
+               spread_mm=3.5, n_good=12, n_trials=15, bundle_id="abc123")
+
+
+@pytest.fixture()
+def cable():
+    with NullModem() as modem:
+        yield modem
+
+
+def test_monitor_shows_the_session_and_returns_the_result(cable: NullModem) -> None:
+    link = SerialLink(cable.device_port)
+    sequencer = Sequencer()
+    script = [(MessageType.HELLO, HELLO),
+              (MessageType.CUE, dict(kind=1, trial=0, n_trials=15, duration_ms=4000)),
+              (MessageType.TRIAL_RESULT, dict(trial=0, good=0, position_mm=(float("nan"),) * 3,
+                                              reasons=["C4 railed"])),
+              (MessageType.HOTSPOT, HOTSPOT)]
+
+    def device() -> None:
+        time.sleep(0.2)
+        commands = link.poll_commands()
+        assert [c.type for c in commands] == [MessageType.STATUS_REQUEST, MessageType.START]
+        for message_type, fields in script:
+            link.send(sequencer.message(message_type, **fields))
+
+    lines: list[str] = []
+    thread = threading.Thread(target=device)
+    thread.start()
+    result = run_monitor(cable.host_port, start=True, until_result=True, timeout_s=10, show=lines.append)
+    thread.join()
+    link.close()
+    assert result is not None and result.type == MessageType.HOTSPOT
+    text = "\n".join(lines)
+    assert "right hemisphere (left hand)" in text
+    assert "trial 1/15: MOVE your left hand (4 s)" in text
+    assert "trial 1: rejected (C4 railed)" in text
+    assert "place the electrode at FCC4h" in text and "80%" in text
+
+
+def test_garbage_from_the_host_is_dropped_and_commands_still_work(cable: NullModem) -> None:
+    link = SerialLink(cable.device_port)
+    client = MonitorClient(cable.host_port)
+    client.serial.write(b"\x00\x17garbage\xff\x00" + frame(Message(MessageType.HOTSPOT, HOTSPOT)))
+    client.send(MessageType.STOP)
+    deadline = time.monotonic() + 5
+    commands = []
+    while not commands and time.monotonic() < deadline:
+        commands = link.poll_commands()
+        time.sleep(0.02)
+    assert [c.type for c in commands] == [MessageType.STOP]
+    assert link.decoder.counters["unexpected"] == 1 and link.decoder.dropped >= 2
+    client.close()
+    link.close()
+
+
+def test_device_never_blocks_when_nobody_reads() -> None:
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    link = SerialLink(os.ttyname(slave))
+    sequencer = Sequencer()
+    started = time.monotonic()
+    for _ in range(5000):
+        link.send(sequencer.message(MessageType.HOTSPOT, **HOTSPOT))
+    assert time.monotonic() - started < 5.0
+    assert link.counters["dropped_queue_full"] > 0
+    link.close()
+    os.close(master)
+    os.close(slave)
+
+
+def test_display_skips_repeated_status() -> None:
+    display = Display()
+    status = Message(MessageType.STATUS, dict(state=1, trial=2, n_trials=10, n_good=2, samples=1, lost=0, signal_ok=1))
+    assert display.describe(status) == "status: running, trial 3/10, 2 good, 0 samples lost"
+    assert display.describe(status) is None
+
+
+def test_monitor_cli_errors_are_one_line(capsys, tmp_path) -> None:
+    from edge.errors import run_cli
+
+    assert run_cli(main, ["--port", str(tmp_path / "nope")]) == 2
+    assert "cannot open" in capsys.readouterr().err
+
+
+def test_monitor_times_out_without_a_result(cable: NullModem) -> None:
+    lines: list[str] = []
+    assert run_monitor(cable.host_port, until_result=True, timeout_s=0.3, show=lines.append) is None
+    assert lines == []
