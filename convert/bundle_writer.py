@@ -1,0 +1,164 @@
+"""Write a signed model bundle (the format is defined and read in :mod:`edge.bundle`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import os
+import shutil
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from convert.signing import load_private_key, sign_manifest
+from edge.bundle import (GOLDEN_FILE, MANIFEST_FILE, MODEL_FILE, SCHEMA_VERSION, SIGNATURE_FILE, Bundle, sha256_hex)
+from edge.errors import ErrorCode, HotspotError
+from edge.normalisation import Normalisation
+from edge.pipeline import PipelineSpec
+from edge.tflite import TFLiteModel, load_interpreter
+
+FLOAT_OUTPUT_TOLERANCE_MM = 1e-3
+"""Golden-vector tolerance when the model's last operation computes in float (one micrometre)."""
+
+
+def output_step_mm(model_content: bytes) -> float:
+    """Return the model output's quantisation step (one int8 LSB, in output units).
+
+    For int8 output tensors this is the tensor's scale; for float32 outputs of an int8 model it is
+    the scale of the int8 tensor the final DEQUANTIZE reads. Runtimes may round that last integer
+    differently by one step (field notes 2.6), so the golden-vector check allows one step.
+
+    Parameters
+    ----------
+    model_content : bytes
+        The ``.tflite`` flatbuffer.
+
+    Returns
+    -------
+    float
+        The step, or :data:`FLOAT_OUTPUT_TOLERANCE_MM` when the output is computed in float.
+    """
+    _, interpreter = load_interpreter(model_content)
+    output = interpreter.get_output_details()[0]
+    if output["quantization"][0] > 0:
+        return float(output["quantization"][0])
+    tensors = {tensor["index"]: tensor for tensor in interpreter.get_tensor_details()}
+    for op in interpreter._get_ops_details():  # the public API has no graph view; the TF debugger uses this too
+        if op["op_name"] == "DEQUANTIZE" and output["index"] in op["outputs"]:
+            return float(tensors[int(op["inputs"][0])]["quantization"][0])
+    return FLOAT_OUTPUT_TOLERANCE_MM
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _golden_bytes(inputs: np.ndarray, outputs: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, inputs=inputs.astype(np.float32), outputs=outputs.astype(np.float64))
+    return buffer.getvalue()
+
+
+def _replace_folder(staging: Path, out: Path) -> None:
+    if out.exists():
+        if not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST_FILE).exists()):
+            raise HotspotError(f"{out} exists and is not a bundle; choose another output folder", ErrorCode.BAD_ARGUMENT)
+        shutil.rmtree(out)
+    staging.rename(out)
+
+
+def write_bundle(out: str | Path, *, model_content: bytes, spec: PipelineSpec, normalisation: Normalisation,
+                 golden_inputs: np.ndarray, private_key: str | Path | Ed25519PrivateKey,
+                 electrodes: Mapping[str, Sequence[float]], mirror: bool, channel_set: str | None = None,
+                 board_channels: Mapping[str, int] | None = None, provenance: Mapping | None = None) -> Path:
+    """Write, hash and sign a bundle folder (replacing an existing bundle at ``out``).
+
+    Parameters
+    ----------
+    out : str or Path
+        The bundle folder. It is written next to ``out`` first and renamed into place, so a
+        reader never sees half a bundle.
+    model_content : bytes
+        The ``.tflite`` model (one float32 or int8 input of the pipeline's window, one output of 3).
+    spec : PipelineSpec
+        The signal pipeline the model was trained with.
+    normalisation : Normalisation
+        The model's input standardisation.
+    golden_inputs : ndarray, shape (n, rows, cols)
+        A few pipeline windows (not normalised); their outputs on this machine's TFLite runtime
+        become the golden vectors.
+    private_key : str, Path or Ed25519PrivateKey
+        The signing key (or its PEM file).
+    electrodes : mapping of str to 3 floats
+        10-05 positions (head frame, mm) for nearest-electrode reports.
+    mirror : bool
+        Whether right-hemisphere subjects are mirrored into the model's left frame.
+    channel_set : str, optional
+        The channel-set name (e.g. ``"nine"``).
+    board_channels : mapping of str to int, optional
+        Default board channel per model channel; 1, 2, ... in model order when omitted.
+    provenance : mapping, optional
+        Dataset hash, code version, metrics, parity report, training subjects.
+
+    Returns
+    -------
+    Path
+        The bundle folder.
+    """
+    out = Path(out)
+    key = private_key if isinstance(private_key, Ed25519PrivateKey) else load_private_key(private_key)
+    channels = list(spec.channels)
+    board_channels = dict(board_channels) if board_channels else {name: i + 1 for i, name in enumerate(channels)}
+    if sorted(board_channels) != sorted(channels):
+        raise HotspotError(f"board channels must be given for exactly the model channels {channels}",
+                           ErrorCode.BAD_ARGUMENT)
+    golden_inputs = np.asarray(golden_inputs, dtype=np.float32)
+    model = TFLiteModel(model_content)
+    reference = Bundle(path=out, bundle_id="", manifest={}, spec=spec, normalisation=normalisation,
+                       electrodes={}, mirror=mirror, board_channels=board_channels, model=model)
+    golden_outputs = reference.predict(golden_inputs)
+    golden = _golden_bytes(golden_inputs, golden_outputs)
+    manifest = {
+        "schema": SCHEMA_VERSION,
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "model": {
+            "file": MODEL_FILE,
+            "level": spec.level,
+            "channel_set": channel_set,
+            "io": model.input.dtype,
+            "input": model.input.to_dict(),
+            "output": model.output.to_dict(),
+            "quantisation": "weights int8 symmetric per-channel; activations int8 asymmetric per-tensor",
+            "size_bytes": len(model_content),
+            "built_with": model.runtime,
+        },
+        "channels": [{"name": name, "board_channel": int(board_channels[name])} for name in channels],
+        "pipeline": spec.to_dict(),
+        "normalisation": normalisation.to_dict(),
+        "output": {"frame": "head", "units": "mm", "hemisphere": "left"},
+        "electrodes": {name: [round(float(v), 3) for v in point] for name, point in electrodes.items()},
+        "mirror": bool(mirror),
+        "provenance": dict(provenance or {}),
+        "golden": {"file": GOLDEN_FILE, "count": len(golden_inputs), "tolerance_mm": output_step_mm(model_content)},
+        "files": {MODEL_FILE: sha256_hex(model_content), GOLDEN_FILE: sha256_hex(golden)},
+    }
+    manifest_bytes = (json.dumps(manifest, indent=2, default=_json_default) + "\n").encode("utf-8")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = out.parent / f".{out.name}.writing-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    (staging / MODEL_FILE).write_bytes(model_content)
+    (staging / GOLDEN_FILE).write_bytes(golden)
+    (staging / MANIFEST_FILE).write_bytes(manifest_bytes)
+    (staging / SIGNATURE_FILE).write_bytes(sign_manifest(manifest_bytes, key))
+    _replace_folder(staging, out)
+    return out

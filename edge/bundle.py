@@ -1,0 +1,422 @@
+"""The model bundle: what the host hands a device, and how the device decides to trust it.
+
+A bundle is a folder with four files:
+
+``model.tflite``
+    The int8 model (weights int8 per-channel, activations int8 per-tensor).
+``manifest.json``
+    Everything needed to run and interpret the model (schema version 1)::
+
+        schema          1
+        created         ISO 8601 UTC time of writing
+        model           level, channel_set, io ("float32" | "int8"), input / output tensor
+                        dtype, scale, zero point and shape, quantisation description
+        channels        [{"name", "board_channel"}] in model order (left-hemisphere names)
+        pipeline        the PipelineSpec (sampling rate, channels, epoch window, filter
+                        coefficients + postShift + q-format, band / PSD parameters ...)
+        normalisation   per-element input mean and std
+        output          {"frame": "head", "units": "mm", "hemisphere": "left"}
+        electrodes      {name: [x, y, z]} 10-05 positions, head frame, mm (nearest-electrode reports)
+        mirror          true when right-hemisphere subjects are mirrored into the left frame
+        provenance      dataset hash, code version, metrics, parity report, training subjects
+        golden          {"file": "golden.npz", "count", "tolerance_mm"}
+        files           {"model.tflite": sha256, "golden.npz": sha256}
+``golden.npz``
+    ``inputs`` (pipeline windows, before normalisation) and ``outputs`` (the exact head-frame
+    mm predictions the writing machine's TFLite runtime gave for them).
+``manifest.json.sig``
+    A detached ed25519 signature over the manifest's bytes, as JSON
+    ``{"algorithm": "ed25519", "key_id", "signature" (base64)}``.
+
+:func:`load_bundle` checks, in order: every file is present; the signature verifies with the
+device's public key; the schema version is known; every file matches its sha256; the manifest
+is well formed; and the golden inputs reproduce their outputs (within ``tolerance_mm``, one
+output quantisation step) on the TFLite runtime the device has. Each failure is refused with its
+own one-line :class:`~edge.errors.HotspotError`. :class:`BundleSlot` keeps the bundle loaded
+before whenever a new one is refused.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from edge.errors import ErrorCode, HotspotError
+from edge.normalisation import Normalisation
+from edge.pipeline import PipelineSpec
+from edge.tflite import TFLiteModel
+
+SCHEMA_VERSION = 1
+MODEL_FILE = "model.tflite"
+MANIFEST_FILE = "manifest.json"
+SIGNATURE_FILE = "manifest.json.sig"
+GOLDEN_FILE = "golden.npz"
+HASHED_FILES = (MODEL_FILE, GOLDEN_FILE)
+BUNDLE_FILES = (MANIFEST_FILE, SIGNATURE_FILE, MODEL_FILE, GOLDEN_FILE)
+MANIFEST_KEYS = ("schema", "created", "model", "channels", "pipeline", "normalisation", "output", "electrodes",
+                 "mirror", "provenance", "golden", "files")
+
+
+def sha256_hex(data: bytes) -> str:
+    """Return the hexadecimal sha256 digest of ``data``."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def public_key_id(public_key: Ed25519PublicKey) -> str:
+    """Return a short fingerprint of an ed25519 public key (first 16 hex digits of its sha256).
+
+    Parameters
+    ----------
+    public_key : Ed25519PublicKey
+        The key.
+
+    Returns
+    -------
+    str
+        The fingerprint, used to tell "signed with another key" from "manifest modified".
+    """
+    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return sha256_hex(raw)[:16]
+
+
+def load_public_key(path: str | Path) -> Ed25519PublicKey:
+    """Read an ed25519 public key from a PEM file (the ``.pub`` written by ``invoke keygen``).
+
+    Parameters
+    ----------
+    path : str or Path
+        The PEM file.
+
+    Returns
+    -------
+    Ed25519PublicKey
+
+    Raises
+    ------
+    HotspotError
+        When the file is missing or is not an ed25519 public key.
+    """
+    path = Path(path)
+    try:
+        key = serialization.load_pem_public_key(path.read_bytes())
+    except OSError as err:
+        raise HotspotError(f"cannot read public key {path} ({err.strerror}); copy the .pub file made by "
+                           "'invoke keygen' to the device", ErrorCode.BAD_FILE) from None
+    except ValueError:
+        raise HotspotError(f"{path} is not a PEM public key; use the .pub file made by 'invoke keygen'",
+                           ErrorCode.BAD_FILE) from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise HotspotError(f"{path} is not an ed25519 public key; use the .pub file made by 'invoke keygen'",
+                           ErrorCode.BAD_FILE)
+    return key
+
+
+def signature_document(signature: bytes, public_key: Ed25519PublicKey) -> bytes:
+    """Return the contents of ``manifest.json.sig`` for a raw ed25519 signature.
+
+    Parameters
+    ----------
+    signature : bytes
+        The 64-byte ed25519 signature over the manifest's bytes.
+    public_key : Ed25519PublicKey
+        The public half of the signing key (only its fingerprint is stored).
+
+    Returns
+    -------
+    bytes
+        UTF-8 JSON ``{"algorithm": "ed25519", "key_id": ..., "signature": base64}``.
+    """
+    document = {"algorithm": "ed25519", "key_id": public_key_id(public_key),
+                "signature": base64.b64encode(signature).decode("ascii")}
+    return (json.dumps(document, indent=2) + "\n").encode("utf-8")
+
+
+def verify_manifest(manifest_bytes: bytes, signature_bytes: bytes, public_key: Ed25519PublicKey,
+                    key_path: Path) -> None:
+    """Check the detached signature over the manifest.
+
+    Parameters
+    ----------
+    manifest_bytes : bytes
+        ``manifest.json`` exactly as stored.
+    signature_bytes : bytes
+        ``manifest.json.sig`` exactly as stored.
+    public_key : Ed25519PublicKey
+        The key the device trusts.
+    key_path : Path
+        Where that key came from (for the error message).
+
+    Raises
+    ------
+    HotspotError
+        ``BAD_SIGNATURE``: the signature file is malformed, was made with another key, or does
+        not verify (the manifest was modified after signing).
+    """
+    try:
+        document = json.loads(signature_bytes.decode("utf-8"))
+        if document["algorithm"] != "ed25519":
+            raise ValueError(document["algorithm"])
+        key_id = str(document["key_id"])
+        signature = base64.b64decode(document["signature"], validate=True)
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError, binascii.Error):
+        raise HotspotError(f"{SIGNATURE_FILE} is not an ed25519 signature file; re-copy the bundle or sign it "
+                           "again with 'invoke convert'", ErrorCode.BAD_SIGNATURE) from None
+    trusted_id = public_key_id(public_key)
+    if key_id != trusted_id:
+        raise HotspotError(f"bundle was signed with key {key_id} but this device trusts key {trusted_id} "
+                           f"({key_path}); sign the bundle with the matching key or install its .pub file",
+                           ErrorCode.BAD_SIGNATURE)
+    try:
+        public_key.verify(signature, manifest_bytes)
+    except InvalidSignature:
+        raise HotspotError(f"{MANIFEST_FILE} and {SIGNATURE_FILE} do not match: one was modified after signing; "
+                           "rebuild the bundle or re-copy it", ErrorCode.BAD_SIGNATURE) from None
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A verified bundle, ready to predict.
+
+    Attributes
+    ----------
+    path : Path
+        The bundle folder.
+    bundle_id : str
+        First 12 hex digits of the manifest's sha256 (changes whenever anything in the bundle does).
+    manifest : dict
+        The parsed manifest.
+    spec : PipelineSpec
+        The signal pipeline the model was trained with.
+    normalisation : Normalisation
+        Input standardisation applied before the model.
+    electrodes : dict of str to ndarray (3,)
+        10-05 electrode positions, head frame, mm, for nearest-electrode reporting.
+    mirror : bool
+        Whether right-hemisphere subjects are mirrored into the left frame (see edge.montage).
+    board_channels : dict of str to int
+        The default board channel for each model channel (the device config may remap).
+    model : TFLiteModel
+        The interpreter wrapper.
+    """
+
+    path: Path
+    bundle_id: str
+    manifest: dict
+    spec: PipelineSpec
+    normalisation: Normalisation
+    electrodes: dict[str, np.ndarray]
+    mirror: bool
+    board_channels: dict[str, int]
+    model: TFLiteModel = field(repr=False)
+
+    @property
+    def channels(self) -> list[str]:
+        """Model channel names in model order (left-hemisphere names)."""
+        return list(self.spec.channels)
+
+    @property
+    def runtime(self) -> str:
+        """The TFLite runtime executing the model."""
+        return self.model.runtime
+
+    def predict(self, input2d: np.ndarray) -> np.ndarray:
+        """Predict the hotspot from pipeline output.
+
+        Parameters
+        ----------
+        input2d : ndarray, shape (rows, cols) or (n, rows, cols)
+            One window (or a batch) exactly as the pipeline produced it (not normalised).
+
+        Returns
+        -------
+        ndarray, shape (3,) or (n, 3)
+            Hotspot, head frame, mm, in the left-hemisphere frame (negate x for a mirrored subject).
+        """
+        return self.model.predict(self.normalisation.apply(input2d)).astype(np.float64)
+
+
+def _refuse(message: str, code: ErrorCode = ErrorCode.BAD_BUNDLE) -> HotspotError:
+    return HotspotError(message, code)
+
+
+def _read_manifest(manifest_bytes: bytes) -> dict:
+    try:
+        manifest = json.loads(manifest_bytes.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as err:
+        raise _refuse(f"{MANIFEST_FILE} is not valid JSON ({err}); rebuild the bundle") from None
+    if not isinstance(manifest, dict):
+        raise _refuse(f"{MANIFEST_FILE} must hold a JSON object; rebuild the bundle")
+    schema = manifest.get("schema")
+    if schema != SCHEMA_VERSION:
+        raise _refuse(f"bundle schema version {schema!r} is not supported (this device reads version "
+                      f"{SCHEMA_VERSION}); update hotspot-edge on the device or rebuild the bundle with its version")
+    missing = [key for key in MANIFEST_KEYS if key not in manifest]
+    if missing:
+        raise _refuse(f"{MANIFEST_FILE} lacks {', '.join(missing)}; rebuild the bundle with 'invoke convert'")
+    return manifest
+
+
+def _check_hashes(folder: Path, manifest: dict) -> dict[str, bytes]:
+    listed = manifest["files"]
+    if not isinstance(listed, dict) or sorted(listed) != sorted(HASHED_FILES):
+        raise _refuse(f"{MANIFEST_FILE} must list the sha256 of exactly {', '.join(HASHED_FILES)}; "
+                      "rebuild the bundle")
+    contents = {}
+    for name in HASHED_FILES:
+        data = (folder / name).read_bytes()
+        if sha256_hex(data) != listed[name]:
+            raise _refuse(f"{name} does not match its sha256 in the manifest (corrupted or replaced); "
+                          "re-copy the bundle")
+        contents[name] = data
+    return contents
+
+
+def _parse_contents(manifest: dict) -> tuple[PipelineSpec, Normalisation, dict, dict, bool]:
+    try:
+        spec = PipelineSpec.from_dict(manifest["pipeline"])
+    except HotspotError as err:
+        raise _refuse(f"{MANIFEST_FILE} pipeline: {err.args[0]}") from None
+    normalisation = Normalisation.from_dict(manifest["normalisation"])
+    if normalisation.mean.shape != tuple(spec.input_shape):
+        raise _refuse(f"normalisation shape {normalisation.mean.shape} does not match the pipeline's input shape "
+                      f"{tuple(spec.input_shape)}; rebuild the bundle")
+    try:
+        board_channels = {str(entry["name"]): int(entry["board_channel"]) for entry in manifest["channels"]}
+        names = [str(entry["name"]) for entry in manifest["channels"]]
+        electrodes = {str(name): np.asarray(point, dtype=float) for name, point in manifest["electrodes"].items()}
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise _refuse(f"{MANIFEST_FILE} 'channels' or 'electrodes' is malformed ({err}); rebuild the bundle") from None
+    if names != list(spec.channels):
+        raise _refuse(f"manifest channels {names} differ from the pipeline's {list(spec.channels)}; rebuild the bundle")
+    if not electrodes or any(p.shape != (3,) or not np.all(np.isfinite(p)) for p in electrodes.values()):
+        raise _refuse(f"{MANIFEST_FILE} 'electrodes' must map names to finite [x, y, z] in mm; rebuild the bundle")
+    if manifest["output"] != {"frame": "head", "units": "mm", "hemisphere": "left"}:
+        raise _refuse(f"bundle output {manifest['output']} is not head-frame mm in the left hemisphere; "
+                      "this device cannot interpret it")
+    if not isinstance(manifest["mirror"], bool):
+        raise _refuse(f"{MANIFEST_FILE} 'mirror' must be true or false; rebuild the bundle")
+    return spec, normalisation, electrodes, board_channels, manifest["mirror"]
+
+
+def _self_test(bundle: Bundle, golden_bytes: bytes) -> None:
+    try:
+        with np.load(io.BytesIO(golden_bytes), allow_pickle=False) as golden:
+            inputs, expected = golden["inputs"], golden["outputs"]
+        tolerance = float(bundle.manifest["golden"]["tolerance_mm"])
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise _refuse(f"{GOLDEN_FILE} or the manifest's 'golden' entry is malformed ({err}); rebuild the bundle",
+                      ErrorCode.SELF_TEST_FAILED) from None
+    if inputs.ndim != 3 or len(inputs) == 0 or expected.shape != (len(inputs), 3):
+        raise _refuse(f"{GOLDEN_FILE} must hold inputs (n, rows, cols) and outputs (n, 3), got {inputs.shape} and "
+                      f"{expected.shape}; rebuild the bundle", ErrorCode.SELF_TEST_FAILED)
+    outputs = bundle.predict(inputs)
+    errors = np.abs(outputs - expected).max(axis=1)
+    worst = int(np.argmax(errors))
+    if not errors[worst] <= tolerance:
+        raise _refuse(f"self-test failed: golden vector {worst} gives {np.round(outputs[worst], 3).tolist()} mm on "
+                      f"{bundle.runtime} instead of {np.round(expected[worst], 3).tolist()} (off by "
+                      f"{errors[worst]:.4g} mm, allowed {tolerance:.4g}); this runtime computes differently from the "
+                      "one that built the bundle: install the runtime version named in the manifest or rebuild",
+                      ErrorCode.SELF_TEST_FAILED)
+
+
+def load_bundle(path: str | Path, public_key_path: str | Path, num_threads: int = 1) -> Bundle:
+    """Verify a bundle folder and load it.
+
+    Parameters
+    ----------
+    path : str or Path
+        The bundle folder.
+    public_key_path : str or Path
+        The ed25519 public key (PEM) the device trusts.
+    num_threads : int
+        TFLite interpreter threads.
+
+    Returns
+    -------
+    Bundle
+
+    Raises
+    ------
+    HotspotError
+        ``BAD_BUNDLE`` (missing file, unknown schema, hash mismatch, malformed manifest),
+        ``BAD_SIGNATURE`` (wrong key, modified manifest, bad signature file), ``BAD_FILE``
+        (unreadable public key) or ``SELF_TEST_FAILED`` (golden vectors differ).
+    """
+    folder = Path(path)
+    if not folder.is_dir():
+        raise _refuse(f"bundle folder {folder} not found; build one with 'invoke convert' or fix [bundle] path")
+    missing = [name for name in BUNDLE_FILES if not (folder / name).is_file()]
+    if missing:
+        raise _refuse(f"bundle {folder} is incomplete: {', '.join(missing)} missing; copy the whole bundle folder again")
+    public_key_path = Path(public_key_path)
+    public_key = load_public_key(public_key_path)
+    manifest_bytes = (folder / MANIFEST_FILE).read_bytes()
+    verify_manifest(manifest_bytes, (folder / SIGNATURE_FILE).read_bytes(), public_key, public_key_path)
+    manifest = _read_manifest(manifest_bytes)
+    contents = _check_hashes(folder, manifest)
+    spec, normalisation, electrodes, board_channels, mirror = _parse_contents(manifest)
+    bundle = Bundle(path=folder, bundle_id=sha256_hex(manifest_bytes)[:12], manifest=manifest, spec=spec,
+                    normalisation=normalisation, electrodes=electrodes, mirror=mirror, board_channels=board_channels,
+                    model=TFLiteModel(contents[MODEL_FILE], num_threads=num_threads))
+    _self_test(bundle, contents[GOLDEN_FILE])
+    return bundle
+
+
+class BundleSlot:
+    """The device's active bundle: a new bundle replaces it only if it passes every check.
+
+    Parameters
+    ----------
+    public_key_path : str or Path
+        The ed25519 public key the device trusts.
+
+    Attributes
+    ----------
+    current : Bundle or None
+        The active bundle (None until one loads).
+    last_error : HotspotError or None
+        Why the most recent load was refused (None after a successful load).
+    """
+
+    def __init__(self, public_key_path: str | Path) -> None:
+        self.public_key_path = Path(public_key_path)
+        self.current: Bundle | None = None
+        self.last_error: HotspotError | None = None
+
+    def load(self, path: str | Path) -> Bundle:
+        """Verify and activate the bundle at ``path``; on refusal keep the current one and re-raise.
+
+        Parameters
+        ----------
+        path : str or Path
+            The bundle folder.
+
+        Returns
+        -------
+        Bundle
+            The newly active bundle.
+
+        Raises
+        ------
+        HotspotError
+            The refusal (see :func:`load_bundle`); ``current`` is unchanged.
+        """
+        try:
+            bundle = load_bundle(path, self.public_key_path)
+        except HotspotError as err:
+            self.last_error = err
+            raise
+        self.current = bundle
+        self.last_error = None
+        return bundle
