@@ -87,10 +87,10 @@ def validate_real(c: Context, model: str = "models/default", data: str = "../sha
 
 @task
 def convert(c: Context, model: str = "models/default", data: str = "data/simulated", out: str = "bundles/default",
-            key: str = "keys/signing.key", io: str = "float32", budget_mm: float = 0.3) -> None:
+            key: str = "keys/signing.key", io: str = "float32", budget_mm: float = 0.3, holdout: str = "") -> None:
     """Quantise a model directory to int8 TFLite, check parity in mm, and write a signed bundle."""
     _delegate("convert.quantize", ["--model", model, "--data", data, "--out", out, "--key", key, "--io", io,
-                                   "--budget-mm", str(budget_mm)])
+                                   "--budget-mm", str(budget_mm)] + _opt("--holdout", holdout))
 
 
 @task(name="export-c")
@@ -100,9 +100,9 @@ def export_c(c: Context, bundle: str = "bundles/default", out: str = "export/c")
 
 
 @task
-def keygen(c: Context, out: str = "keys/signing.key") -> None:
+def keygen(c: Context, out: str = "keys/signing.key", force: bool = False) -> None:
     """Create an ed25519 signing key pair (the device gets only the .pub file)."""
-    _delegate("convert.signing", ["--out", out])
+    _delegate("convert.signing", ["--out", out] + _opt("--force", force))
 
 
 @task
