@@ -1,0 +1,475 @@
+"""EEG acquisition through BrainFlow, with packet-loss accounting and a reconnecting watchdog.
+
+A worker thread owns the BrainFlow session. It drains BrainFlow's buffer every ``poll_s``, turns
+the packet counter into sample indices (an 8-bit counter that wraps at 256; the Daisy's advances
+by 2 per sample), fills lost samples with NaN so that sample indices stay aligned with time, and
+appends the selected channels to a ring buffer that :meth:`Acquisition.read` drains.
+
+When no sample arrives for ``watchdog_s`` the worker reports ``stalled``, releases the session and
+prepares it again with a capped exponential backoff (``reconnecting``) until the board answers
+(``recovered``). Neither BrainFlow nor the OpenBCI GUI reconnects a Cyton by itself. Samples that
+did not arrive while the link was down are filled with NaN from the host clock, so a trial that
+spans an outage is visibly incomplete.
+
+Loss accounting, per received sample with counter ``p`` after counter ``q``:
+``steps = ((p - q) mod 256) / step`` plus whole counter periods when the host timestamps say
+more than one period passed (the counter alone cannot see them); ``steps - 1`` samples were lost.
+A repeated counter (``steps == 0``) is a Daisy sample whose even half was lost: BrainFlow then
+repeats the previous Daisy channels, so the sample is counted as lost and its values set to NaN.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from brainflow.board_shim import BoardIds, BoardShim, BrainFlowError, BrainFlowInputParams, LogLevels
+
+from edge.errors import ErrorCode, HotspotError
+
+logger = logging.getLogger(__name__)
+
+BOARD_IDS = {
+    "cyton": BoardIds.CYTON_BOARD,
+    "cyton_daisy": BoardIds.CYTON_DAISY_BOARD,
+    "synthetic": BoardIds.SYNTHETIC_BOARD,
+    "playback": BoardIds.PLAYBACK_FILE_BOARD,
+}
+COUNTER_PERIOD = 256
+
+
+class Status(str, enum.Enum):
+    """Acquisition link states reported to the runtime."""
+
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    STALLED = "stalled"
+    RECONNECTING = "reconnecting"
+    RECOVERED = "recovered"
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    """One change of the link state.
+
+    Attributes
+    ----------
+    status : Status
+        The new state.
+    time : float
+        Wall-clock time (seconds since the epoch).
+    detail : str
+        What happened (e.g. BrainFlow's error name), for the log.
+    """
+
+    status: Status
+    time: float
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Samples drained from the acquisition ring buffer.
+
+    Attributes
+    ----------
+    data_uv : ndarray, shape (n_channels, n)
+        Microvolts of the selected channels, NaN for lost samples.
+    sample_index : ndarray of int64, shape (n,)
+        Index of each sample since the start, aligned with time (increasing; a jump means the reader
+        fell more than the ring buffer behind).
+    lost : int
+        Samples in this chunk that were lost (NaN).
+    reconnected : bool
+        Whether the session was re-prepared since the previous chunk.
+    """
+
+    data_uv: np.ndarray
+    sample_index: np.ndarray
+    lost: int
+    reconnected: bool
+
+
+@dataclass
+class AcquisitionStats:
+    """Counters since :meth:`Acquisition.start`.
+
+    Attributes
+    ----------
+    samples : int
+        Sample slots written (received + lost).
+    lost : int
+        Samples lost (NaN-filled), including outages.
+    reconnects : int
+        Successful re-preparations of the session.
+    overflowed : int
+        Samples dropped because the reader fell behind the ring buffer.
+    ambiguous_gaps : int
+        Gaps longer than one counter period, sized from host timestamps.
+    """
+
+    samples: int = 0
+    lost: int = 0
+    reconnects: int = 0
+    overflowed: int = 0
+    ambiguous_gaps: int = 0
+
+
+class RingBuffer:
+    """A fixed-size buffer of multichannel samples and their indices; the oldest are overwritten.
+
+    Parameters
+    ----------
+    n_channels : int
+        Rows.
+    capacity : int
+        Samples kept.
+    """
+
+    def __init__(self, n_channels: int, capacity: int) -> None:
+        self._data = np.full((n_channels, capacity), np.nan)
+        self._index = np.zeros(capacity, dtype=np.int64)
+        self._lost = np.zeros(capacity, dtype=bool)
+        self._capacity = capacity
+        self._write = 0
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def push(self, data: np.ndarray, index: np.ndarray, lost: np.ndarray) -> int:
+        """Append samples; return how many unread samples were overwritten."""
+        n = index.size
+        if n > self._capacity:
+            data, index, lost = data[:, -self._capacity:], index[-self._capacity:], lost[-self._capacity:]
+            skipped = n - self._capacity
+            n = self._capacity
+        else:
+            skipped = 0
+        positions = (self._write + np.arange(n)) % self._capacity
+        self._data[:, positions] = data
+        self._index[positions] = index
+        self._lost[positions] = lost
+        self._write = (self._write + n) % self._capacity
+        overwritten = max(0, self._count + n - self._capacity)
+        self._count = min(self._capacity, self._count + n)
+        return overwritten + skipped
+
+    def pop_all(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Remove and return every unread sample (data, index, lost flags), oldest first."""
+        positions = (self._write - self._count + np.arange(self._count)) % self._capacity
+        out = self._data[:, positions], self._index[positions], self._lost[positions]
+        self._count = 0
+        return out
+
+
+class Acquisition:
+    """Stream EEG from an OpenBCI board (or BrainFlow's synthetic or playback board).
+
+    Parameters
+    ----------
+    board : {"cyton", "cyton_daisy", "synthetic", "playback"}
+        Which BrainFlow board to use.
+    serial_port : str, optional
+        The dongle's port (Cyton boards), e.g. ``/dev/ttyUSB0`` or a stable udev symlink.
+    file : str, optional
+        The BrainFlow CSV file to play back (``playback``).
+    master_board : {"cyton", "cyton_daisy", "synthetic"}
+        The board the played-back file was recorded with.
+    eeg_channels : sequence of int, optional
+        Board channel numbers (1-based) to deliver, in this order (default: all EEG channels).
+    watchdog_s : float
+        Seconds without samples after which the session is released and prepared again.
+    backoff_s : tuple of float
+        First and largest wait between reconnection attempts (doubling in between).
+    buffer_s : float
+        Seconds of samples the ring buffer holds for the reader.
+    poll_s : float
+        How often the worker drains BrainFlow.
+    loop : bool
+        Play the file again from its start at its end (``playback`` only).
+    on_status : callable, optional
+        Called with each :class:`StatusChange`, from the worker thread; keep it short.
+    """
+
+    def __init__(self, board: str, serial_port: str | None = None, file: str | None = None,
+                 master_board: str = "cyton", eeg_channels: Sequence[int] | None = None,
+                 watchdog_s: float = 2.0, backoff_s: tuple[float, float] = (0.25, 1.0), buffer_s: float = 60.0,
+                 poll_s: float = 0.02, loop: bool = True,
+                 on_status: Callable[[StatusChange], None] | None = None) -> None:
+        if board not in BOARD_IDS:
+            raise HotspotError(f"unknown board type {board!r}; use one of {', '.join(BOARD_IDS)}", ErrorCode.BAD_CONFIG)
+        if board in ("cyton", "cyton_daisy") and not serial_port:
+            raise HotspotError(f"board {board} needs a serial port (e.g. /dev/ttyUSB0)", ErrorCode.BAD_CONFIG)
+        if board == "playback" and not file:
+            raise HotspotError("board playback needs a file recorded by BrainFlow", ErrorCode.BAD_CONFIG)
+        if board == "playback" and master_board not in ("cyton", "cyton_daisy", "synthetic"):
+            raise HotspotError(f"playback master board must be cyton, cyton_daisy or synthetic, not {master_board!r}",
+                               ErrorCode.BAD_CONFIG)
+        if watchdog_s <= 0 or backoff_s[0] <= 0 or backoff_s[1] < backoff_s[0] or buffer_s <= 0 or poll_s <= 0:
+            raise HotspotError("watchdog_s, backoff_s, buffer_s and poll_s must be positive (backoff first <= last)",
+                               ErrorCode.BAD_CONFIG)
+        self.board = board
+        self._board_id = BOARD_IDS[board]
+        self._data_board_id = BOARD_IDS[master_board] if board == "playback" else self._board_id
+        self._params = BrainFlowInputParams()
+        if serial_port:
+            self._params.serial_port = str(serial_port)
+        if board == "playback":
+            self._params.file = str(file)
+            self._params.master_board = int(self._data_board_id)
+        descr = BoardShim.get_board_descr(self._data_board_id)
+        self.sampling_rate = float(descr["sampling_rate"])
+        board_rows = list(descr["eeg_channels"])
+        channels = list(eeg_channels) if eeg_channels is not None else list(range(1, len(board_rows) + 1))
+        bad = [channel for channel in channels if not 1 <= int(channel) <= len(board_rows)]
+        if bad or not channels:
+            raise HotspotError(f"board channels {bad or channels} do not exist on {board}; use 1..{len(board_rows)}",
+                               ErrorCode.BAD_CONFIG)
+        self.eeg_channels = [int(channel) for channel in channels]
+        self._rows = [board_rows[channel - 1] for channel in self.eeg_channels]
+        self._counter_row = int(descr["package_num_channel"])
+        self._time_row = int(descr["timestamp_channel"])
+        self._counter_step = 2 if self._data_board_id == BoardIds.CYTON_DAISY_BOARD else 1
+        self.watchdog_s = float(watchdog_s)
+        self.backoff_s = (float(backoff_s[0]), float(backoff_s[1]))
+        self.poll_s = float(poll_s)
+        self.loop = loop
+        self.on_status = on_status
+        self.stats = AcquisitionStats()
+        self._buffer = RingBuffer(len(self._rows), max(1, int(buffer_s * self.sampling_rate)))
+        self._condition = threading.Condition()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._shim: BoardShim | None = None
+        self._status = Status.STOPPED
+        self._reconnected = False
+        self._next_index = 0
+        self._last_counter: int | None = None
+        self._last_received_counter: int | None = None
+        self._last_time: float | None = None
+
+    # ------------------------------------------------------------------ public API
+
+    @property
+    def status(self) -> Status:
+        """The current link state."""
+        return self._status
+
+    @property
+    def n_channels(self) -> int:
+        """Number of channels each chunk carries."""
+        return len(self._rows)
+
+    def start(self, wait_s: float | None = 10.0) -> None:
+        """Start the worker and wait until samples flow.
+
+        Parameters
+        ----------
+        wait_s : float or None
+            Seconds to wait for the first session; None returns at once and keeps trying.
+
+        Raises
+        ------
+        HotspotError
+            (BOARD_ERROR) when no session could be prepared within ``wait_s``.
+        """
+        if self._thread is not None:
+            raise RuntimeError("acquisition already started")
+        BoardShim.set_log_level(LogLevels.LEVEL_OFF.value)
+        self._stop.clear()
+        self._set_status(Status.CONNECTING, self._where())
+        self._thread = threading.Thread(target=self._run, name="acquisition", daemon=True)
+        self._thread.start()
+        if wait_s is None:
+            return
+        deadline = time.monotonic() + wait_s
+        while self._shim is None and time.monotonic() < deadline and self._thread.is_alive():
+            time.sleep(0.02)
+        if self._shim is None:
+            detail = self._last_error
+            self.stop()
+            raise HotspotError(f"no {self.board} board answered at {self._where()} within {wait_s:g} s ({detail}); "
+                               "check the dongle, the board's power switch and the port", ErrorCode.BOARD_ERROR)
+
+    def read(self, timeout_s: float = 0.0) -> Chunk:
+        """Drain the samples that arrived since the last call.
+
+        Parameters
+        ----------
+        timeout_s : float
+            Wait up to this long for at least one sample.
+
+        Returns
+        -------
+        Chunk
+            Possibly empty (shape ``(n_channels, 0)``).
+        """
+        with self._condition:
+            if not len(self._buffer) and timeout_s > 0:
+                self._condition.wait_for(lambda: len(self._buffer) > 0 or self._stop.is_set(), timeout=timeout_s)
+            data, index, lost = self._buffer.pop_all()
+            reconnected, self._reconnected = self._reconnected, False
+        return Chunk(data_uv=data, sample_index=index, lost=int(lost.sum()), reconnected=reconnected)
+
+    def stop(self) -> None:
+        """Stop streaming, release the board and end the worker."""
+        self._stop.set()
+        with self._condition:
+            self._condition.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+        self._release()
+        if self._status != Status.STOPPED:
+            self._set_status(Status.STOPPED)
+
+    def __enter__(self) -> Acquisition:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ worker
+
+    _last_error = "not tried yet"
+
+    def _where(self) -> str:
+        return self._params.serial_port or self._params.file or self.board
+
+    def _set_status(self, status: Status, detail: str = "") -> None:
+        self._status = status
+        change = StatusChange(status=status, time=time.time(), detail=detail)
+        logger.info("acquisition %s %s", status.value, detail)
+        if self.on_status is not None:
+            try:
+                self.on_status(change)
+            except Exception:
+                logger.exception("status callback failed for %s", status.value)
+
+    def _connect(self) -> bool:
+        shim = BoardShim(self._board_id, self._params)
+        try:
+            shim.prepare_session()
+            if self.board == "playback":
+                shim.config_board("loopback_true" if self.loop else "loopback_false")
+            shim.start_stream(max(1024, int(self.sampling_rate * 30)))
+        except BrainFlowError as err:
+            self._last_error = str(err)
+            try:
+                shim.release_session()
+            except BrainFlowError:
+                pass
+            return False
+        self._shim = shim
+        return True
+
+    def _release(self) -> None:
+        shim, self._shim = self._shim, None
+        if shim is None:
+            return
+        try:
+            shim.release_session()
+        except BrainFlowError as err:
+            logger.info("release after failure: %s", err)
+
+    def _wait(self, seconds: float) -> bool:
+        """Sleep unless stopped; return True when stopped."""
+        return self._stop.wait(seconds)
+
+    def _run(self) -> None:
+        backoff = self.backoff_s[0]
+        first = True
+        while not self._stop.is_set():
+            if not self._connect():
+                if self._wait(backoff):
+                    break
+                backoff = min(2 * backoff, self.backoff_s[1])
+                continue
+            backoff = self.backoff_s[0]
+            if first:
+                self._set_status(Status.CONNECTED, self._where())
+                first = False
+            else:
+                self.stats.reconnects += 1
+                with self._condition:
+                    self._reconnected = True
+                self._set_status(Status.RECOVERED, self._where())
+            self._last_counter = None
+            self._stream()
+            if self._stop.is_set():
+                break
+            self._set_status(Status.STALLED, f"no samples for {self.watchdog_s:g} s")
+            self._release()
+            self._set_status(Status.RECONNECTING, self._where())
+
+    def _stream(self) -> None:
+        """Drain the session until it stalls for ``watchdog_s`` or the acquisition stops."""
+        last_data = time.monotonic()
+        while not self._wait(self.poll_s):
+            try:
+                data = self._shim.get_board_data()
+            except BrainFlowError as err:
+                self._last_error = str(err)
+                return
+            now = time.monotonic()
+            if data.shape[1]:
+                last_data = now
+                self._ingest(data)
+            elif now - last_data > self.watchdog_s:
+                return
+
+    # ------------------------------------------------------------------ loss accounting
+
+    def _ingest(self, data: np.ndarray) -> None:
+        counters = np.rint(data[self._counter_row]).astype(np.int64) % COUNTER_PERIOD
+        times = data[self._time_row]
+        values = data[self._rows]
+        period = COUNTER_PERIOD // self._counter_step
+        columns: list[np.ndarray] = []
+        lost_flags: list[bool] = []
+        nan_column = np.full(len(self._rows), np.nan)
+        for k in range(counters.size):
+            missing, stale = self._missing_before(int(counters[k]), float(times[k]), period)
+            columns.extend([nan_column] * missing)
+            lost_flags.extend([True] * missing)
+            columns.append(nan_column if stale else values[:, k])
+            lost_flags.append(stale)
+        block = np.stack(columns, axis=1)
+        flags = np.asarray(lost_flags)
+        index = self._next_index + np.arange(flags.size, dtype=np.int64)
+        self._next_index += flags.size
+        self.stats.samples += flags.size
+        self.stats.lost += int(flags.sum())
+        with self._condition:
+            self.stats.overflowed += self._buffer.push(block, index, flags)
+            self._condition.notify_all()
+
+    def _missing_before(self, counter: int, stamp: float, period: int) -> tuple[int, bool]:
+        """Return (samples lost before this one, whether this one repeats stale Daisy data)."""
+        last_counter, last_time = self._last_counter, self._last_time
+        self._last_time = stamp
+        if last_counter is None:
+            self._last_counter = self._last_received_counter = counter
+            if last_time is None:
+                return 0, False
+            # first sample of a new session: size the outage from the host clock
+            return max(0, int(round((stamp - last_time) * self.sampling_rate)) - 1), False
+        steps = ((counter - last_counter) % COUNTER_PERIOD) // self._counter_step
+        if steps == 0 or counter == self._last_received_counter:
+            # the slot after the last one is taken by a sample carrying stale data
+            self._last_counter = (last_counter + self._counter_step) % COUNTER_PERIOD
+            return 0, True
+        self._last_counter = self._last_received_counter = counter
+        elapsed = (stamp - last_time) * self.sampling_rate
+        wraps = int((elapsed - steps) // period) if elapsed > period else 0
+        if wraps > 0:
+            self.stats.ambiguous_gaps += 1
+        return steps - 1 + wraps * period, False
