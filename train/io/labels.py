@@ -112,7 +112,7 @@ def read_labels(path: str | Path, fiducials: str | Path | None = None, *, subjec
         an unknown subject or an ambiguous target.
     """
     points = _read_label_points(Path(path), subject, target)
-    table = read_fiducials(fiducials) if fiducials is not None else {}
+    table = read_fiducials(fiducials, subject) if fiducials is not None else {}
     embedded = _embedded_fiducials(Path(path), subject)
     return {name: _to_head(name, point, table.get(name) or embedded.get(name)) for name, point in points.items()}
 
