@@ -1,0 +1,19 @@
+"""Physiologically grounded cohort simulator: hand-movement EEG with known motor hotspots.
+
+Public API
+----------
+- ``load_config(path_or_None, overrides) -> SimulationConfig`` (defaults in defaults.toml)
+- ``simulate_cohort(config, out, jobs=None) -> Path``: the BIDS-like folder (see train.bids)
+- ``simulate_subject(config, group, index, subject_id, seed, sessions, schedule) -> (Subject, truth)``:
+  one subject in memory (e.g. a held-out subject for the device demo)
+- ``draw_subject(config, group, index)``: the latent draws only (hotspot, label, generators), no EEG
+- ``make_schedule(task, n_trials, sfreq, rng)`` / ``TrialSchedule``: trial event samples
+- ``main(argv)``: the ``invoke simulate`` command line
+"""
+
+from train.simulate.cohort import main, simulate_cohort
+from train.simulate.config import SimulationConfig, load_config
+from train.simulate.subject import EVENT_ID, TrialSchedule, draw_subject, make_schedule, simulate_subject
+
+__all__ = ["EVENT_ID", "SimulationConfig", "TrialSchedule", "draw_subject", "load_config", "main", "make_schedule",
+           "simulate_cohort", "simulate_subject"]

@@ -1,0 +1,42 @@
+"""Per-recording physiology checks used by the cohort summary and the tests.
+
+Definitions (stated once, used everywhere):
+
+- *band RMS*: RMS of a channel after a zero-phase 4th-order Butterworth band-pass (scipy),
+  over the whole recording; the "C3 amplitude" is the 1-40 Hz band RMS at C3.
+- *mu ERD*: 1 - (mean 8-13 Hz power from cue + 1 s to movement end) / (mean 8-13 Hz power from
+  cue - 2.5 s to cue - 0.5 s), averaged over trials; positive = power drops during movement.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.signal import butter, sosfiltfilt
+
+from train.dataset import Recording
+
+MU_BAND_HZ = (8.0, 13.0)
+
+
+def band_power(recording: Recording, band: tuple[float, float]) -> np.ndarray:
+    """Instantaneous band power (uV^2) of every channel, shape (n_channels, n_samples)."""
+    sos = butter(4, band, btype="bandpass", fs=recording.sfreq, output="sos")
+    return sosfiltfilt(sos, recording.data, axis=1) ** 2
+
+
+def band_rms(recording: Recording, channel: str, band: tuple[float, float] = (1.0, 40.0)) -> float:
+    """Band-limited RMS of one channel over the whole recording, uV."""
+    power = band_power(recording, band)[recording.ch_names.index(channel)]
+    return float(np.sqrt(power.mean()))
+
+
+def mu_erd(recording: Recording, band: tuple[float, float] = MU_BAND_HZ) -> np.ndarray:
+    """Mu ERD of every channel (fraction of power lost during movement), shape (n_channels,)."""
+    power = band_power(recording, band)
+    sfreq = recording.sfreq
+    cues, stops = recording.cue_samples("move"), recording.cue_samples("stop")
+    rest = [power[:, int(cue - 2.5 * sfreq): int(cue - 0.5 * sfreq)].mean(axis=1) for cue in cues
+            if cue - 2.5 * sfreq >= 0]
+    move = [power[:, int(cue + sfreq): int(stop)].mean(axis=1) for cue, stop in zip(cues, stops)
+            if stop > cue + sfreq]
+    return 1.0 - np.mean(move, axis=0) / np.mean(rest, axis=0)
