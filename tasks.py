@@ -52,9 +52,14 @@ def simulate(c: Context, out: str = "data/simulated", config: str = "", seed: in
 
 
 @task(name="load")
-def load_data(c: Context, path: str, labels: str = "", fiducials: str = "") -> None:
+def load_data(c: Context, path: str, labels: str = "", fiducials: str = "", events: str = "", channels: str = "",
+              board: str = "", require_channels: str = "", sfreq: float | None = None, allow_no_events: bool = False,
+              subject: str = "", target: str = "") -> None:
     """Import EEG recordings (and TMS labels) and print what was found."""
-    _delegate("train.io", [path] + _opt("--labels", labels) + _opt("--fiducials", fiducials))
+    _delegate("train.io", [path] + _opt("--labels", labels) + _opt("--fiducials", fiducials)
+              + _opt("--events", events) + _opt("--channels", channels) + _opt("--board", board)
+              + _opt("--require-channels", require_channels) + _opt("--sfreq", sfreq)
+              + _opt("--allow-no-events", allow_no_events) + _opt("--subject", subject) + _opt("--target", target))
 
 
 @task

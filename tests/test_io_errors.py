@@ -72,8 +72,8 @@ def test_truncated_fif(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("name,content", [
-    # MNE has no BDF or GDF writer: these broken files test that the extension reaches MNE's reader
-    # and that its failure becomes a BAD_FILE error.
+    # MNE has no GDF writer: this broken file is the GDF test (the extension reaches MNE's reader
+    # and its failure becomes a BAD_FILE error); BDF and BrainVision also round-trip in test_io_formats.
     ("rec.gdf", b"GDF 2.20" + bytes(50)),
     ("rec.bdf", b"\xffBIOSEMI" + bytes(40)),
     ("rec.vhdr", b"Brain Vision Data Exchange Header File Version 1.0\n"),

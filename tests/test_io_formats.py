@@ -1,8 +1,7 @@
 """Each recording format round-trips through its writer (MNE export, MNE FIF, BrainFlow) and train.io.
 
-No binaries are shipped: the fixtures are written here. MNE has no BDF or GDF writer, so for
-those two formats only the dispatch to MNE's reader is tested (through its error on a broken file,
-see test_io_errors.py); EDF stands for the EDF/BDF reader family.
+No binaries are shipped: the fixtures are written here. MNE has no GDF writer, so for GDF only
+the dispatch to MNE's reader is tested (through its error on a broken file, see test_io_errors.py).
 """
 
 from __future__ import annotations
@@ -26,7 +25,7 @@ def events_by_name(recording) -> list[tuple[int, str]]:
     return [(int(sample), names[int(code)]) for sample, code in recording.events]
 
 
-@pytest.mark.parametrize("suffix,tolerance_uv", [(".edf", 0.01), (".vhdr", 1e-3), ("_raw.fif", 1e-6)])
+@pytest.mark.parametrize("suffix,tolerance_uv", [(".edf", 0.01), (".bdf", 1e-4), (".vhdr", 1e-3), ("_raw.fif", 1e-6)])
 def test_mne_formats_round_trip(tmp_path: Path, suffix: str, tolerance_uv: float) -> None:
     raw = make_raw()
     path = tmp_path / f"sub-07_ses-2_task-handmove{suffix}"
@@ -114,6 +113,7 @@ def test_folder_of_files_groups_by_subject(tmp_path: Path) -> None:
         for session in ("1", "2"):
             mne.export.export_raw(tmp_path / subject / f"sub-{subject}_ses-{session}_eeg.edf", make_raw(), verbose="error")
     (tmp_path / "notes.txt").write_text("not a recording\n")
+    mne.write_events(tmp_path / "01" / "cues-eve.fif", np.array([[250, 0, 1]]), verbose="error")
     dataset = load_dataset(tmp_path)
     assert [s.subject for s in dataset.subjects] == ["sub-01", "sub-02"]
     assert [r.session for r in dataset.subjects[1].recordings] == ["ses-1", "ses-2"]

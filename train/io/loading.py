@@ -15,7 +15,7 @@ import numpy as np
 
 from edge.errors import ErrorCode, HotspotError
 from train.dataset import Dataset, Recording, Subject
-from train.io.labels import canonical_subject, read_labels
+from train.io.labels import read_labels
 from train.io.recording import check_recording, is_recording_file, read_recording
 
 PARTICIPANTS = "participants.tsv"
@@ -33,8 +33,8 @@ def load_dataset(path: str | Path, labels: str | Path | None = None, fiducials: 
     path : str or Path
         A recording file, a folder of recordings, or a BIDS-like simulated cohort folder.
     labels : str or Path, optional
-        TMS hotspot labels (see :func:`train.io.labels.read_labels`); they replace any labels
-        of a simulated cohort.
+        TMS hotspot labels (see :func:`train.io.labels.read_labels`). They replace the labels of
+        a simulated cohort; a subject the file does not label gets none.
     fiducials : str or Path, optional
         Nasion/LPA/RPA for labels that are not in the head frame.
     events : str or Path, optional
@@ -134,5 +134,5 @@ def _attach_labels(dataset: Dataset, labels: dict[str, np.ndarray], source: str 
     if unknown:
         raise HotspotError(f"{source} labels subject(s) {', '.join(unknown)} with no recordings (recordings are of "
                            f"{', '.join(known)}); fix the subject ids", ErrorCode.BAD_LABELS)
-    for name, label in labels.items():
-        known[canonical_subject(name)].label = label
+    for subject in dataset.subjects:
+        subject.label = labels.get(subject.subject)

@@ -32,10 +32,10 @@ _BIDS_ENTITY = re.compile(r"(sub|ses|run)-([A-Za-z0-9]+)")
 
 
 def is_recording_file(path: Path) -> bool:
-    """Return True for a file this module reads (by extension; ``.txt``/``.csv`` only if OpenBCI/BrainFlow)."""
+    """Return True for a recording file (by extension, not MNE ``-eve.fif`` events; ``.txt``/``.csv`` if OpenBCI)."""
     suffix = eeg.extension(path)
     if suffix in eeg.READERS:
-        return True
+        return not path.name.lower().removesuffix(suffix).endswith(("-eve", "_eve"))
     return suffix in OPENBCI_SUFFIXES and (openbci.is_openbci_gui_file(path) or openbci.is_brainflow_csv(path))
 
 
@@ -151,4 +151,4 @@ def _check(path: Path, signals: Signals, names: list[str], required_channels: Se
                            f"{', '.join(bad)}; repair or drop those channels", ErrorCode.BAD_SAMPLES)
     if require_events and len(signals.events) == 0:
         raise HotspotError(f"{path} has no events (no annotations or markers); give an events file with the "
-                           "movement cues", ErrorCode.NO_EVENTS)
+                           "movement cues, or allow recordings without events", ErrorCode.NO_EVENTS)
