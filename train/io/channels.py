@@ -18,7 +18,7 @@ import numpy as np
 
 from train.head import standard_positions_head_mm
 
-_DECORATION = re.compile(r"^(?:EEG[\s_-]*)?(?P<name>.*?)(?:[\s_-]*(?:REF|Ref|ref|LE|AVG))?$")
+_DECORATION = re.compile(r"^(?:EEG[\s_-]*)?(?P<name>.*?)(?:[\s_-]*(?:REF|LE|AVG))?$", re.IGNORECASE)
 
 
 @functools.lru_cache(maxsize=1)

@@ -15,7 +15,6 @@ import numpy as np
 
 from edge.errors import ErrorCode, HotspotError
 
-NO_EVENTS = (np.zeros((0, 2), dtype=np.int64), {})
 
 
 def sibling_events_file(recording: Path) -> Path | None:
@@ -83,7 +82,7 @@ def _read_bids_events(path: Path, sfreq: float) -> tuple[np.ndarray, dict[str, i
     with path.open(newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle, delimiter="\t"))
     if not rows:
-        return NO_EVENTS
+        return np.zeros((0, 2), dtype=np.int64), {}
     name_column = "trial_type" if "trial_type" in rows[0] else "value"
     if "onset" not in rows[0] or name_column not in rows[0]:
         raise HotspotError(f"events file {path} needs the columns onset and trial_type (or value); found "
@@ -101,11 +100,12 @@ def _read_bids_events(path: Path, sfreq: float) -> tuple[np.ndarray, dict[str, i
 
 
 def _event_codes(rows: list[dict[str, str]], names: list[str]) -> dict[str, int]:
-    """Codes from an integer ``value`` column when it is consistent with the names, else 1..n by name."""
-    if "value" in rows[0]:
-        pairs = {(name, row["value"]) for name, row in zip(names, rows)}
-        codes = {name: value for name, value in pairs}
-        if len(codes) == len(pairs) and all(value.lstrip("-").isdigit() for value in codes.values()):
-            if len(set(codes.values())) == len(codes):
-                return {name: int(value) for name, value in sorted(codes.items())}
-    return {name: code for code, name in enumerate(sorted(set(names)), start=1)}
+    """Codes from the ``value`` column when it gives each name one distinct integer, else 1..n by name."""
+    values: dict[str, set[str]] = {}
+    for name, row in zip(names, rows):
+        values.setdefault(name, set()).add(row.get("value", ""))
+    codes = {name: next(iter(found)) for name, found in values.items() if len(found) == 1}
+    if (len(codes) == len(values) and all(code.lstrip("-").isdigit() for code in codes.values())
+            and len(set(codes.values())) == len(codes)):
+        return {name: int(code) for name, code in sorted(codes.items())}
+    return {name: code for code, name in enumerate(sorted(values), start=1)}
