@@ -196,3 +196,19 @@ def test_unknown_label_format_is_refused(tmp_path: Path) -> None:
     with pytest.raises(HotspotError) as caught:
         read_labels(path)
     assert caught.value.code == ErrorCode.BAD_FORMAT
+
+
+def test_degenerate_fiducials_are_refused(tmp_path: Path) -> None:
+    labels = tmp_path / "labels.csv"
+    labels.write_text("subject,x,y,z,frame\nS01,1,2,3,RAS\n")
+    fiducials = tmp_path / "fid.csv"
+    fiducials.write_text("subject,point,x,y,z,frame\nS01,nasion,0,90,0,RAS\nS01,lpa,5,5,5,RAS\nS01,rpa,5,5,5,RAS\n")
+    with pytest.raises(HotspotError, match="do not define a head frame"):
+        read_labels(labels, fiducials)
+
+
+def test_fiducials_missing_a_point_are_refused(tmp_path: Path) -> None:
+    fiducials = tmp_path / "fid.csv"
+    fiducials.write_text("subject,point,x,y,z,frame\nS01,nasion,0,90,0,RAS\nS01,lpa,-70,0,0,RAS\n")
+    with pytest.raises(HotspotError, match="lacks the fiducial"):
+        read_fiducials(fiducials)

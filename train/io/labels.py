@@ -159,6 +159,9 @@ def _to_head(subject: str, point: Point, fiducials: Fiducials | None) -> np.ndar
                            "export the fiducials in the same file or use NIfTI/Brainsight space",
                            ErrorCode.BAD_LABELS)
     nasion, lpa, rpa = (_as_ras(p, fiducials.frame) for p in (fiducials.nasion, fiducials.lpa, fiducials.rpa))
+    if np.linalg.norm(np.cross(rpa - lpa, nasion - lpa)) < 1.0:  # mm^2: coincident or collinear points
+        raise HotspotError(f"fiducials of {subject} from {fiducials.source} do not define a head frame (points "
+                           "coincide or lie on a line); check nasion, LPA and RPA", ErrorCode.BAD_LABELS)
     trans = mne.transforms.get_ras_to_neuromag_trans(nasion, lpa, rpa)
     return mne.transforms.apply_trans(trans, _as_ras(point.position, point.frame))
 
