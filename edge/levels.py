@@ -1,0 +1,167 @@
+"""The five input levels: each turns one epoch (channels x samples) into the CNN's 2-D float32 input.
+
+The epoch spans ``[tmin, tmax)`` seconds around the movement cue (``edge.pipeline.PipelineSpec``; default
+-2...+4 s at 250 Hz = 1500 samples). Definitions (all numpy; the filter is the device's fixed-point one):
+
+L1 ``raw``       raw microvolts minus each channel's mean over the baseline, every ``decim``-th sample
+                 (channels x time). No filter, so no anti-aliasing either: raw means raw.
+L2 ``filtered``  the fixed-point filter's output (continuous causal filtering of the whole stream, then
+                 sliced), every ``decim``-th sample (channels x time).
+L3 ``clean``     L2 re-referenced (common average over the model's channels by default) and baseline
+                 corrected; epochs with railed/flat/lossy channels or a filtered peak-to-peak above the
+                 artifact threshold are rejected by their verdict (channels x time).
+L4 ``erd``       event-related (de)synchronisation per band: short-time band power of the L3 signal
+                 (Hann windows of ``erd_window`` s every ``erd_step`` s, |FFT|^2 summed over the band's bins)
+                 relative to its mean over the baseline frames, in percent: ``100 * (P - R) / R``
+                 (negative = desynchronisation). Rows are band-major: all channels' mu, then all channels'
+                 beta (bands x channels rows, time-frame columns).
+L5 ``psd``       log10 Welch PSD (uV^2/Hz; Hann, ``nperseg``, ``noverlap``, constant detrend, density
+                 scaling, mean over segments: scipy.signal.welch's defaults) of the L3 signal over
+                 ``[psd_tmin, psd_tmax)``, frequencies ``fmin..fmax`` (channels x frequency).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from edge.errors import ErrorCode, HotspotError
+
+if TYPE_CHECKING:
+    from edge.pipeline import PipelineSpec
+
+LEVELS = ("raw", "filtered", "clean", "erd", "psd")
+
+#: Floor added before log10 of the PSD (uV^2/Hz), so that a flat channel does not give -inf.
+PSD_FLOOR = 1e-12
+
+
+def hann(n: int) -> np.ndarray:
+    """Periodic Hann window (SciPy's ``get_window("hann", n)``)."""
+    return 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n) / n)
+
+
+def welch_psd(x: np.ndarray, sfreq: float, nperseg: int, noverlap: int) -> tuple[np.ndarray, np.ndarray]:
+    """Welch power spectral density along the last axis, as ``scipy.signal.welch`` computes it.
+
+    Hann window, constant detrend per segment, one-sided density scaling, mean over segments.
+
+    Parameters
+    ----------
+    x : ndarray, shape (..., n_samples)
+        Signal.
+    sfreq : float
+        Sampling rate (Hz).
+    nperseg, noverlap : int
+        Segment length and overlap in samples (``n_samples >= nperseg > noverlap >= 0``).
+
+    Returns
+    -------
+    freqs : ndarray, shape (nperseg // 2 + 1,)
+    psd : ndarray, shape (..., nperseg // 2 + 1)
+    """
+    x = np.asarray(x, dtype=np.float64)
+    if not 0 <= noverlap < nperseg <= x.shape[-1]:
+        raise HotspotError(f"Welch needs n_samples ({x.shape[-1]}) >= nperseg ({nperseg}) > noverlap "
+                           f"({noverlap}) >= 0", ErrorCode.BAD_CONFIG)
+    step = nperseg - noverlap
+    n_segments = (x.shape[-1] - noverlap) // step
+    starts = np.arange(n_segments) * step
+    segments = x[..., starts[:, None] + np.arange(nperseg)]
+    segments = segments - segments.mean(axis=-1, keepdims=True)
+    window = hann(nperseg)
+    spectrum = np.abs(np.fft.rfft(segments * window, axis=-1)) ** 2 / (sfreq * np.sum(window ** 2))
+    if nperseg % 2:
+        spectrum[..., 1:] *= 2.0
+    else:
+        spectrum[..., 1:-1] *= 2.0
+    return np.fft.rfftfreq(nperseg, 1.0 / sfreq), spectrum.mean(axis=-2)
+
+
+def rereference(x: np.ndarray, reference: str, channels: Sequence[str]) -> np.ndarray:
+    """Re-reference rows of ``x``: "average" (common average), "none", or one channel's name."""
+    if reference == "none":
+        return x
+    if reference == "average":
+        return x - x.mean(axis=0, keepdims=True)
+    if reference in channels:
+        return x - x[list(channels).index(reference)]
+    raise HotspotError(f"reference {reference!r} is neither 'average', 'none' nor one of the channels",
+                       ErrorCode.BAD_CONFIG)
+
+
+def baseline_correct(x: np.ndarray, baseline: slice) -> np.ndarray:
+    """Subtract each row's mean over the ``baseline`` samples."""
+    return x - x[:, baseline].mean(axis=1, keepdims=True)
+
+
+def band_power_frames(x: np.ndarray, sfreq: float, window: int, step: int,
+                      bands: Sequence[tuple[float, float]]) -> np.ndarray:
+    """Short-time band power: (n_bands, n_channels, n_frames), Hann-windowed |FFT|^2 summed over each band."""
+    n_frames = (x.shape[-1] - window) // step + 1
+    if n_frames < 1:
+        raise HotspotError(f"an ERD frame of {window} samples does not fit in {x.shape[-1]}", ErrorCode.BAD_CONFIG)
+    starts = np.arange(n_frames) * step
+    frames = x[:, starts[:, None] + np.arange(window)] * hann(window)
+    power = np.abs(np.fft.rfft(frames, axis=-1)) ** 2
+    freqs = np.fft.rfftfreq(window, 1.0 / sfreq)
+    out = []
+    for low, high in bands:
+        in_band = (freqs >= low) & (freqs < high)
+        if not in_band.any():
+            raise HotspotError(f"band {low}-{high} Hz has no FFT bin at {window} samples", ErrorCode.BAD_CONFIG)
+        out.append(power[..., in_band].sum(axis=-1))
+    return np.stack(out)
+
+
+def erd_percent(x: np.ndarray, sfreq: float, window: int, step: int, bands: Sequence[tuple[float, float]],
+                baseline_frames: np.ndarray) -> np.ndarray:
+    """ERD/ERS in percent of the baseline band power, rows band-major: (n_bands * n_channels, n_frames)."""
+    power = band_power_frames(x, sfreq, window, step, bands)
+    reference = power[..., baseline_frames].mean(axis=-1, keepdims=True)
+    reference = np.maximum(reference, np.finfo(np.float64).tiny)
+    erd = 100.0 * (power - reference) / reference
+    return erd.reshape(-1, erd.shape[-1])
+
+
+def log_psd(x: np.ndarray, sfreq: float, nperseg: int, noverlap: int, fmin: float, fmax: float) -> np.ndarray:
+    """log10 Welch PSD of each row, restricted to ``fmin <= f <= fmax``: (n_channels, n_freqs)."""
+    freqs, psd = welch_psd(x, sfreq, nperseg, noverlap)
+    keep = (freqs >= fmin) & (freqs <= fmax)
+    return np.log10(psd[:, keep] + PSD_FLOOR)
+
+
+def level_input(spec: "PipelineSpec", raw_epoch_uv: np.ndarray, filtered_epoch_uv: np.ndarray | None) -> np.ndarray:
+    """Compute ``spec.level``'s 2-D float32 input from one epoch.
+
+    Parameters
+    ----------
+    spec : edge.pipeline.PipelineSpec
+        Level and its parameters.
+    raw_epoch_uv : ndarray, shape (n_channels, spec.epoch_samples)
+        Raw microvolts with lost samples already held (no NaN).
+    filtered_epoch_uv : ndarray or None
+        The fixed-point filter's output over the same samples (None only for level "raw").
+
+    Returns
+    -------
+    ndarray of float32, shape ``spec.input_shape``
+    """
+    baseline = spec.baseline_slice
+    if spec.level == "raw":
+        out = baseline_correct(raw_epoch_uv, baseline)[:, ::spec.decim]
+    elif spec.level == "filtered":
+        out = filtered_epoch_uv[:, ::spec.decim]
+    else:
+        clean = baseline_correct(rereference(filtered_epoch_uv, spec.reference, spec.channels), baseline)
+        if spec.level == "clean":
+            out = clean[:, ::spec.decim]
+        elif spec.level == "erd":
+            out = erd_percent(clean, spec.sfreq, spec.erd_window_samples, spec.erd_step_samples, spec.bands,
+                              spec.erd_baseline_frames)
+        else:
+            out = log_psd(clean[:, spec.psd_slice], spec.sfreq, spec.psd_nperseg, spec.psd_noverlap,
+                          spec.psd_fmin, spec.psd_fmax)
+    return np.ascontiguousarray(out, dtype=np.float32)

@@ -1,0 +1,259 @@
+"""Signal quality per channel and per window: railed, near-railed, flat, lost samples, artifacts.
+
+Definitions follow the OpenBCI GUI so that clinicians' habits carry over:
+
+* **railed percentage** = ``100 * max|x| / full_scale`` with ``full_scale = 4.5 V / gain / (2**23 - 1) * 2**23``
+  (187 500 uV at gain 24), over the GUI's last 3 s. A window is checked as a whole, which is the same as
+  applying the GUI's 3-s check everywhere inside it. **Railed** at >= 90 %, **near railed** at >= 75 %
+  (the GUI's defaults; near railed is a warning, not a rejection).
+* **flat**: peak-to-peak below ``flat_uv`` over the window ("data from the board doesn't change").
+* **lost**: non-finite samples (the acquisition writes NaN for each sample lost on the radio link).
+* **artifact** (levels "clean" and above): peak-to-peak of the *filtered* signal above ``artifact_ptp_uv``.
+
+:func:`count_lost_packets` counts losses from the Cyton's 8-bit sample counter and flags when a gap could
+hide whole wrap-arounds of the counter (a time gap longer than 256 sample periods).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from edge.errors import ErrorCode, HotspotError
+from edge.fixedpoint import CYTON_DEFAULT_GAIN, ads1299_full_scale_uv
+
+
+@dataclass(frozen=True)
+class QualityThresholds:
+    """Limits for the per-window verdict (defaults: the OpenBCI GUI's).
+
+    Attributes
+    ----------
+    railed_pct, near_railed_pct : float
+        Share of the ADC full scale (percent) at which a channel is railed / near railed.
+    flat_uv : float
+        Peak-to-peak (uV) at or below which a channel counts as flat.
+    max_lost_fraction : float
+        Largest share of lost (non-finite) samples per channel a usable window may have.
+    artifact_ptp_uv : float
+        Peak-to-peak (uV) of the filtered signal above which a channel is an artifact.
+    adc_gain : int
+        ADS1299 gain of the channels (sets the full scale).
+    """
+
+    railed_pct: float = 90.0
+    near_railed_pct: float = 75.0
+    flat_uv: float = 0.5
+    max_lost_fraction: float = 0.02
+    artifact_ptp_uv: float = 150.0
+    adc_gain: int = CYTON_DEFAULT_GAIN
+
+    def __post_init__(self) -> None:
+        if not 0 < self.near_railed_pct <= self.railed_pct <= 100:
+            raise HotspotError("quality thresholds need 0 < near_railed_pct <= railed_pct <= 100",
+                               ErrorCode.BAD_CONFIG)
+        if self.flat_uv < 0 or not 0 <= self.max_lost_fraction <= 1 or self.artifact_ptp_uv <= 0:
+            raise HotspotError("quality thresholds need flat_uv >= 0, 0 <= max_lost_fraction <= 1 and "
+                               "artifact_ptp_uv > 0", ErrorCode.BAD_CONFIG)
+        if self.adc_gain not in (1, 2, 4, 6, 8, 12, 24):
+            raise HotspotError(f"adc_gain must be an ADS1299 gain (1, 2, 4, 6, 8, 12, 24), got {self.adc_gain}",
+                               ErrorCode.BAD_CONFIG)
+
+    def to_dict(self) -> dict:
+        """Return a JSON-serialisable form."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "QualityThresholds":
+        """Build from :meth:`to_dict` output (missing keys take the defaults)."""
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise HotspotError(f"unknown quality setting(s) {', '.join(sorted(unknown))}", ErrorCode.BAD_CONFIG)
+        try:
+            return cls(**{key: type(getattr(cls(), key))(value) for key, value in data.items()})
+        except (TypeError, ValueError) as err:
+            raise HotspotError(f"quality settings must be numbers ({err})", ErrorCode.BAD_CONFIG) from None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether one window is usable, and why not.
+
+    Attributes
+    ----------
+    ok : bool
+        True when no channel is railed, flat, too lossy or (when checked) an artifact.
+    reasons : tuple of str
+        One line per problem, e.g. ``"C3 railed (96.1 % of full scale)"``; warnings (near railed) included.
+    per_channel : dict of str to tuple of str
+        Flags per channel name among "railed", "near_railed", "flat", "lost", "artifact".
+    railed_pct : dict of str to float
+        Each channel's share of full scale (percent).
+    lost_fraction : float
+        Largest share of lost samples over the channels.
+    """
+
+    ok: bool
+    reasons: tuple[str, ...]
+    per_channel: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    railed_pct: dict[str, float] = field(default_factory=dict)
+    lost_fraction: float = 0.0
+
+    def to_dict(self) -> dict:
+        """Return a JSON-serialisable form."""
+        return {"ok": self.ok, "reasons": list(self.reasons),
+                "per_channel": {name: list(flags) for name, flags in self.per_channel.items()},
+                "railed_pct": dict(self.railed_pct), "lost_fraction": self.lost_fraction}
+
+
+def railed_percentage(raw_uv: np.ndarray, adc_gain: int = CYTON_DEFAULT_GAIN) -> np.ndarray:
+    """OpenBCI GUI railed percentage per channel: ``100 * max|x| / full_scale`` over finite samples.
+
+    Parameters
+    ----------
+    raw_uv : ndarray, shape (n_channels, n_samples)
+        Unfiltered microvolts (pass the last 3 s for the GUI's live value).
+    adc_gain : int
+        ADS1299 gain.
+
+    Returns
+    -------
+    ndarray, shape (n_channels,)
+    """
+    magnitude = np.where(np.isfinite(raw_uv), np.abs(raw_uv), 0.0)
+    peak = magnitude.max(axis=1) if magnitude.shape[1] else np.zeros(magnitude.shape[0])
+    return 100.0 * peak / ads1299_full_scale_uv(adc_gain)
+
+
+def assess_window(raw_uv: np.ndarray, channels: Sequence[str], thresholds: QualityThresholds | None = None,
+                  filtered_uv: np.ndarray | None = None) -> Verdict:
+    """Judge one window of samples.
+
+    Parameters
+    ----------
+    raw_uv : ndarray, shape (n_channels, n_samples)
+        Unfiltered microvolts with NaN for lost samples.
+    channels : sequence of str
+        Channel names, in row order.
+    thresholds : QualityThresholds, optional
+        Limits (default: the GUI's).
+    filtered_uv : ndarray, shape (n_channels, n_samples), optional
+        The filtered window; when given, channels over ``artifact_ptp_uv`` peak-to-peak are artifacts.
+
+    Returns
+    -------
+    Verdict
+    """
+    limits = thresholds or QualityThresholds()
+    raw_uv = np.asarray(raw_uv, dtype=np.float64)
+    if raw_uv.ndim != 2 or raw_uv.shape[0] != len(channels) or raw_uv.shape[1] == 0:
+        raise HotspotError(f"a window must be ({len(channels)} channels, n > 0 samples), got {raw_uv.shape}",
+                           ErrorCode.BAD_SAMPLES)
+    finite = np.isfinite(raw_uv)
+    lost = 1.0 - finite.mean(axis=1)
+    railed = railed_percentage(raw_uv, limits.adc_gain)
+    masked = np.where(finite, raw_uv, np.nan)
+    with np.errstate(invalid="ignore"):
+        ptp = np.where(finite.any(axis=1), np.nanmax(masked, axis=1, initial=-np.inf)
+                       - np.nanmin(masked, axis=1, initial=np.inf), 0.0)
+    artifact_ptp = np.ptp(filtered_uv, axis=1) if filtered_uv is not None else np.zeros(len(channels))
+    per_channel: dict[str, tuple[str, ...]] = {}
+    reasons: list[str] = []
+    ok = True
+    for i, name in enumerate(channels):
+        flags = []
+        if railed[i] >= limits.railed_pct:
+            flags.append("railed")
+            reasons.append(f"{name} railed ({railed[i]:.1f} % of full scale)")
+        elif railed[i] >= limits.near_railed_pct:
+            flags.append("near_railed")
+            reasons.append(f"{name} near railed ({railed[i]:.1f} % of full scale; warning)")
+        if ptp[i] <= limits.flat_uv and finite[i].any():
+            flags.append("flat")
+            reasons.append(f"{name} flat ({ptp[i]:.2f} uV peak-to-peak)")
+        if lost[i] > 0:
+            flags.append("lost")
+            if lost[i] > limits.max_lost_fraction:
+                reasons.append(f"{name} lost {100 * lost[i]:.1f} % of samples (NaN/inf)")
+        if artifact_ptp[i] > limits.artifact_ptp_uv:
+            flags.append("artifact")
+            reasons.append(f"{name} artifact ({artifact_ptp[i]:.0f} uV peak-to-peak after filtering)")
+        if ("railed" in flags or "flat" in flags or "artifact" in flags
+                or lost[i] > limits.max_lost_fraction or not finite[i].any()):
+            ok = False
+        per_channel[name] = tuple(flags)
+    return Verdict(ok=ok, reasons=tuple(reasons), per_channel=per_channel,
+                   railed_pct={name: float(railed[i]) for i, name in enumerate(channels)},
+                   lost_fraction=float(lost.max()))
+
+
+@dataclass(frozen=True)
+class PacketLoss:
+    """Samples lost on the link, counted from the board's sample counter.
+
+    Attributes
+    ----------
+    received : int
+        Samples received.
+    lost : int
+        Samples missing according to the counter (each gap counted modulo the counter's period).
+    ambiguous : bool
+        True when some gap lasted longer than a full counter period (by the timestamps), so whole
+        wrap-arounds may be hidden and ``lost`` is a lower bound.
+    gaps : tuple of int
+        Indices (into the received samples) after which samples are missing.
+    """
+
+    received: int
+    lost: int
+    ambiguous: bool
+    gaps: tuple[int, ...]
+
+    @property
+    def lost_fraction(self) -> float:
+        """``lost / (lost + received)``."""
+        total = self.lost + self.received
+        return self.lost / total if total else 0.0
+
+
+def count_lost_packets(sample_counter: np.ndarray, timestamps_s: np.ndarray | None = None,
+                       sfreq: float | None = None, period: int = 256, step: int = 1) -> PacketLoss:
+    """Count lost samples from a wrapping sample counter (Cyton: 0..255, step 1; Daisy: even ids, step 2).
+
+    Parameters
+    ----------
+    sample_counter : array_like of int
+        The counter of each received sample, in arrival order.
+    timestamps_s : array_like of float, optional
+        Host timestamps (s) of the received samples; with ``sfreq`` they reveal gaps longer than one counter
+        period, which the counter alone cannot see.
+    sfreq : float, optional
+        Sampling rate (Hz), needed with ``timestamps_s``.
+    period : int
+        Counter period (256 for an 8-bit counter).
+    step : int
+        Counter increment per sample.
+
+    Returns
+    -------
+    PacketLoss
+    """
+    counter = np.asarray(sample_counter, dtype=np.int64)
+    if counter.ndim != 1:
+        raise HotspotError("sample_counter must be one-dimensional", ErrorCode.BAD_SAMPLES)
+    if counter.size < 2:
+        return PacketLoss(received=int(counter.size), lost=0, ambiguous=False, gaps=())
+    missing = (np.mod(np.diff(counter), period) // step) - 1
+    missing = np.where(missing < 0, (period // step) - 1, missing)  # a repeated id: a full period lost
+    ambiguous = False
+    if timestamps_s is not None:
+        if sfreq is None or sfreq <= 0:
+            raise HotspotError("sfreq is needed to judge timestamp gaps", ErrorCode.BAD_ARGUMENT)
+        times = np.asarray(timestamps_s, dtype=np.float64)
+        if times.shape != counter.shape:
+            raise HotspotError("timestamps_s must have one entry per sample", ErrorCode.BAD_SAMPLES)
+        ambiguous = bool(np.any(np.diff(times) > (period // step) / sfreq))
+    gaps = tuple(int(i) for i in np.flatnonzero(missing > 0))
+    return PacketLoss(received=int(counter.size), lost=int(missing.sum()), ambiguous=ambiguous, gaps=gaps)
