@@ -1,0 +1,156 @@
+"""The device-side bundle loader: every kind of bad bundle is refused with its own message, and
+a refused bundle never replaces the one already loaded."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from bundle_factory import build_bundle, copy_bundle
+
+from convert.signing import generate_keypair, load_private_key, sign_manifest
+from edge.bundle import (GOLDEN_FILE, MANIFEST_FILE, MODEL_FILE, SIGNATURE_FILE, BundleSlot, load_bundle,
+                         sha256_hex)
+from edge.errors import ErrorCode, HotspotError
+from train.metrics import aggregate_trials
+
+BUDGET_MM = 0.3
+
+
+@pytest.fixture(scope="session")
+def made(tmp_path_factory) -> dict:
+    return build_bundle(tmp_path_factory.mktemp("bundle"))
+
+
+@pytest.fixture()
+def slot(made) -> BundleSlot:
+    """A slot that already holds the good bundle."""
+    slot = BundleSlot(made["public_key"])
+    slot.load(made["bundle"])
+    return slot
+
+
+def rewrite_manifest(folder: Path, private_key: Path, change) -> None:
+    """Apply ``change`` to the manifest dict and re-sign it with the right key."""
+    manifest = json.loads((folder / MANIFEST_FILE).read_text())
+    change(manifest)
+    data = (json.dumps(manifest, indent=2) + "\n").encode()
+    (folder / MANIFEST_FILE).write_bytes(data)
+    (folder / SIGNATURE_FILE).write_bytes(sign_manifest(data, load_private_key(private_key)))
+
+
+def assert_refused(slot: BundleSlot, folder: Path, code: ErrorCode, phrase: str) -> None:
+    before = slot.current
+    with pytest.raises(HotspotError) as caught:
+        slot.load(folder)
+    assert caught.value.code == code
+    assert phrase in str(caught.value)
+    assert "\n" not in str(caught.value)
+    assert slot.current is before and slot.current.bundle_id == before.bundle_id
+    assert slot.last_error is caught.value
+
+
+def test_round_trip_predicts_like_keras_within_the_parity_budget(made) -> None:
+    bundle = load_bundle(made["bundle"], made["public_key"])
+    windows = made["windows"][120:]
+    keras_out = np.asarray(made["model"](made["normalisation"].apply(windows)))
+    bundle_out = bundle.predict(windows)
+    assert bundle_out.shape == (len(windows), 3)
+    assert np.linalg.norm(aggregate_trials(bundle_out)[0] - aggregate_trials(keras_out)[0]) <= BUDGET_MM
+    single = bundle.predict(windows[0])
+    assert single.shape == (3,)
+    np.testing.assert_array_equal(single, bundle_out[0])
+    assert bundle.channels == list(made["spec"].channels)
+    assert bundle.spec == made["spec"]
+    assert bundle.mirror is True
+    assert bundle.board_channels == {name: i + 1 for i, name in enumerate(made["spec"].channels)}
+    np.testing.assert_allclose(bundle.electrodes["C3"], [-52.0, 1.0, 62.0])
+    assert bundle.runtime.startswith("ai_edge_litert")
+    manifest = bundle.manifest
+    assert manifest["model"]["io"] == "float32" and manifest["model"]["level"] == "psd"
+    assert manifest["output"] == {"frame": "head", "units": "mm", "hemisphere": "left"}
+    assert 0 < manifest["golden"]["tolerance_mm"] < 1.0
+
+
+def test_golden_outputs_are_reproduced_exactly_on_the_writing_machine(made) -> None:
+    bundle = load_bundle(made["bundle"], made["public_key"])
+    with np.load(made["bundle"] / GOLDEN_FILE) as golden:
+        np.testing.assert_array_equal(bundle.predict(golden["inputs"]), golden["outputs"])
+
+
+@pytest.mark.parametrize("name, code, phrase", [
+    (MODEL_FILE, ErrorCode.BAD_BUNDLE, "model.tflite does not match its sha256"),
+    (GOLDEN_FILE, ErrorCode.BAD_BUNDLE, "golden.npz does not match its sha256"),
+    (MANIFEST_FILE, ErrorCode.BAD_SIGNATURE, "modified after signing"),
+    (SIGNATURE_FILE, ErrorCode.BAD_SIGNATURE, SIGNATURE_FILE),
+])
+def test_a_flipped_byte_in_any_file_is_refused(made, slot, tmp_path, name, code, phrase) -> None:
+    folder = copy_bundle(made["bundle"], tmp_path / "bundle")
+    data = bytearray((folder / name).read_bytes())
+    position = len(data) // 2 if name != SIGNATURE_FILE else data.index(b'"signature"') + 20
+    data[position] ^= 0x04
+    (folder / name).write_bytes(bytes(data))
+    assert_refused(slot, folder, code, phrase)
+
+
+@pytest.mark.parametrize("name", [MODEL_FILE, GOLDEN_FILE, MANIFEST_FILE, SIGNATURE_FILE])
+def test_a_missing_file_is_refused(made, slot, tmp_path, name) -> None:
+    folder = copy_bundle(made["bundle"], tmp_path / "bundle")
+    (folder / name).unlink()
+    assert_refused(slot, folder, ErrorCode.BAD_BUNDLE, f"incomplete: {name} missing")
+
+
+def test_an_unknown_schema_version_is_refused(made, slot, tmp_path) -> None:
+    folder = copy_bundle(made["bundle"], tmp_path / "bundle")
+    rewrite_manifest(folder, made["private_key"], lambda manifest: manifest.update(schema=2))
+    assert_refused(slot, folder, ErrorCode.BAD_BUNDLE, "schema version 2 is not supported")
+
+
+def test_a_bundle_signed_with_another_key_is_refused(made, slot, tmp_path) -> None:
+    folder = copy_bundle(made["bundle"], tmp_path / "bundle")
+    other_key, _ = generate_keypair(tmp_path / "other.key")
+    rewrite_manifest(folder, other_key, lambda manifest: None)
+    assert_refused(slot, folder, ErrorCode.BAD_SIGNATURE, "but this device trusts key")
+
+
+def test_the_device_key_must_match_the_signing_key(made, tmp_path) -> None:
+    _, other_public = generate_keypair(tmp_path / "other.key")
+    with pytest.raises(HotspotError, match="but this device trusts key") as caught:
+        load_bundle(made["bundle"], other_public)
+    assert caught.value.code == ErrorCode.BAD_SIGNATURE
+
+
+def test_a_golden_vector_mismatch_is_refused(made, slot, tmp_path) -> None:
+    folder = copy_bundle(made["bundle"], tmp_path / "bundle")
+    with np.load(folder / GOLDEN_FILE) as golden:
+        inputs, outputs = golden["inputs"], golden["outputs"].copy()
+    outputs[2, 1] += 1.0
+    buffer = io.BytesIO()
+    np.savez(buffer, inputs=inputs, outputs=outputs)
+    (folder / GOLDEN_FILE).write_bytes(buffer.getvalue())
+    rewrite_manifest(folder, made["private_key"],
+                     lambda manifest: manifest["files"].update({GOLDEN_FILE: sha256_hex(buffer.getvalue())}))
+    assert_refused(slot, folder, ErrorCode.SELF_TEST_FAILED, "self-test failed: golden vector 2")
+
+
+def test_a_manifest_that_disagrees_with_its_pipeline_is_refused(made, slot, tmp_path) -> None:
+    folder = copy_bundle(made["bundle"], tmp_path / "bundle")
+    rewrite_manifest(folder, made["private_key"], lambda manifest: manifest["channels"].reverse())
+    assert_refused(slot, folder, ErrorCode.BAD_BUNDLE, "differ from the pipeline's")
+
+
+def test_a_missing_public_key_is_a_clear_error(made, tmp_path) -> None:
+    with pytest.raises(HotspotError, match="copy the .pub file") as caught:
+        load_bundle(made["bundle"], tmp_path / "absent.pub")
+    assert caught.value.code == ErrorCode.BAD_FILE
+
+
+def test_a_good_bundle_replaces_the_current_one(made, slot, tmp_path) -> None:
+    folder = copy_bundle(made["bundle"], tmp_path / "bundle")
+    rewrite_manifest(folder, made["private_key"], lambda manifest: manifest.update(created="2026-01-01T00:00:00+00:00"))
+    previous = slot.current.bundle_id
+    bundle = slot.load(folder)
+    assert slot.current is bundle and bundle.bundle_id != previous and slot.last_error is None
