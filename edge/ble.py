@@ -199,6 +199,10 @@ class BleLink:
         """The commands written since the last call."""
         return self.inbox.take()
 
+    def stats(self) -> dict:
+        """Counters for health.json: notifications sent and dropped, and what was written."""
+        return {**self.counters, "received": dict(self.inbox.counters)}
+
     def close(self) -> None:
         """Stop advertising and the event loop."""
         if self._server is not None:

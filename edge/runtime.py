@@ -24,14 +24,16 @@ from edge.bundle import load_bundle
 from edge.config import DeviceConfig
 from edge.errors import ErrorCode, HotspotError
 from edge.montage import mirror_channel_name
-from edge.protocol import MessageType, SessionState, Sequencer
-from edge.session import GuidedSession
+from edge.protocol import LIVE_TRIAL, MessageType, SessionState, Sequencer
+from edge.quality import assess_window
+from edge.session import GuidedSession, verdict_faults
 from edge.sessionlog import SessionLog
 
 STATUS_INTERVAL_S = 1.0
-IDLE_SLEEP_S = 0.01
+READ_WAIT_S = 0.02
 NO_SIGNAL_AFTER_S = 1.0
 MAX_GAP_S = 10.0
+LIVE_WINDOW_S = 1.0
 
 
 def _now() -> str:
@@ -112,6 +114,9 @@ class Runtime:
         self.next_index: int | None = None
         self.last_result: dict | None = None
         self.sessions_done = 0
+        window = int(round(LIVE_WINDOW_S * self.bundle.spec.sfreq))
+        self.recent = np.full((len(self.channels), window), np.nan)
+        self.live_ok = False
 
     def _open_links(self) -> list:
         links = []
@@ -138,14 +143,30 @@ class Runtime:
                   hemisphere=self.config.session.hotspot_hemisphere)
 
     @property
-    def signal_ok(self) -> bool:
+    def receiving(self) -> bool:
         """Samples arrived within the last second."""
         return time.monotonic() - self.last_sample_time < NO_SIGNAL_AFTER_S
 
     @property
+    def signal_ok(self) -> bool:
+        """Samples arrive and the last second of them passes the signal-quality check."""
+        return self.receiving and self.live_ok
+
+    def _live_check(self) -> None:
+        """Check the last second of signal (as the OpenBCI GUI's signal check) and report faults."""
+        verdict = assess_window(self.recent, self.channels, self.bundle.spec.quality)
+        was_ok, self.live_ok = self.live_ok, verdict.ok and self.receiving
+        if not self.receiving:
+            faults = [("all", "no_signal")]
+        else:
+            faults = verdict_faults(verdict, self.channels, self.channels)
+        if not self.live_ok or not was_ok:
+            self.emit(MessageType.QUALITY, trial=LIVE_TRIAL, ok=int(self.live_ok), faults=[(c, f, 1) for c, f in faults])
+
+    @property
     def state(self) -> SessionState:
         """What the STATUS message says the device is doing."""
-        if not self.signal_ok:
+        if not self.receiving:
             return SessionState.NO_SIGNAL
         if self.session is not None:
             return SessionState.RUNNING
@@ -160,14 +181,12 @@ class Runtime:
 
     def health(self) -> dict:
         """What health.json says (read by the deploy tooling and ``invoke device-status``)."""
-        status = {SessionState.NO_SIGNAL: "no_signal", SessionState.RUNNING: "healthy",
-                  SessionState.DONE: "healthy", SessionState.IDLE: "healthy"}[self.state]
+        status = "healthy" if self.signal_ok else ("poor_signal" if self.receiving else "no_signal")
         return {"status": status, "bundle_id": self.bundle.bundle_id, "config": str(self.config.path),
                 "pid": os.getpid(), "time": _now(), "device_id": self.config.device_id,
                 "session": "running" if self.session else "idle", "samples": self.samples, "lost": self.lost,
                 "reconnects": self.reconnects, "sessions_done": self.sessions_done,
-                "links": {link.name: dict(link.counters) | {"dropped_frames": dict(
-                    getattr(link, "decoder", getattr(link, "inbox", None)).counters)} for link in self.links}}
+                "links": {link.name: link.stats() for link in self.links}}
 
     def write_health(self) -> None:
         """Rewrite ``<state_dir>/health.json``."""
@@ -227,6 +246,7 @@ class Runtime:
             if chunk.data_uv.shape[1]:
                 data = self._samples(chunk)
                 self.samples += data.shape[1]
+                self.recent = np.concatenate([self.recent, data], axis=1)[:, -self.recent.shape[1]:]
                 self.last_sample_time = time.monotonic()
                 if self.session is None and self.start_requested:
                     self._start_session()
@@ -243,21 +263,23 @@ class Runtime:
         acquisition = acquisition_factory(board=board.type, serial_port=board.serial_port,
                                           file=str(board.file) if board.file else None,
                                           eeg_channels=self.board_inputs)
+        if abs(acquisition.sampling_rate - self.bundle.spec.sfreq) > 1e-6:
+            raise HotspotError(f"board type {board.type} samples at {acquisition.sampling_rate:g} Hz but the bundle's "
+                               f"model expects {self.bundle.spec.sfreq:g} Hz; use a bundle trained for this board",
+                               ErrorCode.BAD_SAMPLING_RATE)
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
-            acquisition.start()
+            acquisition.start(wait_s=None)
             self.last_sample_time = time.monotonic()
             self._hello()
             next_status = 0.0
             while not self.stopping:
-                chunk = acquisition.read()
-                self.step(chunk)
+                self.step(acquisition.read(timeout_s=READ_WAIT_S))
                 if time.monotonic() >= next_status:
+                    self._live_check()
                     self._status()
                     self.write_health()
                     next_status = time.monotonic() + STATUS_INTERVAL_S
-                if chunk is None or not chunk.data_uv.shape[1]:
-                    time.sleep(IDLE_SLEEP_S)
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)

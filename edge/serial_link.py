@@ -122,6 +122,10 @@ class SerialLink:
             return []
         return self.decoder.feed(data) if data else []
 
+    def stats(self) -> dict:
+        """Counters for health.json: frames sent and dropped, and what was received."""
+        return {**self.counters, "received": dict(self.decoder.counters)}
+
     def close(self) -> None:
         """Try to send what is queued, then close the port."""
         self.flush()

@@ -67,17 +67,18 @@ def cue_schedule(session: SessionConfig, sfreq: float) -> list[Cue]:
     Returns
     -------
     list of Cue
-        In time order; the sample of each cue is ``round(t * sfreq)`` of its time ``t`` in s.
+        In time order. Each duration is rounded to whole samples first and the cues are sums of
+        those (the simulator's fixed schedule does the same, so both agree to the sample).
     """
-    period = session.rest_s + session.move_s + session.post_s
+    lead = round(session.lead_in_s * sfreq)
+    rest, move, post = (round(seconds * sfreq) for seconds in (session.rest_s, session.move_s, session.post_s))
     cues = []
     for trial in range(session.trials):
-        start = session.lead_in_s + trial * period
-        for offset, kind, duration in ((0.0, CueKind.REST, session.rest_s),
-                                       (session.rest_s, CueKind.MOVE, session.move_s),
-                                       (session.rest_s + session.move_s, CueKind.STOP, session.post_s)):
-            cues.append(Cue(round((start + offset) * sfreq), kind, trial, duration))
-    cues.append(Cue(round((session.lead_in_s + session.trials * period) * sfreq), CueKind.DONE, session.trials, 0.0))
+        start = lead + trial * (rest + move + post)
+        cues += [Cue(start, CueKind.REST, trial, session.rest_s),
+                 Cue(start + rest, CueKind.MOVE, trial, session.move_s),
+                 Cue(start + rest + move, CueKind.STOP, trial, session.post_s)]
+    cues.append(Cue(lead + session.trials * (rest + move + post), CueKind.DONE, session.trials, 0.0))
     return cues
 
 
@@ -157,22 +158,27 @@ class SessionResult:
         }
 
 
-def verdict_faults(verdict, worn_names: list[str]) -> list[tuple[str, str]]:
-    """(channel as worn, fault) pairs of a failed quality verdict.
+WARNINGS = frozenset({"near_railed"})
+"""Quality flags that do not spoil a trial on their own (the OpenBCI GUI's near-railed warning)."""
+
+
+def verdict_faults(verdict, model_channels: list[str], worn_names: list[str]) -> list[tuple[str, str]]:
+    """(electrode as worn, fault) pairs of a failed quality verdict.
 
     Parameters
     ----------
     verdict : edge.quality.Verdict
-        The pipeline's verdict; per-channel faults are indexed in model channel order.
+        The pipeline's verdict; ``per_channel`` is keyed by model channel name.
+    model_channels : list of str
+        The model's channel names (left-hemisphere frame).
     worn_names : list of str
         The electrodes actually worn, in model channel order (mirrored for a right hemisphere).
     """
-    faults = []
-    for index, channel_faults in enumerate(verdict.per_channel):
-        faults.extend((worn_names[index], fault) for fault in channel_faults)
-    faults.extend(("all", fault) for fault in verdict.window_faults)
+    worn = dict(zip(model_channels, worn_names))
+    faults = [(worn.get(name, name), flag) for name, flags in verdict.per_channel.items()
+              for flag in flags if flag not in WARNINGS]
     if not faults and not verdict.ok:
-        faults.extend(("all", reason) for reason in verdict.reasons)
+        faults = [("all", reason) for reason in verdict.reasons]
     return faults
 
 
@@ -268,8 +274,8 @@ class GuidedSession:
         while self._next_cue < len(self.cues) and self.cues[self._next_cue].sample <= self.samples:
             cue = self.cues[self._next_cue]
             self._next_cue += 1
-            if cue.kind == CueKind.MOVE:
-                self.pipeline.add_cue(cue.sample)
+            if cue.kind == CueKind.MOVE and not self.pipeline.add_cue(cue.sample):
+                self._record(TrialOutcome(cue.trial, False, None, [("all", "no_data")]), cue.sample, [])
             self.emit(MessageType.CUE, kind=int(cue.kind), trial=cue.trial, n_trials=self.config.trials,
                       duration_ms=int(round(cue.duration_s * 1000)))
 
@@ -281,20 +287,22 @@ class GuidedSession:
             position = np.asarray(self.bundle.predict(input2d), dtype=float).reshape(3)
             if self.mirrored:
                 position = mirror_points(position)
-            outcome = TrialOutcome(trial, True, position)
-            reasons: list[str] = []
+            self._record(TrialOutcome(trial, True, position), cue_sample, [])
         else:
-            faults = verdict_faults(verdict, self.worn_names)
-            outcome = TrialOutcome(trial, False, None, faults)
-            reasons = [f"{channel} {fault}" for channel, fault in faults]
+            faults = verdict_faults(verdict, list(self.bundle.spec.channels), self.worn_names)
             self.emit(MessageType.QUALITY, trial=trial, ok=0, faults=[(c, f, 1) for c, f in faults])
-        self.outcomes[trial] = outcome
+            self._record(TrialOutcome(trial, False, None, faults), cue_sample,
+                         [f"{channel} {fault}" for channel, fault in faults])
+
+    def _record(self, outcome: TrialOutcome, cue_sample: int, reasons: list[str]) -> None:
+        self.outcomes[outcome.trial] = outcome
         shown = outcome.position_mm if outcome.good else np.full(3, np.nan)
-        self.emit(MessageType.TRIAL_RESULT, trial=trial, good=int(outcome.good), position_mm=tuple(shown),
-                  reasons=reasons)
         if self.log is not None:
-            self.log.append("trial", trial=trial, cue_sample=int(cue_sample), good=outcome.good,
+            # Durable before it is reported: whatever a host saw is in the log.
+            self.log.append("trial", trial=outcome.trial, cue_sample=int(cue_sample), good=outcome.good,
                             position_mm=shown, faults=[list(f) for f in outcome.faults])
+        self.emit(MessageType.TRIAL_RESULT, trial=outcome.trial, good=int(outcome.good), position_mm=tuple(shown),
+                  reasons=reasons)
 
     def stop(self, reason: str) -> SessionResult:
         """End the session early (host STOP command, or the board gone for good) with a redo."""
@@ -329,6 +337,8 @@ class GuidedSession:
         result = SessionResult("redo" if reasons else "hotspot", config.trials, len(good), config.min_good_trials,
                                position, electrode, offset, confidence, spread, reasons, faults)
         self.result = result
+        if self.log is not None:
+            self.log.append("result", result=result.to_dict())
         if result.kind == "hotspot":
             self.emit(MessageType.HOTSPOT, position_mm=tuple(position), electrode=electrode, offset_mm=tuple(offset),
                       confidence=confidence, spread_mm=spread, n_good=len(good), n_trials=config.trials,
@@ -336,5 +346,3 @@ class GuidedSession:
         else:
             self.emit(MessageType.REDO, n_good=len(good), needed=config.min_good_trials, n_trials=config.trials,
                       reasons=reasons, faults=faults)
-        if self.log is not None:
-            self.log.append("result", **result.to_dict())

@@ -1,0 +1,297 @@
+"""``invoke demo``: the whole chain on the embedded default, from nothing to a reported hotspot.
+
+1. simulate a small cohort (train.simulate) with a fixed cue schedule;
+2. hold one subject out and train the deployable CNN on the others (train.training);
+3. make a signing key, quantise and sign the model into a bundle (convert);
+4. stream the held-out subject's recording from an emulated OpenBCI Cyton on a pty;
+5. run the device runtime (``python -m edge --once``) on it: BrainFlow's Cyton driver,
+   the fixed-point signal path, the guided session, serial reports on a virtual cable;
+6. the monitor shows the cues and trials and the hotspot, printed next to the truth.
+
+Settings are in ``hardware/demo.toml`` ([full], or [fast] with ``--fast``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+import tomllib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge.errors import ErrorCode, HotspotError, run_cli
+from edge.montage import mirror_channel_name, mirror_points
+
+SETTINGS = Path(__file__).with_name("demo.toml")
+CYTON_INPUTS = 8
+SESSION_MARGIN_S = 60.0
+
+
+def load_settings(fast: bool) -> dict:
+    """The [full] or [fast] table of ``hardware/demo.toml``."""
+    table = tomllib.loads(SETTINGS.read_text())["fast" if fast else "full"]
+    missing = {"level", "channels", "speed", "simulation", "training", "session"} - set(table)
+    if missing:
+        raise HotspotError(f"{SETTINGS}: [{'fast' if fast else 'full'}] lacks {', '.join(sorted(missing))}",
+                           ErrorCode.BAD_CONFIG)
+    return table
+
+
+@dataclass
+class Chain:
+    """What the host side of the chain produced for one held-out subject.
+
+    Attributes
+    ----------
+    workdir : Path
+    dataset : train.dataset.Dataset
+        The whole simulated cohort.
+    holdout : train.dataset.Subject
+        The subject the device session is run on (not seen in training).
+    model_dir, bundle_dir, public_key : Path
+    schedule : dict
+        ``lead_in_s``, ``rest_s``, ``move_s``, ``post_s``, ``trials`` of the recording.
+    """
+
+    workdir: Path
+    dataset: object
+    holdout: object
+    model_dir: Path
+    bundle_dir: Path
+    public_key: Path
+    schedule: dict
+
+
+class Progress:
+    """Numbered, timed progress lines."""
+
+    def __init__(self, steps: int, show: Callable[[str], None]) -> None:
+        self.steps, self.show, self.step, self.started = steps, show, 0, time.monotonic()
+
+    def __call__(self, text: str) -> None:
+        self.step += 1
+        self.show(f"[{self.step}/{self.steps} {time.monotonic() - self.started:6.1f} s] {text}")
+
+
+def cohort_summary(dataset) -> list[str]:
+    """A few lines describing a simulated cohort."""
+    subjects = dataset.subjects
+    first = subjects[0].recordings[0]
+    trials = [len(r.cue_samples("move")) for s in subjects for r in s.recordings]
+    labels = np.array([s.label for s in subjects if s.label is not None])
+    lines = [f"{len(subjects)} subjects ({', '.join(sorted({s.group for s in subjects}))}), "
+             f"{sum(len(s.recordings) for s in subjects)} recordings, {first.sfreq:g} Hz, "
+             f"{len(first.ch_names)} channels, {min(trials)}-{max(trials)} trials each, "
+             f"{first.data.shape[1] / first.sfreq:.0f} s per recording"]
+    if len(labels):
+        centre = labels.mean(axis=0)
+        lines.append(f"TMS labels (head frame, mm): mean ({', '.join(f'{v:+.1f}' for v in centre)}), "
+                     f"spread {np.linalg.norm(labels - centre, axis=1).mean():.1f} mm around it")
+    return lines
+
+
+def recording_schedule(recording, sim_task: dict) -> dict:
+    """The fixed cue schedule of a simulated recording, checked against the device's own schedule."""
+    from edge.config import SessionConfig
+    from edge.protocol import CueKind
+    from edge.session import cue_schedule
+
+    low, high = sim_task["rest_s"]
+    if low != high:
+        raise HotspotError("the demo needs a fixed schedule: set task.rest_s = [x, x]", ErrorCode.BAD_CONFIG)
+    schedule = {"trials": int(len(recording.cue_samples("move"))), "lead_in_s": float(sim_task["lead_in_s"]),
+                "rest_s": float(low), "move_s": float(sim_task["move_s"]), "post_s": float(sim_task["post_s"])}
+    session = SessionConfig(min_good_trials=1, min_confidence=0.0, agreement_mm=10.0, hand="right",
+                            autostart=True, **schedule)
+    expected = [c.sample for c in cue_schedule(session, recording.sfreq) if c.kind == CueKind.MOVE]
+    actual = recording.cue_samples("move").tolist()
+    if actual != expected:
+        raise HotspotError(f"the simulated move cues {actual[:3]}... differ from the device's schedule "
+                           f"{expected[:3]}...", ErrorCode.BAD_FORMAT)
+    return schedule
+
+
+def build_chain(workdir: Path, settings: dict, sim_config: Path | None = None,
+                show: Callable[[str], None] = print, steps: int = 6) -> tuple[Chain, Progress]:
+    """Simulate, train on all but one subject, convert and sign (steps 1-3 of the demo)."""
+    from convert.quantize import convert_model
+    from convert.signing import generate_keypair
+    from train.bids import read_bids_dataset
+    from train.dataset import Dataset
+    from train.simulate import load_config, simulate_cohort
+    from train.training import train_model
+
+    progress = Progress(steps, show)
+    workdir.mkdir(parents=True, exist_ok=True)
+    config = load_config(sim_config, settings["simulation"])
+    data_dir = workdir / "data"
+    if data_dir.exists():
+        shutil.rmtree(data_dir)
+    progress(f"simulating a small cohort into {data_dir} ...")
+    simulate_cohort(config, data_dir)
+    dataset = read_bids_dataset(data_dir)
+    for line in cohort_summary(dataset):
+        show(f"      {line}")
+
+    labelled = [s for s in dataset.subjects if s.label is not None and s.recordings]
+    holdout = labelled[-1]
+    train_set = Dataset(dataset.name, [s for s in dataset.subjects if s is not holdout])
+    schedule = recording_schedule(holdout.recordings[0], config["task"])
+    progress(f"training the {settings['level']} CNN on {len(train_set.subjects)} subjects "
+             f"({settings['channels']} channels); {holdout.subject} is held out ...")
+    model_dir = train_model(train_set, settings["level"], settings["channels"], settings["training"],
+                            workdir / "model", progress=False)
+
+    progress("quantising to int8 TFLite and signing the bundle ...")
+    key_path = workdir / "keys" / "signing.key"
+    private_key, public_key = generate_keypair(key_path, overwrite=True)
+    bundle_dir = workdir / "bundle"
+    convert_model(model_dir, train_set, bundle_dir, private_key)
+    return Chain(workdir, dataset, holdout, Path(model_dir), bundle_dir, Path(public_key), schedule), progress
+
+
+def worn_names(model_channels: Sequence[str], hand: str) -> list[str]:
+    """The electrodes worn for a moving hand, in model order (mirrored for the left hand)."""
+    return [mirror_channel_name(n) for n in model_channels] if hand == "left" else list(model_channels)
+
+
+def board_source(recording, names: Sequence[str], n_inputs: int = CYTON_INPUTS) -> np.ndarray:
+    """The recording as the board sees it: ``names[i]`` on board input ``i + 1``; others silent."""
+    source = np.zeros((n_inputs, recording.data.shape[1]))
+    for row, name in enumerate(names):
+        source[row] = recording.data[recording.ch_names.index(name)]
+    return source
+
+
+def offline_estimate(chain: Chain) -> tuple[np.ndarray, np.ndarray]:
+    """The same bundle on the whole held-out recording, offline: per-trial predictions and their median."""
+    from edge.bundle import load_bundle
+    from edge.pipeline import compute_epochs
+
+    bundle = load_bundle(chain.bundle_dir, chain.public_key)
+    recording = chain.holdout.recordings[0]
+    names = worn_names(bundle.channels, chain.holdout.hand)
+    raw = np.stack([recording.data[recording.ch_names.index(n)] for n in names])
+    epochs = compute_epochs(bundle.spec, raw, recording.cue_samples("move"))
+    predictions = np.array([bundle.predict(x) for x in epochs.inputs])
+    if chain.holdout.hand == "left":
+        predictions = mirror_points(predictions)
+    return predictions, np.median(predictions, axis=0)
+
+
+def write_device_config(path: Path, chain: Chain, names: Sequence[str], board_port: str, report_port: str,
+                        session: dict, autostart: bool = True) -> Path:
+    """Write the device TOML for a session on ``chain.holdout`` (board inputs 1..n in model order)."""
+    schedule = chain.schedule
+    lines = ["[device]", 'id = "demo-01"', f'state_dir = "{path.parent / "state"}"', "",
+             "[board]", 'type = "cyton"', f'serial_port = "{board_port}"', "",
+             "[channels]", *[f"{name} = {index + 1}" for index, name in enumerate(names)], "",
+             "[bundle]", f'path = "{chain.bundle_dir}"', f'public_key = "{chain.public_key}"', "",
+             "[links.serial]", f'port = "{report_port}"', "baud = 115200", "",
+             "[session]", f'hand = "{chain.holdout.hand}"', f"trials = {schedule['trials']}",
+             f"lead_in_s = {schedule['lead_in_s']}", f"rest_s = {schedule['rest_s']}",
+             f"move_s = {schedule['move_s']}", f"post_s = {schedule['post_s']}",
+             *[f"{key} = {json.dumps(value)}" for key, value in session.items()],
+             f"autostart = {'true' if autostart else 'false'}", ""]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines))
+    return path
+
+
+def run_device_session(chain: Chain, settings: dict, show: Callable[[str], None] = print):
+    """Emulated board → ``python -m edge --once`` → serial report → monitor; return the result message."""
+    from edge.bundle import load_bundle
+    from hardware.emulator import CytonEmulator
+    from hardware.monitor import Display, MonitorClient
+    from hardware.nullmodem import NullModem
+    from edge.protocol import MessageType
+
+    bundle = load_bundle(chain.bundle_dir, chain.public_key)
+    names = worn_names(bundle.channels, chain.holdout.hand)
+    source = board_source(chain.holdout.recordings[0], names)
+    speed = float(settings["speed"])
+    emulator = CytonEmulator(source, speed=speed)
+    board_port = emulator.start()
+    with NullModem() as cable:
+        config = write_device_config(chain.workdir / "device" / "device.toml", chain, names, board_port,
+                                     cable.device_port, settings["session"])
+        client = MonitorClient(cable.host_port)
+        runtime = subprocess.Popen([sys.executable, "-m", "edge", "--config", str(config), "--once"],
+                                   stderr=subprocess.PIPE, text=True)
+        display, result = Display(), None
+        timeout = source.shape[1] / 250.0 / speed + SESSION_MARGIN_S
+        try:
+            for message in client.messages(timeout):
+                line = display.describe(message)
+                if line:
+                    show("      device | " + line.replace("\n", "\n      device | "))
+                if message.type in (MessageType.HOTSPOT, MessageType.REDO):
+                    result = message
+                    break
+                if runtime.poll() is not None:
+                    break
+            runtime.wait(timeout=30)
+        finally:
+            if runtime.poll() is None:
+                runtime.terminate()
+                runtime.wait(timeout=10)
+            client.close()
+            emulator.stop()
+        if result is None:
+            raise HotspotError(f"the device runtime gave no result (exit code {runtime.returncode}): "
+                               f"{(runtime.stderr.read() or '').strip()[-300:]}", ErrorCode.BOARD_ERROR)
+    return result
+
+
+def _xyz(values) -> str:
+    return "(" + ", ".join(f"{v:+.1f}" for v in values) + ")"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line of ``invoke demo``."""
+    parser = argparse.ArgumentParser(prog="invoke demo", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workdir", default="demo-run", help="where everything is written (replaced)")
+    parser.add_argument("--config", default="", help="a simulation TOML overriding train/simulate/defaults.toml")
+    parser.add_argument("--fast", action="store_true", help="smaller cohort, fewer trials, faster playback")
+    args = parser.parse_args(argv)
+    settings = load_settings(args.fast)
+    workdir = Path(args.workdir).resolve()
+    chain, progress = build_chain(workdir, settings, Path(args.config) if args.config else None)
+
+    predictions, offline = offline_estimate(chain)
+    holdout = chain.holdout
+    progress(f"streaming {holdout.subject} ({holdout.group}, moves the {holdout.hand} hand) from an emulated "
+             f"Cyton at {settings['speed']:g}x real time into the device runtime ...")
+    result = run_device_session(chain, settings)
+
+    progress("result")
+    truth = np.asarray(holdout.truth if holdout.truth is not None else holdout.label, dtype=float)
+    label = np.asarray(holdout.label, dtype=float)
+    baseline = np.mean([s.label if s.hand == holdout.hand else mirror_points(s.label)
+                        for s in chain.dataset.subjects if s.label is not None and s is not holdout], axis=0)
+    print(f"      true hotspot        {_xyz(truth)} mm (head frame)")
+    print(f"      TMS label           {_xyz(label)} mm")
+    if result.type.name == "HOTSPOT":
+        reported = np.asarray(result["position_mm"])
+        print(f"      device reported     {_xyz(reported)} mm  -> {np.linalg.norm(reported - truth):.1f} mm from "
+              f"the truth, nearest electrode {result['electrode']} (offset {_xyz(result['offset_mm'])} mm)")
+    else:
+        print("      device asked for a redo: " + "; ".join(result["reasons"]))
+    print(f"      offline, same bundle {_xyz(offline)} mm -> {np.linalg.norm(offline - truth):.1f} mm from the truth")
+    print(f"      population mean     {_xyz(baseline)} mm -> {np.linalg.norm(baseline - truth):.1f} mm from the truth "
+          "(baseline: mean TMS label of the training subjects)")
+    print(f"      protocol: one held-out subject (subject-grouped), head frame, mm; {len(predictions)} trials. "
+          f"Everything is in {workdir}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))

@@ -1,0 +1,148 @@
+"""The chain the device tests run on: one small trained + converted bundle, and a device rig.
+
+``chain`` (session scope) simulates a small cohort, trains on all subjects but one and writes a
+signed int8 bundle, once per test run (the demo's own steps, ``hardware.demo.build_chain``).
+``DeviceRig`` wires emulator pty → BrainFlow's Cyton driver → ``python -m edge`` → serial report
+on a virtual null-modem cable → the monitor client, and records every message with its arrival time.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge.protocol import Message, MessageType
+from hardware.demo import Chain, board_source, build_chain, load_settings, worn_names, write_device_config
+from hardware.emulator import CytonEmulator
+from hardware.monitor import MonitorClient
+from hardware.nullmodem import NullModem
+
+SPEED = 8.0
+"""The emulated board streams this many times faster than real time in the device tests."""
+
+
+@pytest.fixture(scope="session")
+def chain(tmp_path_factory) -> Chain:
+    """One small trained and converted bundle plus its held-out subject (built once per run)."""
+    settings = load_settings(fast=True)
+    built, _ = build_chain(tmp_path_factory.mktemp("chain"), settings, show=lambda line: None)
+    return built
+
+
+@pytest.fixture(scope="session")
+def chain_settings() -> dict:
+    """The [fast] demo settings the chain was built with."""
+    return load_settings(fast=True)
+
+
+class DeviceRig:
+    """Emulated Cyton → device runtime (subprocess) → serial report → monitor client.
+
+    Parameters
+    ----------
+    chain : Chain
+    folder : Path
+        Where the device config, state and logs go.
+    session : dict
+        Extra ``[session]`` keys (e.g. ``min_good_trials``).
+    trials : int, optional
+        Fewer trials than the recording has.
+    speed : float
+        Emulator speed.
+    source : ndarray, optional
+        Board source (8, n) µV; default: the held-out subject's recording on the worn inputs.
+    """
+
+    def __init__(self, chain: Chain, folder: Path, session: dict, trials: int | None = None,
+                 speed: float = SPEED, source: np.ndarray | None = None) -> None:
+        from edge.bundle import load_bundle
+
+        bundle = load_bundle(chain.bundle_dir, chain.public_key)
+        self.spec = bundle.spec
+        self.names = worn_names(bundle.channels, chain.holdout.hand)
+        self.source = board_source(chain.holdout.recordings[0], self.names) if source is None else source
+        self.speed = speed
+        self.emulator = CytonEmulator(self.source, speed=speed)
+        self.board_port = self.emulator.start()
+        self.cable = NullModem()
+        self.folder = folder
+        self.schedule = dict(chain.schedule)
+        if trials is not None:
+            self.schedule["trials"] = trials
+        chain_view = Chain(chain.workdir, chain.dataset, chain.holdout, chain.model_dir, chain.bundle_dir,
+                           chain.public_key, self.schedule)
+        self.config = write_device_config(folder / "device.toml", chain_view, self.names, self.board_port,
+                                          self.cable.device_port, session)
+        self.state_dir = folder / "state"
+        self.client = MonitorClient(self.cable.host_port)
+        self.received: list[tuple[float, Message]] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        self.stderr_path = folder / "runtime.stderr"
+        with open(self.stderr_path, "w") as stderr:
+            self.process = subprocess.Popen([sys.executable, "-m", "edge", "--config", str(self.config), "--once"],
+                                            stderr=stderr)
+
+    def _read(self) -> None:
+        while not self._stop.is_set():
+            for message in self.client.messages(0.05):
+                with self._lock:
+                    self.received.append((time.monotonic(), message))
+
+    def messages(self, message_type: MessageType | None = None) -> list[tuple[float, Message]]:
+        """Everything received so far (of one type)."""
+        with self._lock:
+            return [(t, m) for t, m in self.received if message_type is None or m.type == message_type]
+
+    def wait_for(self, predicate: Callable[[], object], timeout_s: float, what: str):
+        """Poll ``predicate`` until it returns something truthy; fail the test after ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            if self.process.poll() is not None and not predicate():
+                pytest.fail(f"runtime exited ({self.process.returncode}) while waiting for {what}: "
+                            f"{self.stderr_path.read_text()[-1500:]}")
+            time.sleep(0.05)
+        pytest.fail(f"timed out after {timeout_s} s waiting for {what}")
+
+    def result(self, timeout_s: float) -> Message:
+        """Wait for the session's HOTSPOT or REDO."""
+        found = self.wait_for(lambda: [m for _, m in self.received if m.type in (MessageType.HOTSPOT,
+                                                                                 MessageType.REDO)],
+                              timeout_s, "the session result")
+        return found[0]
+
+    def trial_results(self) -> dict[int, Message]:
+        """TRIAL_RESULT messages by trial."""
+        return {m["trial"]: m for _, m in self.messages(MessageType.TRIAL_RESULT)}
+
+    def session_seconds(self) -> float:
+        """Wall-clock length of the configured session at the rig's speed."""
+        s = self.schedule
+        return (s["lead_in_s"] + s["trials"] * (s["rest_s"] + s["move_s"] + s["post_s"])) / self.speed
+
+    def close(self) -> int | None:
+        """Stop everything; return the runtime's exit code (None if it had to be killed)."""
+        code = None
+        try:
+            code = self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._stop.set()
+        self._reader.join(2)
+        self.client.close()
+        self.cable.close()
+        self.emulator.stop()
+        return code
