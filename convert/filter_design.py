@@ -5,20 +5,24 @@ Host-only work: the device (``edge.fixedpoint``) just runs the integers this mod
 Steps, for a band-pass / high-pass / low-pass Butterworth and optional notch (``scipy.signal.butter`` and
 ``scipy.signal.iirnotch``, second-order sections):
 
-1. **Gain distribution** (L-infinity scaling): each section's numerator is scaled so that the cascade up to
-   and including it has a peak magnitude response of 1; the last section restores the design's overall
-   gain. No stage output can then exceed the input's amplitude for a sinusoid, and no stage wastes
-   resolution on a tiny intermediate gain.
-2. **post_shift**: the smallest shift with every coefficient / 2**post_shift representable in the q format.
-3. **Rounding** to the nearest integer, CMSIS layout and signs (``a1, a2`` negated).
-4. **Input scaling** (``full_scale_uv``, the microvolts that map to 1.0):
+1. **Zero placement**: a band-pass of order N has N zeros at z = 1 and N at z = -1; every section gets one
+   of each (numerator ``[1, 0, -1]``), so the *first* section already removes DC.
+2. **Gain distribution** (L-infinity scaling): each section's numerator is scaled so that the cascade up to
+   and including it peaks at magnitude ``gain``. No stage output exceeds ``gain`` times the input's
+   amplitude for a sinusoid, and no stage wastes resolution on a tiny intermediate gain.
+3. **post_shift**: the smallest shift with every coefficient / 2**post_shift representable in the q format.
+4. **Rounding** to the nearest integer, CMSIS layout and signs (``a1, a2`` negated).
 
-   * q31: 4x the ADS1299 range (gain 24: 4 * 187 500 uV), i.e. the whole ADC range -- DC offsets
-     included -- sits inside [-0.25, 0.25) as CMSIS requires for its q31 accumulator (two guard bits);
-     one ADC count is exactly 64 q31 units.
-   * q15: 2**15 ADC counts (gain 24: +-732 uV), i.e. one q15 unit is one ADC count. Sixteen bits
-     cannot hold both a Cyton's DC offset (tens of millivolts) and EEG at ADC resolution, so the q15 path
-     expects the offset removed first (see ``edge.pipeline``) and saturates beyond +-732 uV.
+Scaling (see ``/work/notes/levels.md``, pasted into the README):
+
+* q31 input: ``full_scale_uv`` = 4x the ADS1299 range (gain 24: 4 * 187 500 uV), i.e. the whole ADC range --
+  DC offsets included -- sits inside [-0.25, 0.25) as CMSIS requires (two guard bits); one ADC count is
+  exactly 64 q31 units. Pass-band ``gain`` 64 for filters that block DC: their output (band-limited EEG,
+  no offset) has a full scale of +-11.7 mV, which puts the EEG 6 bits higher above the rounding noise.
+  In-band SNR against float64 at EEG amplitudes is then > 100 dB.
+* q15 input: ``full_scale_uv`` = 2**13 ADC counts (gain 24: +-183 uV) and ``gain`` 2 (output full scale
+  +-92 uV). Sixteen bits cannot hold a Cyton's DC offset (tens of mV) and EEG at 60 dB SNR at once, so q15
+  only suits offset-free (AC-coupled or already high-passed) input; the pipeline flags clipped channels.
 """
 
 from __future__ import annotations
@@ -35,6 +39,10 @@ from edge.fixedpoint import FixedPointFilter, ads1299_uv_per_count, q_format
 
 #: Guard bits between the ADC's full scale and the q31 full scale.
 Q31_GUARD_BITS = 2
+#: ADC counts per q15 full scale (one q15 unit is a quarter count).
+Q15_FULL_SCALE_COUNTS = 2 ** 13
+#: Pass-band gain of DC-blocking filters, per format.
+DC_BLOCKING_GAIN = {"q31": 64.0, "q15": 2.0}
 
 
 def default_full_scale_uv(q_format_name: str, gain: int = 24) -> float:
@@ -42,7 +50,7 @@ def default_full_scale_uv(q_format_name: str, gain: int = 24) -> float:
     fmt = q_format(q_format_name)
     if fmt.name == "q31":
         return ads1299_uv_per_count(gain) * 2 ** (23 + Q31_GUARD_BITS)
-    return ads1299_uv_per_count(gain) * 2 ** 15
+    return ads1299_uv_per_count(gain) * Q15_FULL_SCALE_COUNTS
 
 
 def design_sos(sfreq: float, l_freq: float | None = None, h_freq: float | None = None,
@@ -169,10 +177,8 @@ def quantise_sos(sos: np.ndarray, q_format_name: str = "q31", full_scale_uv: flo
 
 
 def default_gain(q_format_name: str, blocks_dc: bool) -> float:
-    """Pass-band gain: 16 (q31) or 2 (q15) when the first section removes DC, else 1 (DC passes at gain 1)."""
-    if not blocks_dc:
-        return 1.0
-    return 16.0 if q_format(q_format_name).name == "q31" else 2.0
+    """Pass-band gain: :data:`DC_BLOCKING_GAIN` when the first section removes DC, else 1 (DC passes)."""
+    return DC_BLOCKING_GAIN[q_format(q_format_name).name] if blocks_dc else 1.0
 
 
 def design_filter(sfreq: float, l_freq: float | None = None, h_freq: float | None = None,

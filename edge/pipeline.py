@@ -299,7 +299,8 @@ def _epoch(spec: PipelineSpec, raw: np.ndarray, held: np.ndarray,
            filtered: np.ndarray | None) -> tuple[np.ndarray, Verdict]:
     """Level input and verdict of one epoch (all arrays already cut to the epoch, contiguous)."""
     checks_artifacts = spec.level in ("clean", "erd", "psd")
-    verdict = assess_window(raw, spec.channels, spec.quality, filtered if checks_artifacts else None)
+    verdict = assess_window(raw, spec.channels, spec.quality, filtered if checks_artifacts else None,
+                            spec.filter.full_scale_uv if filtered is not None else None)
     return level_input(spec, held, filtered), verdict
 
 

@@ -9,6 +9,8 @@ Definitions follow the OpenBCI GUI so that clinicians' habits carry over:
 * **flat**: peak-to-peak below ``flat_uv`` over the window ("data from the board doesn't change").
 * **lost**: non-finite samples (the acquisition writes NaN for each sample lost on the radio link).
 * **artifact** (levels "clean" and above): peak-to-peak of the *filtered* signal above ``artifact_ptp_uv``.
+* **clipped**: a raw sample at or beyond the fixed-point filter's input full scale (only possible with q15,
+  whose range is +-183 uV: it needs offset-free input).
 
 :func:`count_lost_packets` counts losses from the Cyton's 8-bit sample counter and flags when a gap could
 hide whole wrap-arounds of the counter (a time gap longer than 256 sample periods).
@@ -88,7 +90,7 @@ class Verdict:
     reasons : tuple of str
         One line per problem, e.g. ``"C3 railed (96.1 % of full scale)"``; warnings (near railed) included.
     per_channel : dict of str to tuple of str
-        Flags per channel name among "railed", "near_railed", "flat", "lost", "artifact".
+        Flags per channel name among "railed", "near_railed", "flat", "lost", "artifact", "clipped".
     railed_pct : dict of str to float
         Each channel's share of full scale (percent).
     lost_fraction : float
@@ -108,6 +110,12 @@ class Verdict:
                 "railed_pct": dict(self.railed_pct), "lost_fraction": self.lost_fraction}
 
 
+def magnitude_max(raw_uv: np.ndarray) -> np.ndarray:
+    """Largest finite ``|x|`` per channel (0 for a channel without finite samples)."""
+    magnitude = np.where(np.isfinite(raw_uv), np.abs(raw_uv), 0.0)
+    return magnitude.max(axis=1) if magnitude.shape[1] else np.zeros(magnitude.shape[0])
+
+
 def railed_percentage(raw_uv: np.ndarray, adc_gain: int = CYTON_DEFAULT_GAIN) -> np.ndarray:
     """OpenBCI GUI railed percentage per channel: ``100 * max|x| / full_scale`` over finite samples.
 
@@ -122,13 +130,11 @@ def railed_percentage(raw_uv: np.ndarray, adc_gain: int = CYTON_DEFAULT_GAIN) ->
     -------
     ndarray, shape (n_channels,)
     """
-    magnitude = np.where(np.isfinite(raw_uv), np.abs(raw_uv), 0.0)
-    peak = magnitude.max(axis=1) if magnitude.shape[1] else np.zeros(magnitude.shape[0])
-    return 100.0 * peak / ads1299_full_scale_uv(adc_gain)
+    return 100.0 * magnitude_max(np.asarray(raw_uv, dtype=np.float64)) / ads1299_full_scale_uv(adc_gain)
 
 
 def assess_window(raw_uv: np.ndarray, channels: Sequence[str], thresholds: QualityThresholds | None = None,
-                  filtered_uv: np.ndarray | None = None) -> Verdict:
+                  filtered_uv: np.ndarray | None = None, input_limit_uv: float | None = None) -> Verdict:
     """Judge one window of samples.
 
     Parameters
@@ -141,6 +147,8 @@ def assess_window(raw_uv: np.ndarray, channels: Sequence[str], thresholds: Quali
         Limits (default: the GUI's).
     filtered_uv : ndarray, shape (n_channels, n_samples), optional
         The filtered window; when given, channels over ``artifact_ptp_uv`` peak-to-peak are artifacts.
+    input_limit_uv : float, optional
+        The filter's input full scale; channels reaching it are clipped.
 
     Returns
     -------
@@ -159,6 +167,8 @@ def assess_window(raw_uv: np.ndarray, channels: Sequence[str], thresholds: Quali
         ptp = np.where(finite.any(axis=1), np.nanmax(masked, axis=1, initial=-np.inf)
                        - np.nanmin(masked, axis=1, initial=np.inf), 0.0)
     artifact_ptp = np.ptp(filtered_uv, axis=1) if filtered_uv is not None else np.zeros(len(channels))
+    clipped = (magnitude_max(raw_uv) >= input_limit_uv if input_limit_uv is not None
+               else np.zeros(len(channels), dtype=bool))
     per_channel: dict[str, tuple[str, ...]] = {}
     reasons: list[str] = []
     ok = True
@@ -180,7 +190,10 @@ def assess_window(raw_uv: np.ndarray, channels: Sequence[str], thresholds: Quali
         if artifact_ptp[i] > limits.artifact_ptp_uv:
             flags.append("artifact")
             reasons.append(f"{name} artifact ({artifact_ptp[i]:.0f} uV peak-to-peak after filtering)")
-        if ("railed" in flags or "flat" in flags or "artifact" in flags
+        if clipped[i]:
+            flags.append("clipped")
+            reasons.append(f"{name} clipped at the filter's input range (+-{input_limit_uv:.0f} uV)")
+        if ("railed" in flags or "flat" in flags or "artifact" in flags or "clipped" in flags
                 or lost[i] > limits.max_lost_fraction or not finite[i].any()):
             ok = False
         per_channel[name] = tuple(flags)
