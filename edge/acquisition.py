@@ -12,8 +12,11 @@ did not arrive while the link was down are filled with NaN from the host clock, 
 spans an outage is visibly incomplete.
 
 Loss accounting, per received sample with counter ``p`` after counter ``q``:
-``steps = ((p - q) mod 256) / step`` plus whole counter periods when the host timestamps say
-more than one period passed (the counter alone cannot see them); ``steps - 1`` samples were lost.
+``steps = ((p - q) mod 256) / step`` plus the number of whole counter periods (256 / step samples)
+that brings it nearest to the time between the two samples' host timestamps (the counter alone
+cannot see whole periods); ``steps - 1`` samples were lost. This assumes the host receives samples
+less than half a counter period (0.5 s) late; a longer delivery delay without loss would be
+counted as a lost period.
 A repeated counter (``steps == 0``) is a Daisy sample whose even half was lost: BrainFlow then
 repeats the previous Daisy channels, so the sample is counted as lost and its values set to NaN.
 """
@@ -236,6 +239,7 @@ class Acquisition:
         self._rows = [board_rows[channel - 1] for channel in self.eeg_channels]
         self._counter_row = int(descr["package_num_channel"])
         self._time_row = int(descr["timestamp_channel"])
+        self._counter_starts_at_zero = board != "playback"
         self._counter_step = 2 if self._data_board_id == BoardIds.CYTON_DAISY_BOARD else 1
         self.watchdog_s = float(watchdog_s)
         self.backoff_s = (float(backoff_s[0]), float(backoff_s[1]))
@@ -459,7 +463,8 @@ class Acquisition:
         if last_counter is None:
             self._last_counter = self._last_received_counter = counter
             if last_time is None:
-                return 0, False
+                # the board restarts its counter at 0 when told to stream
+                return (counter // self._counter_step if self._counter_starts_at_zero else 0), False
             # first sample of a new session: size the outage from the host clock
             return max(0, int(round((stamp - last_time) * self.sampling_rate)) - 1), False
         steps = ((counter - last_counter) % COUNTER_PERIOD) // self._counter_step
@@ -469,7 +474,8 @@ class Acquisition:
             return 0, True
         self._last_counter = self._last_received_counter = counter
         elapsed = (stamp - last_time) * self.sampling_rate
-        wraps = int((elapsed - steps) // period) if elapsed > period else 0
+        # the counter cannot see whole periods: take the count of periods nearest to the host clock
+        wraps = max(0, int(round((elapsed - steps) / period)))
         if wraps > 0:
             self.stats.ambiguous_gaps += 1
         return steps - 1 + wraps * period, False

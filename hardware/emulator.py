@@ -569,18 +569,22 @@ def recording_source(path: Path, board: Board, channel_map: str, subject: str | 
     """
     from train.io import load_dataset, read_recording  # host-only imports, loaded when used
 
+    mapping = load_map(channel_map)
+    if mapping.board != board.name:
+        raise HotspotError(f"channel map {channel_map} is for the {mapping.board}, not the {board.name}",
+                           ErrorCode.BAD_ARGUMENT)
     if path.is_dir():
         dataset = load_dataset(path)
+        subjects = [item.subject for item in dataset.subjects]
+        if subject is not None and subject not in subjects:
+            raise HotspotError(f"{path} has no subject {subject}; pick one of {', '.join(subjects)}",
+                               ErrorCode.BAD_ARGUMENT)
         chosen = dataset.subject(subject) if subject else dataset.subjects[0]
         if not chosen.recordings:
             raise HotspotError(f"{path}: subject {chosen.subject} has no recordings", ErrorCode.BAD_FILE)
         recording = chosen.recordings[0]
     else:
-        recording = read_recording(path)
-    mapping = load_map(channel_map)
-    if mapping.board != board.name:
-        raise HotspotError(f"channel map {channel_map} is for the {mapping.board}, not the {board.name}",
-                           ErrorCode.BAD_ARGUMENT)
+        recording = read_recording(path, required_channels=list(mapping.channels), require_events=False)
     missing = [name for name in mapping.channels if name not in recording.ch_names]
     if missing:
         raise HotspotError(f"{path} lacks channels {', '.join(missing)} of map {channel_map}; pick another --map",
