@@ -4,7 +4,8 @@ All noise is made in the frequency domain (one inverse real FFT per batch of ser
 whole session is a few vectorised array operations. For a spectral amplitude shape ``H`` on
 the rFFT grid, :func:`shaped_noise` returns series whose one-sided power spectral density is
 ``2 |H(f)|^2 / sfreq`` and whose variance over a band is ``(2 / n) * sum(|H|^2 over the band)``
-(:func:`band_variance`), which lets the simulator calibrate amplitudes analytically.
+(:func:`band_variance`), which lets the simulator calibrate amplitudes analytically. The FFT
+runs on a fast length (:func:`fft_length`, >= n) and the series are cropped to n samples.
 """
 
 from __future__ import annotations
@@ -12,11 +13,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.fft
+
+
+def fft_length(n_samples: int) -> int:
+    """The FFT length used for series of ``n_samples`` (a fast size >= n_samples)."""
+    return scipy.fft.next_fast_len(n_samples, real=True)
 
 
 def frequencies(n_samples: int, sfreq: float) -> np.ndarray:
-    """The rFFT frequency grid of a series of ``n_samples`` at ``sfreq``."""
-    return np.fft.rfftfreq(n_samples, 1.0 / sfreq)
+    """The rFFT frequency grid on which shapes for series of ``n_samples`` are given."""
+    return np.fft.rfftfreq(fft_length(n_samples), 1.0 / sfreq)
 
 
 def powerlaw_shape(freqs: np.ndarray, exponent: float, band: tuple[float, float]) -> np.ndarray:
@@ -41,7 +48,7 @@ def band_shape(freqs: np.ndarray, band: tuple[float, float]) -> np.ndarray:
 def band_variance(shape: np.ndarray, freqs: np.ndarray, band: tuple[float, float], n_samples: int) -> float:
     """Expected variance, within ``band``, of :func:`shaped_noise` made with ``shape``."""
     inside = (freqs >= band[0]) & (freqs <= band[1])
-    return float(2.0 / n_samples * np.sum(shape[inside] ** 2))
+    return float(2.0 / fft_length(n_samples) * np.sum(shape[inside] ** 2))
 
 
 def shaped_noise(rng: np.random.Generator, shapes: np.ndarray, n_samples: int) -> np.ndarray:
@@ -51,7 +58,7 @@ def shaped_noise(rng: np.random.Generator, shapes: np.ndarray, n_samples: int) -
     ----------
     rng : numpy Generator
     shapes : ndarray, shape (n_series, n_freqs) or (n_freqs,)
-        Amplitude shape per series on the rFFT grid (broadcast when 1-D).
+        Amplitude shape per series on the grid of :func:`frequencies` (one series when 1-D).
     n_samples : int
 
     Returns
@@ -60,10 +67,11 @@ def shaped_noise(rng: np.random.Generator, shapes: np.ndarray, n_samples: int) -
         One-sided PSD ``2 |shape|^2 / sfreq`` per series.
     """
     shapes = np.atleast_2d(shapes)
-    n_freqs = n_samples // 2 + 1
+    length = fft_length(n_samples)
+    n_freqs = length // 2 + 1
     spectrum = rng.standard_normal((shapes.shape[0], n_freqs)) + 1j * rng.standard_normal((shapes.shape[0], n_freqs))
-    spectrum *= np.sqrt(n_samples / 2.0) * shapes
-    return np.fft.irfft(spectrum, n=n_samples, axis=-1)
+    spectrum *= np.sqrt(length / 2.0) * shapes
+    return scipy.fft.irfft(spectrum, n=length, axis=-1)[:, :n_samples]
 
 
 def unit_band_noise(rng: np.random.Generator, n_series: int, n_samples: int, sfreq: float,

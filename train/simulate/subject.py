@@ -467,8 +467,15 @@ def _simulate_session(config: SimulationConfig, draw: SubjectDraw, rng: np.rando
     topographies = np.stack([gains[:, members[name]].mean(axis=1) for name in GENERATORS], axis=1)
     referenced_topo = reference @ topographies
 
-    def calibrated(column: int, centre_hz: float, peak_db: float) -> float:
-        best = int(np.argmax(np.abs(referenced_topo[:, column])))
+    hotspot_side = "C3" if draw.hemisphere == "left" else "C4"
+
+    def calibrated(column: int, centre_hz: float, peak_db: float, at_central: bool) -> float:
+        """Source amplitude putting the peak ``peak_db`` above the aperiodic density at the hotspot-side
+        C3/C4 (science.md §4.4), or at the generator's strongest channel when that is not recorded."""
+        if at_central and hotspot_side in written:
+            best = written.index(hotspot_side)
+        else:
+            best = int(np.argmax(np.abs(referenced_topo[:, column])))
         background_density = background_gain ** 2 * channel_power[best] * centre_hz ** (-params["aperiodic_exponent"])
         return float(np.sqrt(10 ** (peak_db / 10) * background_density) / abs(referenced_topo[best, column]))
 
@@ -476,7 +483,7 @@ def _simulate_session(config: SimulationConfig, draw: SubjectDraw, rng: np.rando
     envelopes = []
     for rhythm in ("mu", "beta"):
         amplitude = calibrated(GENERATORS.index(f"{rhythm}_contra"), params[f"{rhythm}_freq_hz"],
-                               params[f"{rhythm}_peak_db"])
+                               params[f"{rhythm}_peak_db"], at_central=True)
         baseline = np.sqrt(params["stroke_factors"]["ipsilesional_baseline"])
         for side, scale in (("contra", baseline), ("ipsi", params["ipsilateral_amplitude"])):
             rebound = params["rebound"][side] if rhythm == "beta" else 0.0
@@ -485,7 +492,8 @@ def _simulate_session(config: SimulationConfig, draw: SubjectDraw, rng: np.rando
             gain = power_gain(n_samples, sfreq, schedule.cues, schedule.stops, trial_mod, modulation_cfg["ramp_tau_s"],
                               modulation_cfg["rebound_duration_s"])
             envelopes.append(amplitude * scale * np.sqrt(gain))
-    alpha_amplitude = calibrated(GENERATORS.index("alpha_left"), params["alpha_freq_hz"], params["alpha_peak_db"])
+    alpha_amplitude = calibrated(GENERATORS.index("alpha_left"), params["alpha_freq_hz"], params["alpha_peak_db"],
+                                 at_central=False)
     for _ in range(2):
         envelopes.append(alpha_amplitude * slow_fluctuation(rng, n_samples, sfreq,
                                                             config["rhythms"]["alpha_fluctuation_hz"], 0.3))

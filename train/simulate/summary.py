@@ -4,8 +4,10 @@ Definitions (stated once, used everywhere):
 
 - *band RMS*: RMS of a channel after a zero-phase 4th-order Butterworth band-pass (scipy),
   over the whole recording; the "C3 amplitude" is the 1-40 Hz band RMS at C3.
-- *mu ERD*: 1 - (mean 8-13 Hz power from cue + 1 s to movement end) / (mean 8-13 Hz power from
-  cue - 2.5 s to cue - 0.5 s), averaged over trials; positive = power drops during movement.
+- *mu ERD*: 1 - median over trials of the mean 8-13 Hz power from cue + 1 s to movement end,
+  divided by the median over trials of the mean 8-13 Hz power from cue - 2.5 s to cue - 0.5 s;
+  positive = power drops during movement. Medians keep the few artifact-hit trials (pops,
+  EMG, blinks) from dominating, as artifact rejection would.
 """
 
 from __future__ import annotations
@@ -39,4 +41,4 @@ def mu_erd(recording: Recording, band: tuple[float, float] = MU_BAND_HZ) -> np.n
             if cue - 2.5 * sfreq >= 0]
     move = [power[:, int(cue + sfreq): int(stop)].mean(axis=1) for cue, stop in zip(cues, stops)
             if stop > cue + sfreq]
-    return 1.0 - np.mean(move, axis=0) / np.mean(rest, axis=0)
+    return 1.0 - np.median(move, axis=0) / np.median(rest, axis=0)
