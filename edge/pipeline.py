@@ -88,6 +88,10 @@ class PipelineSpec:
         set_(self, "channels", tuple(str(name) for name in self.channels))
         set_(self, "baseline", tuple(float(t) for t in self.baseline))
         set_(self, "bands", tuple((float(lo), float(hi)) for lo, hi in self.bands))
+        if isinstance(self.filter, dict):
+            set_(self, "filter", FixedPointFilter.from_dict(self.filter))
+        if isinstance(self.quality, dict):
+            set_(self, "quality", QualityThresholds.from_dict(self.quality))
         if self.psd_nperseg is None:
             set_(self, "psd_nperseg", int(round(self.sfreq)))
         if self.psd_noverlap is None:
@@ -219,16 +223,8 @@ class PipelineSpec:
         if unknown or missing:
             raise HotspotError(f"pipeline description: unknown keys {sorted(unknown)}, missing keys "
                                f"{sorted(missing)}", ErrorCode.BAD_CONFIG)
-        values = dict(data)
-        values["filter"] = FixedPointFilter.from_dict(data["filter"])
-        values["quality"] = QualityThresholds.from_dict(data.get("quality", {}))
         try:
-            values["channels"] = tuple(data["channels"])
-            if "baseline" in data:
-                values["baseline"] = tuple(data["baseline"])
-            if "bands" in data:
-                values["bands"] = tuple(tuple(band) for band in data["bands"])
-            return cls(**values)
+            return cls(**data)
         except (TypeError, ValueError) as err:
             raise HotspotError(f"pipeline description is malformed ({err})", ErrorCode.BAD_CONFIG) from None
 

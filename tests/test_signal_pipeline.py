@@ -1,0 +1,128 @@
+"""edge.pipeline: offline compute_epochs and the online ring buffer give identical inputs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from convert.filter_design import default_filter
+from edge.errors import HotspotError
+from edge.fixedpoint import BiquadCascade
+from edge.levels import LEVELS
+from edge.pipeline import OnlinePipeline, PipelineSpec, compute_epochs
+
+SFREQ = 250.0
+CHANNELS = ("FC3", "C5", "C3", "C1", "CP3")
+FILTER = default_filter(SFREQ)
+
+
+def recording(seed: int = 0, seconds: float = 40.0) -> np.ndarray:
+    """Cyton-like microvolts: per-channel DC offsets, slow drift, EEG-sized noise, a few lost samples."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * SFREQ)
+    offsets = rng.uniform(-60000.0, 60000.0, (len(CHANNELS), 1))
+    drift = np.cumsum(rng.normal(0.0, 0.5, (len(CHANNELS), n)), axis=1)
+    data = offsets + drift + rng.normal(0.0, 15.0, (len(CHANNELS), n))
+    data[1, 2000:2004] = np.nan
+    return data
+
+
+CUES = np.array([300, 1200, 2600, 4100, 5500, 7000, 8700, 9900])  # the first and last do not fit
+
+
+def run_online(spec: PipelineSpec, data: np.ndarray, cues: np.ndarray, chunk_sizes: list[int],
+               cue_lead: int) -> tuple[OnlinePipeline, list]:
+    """Push ``data`` in chunks; each cue is added ``cue_lead`` samples before (negative: after) it arrives."""
+    online = OnlinePipeline(spec)
+    ready, position, next_cue, step = [], 0, 0, 0
+    while position < data.shape[1]:
+        size = chunk_sizes[step % len(chunk_sizes)]
+        step += 1
+        online.push(data[:, position:position + size])
+        position += size
+        while next_cue < len(cues) and cues[next_cue] - cue_lead <= position:
+            online.add_cue(int(cues[next_cue]))
+            next_cue += 1
+        ready.extend(online.pop_ready())
+    return online, ready
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_online_equals_offline_for_every_level(level: str) -> None:
+    spec = PipelineSpec(SFREQ, CHANNELS, level, FILTER)
+    data = recording()
+    offline = compute_epochs(spec, data, CUES)
+    assert offline.inputs.shape == (6, *spec.input_shape) and offline.inputs.dtype == np.float32
+    np.testing.assert_array_equal(offline.cue_samples, CUES[1:-1])
+    for cue_lead in (1000, 0, -700):  # cue known long before, at, and well after its own sample
+        online, ready = run_online(spec, data, CUES, [37, 1, 250, 400, 9], cue_lead)
+        assert [cue for cue, _, _ in ready] == list(CUES[1:-1])
+        for (cue, inputs, verdict), expected, expected_verdict in zip(ready, offline.inputs, offline.verdicts):
+            np.testing.assert_array_equal(inputs, expected)
+            assert verdict == expected_verdict
+        assert online.dropped_cues == [300]  # starts before the stream
+
+
+@settings(max_examples=15, deadline=None)
+@given(chunks=st.lists(st.integers(min_value=1, max_value=600), min_size=1, max_size=6),
+       cue_lead=st.integers(min_value=-1500, max_value=3000))
+def test_any_chunking_and_cue_timing_gives_offline_inputs(chunks: list[int], cue_lead: int) -> None:
+    spec = PipelineSpec(SFREQ, CHANNELS, "psd", FILTER)
+    data = recording(seed=1, seconds=24.0)
+    cues = np.array([700, 2300, 3900])
+    offline = compute_epochs(spec, data, cues)
+    _, ready = run_online(spec, data, cues, chunks, cue_lead)
+    assert [cue for cue, _, _ in ready] == list(offline.cue_samples)
+    for (_, inputs, _), expected in zip(ready, offline.inputs):
+        np.testing.assert_array_equal(inputs, expected)
+
+
+def test_filtered_level_is_the_continuous_fixed_point_filter_sliced() -> None:
+    spec = PipelineSpec(SFREQ, CHANNELS, "filtered", FILTER, decim=1)
+    data = recording()
+    cascade = BiquadCascade(FILTER, len(CHANNELS))
+    held = data.copy()
+    held[1, 2000:2004] = held[1, 1999]  # lost samples hold the last valid one
+    fixed = FILTER.to_fixed(held)
+    cascade.warm_start(fixed[:, 0])
+    expected = FILTER.to_uv(cascade.process(fixed))
+    epochs = compute_epochs(spec, data, [2600])
+    start = 2600 + spec.epoch_offset
+    np.testing.assert_array_equal(epochs.inputs[0], expected[:, start:start + spec.epoch_samples].astype(np.float32))
+
+
+def test_late_cue_beyond_the_buffer_is_dropped_and_lost_samples_are_reported() -> None:
+    spec = PipelineSpec(SFREQ, CHANNELS, "clean", FILTER)
+    online = OnlinePipeline(spec, buffer_seconds=2.0)
+    data = recording()
+    online.push(data[:, :5000])
+    assert online.add_cue(4000)  # still buffered: its epoch ended 4000 + 1000 = 5000
+    assert not online.add_cue(1200)  # long gone
+    assert online.dropped_cues == [1200]
+    online.push(data[:, 5000:])
+    [(cue, _, verdict)] = online.pop_ready()
+    assert cue == 4000 and verdict.ok
+    lossy = compute_epochs(spec, data, [2100]).verdicts[0]
+    assert "lost" in lossy.per_channel["C5"] and lossy.ok  # 4 of 1500 samples: under the 2 % limit
+
+
+def test_spec_round_trip_shapes_and_validation() -> None:
+    spec = PipelineSpec(SFREQ, CHANNELS, "erd", FILTER)
+    again = PipelineSpec.from_dict(json.loads(json.dumps(spec.to_dict())))
+    assert again == spec
+    assert spec.input_shape == (2 * len(CHANNELS), 23)
+    assert PipelineSpec(SFREQ, CHANNELS, "raw", FILTER).input_shape == (5, 750)
+    assert PipelineSpec(SFREQ, CHANNELS, "psd", FILTER).input_shape == (5, 30)
+    for bad, message in [(dict(level="spectrum"), "level"), (dict(tmin=1.0), "tmin <= 0"),
+                         (dict(baseline=(-3.0, 0.0)), "baseline"), (dict(reference="Cz"), "reference"),
+                         (dict(psd_nperseg=2000), "psd_nperseg"), (dict(channels=("C3", "C3")), "distinct")]:
+        with pytest.raises(HotspotError, match=message):
+            PipelineSpec(**{**dict(sfreq=SFREQ, channels=CHANNELS, level="psd", filter=FILTER), **bad})
+    with pytest.raises(HotspotError, match="unknown keys"):
+        PipelineSpec.from_dict({**spec.to_dict(), "window": 3})
+    with pytest.raises(HotspotError, match="channels in spec order"):
+        compute_epochs(spec, np.zeros((3, 100)), [50])
