@@ -318,17 +318,19 @@ class BiquadCascade:
             rows[j, j] = self._history[j, 1]
             rows[j + 1, j] = self._history[j, 0]
         rows[2:n + 2, 0] = x.T
-        flat = rows.reshape(n + k + 2, (k + 1) * self.n_channels)
-        mix = self._mix
-        shift = self._shift
+        # operands[t] is rows t..t+2 seen as one (3 (k+1), n_channels) matrix: a view, no copy.
+        operands = np.lib.stride_tricks.as_strided(rows, shape=(n + k, 3 * (k + 1), self.n_channels),
+                                                   strides=rows.strides, writeable=False)
+        mix, shift, acc = self._mix, self._shift, np.empty((k, self.n_channels), dtype=np.int64)
         for t in range(n + k - 1):
-            operands = flat[t:t + 3].reshape(3 * (k + 1), self.n_channels)
-            out = (mix @ operands) >> shift
-            out = out.astype(np.int32)
-            if self._q15:
-                out = np.clip(out, -32768, 32767)
-            # During the first k-1 steps, stages ahead of the data must keep their history rows.
-            active = min(k, t + 1)
+            np.matmul(mix, operands[t], out=acc)
+            np.right_shift(acc, shift, out=acc)
+            out = acc.astype(np.int32)  # keep the low 32 bits: q31 wraps around
+            if self._q15:  # __SSAT(acc >> shift, 16) of those 32 bits
+                np.minimum(out, 32767, out=out)
+                np.maximum(out, -32768, out=out)
+            # During the first k-1 steps, stages ahead of the data keep their history rows.
+            active = k if t >= k - 1 else t + 1
             rows[t + 3, 1:active + 1] = out[:active]
         for j in range(k + 1):
             self._history[j, 0] = rows[n + 1 + j, j]
