@@ -17,8 +17,12 @@ that brings it nearest to the time between the two samples' host timestamps (the
 cannot see whole periods); ``steps - 1`` samples were lost. This assumes the host receives samples
 less than half a counter period (0.5 s) late; a longer delivery delay without loss would be
 counted as a lost period.
-A repeated counter (``steps == 0``) is a Daisy sample whose even half was lost: BrainFlow then
-repeats the previous Daisy channels, so the sample is counted as lost and its values set to NaN.
+A counter repeated right after its original is a Daisy sample whose even half was lost: BrainFlow
+then repeats the previous Daisy channels, so the sample is counted as lost and set to NaN. (When
+the odd packet of one Daisy sample and the even packet of the next are both lost, BrainFlow pairs
+the older Daisy half with the newer Cyton half under the older counter; no host can tell.)
+A session's first sample is placed from the stream start, since the boards restart the counter
+at 0 on ``b``.
 """
 
 from __future__ import annotations
@@ -124,6 +128,96 @@ class AcquisitionStats:
     ambiguous_gaps: int = 0
 
 
+class PacketCounter:
+    """Turn the boards' 8-bit packet counter into sample slots, counting lost samples.
+
+    Parameters
+    ----------
+    step : int
+        Counter increment per sample (1; 2 for the Cyton + Daisy, whose even and odd packets
+        carry one sample).
+    sampling_rate : float
+        Samples per second, to size gaps from host timestamps.
+    starts_at_zero : bool
+        Whether the board restarts its counter at 0 when told to stream (the Cyton boards and the
+        synthetic board do; a played-back file does not).
+    """
+
+    def __init__(self, step: int, sampling_rate: float, starts_at_zero: bool = True) -> None:
+        self.step = step
+        self.sampling_rate = sampling_rate
+        self.starts_at_zero = starts_at_zero
+        self.period = COUNTER_PERIOD // step
+        self.ambiguous_gaps = 0
+        self._last_slot: int | None = None
+        self._last_received: int | None = None
+        self._last_time: float | None = None
+        self._pending_outage = 0
+
+    def new_session(self, start_time: float) -> None:
+        """Start counting a new session whose stream was started at ``start_time`` (host seconds).
+
+        The samples the previous session did not deliver before it ended are sized from the host
+        clock; a board whose counter restarts at 0 is placed from that start on.
+        """
+        outage = 0 if self._last_time is None else max(0, int(round((start_time - self._last_time)
+                                                                     * self.sampling_rate)) - 1)
+        self._pending_outage = outage
+        self._last_received = None
+        if self.starts_at_zero:
+            # a virtual sample just before counter 0, one sample period before the start
+            self._last_slot = (-self.step) % COUNTER_PERIOD
+            self._last_time = start_time - 1.0 / self.sampling_rate
+        else:
+            self._last_slot = None
+
+    def place(self, counters: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Place received samples.
+
+        Parameters
+        ----------
+        counters : ndarray, shape (n,)
+            The package-number row.
+        times : ndarray, shape (n,)
+            The host timestamps (seconds).
+
+        Returns
+        -------
+        missing : ndarray of int, shape (n,)
+            Samples lost just before each received sample.
+        stale : ndarray of bool, shape (n,)
+            Samples whose data repeat an earlier sample's (a Daisy sample whose even half was lost).
+        """
+        counters = np.rint(np.asarray(counters)).astype(np.int64) % COUNTER_PERIOD
+        missing = np.zeros(counters.size, dtype=np.int64)
+        stale = np.zeros(counters.size, dtype=bool)
+        for k in range(counters.size):
+            missing[k], stale[k] = self._advance(int(counters[k]), float(times[k]))
+        return missing, stale
+
+    def _advance(self, counter: int, stamp: float) -> tuple[int, bool]:
+        last_slot, last_time = self._last_slot, self._last_time
+        outage, self._pending_outage = self._pending_outage, 0
+        self._last_time = stamp
+        if last_slot is None:
+            # a board whose counter says nothing about the start: size the outage from the clock
+            self._last_slot = self._last_received = counter
+            return 0 if last_time is None else max(0, int(round((stamp - last_time) * self.sampling_rate)) - 1), False
+        steps = ((counter - last_slot) % COUNTER_PERIOD) // self.step
+        elapsed = (stamp - last_time) * self.sampling_rate
+        if counter == self._last_received and elapsed < self.period / 2:
+            # a repeat right after its original: the slot after the last one holds stale data
+            self._last_slot = (last_slot + self.step) % COUNTER_PERIOD
+            return outage, True
+        self._last_slot = self._last_received = counter
+        steps = steps or self.period
+        # the counter cannot see whole periods: take the count of periods nearest to the host clock
+        wraps = max(0, int(round((elapsed - steps) / self.period)))
+        if wraps:
+            self.ambiguous_gaps += 1
+        return outage + steps - 1 + wraps * self.period, False
+
+
 class RingBuffer:
     """A fixed-size buffer of multichannel samples and their indices; the oldest are overwritten.
 
@@ -139,7 +233,7 @@ class RingBuffer:
         self._data = np.full((n_channels, capacity), np.nan)
         self._index = np.zeros(capacity, dtype=np.int64)
         self._lost = np.zeros(capacity, dtype=bool)
-        self._capacity = capacity
+        self.capacity = capacity
         self._write = 0
         self._count = 0
 
@@ -149,24 +243,24 @@ class RingBuffer:
     def push(self, data: np.ndarray, index: np.ndarray, lost: np.ndarray) -> int:
         """Append samples; return how many unread samples were overwritten."""
         n = index.size
-        if n > self._capacity:
-            data, index, lost = data[:, -self._capacity:], index[-self._capacity:], lost[-self._capacity:]
-            skipped = n - self._capacity
-            n = self._capacity
+        if n > self.capacity:
+            data, index, lost = data[:, -self.capacity:], index[-self.capacity:], lost[-self.capacity:]
+            skipped = n - self.capacity
+            n = self.capacity
         else:
             skipped = 0
-        positions = (self._write + np.arange(n)) % self._capacity
+        positions = (self._write + np.arange(n)) % self.capacity
         self._data[:, positions] = data
         self._index[positions] = index
         self._lost[positions] = lost
-        self._write = (self._write + n) % self._capacity
-        overwritten = max(0, self._count + n - self._capacity)
-        self._count = min(self._capacity, self._count + n)
+        self._write = (self._write + n) % self.capacity
+        overwritten = max(0, self._count + n - self.capacity)
+        self._count = min(self.capacity, self._count + n)
         return overwritten + skipped
 
     def pop_all(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Remove and return every unread sample (data, index, lost flags), oldest first."""
-        positions = (self._write - self._count + np.arange(self._count)) % self._capacity
+        positions = (self._write - self._count + np.arange(self._count)) % self.capacity
         out = self._data[:, positions], self._index[positions], self._lost[positions]
         self._count = 0
         return out
@@ -239,8 +333,8 @@ class Acquisition:
         self._rows = [board_rows[channel - 1] for channel in self.eeg_channels]
         self._counter_row = int(descr["package_num_channel"])
         self._time_row = int(descr["timestamp_channel"])
-        self._counter_starts_at_zero = board != "playback"
-        self._counter_step = 2 if self._data_board_id == BoardIds.CYTON_DAISY_BOARD else 1
+        self._tracker = PacketCounter(step=2 if self._data_board_id == BoardIds.CYTON_DAISY_BOARD else 1,
+                                      sampling_rate=self.sampling_rate, starts_at_zero=board != "playback")
         self.watchdog_s = float(watchdog_s)
         self.backoff_s = (float(backoff_s[0]), float(backoff_s[1]))
         self.poll_s = float(poll_s)
@@ -255,9 +349,6 @@ class Acquisition:
         self._status = Status.STOPPED
         self._reconnected = False
         self._next_index = 0
-        self._last_counter: int | None = None
-        self._last_received_counter: int | None = None
-        self._last_time: float | None = None
 
     # ------------------------------------------------------------------ public API
 
@@ -344,6 +435,7 @@ class Acquisition:
     # ------------------------------------------------------------------ worker
 
     _last_error = "not tried yet"
+    _stream_started = 0.0
 
     def _where(self) -> str:
         return self._params.serial_port or self._params.file or self.board
@@ -364,6 +456,7 @@ class Acquisition:
             shim.prepare_session()
             if self.board == "playback":
                 shim.config_board("loopback_true" if self.loop else "loopback_false")
+            self._stream_started = time.time()  # BrainFlow stamps samples with the same clock
             shim.start_stream(max(1024, int(self.sampling_rate * 30)))
         except BrainFlowError as err:
             self._last_error = str(err)
@@ -406,7 +499,7 @@ class Acquisition:
                 with self._condition:
                     self._reconnected = True
                 self._set_status(Status.RECOVERED, self._where())
-            self._last_counter = None
+            self._tracker.new_session(self._stream_started)
             self._stream()
             if self._stop.is_set():
                 break
@@ -433,49 +526,22 @@ class Acquisition:
     # ------------------------------------------------------------------ loss accounting
 
     def _ingest(self, data: np.ndarray) -> None:
-        counters = np.rint(data[self._counter_row]).astype(np.int64) % COUNTER_PERIOD
-        times = data[self._time_row]
-        values = data[self._rows]
-        period = COUNTER_PERIOD // self._counter_step
-        columns: list[np.ndarray] = []
-        lost_flags: list[bool] = []
-        nan_column = np.full(len(self._rows), np.nan)
-        for k in range(counters.size):
-            missing, stale = self._missing_before(int(counters[k]), float(times[k]), period)
-            columns.extend([nan_column] * missing)
-            lost_flags.extend([True] * missing)
-            columns.append(nan_column if stale else values[:, k])
-            lost_flags.append(stale)
-        block = np.stack(columns, axis=1)
-        flags = np.asarray(lost_flags)
-        index = self._next_index + np.arange(flags.size, dtype=np.int64)
-        self._next_index += flags.size
-        self.stats.samples += flags.size
-        self.stats.lost += int(flags.sum())
+        missing, stale = self._tracker.place(data[self._counter_row], data[self._time_row])
+        total = int(missing.sum()) + missing.size
+        slots = np.cumsum(missing + 1) - 1
+        # an outage longer than the ring buffer: only its end can be read, the index still advances
+        skipped = max(0, total - self._buffer.capacity)
+        keep = slots >= skipped
+        block = np.full((len(self._rows), total - skipped), np.nan)
+        fresh = keep & ~stale
+        block[:, slots[fresh] - skipped] = data[self._rows][:, fresh]
+        flags = np.ones(total - skipped, dtype=bool)
+        flags[slots[fresh] - skipped] = False
+        index = self._next_index + skipped + np.arange(total - skipped, dtype=np.int64)
+        self._next_index += total
+        self.stats.samples += total
+        self.stats.lost += total - int(np.count_nonzero(~stale))
         with self._condition:
             self.stats.overflowed += self._buffer.push(block, index, flags)
+            self.stats.ambiguous_gaps = self._tracker.ambiguous_gaps
             self._condition.notify_all()
-
-    def _missing_before(self, counter: int, stamp: float, period: int) -> tuple[int, bool]:
-        """Return (samples lost before this one, whether this one repeats stale Daisy data)."""
-        last_counter, last_time = self._last_counter, self._last_time
-        self._last_time = stamp
-        if last_counter is None:
-            self._last_counter = self._last_received_counter = counter
-            if last_time is None:
-                # the board restarts its counter at 0 when told to stream
-                return (counter // self._counter_step if self._counter_starts_at_zero else 0), False
-            # first sample of a new session: size the outage from the host clock
-            return max(0, int(round((stamp - last_time) * self.sampling_rate)) - 1), False
-        steps = ((counter - last_counter) % COUNTER_PERIOD) // self._counter_step
-        if steps == 0 or counter == self._last_received_counter:
-            # the slot after the last one is taken by a sample carrying stale data
-            self._last_counter = (last_counter + self._counter_step) % COUNTER_PERIOD
-            return 0, True
-        self._last_counter = self._last_received_counter = counter
-        elapsed = (stamp - last_time) * self.sampling_rate
-        # the counter cannot see whole periods: take the count of periods nearest to the host clock
-        wraps = max(0, int(round((elapsed - steps) / period)))
-        if wraps > 0:
-            self.stats.ambiguous_gaps += 1
-        return steps - 1 + wraps * period, False

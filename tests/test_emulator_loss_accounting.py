@@ -1,0 +1,95 @@
+"""Loss accounting of the acquisition: packet counter -> sample slots, and the ring buffer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from edge.acquisition import Acquisition, PacketCounter, RingBuffer
+from edge.errors import ErrorCode, HotspotError
+
+FS = 250.0
+
+
+def place_all(counter: PacketCounter, slots: np.ndarray, step: int = 1, fs: float = FS):
+    """Feed the samples received at ``slots`` (true sample numbers) with exact host times."""
+    counter.new_session(0.0)
+    return counter.place((slots * step) % 256, slots / fs)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=700), min_size=1, max_size=60))
+def test_cyton_gaps_of_any_length_are_counted_exactly(gaps: list[int]) -> None:
+    slots = np.cumsum(np.asarray(gaps) + 1) - 1
+    missing, stale = place_all(PacketCounter(1, FS), slots)
+    assert not stale.any()
+    np.testing.assert_array_equal(missing, gaps)
+
+
+def test_gaps_within_a_counter_period_need_no_clock() -> None:
+    counter = PacketCounter(1, FS)
+    counter.new_session(0.0)
+    missing, _ = counter.place(np.array([0, 1, 5, 255, 3]), np.zeros(5))  # all timestamps equal (a burst)
+    np.testing.assert_array_equal(missing, [0, 0, 3, 249, 3])
+    assert counter.ambiguous_gaps == 0
+
+
+def test_daisy_counter_steps_by_two_and_a_repeat_is_stale() -> None:
+    counter = PacketCounter(2, 125.0)
+    counter.new_session(0.0)
+    # BrainFlow's Daisy join: a lost even packet leaves the previous counter on the next sample
+    missing, stale = counter.place(np.array([0, 2, 2, 6, 10, 10, 10, 16]), np.zeros(8))
+    np.testing.assert_array_equal(missing, [0, 0, 0, 0, 1, 0, 0, 0])
+    np.testing.assert_array_equal(stale, [False, False, True, False, False, True, True, False])
+
+
+def test_session_start_and_reconnect_outage_are_sized_from_the_clock() -> None:
+    counter = PacketCounter(1, FS)
+    counter.new_session(100.0)
+    # counter 3 arriving shortly after the start: samples 0-2 were lost
+    assert counter.place(np.array([3, 4]), np.array([100.02, 100.02]))[0].tolist() == [3, 0]
+    counter.new_session(102.02)  # a new session started 2 s after the last sample (at 100.02)
+    assert counter.place(np.array([0, 1]), np.array([102.03, 102.03]))[0].tolist() == [499, 0]
+    late = PacketCounter(1, FS)
+    late.new_session(0.0)
+    assert late.place(np.array([4]), np.array([260 / FS]))[0].tolist() == [260]  # one wrap before it
+    playback = PacketCounter(1, FS, starts_at_zero=False)
+    playback.new_session(0.0)
+    assert playback.place(np.array([77, 78]), np.array([0.0, 0.004]))[0].tolist() == [0, 0]
+
+
+def test_ring_buffer_returns_samples_in_order_and_counts_overwrites() -> None:
+    ring = RingBuffer(2, 5)
+    assert ring.push(np.ones((2, 3)), np.arange(3), np.zeros(3, bool)) == 0
+    assert ring.push(np.full((2, 4), 2.0), np.arange(3, 7), np.array([0, 1, 0, 0], bool)) == 2
+    data, index, lost = ring.pop_all()
+    np.testing.assert_array_equal(index, [2, 3, 4, 5, 6])
+    np.testing.assert_array_equal(data[0], [1, 2, 2, 2, 2])
+    np.testing.assert_array_equal(lost, [0, 0, 1, 0, 0])
+    assert len(ring) == 0 and ring.pop_all()[1].size == 0
+    assert ring.push(np.zeros((2, 8)), np.arange(7, 15), np.zeros(8, bool)) == 3
+    assert ring.pop_all()[1].tolist() == [10, 11, 12, 13, 14]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"board": "ganglion"}, "unknown board type"),
+    ({"board": "cyton"}, "needs a serial port"),
+    ({"board": "playback"}, "needs a file"),
+    ({"board": "synthetic", "eeg_channels": [0, 3]}, "do not exist"),
+    ({"board": "cyton", "serial_port": "/dev/x", "eeg_channels": [9]}, "use 1..8"),
+    ({"board": "synthetic", "watchdog_s": 0}, "must be positive"),
+])
+def test_bad_acquisition_settings_are_refused(kwargs: dict, message: str) -> None:
+    with pytest.raises(HotspotError, match=message) as info:
+        Acquisition(**kwargs)
+    assert info.value.code == ErrorCode.BAD_CONFIG
+
+
+def test_a_missing_board_is_reported_after_the_wait(tmp_path) -> None:
+    acquisition = Acquisition("cyton", serial_port=str(tmp_path / "ttyUSB9"))
+    with pytest.raises(HotspotError, match="no cyton board answered") as info:
+        acquisition.start(wait_s=0.5)
+    assert info.value.code == ErrorCode.BOARD_ERROR
+    assert acquisition.status.value == "stopped"
