@@ -1,0 +1,405 @@
+"""``invoke convert``: int8 post-training quantisation with a parity check in millimetres.
+
+A model directory (``invoke train``) becomes a signed bundle (:mod:`convert.bundle_writer`):
+
+1. Input windows of every subject are computed by the device's own signal path
+   (:func:`train.windows.dataset_windows`, i.e. :func:`edge.pipeline.compute_epochs`).
+2. Representative windows (>= 100; up to ``n_representative``) are drawn from the model's
+   *training* subjects only and normalised as on the device. The TFLite converter quantises
+   full-integer: weights int8 symmetric per-channel (Conv2D, DepthwiseConv2D and Dense),
+   activations int8 per-tensor, ``TFLITE_BUILTINS_INT8`` only.
+3. Parity on *held-out* subjects (labelled subjects not in the model's ``train_subjects``, or a
+   separate ``holdout`` dataset): Keras float vs TFLite float vs TFLite int8, each subject's
+   estimate being the per-axis median of its window predictions (:func:`train.metrics.aggregate_trials`).
+   Reported: subject-level mean error (mm), its change against Keras, and the largest per-window
+   output difference (mm). If int8 changes the mean error by more than ``budget_mm`` (either
+   way: a parity check, not an accuracy claim), no bundle is written; TensorFlow's
+   ``QuantizationDebugger`` writes a per-layer report next to ``out`` and the command fails.
+
+Model I/O: float32 (default) or int8
+------------------------------------
+Both variants compute every layer in int8; they differ only in whether the QUANTIZE of the input
+and the DEQUANTIZE of the output run inside the model. The output is a coordinate in mm, so
+float32 I/O hands the device millimetres directly: the device never has to apply a scale and
+zero point itself (a classic source of silent errors), and it costs no precision, because the
+last layer's int8 step is the same either way (it is recorded in the manifest as the golden
+tolerance). int8 I/O is for microcontroller ports that avoid float at the model boundary
+(``invoke export-c``); :class:`edge.tflite.TFLiteModel` handles both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge.errors import ErrorCode, HotspotError, run_cli
+from edge.tflite import TFLiteModel
+
+IO_TYPES = ("float32", "int8")
+MIN_REPRESENTATIVE = 100
+N_GOLDEN = 8
+HELDOUT_PROTOCOL = ("subject-grouped: held-out subjects, unseen in training and in int8 calibration; "
+                    "subject estimate = per-axis median of its window predictions")
+
+
+@dataclass
+class ConversionResult:
+    """What :func:`convert_model` produced.
+
+    Attributes
+    ----------
+    bundle : Path
+        The signed bundle folder.
+    parity : dict
+        The parity report (also stored in the manifest's provenance).
+    float_size_bytes, int8_size_bytes : int
+        Sizes of the float and int8 ``.tflite`` models.
+    """
+
+    bundle: Path
+    parity: dict
+    float_size_bytes: int
+    int8_size_bytes: int
+
+
+def _representative(windows: np.ndarray) -> Callable[[], Iterator[list[np.ndarray]]]:
+    def generate() -> Iterator[list[np.ndarray]]:
+        for window in windows:
+            yield [window[None].astype(np.float32)]
+
+    return generate
+
+
+def _int8_converter(model, representative: np.ndarray, io_type: str = "float32"):
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = _representative(representative)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    if io_type == "int8":
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
+    return converter
+
+
+def float_tflite(model) -> bytes:
+    """Convert a Keras model to a float32 TFLite flatbuffer (the reference for parity).
+
+    Parameters
+    ----------
+    model : keras.Model
+        The trained model.
+
+    Returns
+    -------
+    bytes
+        The ``.tflite`` model.
+    """
+    import tensorflow as tf
+
+    return tf.lite.TFLiteConverter.from_keras_model(model).convert()
+
+
+def int8_tflite(model, representative: np.ndarray, io_type: str = "float32") -> bytes:
+    """Quantise a Keras model to a full-integer int8 TFLite flatbuffer.
+
+    Parameters
+    ----------
+    model : keras.Model
+        The trained model (input: one normalised window).
+    representative : ndarray, shape (n, rows, cols)
+        Normalised calibration windows from the training subjects (n >= 100).
+    io_type : {"float32", "int8"}
+        Type of the model's input and output tensors (see the module notes).
+
+    Returns
+    -------
+    bytes
+        The ``.tflite`` model.
+    """
+    if io_type not in IO_TYPES:
+        raise HotspotError(f"model I/O type must be one of {', '.join(IO_TYPES)}, not {io_type!r}",
+                           ErrorCode.BAD_ARGUMENT)
+    if len(representative) < MIN_REPRESENTATIVE:
+        raise HotspotError(f"only {len(representative)} representative windows from the training subjects; "
+                           f"int8 calibration needs at least {MIN_REPRESENTATIVE}: use a dataset with more trials",
+                           ErrorCode.BAD_ARGUMENT)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
+        return _int8_converter(model, representative, io_type).convert()
+
+
+def layer_report(model, representative: np.ndarray, out: str | Path) -> tuple[Path, str]:
+    """Run TensorFlow's quantisation debugger and write its per-layer statistics as CSV.
+
+    Adds the column ``rmse_per_scale`` (root-mean-square int8 error in units of the layer's
+    quantisation step; about 0.29 is the ideal rounding error, larger values point at the layer
+    that loses precision).
+
+    Parameters
+    ----------
+    model : keras.Model
+        The float model.
+    representative : ndarray, shape (n, rows, cols)
+        Normalised windows to run through both float and int8 versions.
+    out : str or Path
+        The CSV file.
+
+    Returns
+    -------
+    path : Path
+        The CSV file written.
+    worst : str
+        A one-phrase description of the layer with the largest ``rmse_per_scale``.
+    """
+    import tensorflow as tf
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
+        warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
+        debugger = tf.lite.experimental.QuantizationDebugger(converter=_int8_converter(model, representative),
+                                                             debug_dataset=_representative(representative))
+        debugger.run()
+    buffer = io.StringIO()
+    debugger.layer_statistics_dump(buffer)
+    rows = list(csv.DictReader(io.StringIO(buffer.getvalue())))
+    for row in rows:
+        scale = float(row["scale"])
+        row["rmse_per_scale"] = f"{np.sqrt(float(row['mean_squared_error'])) / scale:.4g}" if scale > 0 else "nan"
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    worst = max(rows, key=lambda row: np.nan_to_num(float(row["rmse_per_scale"]), nan=-1.0))
+    return out, f"{worst['op_name']} '{worst['tensor_name']}' (rmse/scale {worst['rmse_per_scale']})"
+
+
+def parity_report(labels: Sequence[np.ndarray], predictions: dict[str, Sequence[np.ndarray]],
+                  baseline: np.ndarray) -> dict:
+    """Compare predictors on held-out subjects in millimetres.
+
+    Parameters
+    ----------
+    labels : sequence of ndarray (3,)
+        Each held-out subject's label (head frame, mm, model frame).
+    predictions : dict of str to sequence of ndarray (n_windows, 3)
+        Per-subject window predictions of each predictor; the first entry is the reference
+        (Keras float).
+    baseline : ndarray (3,)
+        The training subjects' mean hotspot (the no-EEG baseline).
+
+    Returns
+    -------
+    dict
+        Per predictor: ``mean_error_mm``, ``delta_mean_error_mm`` (against the reference) and
+        ``max_output_diff_mm`` (largest per-window distance from the reference's output).
+    """
+    from train.metrics import aggregate_trials, euclidean_errors
+
+    labels = np.asarray(labels, dtype=float)
+    names = list(predictions)
+    reference = names[0]
+    report = {"protocol": HELDOUT_PROTOCOL, "frame": "head, mm, model (left-hemisphere) frame",
+              "n_subjects": len(labels), "n_windows": int(sum(len(p) for p in predictions[reference])),
+              "baseline": {"what": "mean hotspot of the training subjects",
+                           "mean_error_mm": float(euclidean_errors(np.tile(baseline, (len(labels), 1)), labels).mean())}}
+    reference_error = None
+    for name in names:
+        estimates = np.array([aggregate_trials(p)[0] for p in predictions[name]])
+        mean_error = float(euclidean_errors(estimates, labels).mean())
+        reference_error = mean_error if reference_error is None else reference_error
+        diffs = [euclidean_errors(p, r) for p, r in zip(predictions[name], predictions[reference])]
+        report[name] = {"mean_error_mm": mean_error, "delta_mean_error_mm": mean_error - reference_error,
+                        "max_output_diff_mm": float(np.concatenate(diffs).max())}
+    return report
+
+
+def _golden_windows(items: Sequence, count: int = N_GOLDEN) -> np.ndarray:
+    """A few windows spread over subjects (one per subject in turn)."""
+    chosen = []
+    for round_index in range(count):
+        for item in items:
+            if len(chosen) < count and round_index < len(item.inputs):
+                chosen.append(item.inputs[round_index])
+    return np.asarray(chosen, dtype=np.float32)
+
+
+def channel_set_name(channels: Sequence[str]) -> str:
+    """Return the name of the channel set in ``train/configs/channels.toml`` equal to ``channels``, else "custom"."""
+    from train.configs import load_channel_sets
+
+    for name, names in load_channel_sets().items():
+        if list(names) == list(channels):
+            return name
+    return "custom"
+
+
+def _load(dataset):
+    if not isinstance(dataset, (str, Path)):
+        return dataset
+    from train.io import load_dataset
+
+    if not Path(dataset).exists():
+        raise HotspotError(f"dataset {dataset} not found; pass the dataset the model was trained on",
+                           ErrorCode.BAD_FILE)
+    return load_dataset(Path(dataset))
+
+
+def convert_model(model_dir: str | Path, dataset, out: str | Path, key: str | Path, io: str = "float32",
+                  budget_mm: float = 0.3, holdout=None, n_representative: int = 300, seed: int = 0,
+                  report_dir: str | Path | None = None) -> ConversionResult:
+    """Quantise a model directory to int8, check parity in mm, and write a signed bundle.
+
+    Parameters
+    ----------
+    model_dir : str or Path
+        A model directory written by ``invoke train``.
+    dataset : Dataset, str or Path
+        The dataset the model was trained on (its content hash must match the model's).
+        Calibration windows come from the model's training subjects; held-out parity from its
+        other labelled subjects.
+    out : str or Path
+        The bundle folder to write.
+    key : str or Path
+        The ed25519 signing key (``invoke keygen``).
+    io : {"float32", "int8"}
+        The model's input/output tensor type (see the module notes for why float32 is the default).
+    budget_mm : float
+        The largest allowed change of the held-out subject-level mean error caused by int8 (mm).
+    holdout : Dataset, str or Path, optional
+        A separate held-out dataset (all its labelled subjects are used), e.g. when the model
+        was trained on every subject of ``dataset``.
+    n_representative : int
+        At most this many calibration windows (randomly drawn; at least 100 are required).
+    seed : int
+        Seed of the calibration draw.
+    report_dir : str or Path, optional
+        Where the per-layer report goes on a budget failure (default: next to ``out``).
+
+    Returns
+    -------
+    ConversionResult
+
+    Raises
+    ------
+    HotspotError
+        ``BUDGET_EXCEEDED`` when int8 costs more than ``budget_mm`` (the per-layer report is
+        written and named in the message); ``BAD_ARGUMENT`` / ``BAD_FILE`` for unusable inputs.
+    """
+    from convert.bundle_writer import write_bundle
+    from convert.signing import load_private_key
+    from train.dataset import Dataset
+    from train.head import standard_positions_head_mm
+    from train.model_dir import load_model_dir
+    from train.windows import dataset_windows
+
+    if io not in IO_TYPES:
+        raise HotspotError(f"--io must be one of {', '.join(IO_TYPES)}, not {io!r}", ErrorCode.BAD_ARGUMENT)
+    if not budget_mm >= 0:
+        raise HotspotError(f"the parity budget must be >= 0 mm, not {budget_mm}", ErrorCode.BAD_ARGUMENT)
+    signing_key = load_private_key(key)
+    model_dir, out = load_model_dir(model_dir), Path(out)
+    metadata = model_dir.metadata
+    cue = metadata.get("training", {}).get("data", {}).get("cue", "move")
+    dataset = _load(dataset)
+    if dataset.content_hash() != metadata.get("data_hash"):
+        raise HotspotError(f"dataset {dataset.name!r} is not the one {model_dir.path} was trained on (content hash "
+                           "differs); pass the training dataset with --data", ErrorCode.BAD_ARGUMENT)
+    train_ids = set(metadata.get("train_subjects", []))
+    source = _load(holdout) if holdout is not None else dataset
+    heldout_data = Dataset(name=source.name, subjects=[
+        s for s in source.subjects if s.label is not None and (holdout is not None or s.subject not in train_ids)])
+    if not heldout_data.subjects:
+        raise HotspotError(f"no labelled held-out subjects: every labelled subject of {dataset.name!r} trained the "
+                           "model; pass a separate dataset with --holdout (e.g. 'invoke simulate' with another seed)",
+                           ErrorCode.BAD_ARGUMENT)
+    training_data = Dataset(name=dataset.name, subjects=[s for s in dataset.subjects if s.subject in train_ids])
+    training = [item for item in dataset_windows(training_data, model_dir.spec, cue, model_dir.mirror)
+                if len(item.inputs)]
+    heldout = [item for item in dataset_windows(heldout_data, model_dir.spec, cue, model_dir.mirror)
+               if len(item.inputs)]
+    if not heldout:
+        raise HotspotError("no held-out subject has a usable window (all rejected by the quality check); "
+                           "pass a cleaner held-out dataset with --holdout", ErrorCode.BAD_ARGUMENT)
+    pool = np.concatenate([item.inputs for item in training]) if training else np.zeros((0,))
+    rng = np.random.default_rng(seed)
+    chosen = rng.permutation(len(pool))[:n_representative]
+    representative = model_dir.normalisation.apply(pool[chosen]) if len(pool) else pool
+    float_model = float_tflite(model_dir.model)
+    int8_model = int8_tflite(model_dir.model, representative, io)
+
+    predictors = {"keras_float": model_dir.predict}
+    for name, content in (("tflite_float", float_model), ("tflite_int8", int8_model)):
+        tflite_model = TFLiteModel(content)
+        predictors[name] = lambda x, m=tflite_model: m.predict(model_dir.normalisation.apply(x)).astype(np.float64)
+    predictions = {name: [predict(item.inputs) for item in heldout] for name, predict in predictors.items()}
+    baseline = np.mean([item.label for item in training if item.label is not None], axis=0)
+    parity = parity_report([item.label for item in heldout], predictions, baseline)
+    cost = parity["tflite_int8"]["delta_mean_error_mm"]
+    parity.update({"budget_mm": float(budget_mm), "passed": bool(abs(cost) <= budget_mm), "io": io,
+                   "n_representative": int(len(representative)), "float_size_bytes": len(float_model),
+                   "int8_size_bytes": len(int8_model)})
+    if not parity["passed"]:
+        folder = Path(report_dir) if report_dir is not None else out.parent
+        (folder / f"{out.name}.parity.json").parent.mkdir(parents=True, exist_ok=True)
+        (folder / f"{out.name}.parity.json").write_text(json.dumps(parity, indent=2) + "\n")
+        report, worst = layer_report(model_dir.model, representative, folder / f"{out.name}.layers.csv")
+        raise HotspotError(f"int8 changes the held-out subject-level mean error by {cost:+.3f} mm, over the "
+                           f"{budget_mm} mm budget; per-layer report: {report} (worst: {worst}); no bundle written",
+                           ErrorCode.BUDGET_EXCEEDED)
+    provenance = {key_: metadata.get(key_) for key_ in ("data_hash", "code_version", "metrics", "seed",
+                                                          "train_subjects", "dataset")}
+    provenance.update({"parity": parity, "model_dir": str(model_dir.path)})
+    bundle = write_bundle(out, model_content=int8_model, spec=model_dir.spec, normalisation=model_dir.normalisation,
+                          golden_inputs=_golden_windows(heldout), private_key=signing_key,
+                          electrodes=standard_positions_head_mm(), mirror=model_dir.mirror,
+                          channel_set=channel_set_name(model_dir.channels), provenance=provenance)
+    return ConversionResult(bundle=bundle, parity=parity, float_size_bytes=len(float_model),
+                            int8_size_bytes=len(int8_model))
+
+
+def format_parity(parity: dict) -> str:
+    """Return the parity report as a few human-readable lines."""
+    lines = [f"parity on {parity['n_subjects']} held-out subjects / {parity['n_windows']} windows "
+             f"({parity['protocol']}; {parity['frame']})",
+             f"  baseline ({parity['baseline']['what']}): mean error {parity['baseline']['mean_error_mm']:.2f} mm"]
+    for name in ("keras_float", "tflite_float", "tflite_int8"):
+        entry = parity[name]
+        lines.append(f"  {name:<12} mean error {entry['mean_error_mm']:.3f} mm, change {entry['delta_mean_error_mm']:+.3f}"
+                     f" mm, largest window output difference {entry['max_output_diff_mm']:.3f} mm")
+    lines.append(f"  sizes: float {parity['float_size_bytes']} B, int8 {parity['int8_size_bytes']} B; "
+                 f"budget {parity['budget_mm']} mm: {'passed' if parity['passed'] else 'FAILED'}")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line of ``invoke convert``."""
+    parser = argparse.ArgumentParser(prog="invoke convert", description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True, help="model directory (invoke train)")
+    parser.add_argument("--data", required=True, help="the dataset the model was trained on")
+    parser.add_argument("--holdout", default="", help="a separate held-out dataset for the parity check")
+    parser.add_argument("--out", required=True, help="bundle folder to write")
+    parser.add_argument("--key", required=True, help="ed25519 signing key (invoke keygen)")
+    parser.add_argument("--io", default="float32", choices=IO_TYPES, help="model input/output type")
+    parser.add_argument("--budget-mm", type=float, default=0.3, help="allowed int8 change of the mean error (mm)")
+    args = parser.parse_args(argv)
+    result = convert_model(args.model, args.data, args.out, args.key, io=args.io, budget_mm=args.budget_mm,
+                           holdout=args.holdout or None)
+    print(format_parity(result.parity))
+    print(f"bundle written to {result.bundle}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))

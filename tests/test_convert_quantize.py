@@ -1,0 +1,157 @@
+"""``invoke convert``: calibration on training subjects, parity on held-out subjects, budget failure path."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from bundle_factory import HOTSPOT_MM, tiny_model, tiny_spec
+
+from convert.quantize import convert_model, main
+from convert.signing import generate_keypair
+from edge.bundle import load_bundle
+from edge.errors import ErrorCode, HotspotError, run_cli
+from edge.normalisation import Normalisation
+from train.dataset import Dataset, Recording, Subject
+from train.model_dir import write_model_dir
+from train.windows import dataset_windows
+
+SFREQ = 250.0
+TRIALS = 30
+TRIAL_S = 10.0
+TRAIN = ["sub-01", "sub-02", "sub-03", "sub-04"]
+HELDOUT = ["sub-05", "sub-06"]
+
+
+def synthetic_dataset(channels: tuple[str, ...]) -> Dataset:
+    """Noise recordings with ``move`` cues every 10 s; one label per subject."""
+    rng = np.random.default_rng(3)
+    n_samples = int((TRIALS + 1) * TRIAL_S * SFREQ)
+    cues = (np.arange(TRIALS) * TRIAL_S + 5.0) * SFREQ
+    events = np.column_stack([cues.astype(np.int64), np.full(TRIALS, 2)])
+    subjects = []
+    for name in TRAIN + HELDOUT:
+        recording = Recording(subject=name, session="ses-1", data=rng.normal(0.0, 10.0, (len(channels), n_samples)),
+                              sfreq=SFREQ, ch_names=list(channels), ch_pos=np.full((len(channels), 3), np.nan),
+                              events=events, event_id={"rest": 1, "move": 2})
+        label = np.asarray(HOTSPOT_MM) + rng.normal(0.0, 4.0, 3)
+        subjects.append(Subject(subject=name, group="healthy", hand="right", label=label, recordings=[recording]))
+    return Dataset(name="synthetic", subjects=subjects)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory) -> dict:
+    folder = tmp_path_factory.mktemp("convert")
+    spec = tiny_spec()
+    dataset = synthetic_dataset(spec.channels)
+    windows = dataset_windows(dataset, spec, "move", mirror=False)
+    training = np.concatenate([item.inputs for item in windows if item.subject in TRAIN])
+    normalisation = Normalisation.fit(training)
+    metadata = {"level": spec.level, "channels": list(spec.channels), "mirror": False,
+                "metrics": {"note": "untrained test model"}, "data_hash": dataset.content_hash(),
+                "code_version": "test", "seed": 0, "train_subjects": TRAIN, "dataset": dataset.name,
+                "training": {"data": {"cue": "move"}}}
+    model_dir = write_model_dir(folder / "model", tiny_model(spec.input_shape), spec, normalisation, metadata)
+    key, public = generate_keypair(folder / "signing.key")
+    return {"folder": folder, "dataset": dataset, "model_dir": model_dir, "key": key, "public": public,
+            "spec": spec, "n_training_windows": len(training)}
+
+
+def test_conversion_writes_a_signed_bundle_with_a_parity_report(setup) -> None:
+    assert setup["n_training_windows"] >= 100
+    result = convert_model(setup["model_dir"], setup["dataset"], setup["folder"] / "bundle", setup["key"])
+    bundle = load_bundle(result.bundle, setup["public"])
+    parity = bundle.manifest["provenance"]["parity"]
+    assert parity == json.loads(json.dumps(result.parity))
+    assert parity["n_subjects"] == len(HELDOUT) and parity["passed"] is True
+    assert parity["protocol"].startswith("subject-grouped")
+    for name in ("keras_float", "tflite_float", "tflite_int8"):
+        assert parity[name]["mean_error_mm"] > 0
+    assert parity["tflite_float"]["max_output_diff_mm"] < 1e-3
+    assert 0 < parity["tflite_int8"]["max_output_diff_mm"] < 5.0
+    assert abs(parity["tflite_int8"]["delta_mean_error_mm"]) <= 0.3
+    assert parity["n_representative"] >= 100
+    assert result.int8_size_bytes < result.float_size_bytes
+    assert bundle.manifest["model"]["io"] == "float32"
+    assert bundle.manifest["model"]["channel_set"] == "five"
+    assert bundle.manifest["provenance"]["train_subjects"] == TRAIN
+    assert "FCC3h" in bundle.electrodes
+
+
+def test_int8_io_is_an_option(setup) -> None:
+    result = convert_model(setup["model_dir"], setup["dataset"], setup["folder"] / "bundle-int8", setup["key"],
+                           io="int8", budget_mm=5.0)
+    bundle = load_bundle(result.bundle, setup["public"])
+    assert bundle.model.input.dtype == "int8" and bundle.manifest["model"]["input"]["scale"] > 0
+
+
+def test_over_budget_fails_with_a_per_layer_report_and_no_bundle(setup) -> None:
+    out = setup["folder"] / "strict"
+    with pytest.raises(HotspotError) as caught:
+        convert_model(setup["model_dir"], setup["dataset"], out, setup["key"], budget_mm=0.0)
+    assert caught.value.code == ErrorCode.BUDGET_EXCEEDED
+    assert "per-layer report" in str(caught.value) and "no bundle written" in str(caught.value)
+    assert not out.exists()
+    with (setup["folder"] / "strict.layers.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert rows and {"op_name", "tensor_name", "rmse_per_scale"} <= set(rows[0])
+    assert {row["op_name"] for row in rows} >= {"CONV_2D", "FULLY_CONNECTED"}
+    assert json.loads((setup["folder"] / "strict.parity.json").read_text())["passed"] is False
+
+
+def test_a_dataset_other_than_the_training_one_is_refused(setup) -> None:
+    dataset = Dataset(name="train-only", subjects=[s for s in setup["dataset"].subjects if s.subject in TRAIN])
+    with pytest.raises(HotspotError, match="is not the one"):
+        convert_model(setup["model_dir"], dataset, setup["folder"] / "x", setup["key"])
+
+
+def test_a_model_trained_on_every_subject_needs_a_holdout_dataset(setup) -> None:
+    model_dir = setup["folder"] / "model-all"
+    shutil.copytree(setup["model_dir"], model_dir)
+    metadata = json.loads((model_dir / "metadata.json").read_text())
+    metadata["train_subjects"] = TRAIN + HELDOUT
+    (model_dir / "metadata.json").write_text(json.dumps(metadata))
+    with pytest.raises(HotspotError, match="pass a separate dataset with --holdout"):
+        convert_model(model_dir, setup["dataset"], setup["folder"] / "x", setup["key"])
+
+
+def test_the_cli_names_a_missing_key(setup, capsys) -> None:
+    code = run_cli(main, ["--model", str(setup["model_dir"]), "--data", "nowhere", "--out", "x",
+                          "--key", str(setup["folder"] / "absent.key")])
+    assert code == 2
+    assert "invoke keygen" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_invoke_convert_exits_non_zero_over_budget_on_a_simulated_cohort(tmp_path, capsys) -> None:
+    from train.bids import read_bids_dataset
+    from train.simulate import load_config, simulate_cohort
+
+    config = load_config(Path(__file__).parents[1] / "train" / "simulate" / "small.toml",
+                         {"task": {"trials_healthy": 30, "trials_stroke": 30}})
+    data = simulate_cohort(config, tmp_path / "data", jobs=1)
+    dataset = read_bids_dataset(data)
+    spec = tiny_spec()
+    windows = [item for item in dataset_windows(dataset, spec, "move", mirror=True)
+               if item.label is not None and len(item.inputs)]
+    train_ids = [item.subject for item in windows[:-1]]
+    training = np.concatenate([item.inputs for item in windows[:-1]])
+    metadata = {"level": spec.level, "channels": list(spec.channels), "mirror": True, "metrics": {},
+                "data_hash": dataset.content_hash(), "code_version": "test", "seed": 0,
+                "train_subjects": train_ids, "dataset": dataset.name, "training": {"data": {"cue": "move"}}}
+    model_dir = write_model_dir(tmp_path / "model", tiny_model(spec.input_shape), spec,
+                                Normalisation.fit(training), metadata)
+    key, _ = generate_keypair(tmp_path / "signing.key")
+    out = tmp_path / "bundles" / "default"
+    code = run_cli(main, ["--model", str(model_dir), "--data", str(data), "--out", str(out), "--key", str(key),
+                          "--budget-mm", "0"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("error: int8 changes the held-out subject-level mean error") and err.count("\n") == 1
+    assert "BUDGET_EXCEEDED" in err and str(out.parent / "default.layers.csv") in err
+    assert (out.parent / "default.layers.csv").stat().st_size > 0
+    assert not out.exists()
