@@ -291,6 +291,9 @@ class Acquisition:
         How often the worker drains BrainFlow.
     loop : bool
         Play the file again from its start at its end (``playback`` only).
+    clock_scale : float
+        Board seconds per host second: 1 for a real board; ``speed`` for an emulator streaming
+        faster than real time, so that gaps sized from the host clock stay aligned.
     on_status : callable, optional
         Called with each :class:`StatusChange`, from the worker thread; keep it short.
     """
@@ -298,7 +301,7 @@ class Acquisition:
     def __init__(self, board: str, serial_port: str | None = None, file: str | None = None,
                  master_board: str = "cyton", eeg_channels: Sequence[int] | None = None,
                  watchdog_s: float = 2.0, backoff_s: tuple[float, float] = (0.25, 1.0), buffer_s: float = 60.0,
-                 poll_s: float = 0.02, loop: bool = True,
+                 poll_s: float = 0.02, loop: bool = True, clock_scale: float = 1.0,
                  on_status: Callable[[StatusChange], None] | None = None) -> None:
         if board not in BOARD_IDS:
             raise HotspotError(f"unknown board type {board!r}; use one of {', '.join(BOARD_IDS)}", ErrorCode.BAD_CONFIG)
@@ -309,9 +312,10 @@ class Acquisition:
         if board == "playback" and master_board not in ("cyton", "cyton_daisy", "synthetic"):
             raise HotspotError(f"playback master board must be cyton, cyton_daisy or synthetic, not {master_board!r}",
                                ErrorCode.BAD_CONFIG)
-        if watchdog_s <= 0 or backoff_s[0] <= 0 or backoff_s[1] < backoff_s[0] or buffer_s <= 0 or poll_s <= 0:
-            raise HotspotError("watchdog_s, backoff_s, buffer_s and poll_s must be positive (backoff first <= last)",
-                               ErrorCode.BAD_CONFIG)
+        if (watchdog_s <= 0 or backoff_s[0] <= 0 or backoff_s[1] < backoff_s[0] or buffer_s <= 0 or poll_s <= 0
+                or clock_scale <= 0):
+            raise HotspotError("watchdog_s, backoff_s, buffer_s, poll_s and clock_scale must be positive "
+                               "(backoff first <= last)", ErrorCode.BAD_CONFIG)
         self.board = board
         self._board_id = BOARD_IDS[board]
         self._data_board_id = BOARD_IDS[master_board] if board == "playback" else self._board_id
@@ -333,8 +337,9 @@ class Acquisition:
         self._rows = [board_rows[channel - 1] for channel in self.eeg_channels]
         self._counter_row = int(descr["package_num_channel"])
         self._time_row = int(descr["timestamp_channel"])
+        self.clock_scale = float(clock_scale)
         self._tracker = PacketCounter(step=2 if self._data_board_id == BoardIds.CYTON_DAISY_BOARD else 1,
-                                      sampling_rate=self.sampling_rate, starts_at_zero=board != "playback")
+                                      sampling_rate=self.sampling_rate * clock_scale, starts_at_zero=board != "playback")
         self.watchdog_s = float(watchdog_s)
         self.backoff_s = (float(backoff_s[0]), float(backoff_s[1]))
         self.poll_s = float(poll_s)

@@ -71,7 +71,10 @@ def test_board_descriptions_match_brainflow() -> None:
         assert board.uv_per_count() == pytest.approx(4.5 / 24 / (2**23 - 1) * 1e6)
     for name in map_names():
         channel_map = load_map(name)
-        assert len(channel_map.channels) in (5, 9)
+        assert len(channel_map.channels) in (5, 9, load_board(channel_map.board).n_channels)
+    for board_name in board_names():
+        gui_names = BoardShim.get_board_descr(load_board(board_name).brainflow_id)["eeg_names"].split(",")
+        assert list(load_map(f"{board_name}_gui_default").channels) == gui_names
 
 
 def test_packets_encode_24_bit_big_endian_twos_complement() -> None:
