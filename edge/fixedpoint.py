@@ -241,6 +241,9 @@ class BiquadCascade:
         Number of channels filtered in parallel.
     """
 
+    #: Samples processed per internal block (bounds the working memory of long calls).
+    BLOCK = 4096
+
     def __init__(self, spec: FixedPointFilter, n_channels: int) -> None:
         self.spec = spec
         self.n_channels = int(n_channels)
@@ -308,6 +311,12 @@ class BiquadCascade:
         if x.ndim != 2 or x.shape[0] != self.n_channels:
             raise HotspotError(f"expected a ({self.n_channels}, n) block of samples, got shape {x.shape}",
                                ErrorCode.BAD_SAMPLES)
+        if x.shape[1] > self.BLOCK:
+            return np.concatenate([self._process_block(x[:, i:i + self.BLOCK])
+                                   for i in range(0, x.shape[1], self.BLOCK)], axis=1)
+        return self._process_block(x)
+
+    def _process_block(self, x: np.ndarray) -> np.ndarray:
         n = x.shape[1]
         k = self.spec.n_stages
         if n == 0:

@@ -234,31 +234,34 @@ class StreamFilter:
 
     Parameters
     ----------
-    spec : PipelineSpec
-        Channels and filter.
+    spec : FixedPointFilter
+        The filter.
+    n_channels : int
+        Channels of the stream (rows of every chunk).
     """
 
-    def __init__(self, spec: PipelineSpec) -> None:
+    def __init__(self, spec: FixedPointFilter, n_channels: int) -> None:
         self.spec = spec
-        self.cascade = BiquadCascade(spec.filter, len(spec.channels))
+        self.cascade = BiquadCascade(spec, n_channels)
         self.reset()
 
     def reset(self) -> None:
         """Forget the stream: zero the held values; the next sample warm-starts the filter."""
-        self._last = np.zeros(len(self.spec.channels))
+        self._last = np.zeros(self.cascade.n_channels)
         self._started = False
         self.cascade.reset()
 
     def hold(self, chunk_uv: np.ndarray) -> np.ndarray:
         """Replace non-finite samples by the channel's last finite one (carried across chunks)."""
+        if chunk_uv.shape[1] == 0:
+            return chunk_uv
         finite = np.isfinite(chunk_uv)
         if finite.all():
-            self._last = chunk_uv[:, -1].copy() if chunk_uv.shape[1] else self._last
+            self._last = chunk_uv[:, -1].copy()
             return chunk_uv
         padded = np.concatenate([self._last[:, None], np.where(finite, chunk_uv, 0.0)], axis=1)
-        index = np.where(np.concatenate([np.ones((len(padded), 1), bool), finite], axis=1),
-                         np.arange(padded.shape[1]), 0)
-        index = np.maximum.accumulate(index, axis=1)
+        valid = np.concatenate([np.ones((len(padded), 1), dtype=bool), finite], axis=1)
+        index = np.maximum.accumulate(np.where(valid, np.arange(padded.shape[1]), 0), axis=1)
         held = np.take_along_axis(padded, index, axis=1)[:, 1:]
         self._last = held[:, -1].copy()
         return held
@@ -274,13 +277,15 @@ class StreamFilter:
             Also run the filter (False for level "raw", which never needs it).
         """
         held = self.hold(chunk_uv)
-        if not filtered or held.shape[1] == 0:
-            return held, None if not filtered else np.zeros_like(held)
-        fixed = self.spec.filter.to_fixed(held)
+        if not filtered:
+            return held, None
+        if held.shape[1] == 0:
+            return held, np.zeros_like(held)
+        fixed = self.spec.to_fixed(held)
         if not self._started:
             self.cascade.warm_start(fixed[:, 0])
             self._started = True
-        return held, self.spec.filter.to_uv(self.cascade.process(fixed))
+        return held, self.spec.to_uv(self.cascade.process(fixed))
 
 
 def _check_chunk(spec: PipelineSpec, data: np.ndarray, what: str) -> np.ndarray:
@@ -291,9 +296,25 @@ def _check_chunk(spec: PipelineSpec, data: np.ndarray, what: str) -> np.ndarray:
     return data
 
 
-def _epoch(spec: PipelineSpec, raw: np.ndarray, held: np.ndarray,
-           filtered: np.ndarray | None) -> tuple[np.ndarray, Verdict]:
-    """Level input and verdict of one epoch (all arrays already cut to the epoch, contiguous)."""
+def epoch_input(spec: PipelineSpec, raw: np.ndarray, held: np.ndarray,
+                filtered: np.ndarray | None) -> tuple[np.ndarray, Verdict]:
+    """Level input and quality verdict of one epoch.
+
+    Parameters
+    ----------
+    spec : PipelineSpec
+    raw : ndarray, shape (n_channels, spec.epoch_samples)
+        Raw microvolts with NaN for lost samples (judged by the verdict).
+    held : ndarray, same shape
+        Raw microvolts with lost samples held (input of level "raw").
+    filtered : ndarray or None, same shape
+        The stream filter's output over the epoch (None for level "raw").
+
+    Returns
+    -------
+    input2d : ndarray of float32, shape ``spec.input_shape``
+    verdict : Verdict
+    """
     checks_artifacts = spec.level in ("clean", "erd", "psd")
     verdict = assess_window(raw, spec.channels, spec.quality, filtered if checks_artifacts else None,
                             spec.filter.full_scale_uv if filtered is not None else None)
@@ -335,8 +356,73 @@ def compute_epochs(spec: PipelineSpec, raw_uv: np.ndarray, cue_samples: Sequence
     EpochInputs
         Cues whose epoch does not fit in the recording are skipped.
     """
-    raw = _check_chunk(spec, raw_uv, "raw_uv")
-    held, filtered = StreamFilter(spec).process(raw, filtered=spec.level != "raw")
+    return compute_epochs_many(spec, [(raw_uv, cue_samples)])[0]
+
+
+def compute_epochs_many(spec: PipelineSpec, recordings: Sequence[tuple[np.ndarray, Sequence[int]]],
+                        batch_samples: int = 8_000_000) -> list[EpochInputs]:
+    """:func:`compute_epochs` for many recordings, filtering several of them side by side.
+
+    The fixed-point filter's cost is dominated by one step per sample, nearly independent of the number
+    of channels, so recordings are stacked channel-wise (each keeps its own filter state; results are
+    identical to one :func:`compute_epochs` call per recording) in batches of at most ``batch_samples``
+    channel-samples.
+
+    Parameters
+    ----------
+    spec : PipelineSpec
+    recordings : sequence of (raw_uv, cue_samples)
+        As for :func:`compute_epochs`.
+    batch_samples : int
+        Memory bound: channel-samples filtered together.
+
+    Returns
+    -------
+    list of EpochInputs
+        One per recording, in order.
+    """
+    data = [(_check_chunk(spec, raw, f"recording {i} raw_uv"), cues) for i, (raw, cues) in enumerate(recordings)]
+    results: list[EpochInputs] = []
+    batch: list[tuple[np.ndarray, Sequence[int]]] = []
+    for raw, cues in data:
+        longest = max([raw.shape[1]] + [item[0].shape[1] for item in batch])
+        if batch and (len(batch) + 1) * len(spec.channels) * longest > batch_samples:
+            results.extend(_batch_epochs(spec, batch))
+            batch = []
+        batch.append((raw, cues))
+    if batch:
+        results.extend(_batch_epochs(spec, batch))
+    return results
+
+
+#: Samples per block when filtering a stacked batch (bounds the cascade's working memory).
+FILTER_BLOCK = 8192
+
+
+def _batch_epochs(spec: PipelineSpec, batch: list[tuple[np.ndarray, Sequence[int]]]) -> list[EpochInputs]:
+    n_channels = len(spec.channels)
+    longest = max(raw.shape[1] for raw, _ in batch)
+    stacked = np.full((n_channels * len(batch), longest), np.nan)  # padding after the end is held
+    for i, (raw, _) in enumerate(batch):
+        stacked[i * n_channels:(i + 1) * n_channels, :raw.shape[1]] = raw
+    needs_filter = spec.level != "raw"
+    stream = StreamFilter(spec.filter, len(stacked))
+    held = np.empty_like(stacked)
+    filtered = np.empty_like(stacked) if needs_filter else None
+    for begin in range(0, longest, FILTER_BLOCK):
+        block = slice(begin, begin + FILTER_BLOCK)
+        held[:, block], out = stream.process(stacked[:, block], filtered=needs_filter)
+        if needs_filter:
+            filtered[:, block] = out
+    results = []
+    for i, (raw, cues) in enumerate(batch):
+        rows = slice(i * n_channels, (i + 1) * n_channels)
+        results.append(_slice_epochs(spec, raw, held[rows], None if filtered is None else filtered[rows], cues))
+    return results
+
+
+def _slice_epochs(spec: PipelineSpec, raw: np.ndarray, held: np.ndarray, filtered: np.ndarray | None,
+                  cue_samples: Sequence[int]) -> EpochInputs:
     offset, length = spec.epoch_offset, spec.epoch_samples
     kept, inputs, verdicts = [], [], []
     for cue in np.asarray(cue_samples, dtype=np.int64).ravel():
@@ -345,7 +431,7 @@ def compute_epochs(spec: PipelineSpec, raw_uv: np.ndarray, cue_samples: Sequence
             continue
         window = slice(start, start + length)
         cut = [None if a is None else np.ascontiguousarray(a[:, window]) for a in (raw, held, filtered)]
-        level, verdict = _epoch(spec, *cut)
+        level, verdict = epoch_input(spec, *cut)
         kept.append(int(cue))
         inputs.append(level)
         verdicts.append(verdict)
@@ -374,7 +460,7 @@ class OnlinePipeline:
     def __init__(self, spec: PipelineSpec, buffer_seconds: float = 30.0) -> None:
         self.spec = spec
         self.capacity = spec.epoch_samples + max(int(round(buffer_seconds * spec.sfreq)), 1)
-        self._filter = StreamFilter(spec)
+        self._filter = StreamFilter(spec.filter, len(spec.channels))
         shape = (len(spec.channels), self.capacity)
         self._raw = np.zeros(shape)
         self._held = np.zeros(shape)
@@ -429,5 +515,5 @@ class OnlinePipeline:
             raw = np.ascontiguousarray(self._raw[:, slots])
             held = np.ascontiguousarray(self._held[:, slots])
             filtered = np.ascontiguousarray(self._filtered[:, slots]) if self.spec.level != "raw" else None
-            level, verdict = _epoch(self.spec, raw, held, filtered)
+            level, verdict = epoch_input(self.spec, raw, held, filtered)
             self._ready.append((cue, level, verdict))

@@ -13,7 +13,7 @@ from convert.filter_design import default_filter
 from edge.errors import HotspotError
 from edge.fixedpoint import BiquadCascade
 from edge.levels import LEVELS
-from edge.pipeline import OnlinePipeline, PipelineSpec, compute_epochs
+from edge.pipeline import OnlinePipeline, PipelineSpec, compute_epochs, compute_epochs_many
 
 SFREQ = 250.0
 CHANNELS = ("FC3", "C5", "C3", "C1", "CP3")
@@ -93,6 +93,18 @@ def test_filtered_level_is_the_continuous_fixed_point_filter_sliced() -> None:
     epochs = compute_epochs(spec, data, [2600])
     start = 2600 + spec.epoch_offset
     np.testing.assert_array_equal(epochs.inputs[0], expected[:, start:start + spec.epoch_samples].astype(np.float32))
+
+
+def test_many_recordings_side_by_side_equal_one_at_a_time() -> None:
+    spec = PipelineSpec(SFREQ, CHANNELS, "clean", FILTER)
+    recordings = [(recording(seed, seconds), cues) for seed, seconds, cues in
+                  [(2, 30.0, [1000, 5000]), (3, 12.0, [800, 2400]), (4, 20.0, [600, 4400, 4900])]]
+    together = compute_epochs_many(spec, recordings, batch_samples=2 * len(CHANNELS) * 7500)  # two batches
+    for (raw, cues), many in zip(recordings, together):
+        one = compute_epochs(spec, raw, cues)
+        np.testing.assert_array_equal(many.inputs, one.inputs)
+        np.testing.assert_array_equal(many.cue_samples, one.cue_samples)
+        assert many.verdicts == one.verdicts
 
 
 def test_late_cue_beyond_the_buffer_is_dropped_and_lost_samples_are_reported() -> None:
