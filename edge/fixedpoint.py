@@ -129,6 +129,12 @@ def counts_to_fixed(counts: np.ndarray, full_scale_uv: float, q_format_name: str
                        q_format_name)
 
 
+def fixed_to_counts(fixed: np.ndarray, full_scale_uv: float, q_format_name: str = "q31",
+                    gain: int = CYTON_DEFAULT_GAIN) -> np.ndarray:
+    """Convert fixed-point integers back to (fractional) ADS1299 counts."""
+    return fixed_to_uv(fixed, full_scale_uv, q_format_name) / ads1299_uv_per_count(gain)
+
+
 @dataclass(frozen=True)
 class FixedPointFilter:
     """A biquad cascade's integer coefficients in CMSIS-DSP layout, and its input scaling.
@@ -276,23 +282,26 @@ class BiquadCascade:
         """Zero the state of every channel (CMSIS ``init`` with a zeroed state buffer)."""
         self._history[:] = 0
 
-    def warm_start(self, first_fixed: np.ndarray) -> None:
+    def warm_start(self, first_fixed: np.ndarray, channels: np.ndarray | None = None) -> None:
         """Set the state as if each channel's input had been constant at ``first_fixed`` forever.
 
         This removes the start-up transient a DC offset (tens of millivolts on a Cyton) would cause.
 
         Parameters
         ----------
-        first_fixed : array_like of int, shape (n_channels,)
+        first_fixed : array_like of int, shape (n_channels,) or (len(channels),)
             Each channel's first input sample, in fixed point.
+        channels : array_like of int, optional
+            Warm-start only these channels (default: all).
         """
-        value = np.asarray(first_fixed, dtype=np.float64).reshape(self.n_channels)
+        rows = np.arange(self.n_channels) if channels is None else np.asarray(channels, dtype=np.int64)
+        value = np.asarray(first_fixed, dtype=np.float64).reshape(len(rows))
         sos = self.spec.as_sos()
         fmt = q_format(self.spec.q_format)
-        self._history[0] = np.rint(value)
+        self._history[0][:, rows] = np.rint(value)
         for stage, (b0, b1, b2, _, a1, a2) in enumerate(sos):
             value = value * (b0 + b1 + b2) / (1.0 + a1 + a2)
-            self._history[stage + 1] = np.clip(np.rint(value), fmt.min_int, fmt.max_int)
+            self._history[stage + 1][:, rows] = np.clip(np.rint(value), fmt.min_int, fmt.max_int)
 
     def process(self, fixed: np.ndarray) -> np.ndarray:
         """Filter one block of fixed-point samples and carry the state on.

@@ -246,9 +246,9 @@ class StreamFilter:
         self.reset()
 
     def reset(self) -> None:
-        """Forget the stream: zero the held values; the next sample warm-starts the filter."""
+        """Forget the stream: zero the held values; each channel's first valid sample warm-starts it."""
         self._last = np.zeros(self.cascade.n_channels)
-        self._started = False
+        self._started = np.zeros(self.cascade.n_channels, dtype=bool)
         self.cascade.reset()
 
     def hold(self, chunk_uv: np.ndarray) -> np.ndarray:
@@ -269,6 +269,10 @@ class StreamFilter:
     def process(self, chunk_uv: np.ndarray, filtered: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
         """Return the held chunk and its filtered version (microvolts), advancing the state.
 
+        A channel's filter is warm-started at its first finite sample; before that its input is 0 and
+        its output stays exactly 0. The chunk is split at those samples, which changes nothing else
+        (filtering is chunk-invariant), so the result does not depend on how the stream is chunked.
+
         Parameters
         ----------
         chunk_uv : ndarray, shape (n_channels, n)
@@ -276,16 +280,24 @@ class StreamFilter:
         filtered : bool
             Also run the filter (False for level "raw", which never needs it).
         """
+        finite = np.isfinite(chunk_uv)
         held = self.hold(chunk_uv)
         if not filtered:
             return held, None
-        if held.shape[1] == 0:
-            return held, np.zeros_like(held)
         fixed = self.spec.to_fixed(held)
-        if not self._started:
-            self.cascade.warm_start(fixed[:, 0])
-            self._started = True
-        return held, self.spec.to_uv(self.cascade.process(fixed))
+        if self._started.all():
+            return held, self.spec.to_uv(self.cascade.process(fixed))
+        starting = ~self._started & finite.any(axis=1)
+        first = np.where(starting, np.argmax(finite, axis=1), held.shape[1])
+        outputs, position = [], 0
+        for start in np.unique(first[starting]):
+            outputs.append(self.cascade.process(fixed[:, position:start]))
+            channels = np.flatnonzero(starting & (first == start))
+            self.cascade.warm_start(fixed[channels, start], channels)
+            self._started[channels] = True
+            position = start
+        outputs.append(self.cascade.process(fixed[:, position:]))
+        return held, self.spec.to_uv(np.concatenate(outputs, axis=1))
 
 
 def _check_chunk(spec: PipelineSpec, data: np.ndarray, what: str) -> np.ndarray:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from scipy import signal
 
-from convert.filter_design import default_filter, design_filter, reference_sos
-from edge.errors import HotspotError
-from edge.fixedpoint import BiquadCascade
+from convert.filter_design import default_filter, design_filter, main, reference_sos
+from edge.errors import HotspotError, run_cli
+from edge.fixedpoint import BiquadCascade, FixedPointFilter
 
 SFREQ = 250.0
 SECONDS = 40
@@ -102,3 +104,12 @@ def test_default_filter_variants() -> None:
 def test_bad_designs_are_refused(kwargs: dict, message: str) -> None:
     with pytest.raises(HotspotError, match=message):
         design_filter(SFREQ, **kwargs)
+
+
+def test_command_line_prints_the_filter(capsys: pytest.CaptureFixture) -> None:
+    assert main(["--sfreq", "250"]) == 0
+    assert FixedPointFilter.from_dict(json.loads(capsys.readouterr().out)) == default_filter(250.0)
+    assert main(["--sfreq", "250", "--l-freq", "8", "--h-freq", "30", "--q-format", "q15"]) == 0
+    assert FixedPointFilter.from_dict(json.loads(capsys.readouterr().out)).q_format == "q15"
+    assert run_cli(main, ["--sfreq", "250", "--l-freq", "300"]) == 2
+    assert "Nyquist" in capsys.readouterr().err

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from convert.filter_design import design_filter
 from edge.errors import HotspotError
 from edge.fixedpoint import (BiquadCascade, FixedPointFilter, ads1299_uv_per_count, counts_to_fixed,
-                             fixed_to_uv, uv_to_fixed)
+                             fixed_to_counts, fixed_to_uv, uv_to_fixed)
 
 SFREQ = 250.0
 DESIGNS = {
@@ -142,6 +142,7 @@ def test_scaling_round_trip_and_exact_counts() -> None:
     spec = design_filter(SFREQ, 8.0, 30.0)
     counts = np.array([-(2**23), -1, 0, 1, 12345, 2**23 - 1])
     np.testing.assert_array_equal(counts_to_fixed(counts, spec.full_scale_uv), counts * 64)
+    np.testing.assert_allclose(fixed_to_counts(counts * 64, spec.full_scale_uv), counts, rtol=1e-12)
     uv = counts * ads1299_uv_per_count()
     np.testing.assert_allclose(fixed_to_uv(uv_to_fixed(uv, spec.full_scale_uv), spec.full_scale_uv), uv,
                                atol=spec.full_scale_uv / 2**31)

@@ -95,6 +95,18 @@ def test_filtered_level_is_the_continuous_fixed_point_filter_sliced() -> None:
     np.testing.assert_array_equal(epochs.inputs[0], expected[:, start:start + spec.epoch_samples].astype(np.float32))
 
 
+def test_channel_starting_with_lost_samples_is_warm_started_at_its_first_valid_sample() -> None:
+    spec = PipelineSpec(SFREQ, CHANNELS, "filtered", FILTER, decim=1)
+    data = recording(seed=6, seconds=20.0)
+    data[2, :700] = np.nan  # C3 delivers nothing for 2.8 s, then its 10s-of-mV offset appears at once
+    epochs = compute_epochs(spec, data, [1200, 2800])
+    assert np.abs(epochs.inputs).max() < 200.0  # no step transient of tens of millivolts
+    for chunks in ([699, 1, 5000], [350, 351, 8], [4999]):
+        _, ready = run_online(spec, data, np.array([1200, 2800]), chunks, cue_lead=0)
+        for (_, inputs, _), expected in zip(ready, epochs.inputs):
+            np.testing.assert_array_equal(inputs, expected)
+
+
 def test_many_recordings_side_by_side_equal_one_at_a_time() -> None:
     spec = PipelineSpec(SFREQ, CHANNELS, "clean", FILTER)
     recordings = [(recording(seed, seconds), cues) for seed, seconds, cues in
