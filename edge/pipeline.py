@@ -3,8 +3,8 @@
 Both paths run the same code on the same stream, so they give identical inputs:
 
 1. lost samples (NaN/inf) are replaced by the channel's last valid sample (0 before the first one);
-2. the fixed-point filter (``edge.fixedpoint``) runs continuously over the whole stream, warm-started on
-   the first sample so a Cyton's DC offset causes no start-up transient;
+2. the fixed-point filter (``edge.fixedpoint``) runs continuously over the whole stream, each channel
+   warm-started at its first valid sample so a Cyton's DC offset causes no start-up transient;
 3. each cue's epoch ``[cue + tmin, cue + tmax)`` is cut from the raw, held and filtered streams;
 4. ``edge.levels.level_input`` turns it into the level's 2-D input, ``edge.quality.assess_window`` judges it.
 
@@ -112,7 +112,7 @@ class PipelineSpec:
             fail("filter must be a FixedPointFilter")
         if not self.tmin <= 0 < self.tmax or self.epoch_samples < 2:
             fail(f"epoch must satisfy tmin <= 0 < tmax, got {self.tmin}, {self.tmax}")
-        if not self.tmin <= self.baseline[0] < self.baseline[1] <= self.tmax or len(self.baseline) != 2:
+        if len(self.baseline) != 2 or not self.tmin <= self.baseline[0] < self.baseline[1] <= self.tmax:
             fail(f"baseline {self.baseline} must lie inside the epoch [{self.tmin}, {self.tmax}]")
         if self.baseline_slice.stop - self.baseline_slice.start < 1:
             fail("baseline must contain at least one sample")
