@@ -487,6 +487,13 @@ class Acquisition:
         return self._stop.wait(seconds)
 
     def _run(self) -> None:
+        try:
+            self._connect_and_stream()
+        except Exception as err:  # a bug must not leave the runtime waiting on a silent board
+            logger.exception("acquisition worker failed")
+            self._set_status(Status.STOPPED, f"worker failed: {err!r}")
+
+    def _connect_and_stream(self) -> None:
         backoff = self.backoff_s[0]
         first = True
         while not self._stop.is_set():

@@ -10,8 +10,9 @@ It speaks the serial protocol of the Cyton firmware (v3) as BrainFlow's ``CYTON_
 * ``b`` start and ``s`` stop streaming (no answer, as the firmware);
 * ``1``..``8`` / ``q``..``i`` channel off, ``!``..``*`` / ``Q``..``I`` channel on;
 * ``x(CHANNEL,POWER,GAIN,INPUT,BIAS,SRB2,SRB1)X`` channel settings (the gain changes the counts the
-  board sends) and ``z(CHANNEL,P,N)Z`` lead-off settings, answered ``Success: ...$$$``.
-  Other commands are ignored.
+  board sends) and ``z(CHANNEL,P,N)Z`` lead-off settings, answered ``Success: ...$$$`` or, when
+  invalid, ``Failure: ...$$$`` (the firmware's prefixes; the failure texts are the emulator's own).
+  Other commands (test signals, SD card, sample rate, ``?`` register dump) are ignored.
 
 Data go out as 33-byte packets: ``0xA0``, an 8-bit sample counter, 8 channels of 24-bit big-endian
 two's-complement ADS1299 counts, 6 aux bytes (zero: accelerometer off) and the ``0xC0`` footer.
@@ -280,16 +281,20 @@ class CytonEmulator:
             raise HotspotError(f"fault {fault} takes {sorted(allowed) or 'no parameters'}, not {sorted(unknown)}",
                                ErrorCode.BAD_ARGUMENT)
         if fault in ("drop", "corrupt"):
-            params.setdefault("rate", 0.05)
-            if not 0.0 <= float(params["rate"]) <= 1.0:
+            params["rate"] = float(params.get("rate", 0.05))
+            if not 0.0 <= params["rate"] <= 1.0:
                 raise HotspotError(f"fault {fault}: rate must be within 0..1", ErrorCode.BAD_ARGUMENT)
+        if fault == "drop":
             params["burst"] = int(params.get("burst", 1))
+            if params["burst"] < 1:
+                raise HotspotError("fault drop: burst must be at least 1 packet", ErrorCode.BAD_ARGUMENT)
         if fault in ("railed", "flat"):
-            channel = int(params.get("channel", 1))
-            if not 1 <= channel <= self.board.n_channels:
+            params["channel"] = int(params.get("channel", 1))
+            if not 1 <= params["channel"] <= self.board.n_channels:
                 raise HotspotError(f"fault {fault}: channel must be 1..{self.board.n_channels}", ErrorCode.BAD_ARGUMENT)
-            params["channel"] = channel
+        if fault == "railed":
             params["polarity"] = 1 if float(params.get("polarity", 1)) >= 0 else -1
+        if fault == "flat":
             params["value_uv"] = float(params.get("value_uv", 0.0))
         return params
 
@@ -383,13 +388,9 @@ class CytonEmulator:
     def _receive(self, char: str) -> None:
         if self._command_buffer:
             self._command_buffer += char
-            terminator, length = MULTI_CHAR[self._command_buffer[0]]
-            if len(self._command_buffer) < length:
+            if len(self._command_buffer) < MULTI_CHAR[self._command_buffer[0]][1]:
                 return
             command, self._command_buffer = self._command_buffer, ""
-            if command[-1] != terminator:
-                self._answer(command, b"Failure: too few chars$$$")
-                return
         elif char in MULTI_CHAR:
             self._command_buffer = char
             return
@@ -402,10 +403,6 @@ class CytonEmulator:
             self._send(DONGLE_FAILURE)
             return
         self._execute(command)
-
-    def _answer(self, command: str, response: bytes) -> None:
-        self.stats.commands.append(command)
-        self._send(response)
 
     def _execute(self, command: str) -> None:
         if command == "v":
@@ -439,8 +436,8 @@ class CytonEmulator:
     def _channel_settings(self, command: str) -> None:
         index = self._channel_index(command[1])
         power, gain, input_type, flags = command[2], command[3], command[4], command[5:8]
-        valid = (index is not None and power in "01" and gain in "0123456" and input_type in "01234567"
-                 and all(flag in "01" for flag in flags))
+        valid = (command[-1] == "X" and index is not None and power in "01" and gain in "0123456"
+                 and input_type in "01234567" and all(flag in "01" for flag in flags))
         if not valid:
             self._send(b"Failure: Err: invalid channel setting$$$")
             return
@@ -450,7 +447,7 @@ class CytonEmulator:
 
     def _lead_off_settings(self, command: str) -> None:
         index = self._channel_index(command[1])
-        if index is None or command[2] not in "01" or command[3] not in "01":
+        if command[-1] != "Z" or index is None or command[2] not in "01" or command[3] not in "01":
             self._send(b"Failure: Err: invalid lead off setting$$$")
             return
         self._send(f"Success: Lead off set for {index + 1}$$$".encode())
@@ -509,7 +506,7 @@ class CytonEmulator:
         keep = np.ones(n, dtype=bool)
         if "drop" in faults:
             params = faults["drop"]
-            burst = max(1, params["burst"])
+            burst = params["burst"]
             starts = np.flatnonzero(self._rng.random(n) < params["rate"] / burst)
             for offset in range(burst):
                 keep[np.clip(starts + offset, 0, n - 1)] = False
