@@ -215,3 +215,21 @@ def test_recording_source_maps_channels_and_resamples(tmp_path: Path) -> None:
     assert not source[5:].any()
     with pytest.raises(HotspotError, match="FC4"):
         recording_source(path, load_board("cyton"), "cyton_five_right", None)
+
+
+def test_a_simulated_dataset_subject_is_a_source(tmp_path: Path, capsys) -> None:
+    from train.io import load_dataset
+    from train.simulate import simulate_cohort
+
+    cohort = {"cohort": {"n_healthy": 1, "n_stroke": 1, "sessions": 1},
+              "task": {"trials_healthy": 2, "trials_stroke": 2},
+              "recording": {"channels": ["FC3", "C5", "C3", "C1", "CP3", "Cz"]}}
+    folder = simulate_cohort(cohort, tmp_path / "cohort", jobs=1)
+    recording = load_dataset(folder).subject("sub-002").recordings[0]
+    source = recording_source(folder, load_board("cyton"), "cyton_five_left", "sub-002")
+    for name, channel in load_map("cyton_five_left").channels.items():
+        np.testing.assert_array_equal(source[channel - 1], recording.data[recording.ch_names.index(name)])
+    assert main(["--source", str(folder), "--subject", "sub-001", "--seconds", "0.2"]) == 0
+    assert capsys.readouterr().out.strip().endswith("ttyOpenBCI")
+    assert run_cli(main, ["--source", str(folder), "--subject", "sub-009", "--seconds", "0.1"]) == 2
+    assert "no subject sub-009" in capsys.readouterr().err
