@@ -36,6 +36,8 @@ LEVELS = ("raw", "filtered", "clean", "erd", "psd")
 
 #: Floor added before log10 of the PSD (uV^2/Hz), so that a flat channel does not give -inf.
 PSD_FLOOR = 1e-12
+#: Smallest baseline band power (uV^2) an ERD is relative to, so that a flat baseline stays finite.
+POWER_FLOOR = 1e-12
 
 
 def hann(n: int) -> np.ndarray:
@@ -121,7 +123,7 @@ def erd_percent(x: np.ndarray, sfreq: float, window: int, step: int, bands: Sequ
     """ERD/ERS in percent of the baseline band power, rows band-major: (n_bands * n_channels, n_frames)."""
     power = band_power_frames(x, sfreq, window, step, bands)
     reference = power[..., baseline_frames].mean(axis=-1, keepdims=True)
-    reference = np.maximum(reference, np.finfo(np.float64).tiny)
+    reference = np.maximum(reference, POWER_FLOOR)
     erd = 100.0 * (power - reference) / reference
     return erd.reshape(-1, erd.shape[-1])
 

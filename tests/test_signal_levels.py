@@ -91,3 +91,6 @@ def test_level_input_is_float32_of_the_declared_shape() -> None:
         epoch = rng.normal(0.0, 10.0, (len(CHANNELS), spec.epoch_samples))
         out = level_input(spec, epoch, epoch)
         assert out.dtype == np.float32 and out.shape == spec.input_shape and np.all(np.isfinite(out))
+        flat_baseline = epoch.copy()
+        flat_baseline[:, spec.baseline_slice] = 0.0
+        assert np.all(np.isfinite(level_input(spec, flat_baseline, flat_baseline)))
