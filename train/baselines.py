@@ -5,8 +5,9 @@
 - ``anatomical_rule``: a fixed point, the FCC3h electrode of the fsaverage template projected
   :data:`RULE_DEPTH_MM` below the scalp toward the head-frame origin (hotspots are cortical points;
   FCC3h lies about 9 mm from the population centroid's scalp projection, science.md §0).
-- ``erd_peak``: the peak of the subject's interpolated mu/beta ERD map (power drop during movement
-  relative to rest, per channel) plus the mean (label - peak) offset of the training subjects.
+- ``erd_peak``: the interpolated peak of the subject's mu/beta ERD map (power drop during movement
+  relative to rest, per channel; ERD-weighted centroid of the top electrodes) plus the mean
+  (label - peak) offset of the training subjects.
 - ``oracle``: the simulator's source oracle (best estimate from the true EEG sources); a floor.
 """
 
@@ -26,7 +27,7 @@ RULE_DEPTH_MM = 20.5
 ERD_BAND_HZ = (8.0, 30.0)
 REST_WINDOW_S = (-2.5, -0.5)
 MOVE_WINDOW_S = (0.5, 3.5)
-GRID_REACH_MM = 20.0
+TOP_CHANNELS = 3
 
 
 def population_mean(train_labels: np.ndarray) -> np.ndarray:
@@ -102,32 +103,31 @@ def erd_map(recordings: Sequence[Recording], channels: Sequence[str], cue: str =
     return 1.0 - move_power / np.maximum(rest_power, 1e-12)
 
 
-def interpolated_peak(values: np.ndarray, positions_mm: np.ndarray, candidates_mm: np.ndarray) -> np.ndarray:
-    """Peak of a thin-plate-spline interpolation of electrode ``values`` over candidate points.
+def interpolated_peak(values: np.ndarray, positions_mm: np.ndarray, n_top: int = TOP_CHANNELS) -> np.ndarray:
+    """Interpolated ERD peak: the ERD-weighted centroid of the ``n_top`` electrodes with the largest ERD.
+
+    A weighted centroid stays inside the montage (a spline peak runs to the montage's edge on noisy
+    single-subject maps).
 
     Parameters
     ----------
     values : ndarray, shape (n_channels,)
+        ERD per electrode (positive = power drop).
     positions_mm : ndarray, shape (n_channels, 3)
         Electrode positions, head mm.
-    candidates_mm : ndarray, shape (n_candidates, 3)
-        Points to evaluate (scalp grid); only those within :data:`GRID_REACH_MM` of an electrode
-        are considered, so a small montage is not extrapolated.
+    n_top : int
+        Electrodes in the centroid.
 
     Returns
     -------
     ndarray, shape (3,)
-        The candidate point with the largest interpolated value.
     """
-    from scipy.interpolate import RBFInterpolator
-
-    distance = np.linalg.norm(candidates_mm[:, None, :] - positions_mm[None, :, :], axis=2).min(axis=1)
-    near = candidates_mm[distance <= GRID_REACH_MM]
-    if len(near) == 0:
-        return positions_mm[int(np.argmax(values))]
-    smoothing = 1e-3 * float(np.var(values)) * len(values)
-    surface = RBFInterpolator(positions_mm, values, kernel="thin_plate_spline", smoothing=smoothing)
-    return near[int(np.argmax(surface(near)))]
+    values = np.asarray(values, dtype=float)
+    top = np.argsort(values)[::-1][:max(1, min(n_top, len(values)))]
+    weights = np.clip(values[top], 0.0, None)
+    if weights.sum() <= 0:
+        return positions_mm[top[0]].astype(float)
+    return (weights[:, None] * positions_mm[top]).sum(axis=0) / weights.sum()
 
 
 def erd_peak(subject: Subject, channels: Sequence[str], mirror: bool, cue: str = "move",
@@ -149,8 +149,6 @@ def erd_peak(subject: Subject, channels: Sequence[str], mirror: bool, cue: str =
     -------
     ndarray, shape (3,), or None when the subject has no usable recording
     """
-    from train.head import scalp_vertices_head_mm
-
     mirrored = needs_mirroring(subject, mirror)
     names = [mirror_channel_name(name) for name in channels] if mirrored else list(channels)
     recordings = [rec for rec in subject.recordings if cue in rec.event_id and set(names) <= set(rec.ch_names)]
@@ -164,11 +162,11 @@ def erd_peak(subject: Subject, channels: Sequence[str], mirror: bool, cue: str =
 
         template = standard_positions_head_mm(names)
         positions = np.array([template[name] for name in names])
-    grid = scalp_vertices_head_mm()
-    grid = grid[grid[:, 2] > 0]
+    positions = to_model_frame(positions, mirrored)
     if hemisphere_only and mirror:
-        grid = grid[grid[:, 0] < 0]
-    return interpolated_peak(values, to_model_frame(positions, mirrored), grid)
+        left = positions[:, 0] < 0
+        values, positions = values[left], positions[left]
+    return interpolated_peak(values, positions)
 
 
 @dataclass

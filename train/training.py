@@ -82,9 +82,38 @@ def progress_callback(epochs: int, description: str):
     return EpochBar()
 
 
+_COMPILED: dict[tuple, object] = {}
+
+
+def _compiled_network(fresh, config: TrainingConfig, key: tuple):
+    """A compiled network of ``fresh``'s architecture, reset to ``fresh``'s initial state.
+
+    Compiling and tracing a new Keras model costs seconds, which dominates the many small fits of
+    an evaluation; so one compiled network per architecture is kept and re-initialised: weights and
+    dropout seed states from ``fresh``, optimizer moments and step counter zeroed. The result is
+    identical to training ``fresh`` itself.
+    """
+    import keras
+
+    network = _COMPILED.get(key)
+    if network is None:
+        network = keras.models.clone_model(fresh)
+        loss = keras.losses.Huber(delta=10.0) if config.fit.loss == "huber" else keras.losses.MeanSquaredError()
+        network.compile(optimizer=keras.optimizers.Adam(config.fit.learning_rate), loss=loss)
+        _COMPILED[key] = network
+    network.set_weights(fresh.get_weights())
+    for target, source in zip(network.layers, fresh.layers):
+        if hasattr(source, "seed_generator"):
+            target.seed_generator.state.assign(source.seed_generator.state)
+    for variable in network.optimizer.variables:
+        if "learning_rate" not in variable.path:
+            variable.assign(np.zeros(variable.shape, dtype=variable.dtype))
+    return network
+
+
 def fit_network(inputs: np.ndarray, targets: np.ndarray, config: TrainingConfig, seed: int = 0,
                 progress: str | None = None):
-    """Fit a fresh network on windows and their targets.
+    """Fit a freshly initialised network on windows and their targets.
 
     Parameters
     ----------
@@ -101,6 +130,7 @@ def fit_network(inputs: np.ndarray, targets: np.ndarray, config: TrainingConfig,
     Returns
     -------
     model : keras.Model
+        A new model holding the trained weights (input: normalised windows, output: head mm).
     normalisation : Normalisation
         Fitted on ``inputs`` only.
     """
@@ -110,11 +140,11 @@ def fit_network(inputs: np.ndarray, targets: np.ndarray, config: TrainingConfig,
     keras.utils.set_random_seed(seed)
     normalisation = Normalisation.fit(inputs)
     model = build_model(inputs.shape[1:], targets.mean(axis=0), targets.std(axis=0), config.model)
-    loss = keras.losses.Huber(delta=10.0) if config.fit.loss == "huber" else keras.losses.MeanSquaredError()
-    model.compile(optimizer=keras.optimizers.Adam(config.fit.learning_rate), loss=loss)
+    network = _compiled_network(model, config, (tuple(inputs.shape[1:]), config.model, config.fit))
     callbacks = [progress_callback(config.fit.epochs, progress)] if progress else []
-    model.fit(normalisation.apply(inputs), targets.astype(np.float32), batch_size=config.fit.batch_size,
-              epochs=config.fit.epochs, shuffle=True, verbose=0, callbacks=callbacks)
+    network.fit(normalisation.apply(inputs), targets.astype(np.float32), batch_size=config.fit.batch_size,
+                epochs=config.fit.epochs, shuffle=True, verbose=0, callbacks=callbacks)
+    model.set_weights(network.get_weights())
     return model, normalisation
 
 
