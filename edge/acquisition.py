@@ -290,7 +290,8 @@ class Acquisition:
     poll_s : float
         How often the worker drains BrainFlow.
     loop : bool
-        Play the file again from its start at its end (``playback`` only).
+        Play the file again from its start at its end (``playback`` only); otherwise the acquisition
+        stops (status ``stopped``) ``watchdog_s`` after the file's last sample.
     clock_scale : float
         Board seconds per host second: 1 for a real board; ``speed`` for an emulator streaming
         faster than real time, so that gaps sized from the host clock stay aligned.
@@ -379,6 +380,11 @@ class Acquisition:
         ------
         HotspotError
             (BOARD_ERROR) when no session could be prepared within ``wait_s``.
+
+        Notes
+        -----
+        Silences BrainFlow's logger: its errors while the board is away are expected, and the status
+        changes say what happened.
         """
         if self._thread is not None:
             raise RuntimeError("acquisition already started")
@@ -514,6 +520,10 @@ class Acquisition:
             self._tracker.new_session(self._stream_started)
             self._stream()
             if self._stop.is_set():
+                break
+            if self.board == "playback" and not self.loop:
+                self._release()
+                self._set_status(Status.STOPPED, f"end of {self._params.file}")
                 break
             self._set_status(Status.STALLED, f"no samples for {self.watchdog_s:g} s")
             self._release()

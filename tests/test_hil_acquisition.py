@@ -268,9 +268,17 @@ def test_playback_and_synthetic_boards_stream(tmp_path) -> None:
     rows[22] = time.time() + np.arange(600) / 250.0
     path = tmp_path / "cyton.csv"
     DataFilter.write_file(rows, str(path), "w")
-    with Acquisition("playback", file=str(path), master_board="cyton", loop=False) as acquisition:
-        data, index, lost = joined(collect(acquisition, 3.0))
-    assert lost == 0 and data.shape[1] >= 590
+    changes: list[Status] = []
+    with Acquisition("playback", file=str(path), master_board="cyton", loop=False, watchdog_s=0.5,
+                     on_status=lambda change: changes.append(change.status)) as acquisition:
+        chunks = []
+        deadline = time.monotonic() + 10.0
+        while acquisition.status is not Status.STOPPED and time.monotonic() < deadline:
+            chunks.append(acquisition.read(timeout_s=0.05))
+        assert acquisition.status is Status.STOPPED  # at the end of the file
+        data, index, lost = joined(chunks + [acquisition.read()])
+    assert changes == [Status.CONNECTING, Status.CONNECTED, Status.STOPPED]
+    assert lost == 0 and data.shape[1] == 600
     np.testing.assert_allclose(data[:, :590], rows[1:9, :590], atol=1e-6)
 
 
