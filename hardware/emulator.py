@@ -178,8 +178,8 @@ class CytonEmulator:
         self.stats = EmulatorStats()
         self._source = source
         self._rng = np.random.default_rng(seed)
-        self._own_dir = None if port_link is not None else tempfile.mkdtemp(prefix="openbci-emulator-")
-        self._link = Path(port_link) if port_link is not None else Path(self._own_dir) / "ttyOpenBCI"
+        self._own_dir: str | None = None
+        self._link: Path | None = Path(port_link) if port_link is not None else None
         self._lock = threading.Lock()
         self._faults: dict[str, dict] = {}
         self._reset_requested = False
@@ -199,7 +199,9 @@ class CytonEmulator:
 
     @property
     def port(self) -> str:
-        """The stable port path to give BrainFlow as ``serial_port``."""
+        """The stable port path to give BrainFlow as ``serial_port`` (set by :meth:`start`)."""
+        if self._link is None:
+            raise RuntimeError("the emulator has no port before start()")
         return str(self._link)
 
     @property
@@ -216,6 +218,9 @@ class CytonEmulator:
         """Open the pseudo-terminal, start answering and return the port path."""
         if self._thread is not None:
             raise RuntimeError("emulator already started")
+        if self._link is None:
+            self._own_dir = tempfile.mkdtemp(prefix="openbci-emulator-")
+            self._link = Path(self._own_dir) / "ttyOpenBCI"
         self._plug()
         self._thread = threading.Thread(target=self._run, name="cyton-emulator", daemon=True)
         self._thread.start()
@@ -229,7 +234,8 @@ class CytonEmulator:
         fault : str
             One of :data:`FAULTS`.
         **params
-            The fault's parameters; ``duration`` (seconds) ends it by itself.
+            The fault's parameters; ``duration`` (seconds) ends it by itself. One fault of each kind
+            is in force at a time: injecting it again replaces its parameters.
         """
         if fault not in FAULTS:
             raise HotspotError(f"unknown fault {fault!r}; use one of {', '.join(FAULTS)}", ErrorCode.BAD_ARGUMENT)
@@ -323,7 +329,7 @@ class CytonEmulator:
         os.replace(temporary, self._link)
 
     def _unplug(self) -> None:
-        if self._link.is_symlink():
+        if self._link is not None and self._link.is_symlink():
             self._link.unlink()
         for fd in (self._master, self._slave):
             if fd is not None:
