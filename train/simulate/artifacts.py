@@ -69,7 +69,8 @@ def add_electrode_artifacts(rng: np.random.Generator, data: np.ndarray, names: S
         return
     starts = list(_event_starts(rng, _uniform(rng, settings["emg_rate_per_min"]) * rate_factor, n_samples, sfreq))
     locked = rng.random(len(cues)) < settings["emg_task_locked_probability"]
-    starts += [int(cue + rng.uniform(0.0, max(1, stop - cue) / 2)) for cue, stop, hit in zip(cues, stops, locked) if hit]
+    starts += [int(cue + rng.uniform(0.0, max(1, stop - cue) / 2))  # within the first half of the movement
+               for cue, stop, hit in zip(cues, stops, locked) if hit]
     high = min(settings["emg_band_hz"][1], 0.45 * sfreq)
     for start in sorted(starts):
         length = max(4, int(round(_uniform(rng, settings["emg_duration_s"]) * sfreq)))

@@ -37,11 +37,11 @@ def recording_stats(subject_hotspot_hemisphere: str, recording) -> dict[str, flo
     """C3 amplitude (1-40 Hz RMS) and mu ERD at the hotspot-side C3/C4 and its mirror."""
     contra = "C3" if subject_hotspot_hemisphere == "left" else "C4"
     ipsi = mirror_channel_name(contra)
-    names = recording.ch_names
-    erd = mu_erd(recording)
-    return {"c3_rms_uv": band_rms(recording, "C3") if "C3" in names else None,
-            "mu_erd_contra": float(erd[names.index(contra)]) if contra in names else None,
-            "mu_erd_ipsi": float(erd[names.index(ipsi)]) if ipsi in names else None}
+    present = [name for name in (contra, ipsi) if name in recording.ch_names]
+    erd = dict(zip(present, mu_erd(recording, present))) if present else {}
+    return {"c3_rms_uv": band_rms(recording, "C3") if "C3" in recording.ch_names else None,
+            "mu_erd_contra": float(erd[contra]) if contra in erd else None,
+            "mu_erd_ipsi": float(erd[ipsi]) if ipsi in erd else None}
 
 
 def _simulate_one(config: SimulationConfig, plan_item: tuple[str, str, int], out: Path) -> tuple[dict, dict, dict]:
@@ -148,7 +148,8 @@ def format_summary(summary: Mapping, out: Path) -> str:
     lines = [f"simulated {summary['n_subjects']} subjects into {out}"]
     for group in ("healthy", "stroke"):
         part = summary[group]
-        lines.append(f"  {group:8s} n={part['n']:3d}  hotspot left/right={part['hotspot_left']}/{part['hotspot_right']}"
+        lines.append(f"  {group:8s} n={part['n']:3d}"
+                     f"  hotspot left/right={part['hotspot_left']}/{part['hotspot_right']}"
                      f"  MEP-negative={part['mep_negative']}  mean mu ERD (8-13 Hz, C3/C4, ses-1) contra="
                      f"{number(part['mean_mu_erd_contra'], '{:.0%}')} ipsi={number(part['mean_mu_erd_ipsi'], '{:.0%}')}")
     amplitude = summary["c3_rms_uv_range"]

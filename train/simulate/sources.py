@@ -68,9 +68,11 @@ def shaped_noise(rng: np.random.Generator, shapes: np.ndarray, n_samples: int) -
     """
     shapes = np.atleast_2d(shapes)
     length = fft_length(n_samples)
-    n_freqs = length // 2 + 1
-    spectrum = rng.standard_normal((shapes.shape[0], n_freqs)) + 1j * rng.standard_normal((shapes.shape[0], n_freqs))
-    spectrum *= np.sqrt(length / 2.0) * shapes
+    active = np.flatnonzero(np.any(shapes > 1e-9 * shapes.max(), axis=0))  # random numbers only where needed
+    spectrum = np.zeros((shapes.shape[0], length // 2 + 1), dtype=complex)
+    size = (shapes.shape[0], len(active))
+    spectrum[:, active] = (rng.standard_normal(size) + 1j * rng.standard_normal(size)) * shapes[:, active]
+    spectrum *= np.sqrt(length / 2.0)
     return scipy.fft.irfft(spectrum, n=length, axis=-1)[:, :n_samples]
 
 

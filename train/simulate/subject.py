@@ -357,7 +357,8 @@ def simulate_subject(config: SimulationConfig, group: str = "healthy", index: in
     subject : train.dataset.Subject
         ``recordings`` hold referenced EEG in microvolts (float64) with events ``rest``,
         ``move`` (cue) and ``stop``; ``label``/``truth``/``oracle`` in head mm; ``meta`` has the
-        participants.tsv fields.
+        participants.tsv fields plus ``bad_channels`` ({session: {channel: "flat"|"noisy"}}), as
+        ``train.bids.read_bids_dataset`` returns them.
     truth : dict
         JSON-ready ground truth for truth.json (source positions, draws, artifacts).
     """
@@ -397,8 +398,10 @@ def simulate_subject(config: SimulationConfig, group: str = "healthy", index: in
                                             schedule, session)
         recordings.append(recording)
         session_truth.append(info)
+    meta = participant_fields(draw)
+    meta["bad_channels"] = {info["session"]: info["artifacts"]["bad_channels"] for info in session_truth}
     subject = Subject(subject=draw.subject, group=group, hand=draw.hand, label=draw.label, truth=draw.truth,
-                      oracle=draw.oracle, meta=participant_fields(draw), recordings=recordings)
+                      oracle=draw.oracle, meta=meta, recordings=recordings)
     truth = {
         "subject": draw.subject, "group": group, "hand": draw.hand, "hemisphere": draw.hemisphere,
         "truth_head_mm": draw.truth.tolist(),

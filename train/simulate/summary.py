@@ -20,21 +20,22 @@ from train.dataset import Recording
 MU_BAND_HZ = (8.0, 13.0)
 
 
-def band_power(recording: Recording, band: tuple[float, float]) -> np.ndarray:
-    """Instantaneous band power (uV^2) of every channel, shape (n_channels, n_samples)."""
+def band_power(recording: Recording, band: tuple[float, float], channels: list[str] | None = None) -> np.ndarray:
+    """Instantaneous band power (uV^2) of the given channels (all by default), shape (n_channels, n_samples)."""
+    rows = slice(None) if channels is None else [recording.ch_names.index(name) for name in channels]
     sos = butter(4, band, btype="bandpass", fs=recording.sfreq, output="sos")
-    return sosfiltfilt(sos, recording.data, axis=1) ** 2
+    return sosfiltfilt(sos, recording.data[rows], axis=1) ** 2
 
 
 def band_rms(recording: Recording, channel: str, band: tuple[float, float] = (1.0, 40.0)) -> float:
     """Band-limited RMS of one channel over the whole recording, uV."""
-    power = band_power(recording, band)[recording.ch_names.index(channel)]
-    return float(np.sqrt(power.mean()))
+    return float(np.sqrt(band_power(recording, band, [channel])[0].mean()))
 
 
-def mu_erd(recording: Recording, band: tuple[float, float] = MU_BAND_HZ) -> np.ndarray:
-    """Mu ERD of every channel (fraction of power lost during movement), shape (n_channels,)."""
-    power = band_power(recording, band)
+def mu_erd(recording: Recording, channels: list[str] | None = None, band: tuple[float, float] = MU_BAND_HZ
+           ) -> np.ndarray:
+    """Mu ERD of the given channels (all by default; fraction of power lost during movement)."""
+    power = band_power(recording, band, channels)
     sfreq = recording.sfreq
     cues, stops = recording.cue_samples("move"), recording.cue_samples("stop")
     rest = [power[:, int(cue - 2.5 * sfreq): int(cue - 0.5 * sfreq)].mean(axis=1) for cue in cues
