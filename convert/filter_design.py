@@ -13,7 +13,7 @@ Steps, for a band-pass / high-pass / low-pass Butterworth and optional notch (``
 3. **post_shift**: the smallest shift with every coefficient / 2**post_shift representable in the q format.
 4. **Rounding** to the nearest integer, CMSIS layout and signs (``a1, a2`` negated).
 
-Scaling (see ``/work/notes/levels.md``, pasted into the README):
+Scaling (the README's signal-path section explains it in full):
 
 * q31 input: ``full_scale_uv`` = 4x the ADS1299 range (gain 24: 4 * 187 500 uV), i.e. the whole ADC range --
   DC offsets included -- sits inside [-0.25, 0.25) as CMSIS requires (two guard bits); one ADC count is
