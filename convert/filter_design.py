@@ -35,7 +35,8 @@ import numpy as np
 from scipy import signal
 
 from edge.errors import ErrorCode, HotspotError
-from edge.fixedpoint import FixedPointFilter, ads1299_uv_per_count, q_format
+from edge import fixedpoint
+from edge.fixedpoint import FixedPointFilter, ads1299_uv_per_count
 
 #: Guard bits between the ADC's full scale and the q31 full scale.
 Q31_GUARD_BITS = 2
@@ -45,9 +46,9 @@ Q15_FULL_SCALE_COUNTS = 2 ** 13
 DC_BLOCKING_GAIN = {"q31": 64.0, "q15": 2.0}
 
 
-def default_full_scale_uv(q_format_name: str, gain: int = 24) -> float:
-    """The input scaling documented above, for ``q_format_name`` and an ADS1299 channel gain."""
-    fmt = q_format(q_format_name)
+def default_full_scale_uv(q_format: str, gain: int = 24) -> float:
+    """The input scaling documented above, for ``q_format`` and an ADS1299 channel gain."""
+    fmt = fixedpoint.q_format(q_format)
     if fmt.name == "q31":
         return ads1299_uv_per_count(gain) * 2 ** (23 + Q31_GUARD_BITS)
     return ads1299_uv_per_count(gain) * Q15_FULL_SCALE_COUNTS
@@ -126,7 +127,7 @@ def distribute_gain(sos: np.ndarray, gain: float = 1.0, n_freqs: int = 8192) -> 
     return scaled
 
 
-def quantise_sos(sos: np.ndarray, q_format_name: str = "q31", full_scale_uv: float | None = None,
+def quantise_sos(sos: np.ndarray, q_format: str = "q31", full_scale_uv: float | None = None,
                  gain: float = 1.0, post_shift: int | None = None, description: str = "") -> FixedPointFilter:
     """Quantise SciPy second-order sections into a :class:`FixedPointFilter` (CMSIS layout and signs).
 
@@ -134,7 +135,7 @@ def quantise_sos(sos: np.ndarray, q_format_name: str = "q31", full_scale_uv: flo
     ----------
     sos : ndarray, shape (n_sections, 6)
         Float sections with ``a0 == 1`` and peak gain 1; they are rescaled with :func:`distribute_gain`.
-    q_format_name : {"q31", "q15"}
+    q_format : {"q31", "q15"}
     full_scale_uv : float, optional
         Input scaling; default :func:`default_full_scale_uv`.
     gain : float
@@ -148,7 +149,7 @@ def quantise_sos(sos: np.ndarray, q_format_name: str = "q31", full_scale_uv: flo
     -------
     FixedPointFilter
     """
-    fmt = q_format(q_format_name)
+    fmt = fixedpoint.q_format(q_format)
     sos = np.asarray(sos, dtype=np.float64)
     if sos.ndim != 2 or sos.shape[1] != 6 or not np.allclose(sos[:, 3], 1.0):
         raise HotspotError("sos must be an (n, 6) array of sections with a0 = 1", ErrorCode.BAD_CONFIG)
@@ -176,14 +177,14 @@ def quantise_sos(sos: np.ndarray, q_format_name: str = "q31", full_scale_uv: flo
                             description=description, gain=float(gain))
 
 
-def default_gain(q_format_name: str, blocks_dc: bool) -> float:
+def default_gain(q_format: str, blocks_dc: bool) -> float:
     """Pass-band gain: :data:`DC_BLOCKING_GAIN` when the first section removes DC, else 1 (DC passes)."""
-    return DC_BLOCKING_GAIN[q_format(q_format_name).name] if blocks_dc else 1.0
+    return DC_BLOCKING_GAIN[fixedpoint.q_format(q_format).name] if blocks_dc else 1.0
 
 
 def design_filter(sfreq: float, l_freq: float | None = None, h_freq: float | None = None,
                   notch_freq: float | None = None, order: int = 2, notch_q: float = 30.0,
-                  q_format_name: str = "q31", full_scale_uv: float | None = None, gain: float | None = None,
+                  q_format: str = "q31", full_scale_uv: float | None = None, gain: float | None = None,
                   post_shift: int | None = None) -> FixedPointFilter:
     """Design a Butterworth (and/or notch) filter and quantise it for the device.
 
@@ -205,9 +206,9 @@ def design_filter(sfreq: float, l_freq: float | None = None, h_freq: float | Non
         parts.append(f"notch {notch_freq:g} Hz Q {notch_q:g}")
     sos = reference_sos(sfreq, l_freq, h_freq, notch_freq, order, notch_q)
     if gain is None:
-        gain = default_gain(q_format_name, blocks_dc=l_freq is not None)
-    description = " + ".join(parts) + f" at {sfreq:g} Hz, {q_format_name}, gain {gain:g}"
-    return quantise_sos(sos, q_format_name, full_scale_uv, gain, post_shift, description)
+        gain = default_gain(q_format, blocks_dc=l_freq is not None)
+    description = " + ".join(parts) + f" at {sfreq:g} Hz, {q_format}, gain {gain:g}"
+    return quantise_sos(sos, q_format, full_scale_uv, gain, post_shift, description)
 
 
 def reference_sos(sfreq: float, l_freq: float | None = None, h_freq: float | None = None,
@@ -242,7 +243,7 @@ def default_filter(sfreq: float, line_freq: float = 60.0, q_format: str = "q31")
         raise HotspotError(f"line_freq must be 50 or 60 Hz, got {line_freq}", ErrorCode.BAD_CONFIG)
     h_freq = min(DEFAULT_BAND[1], 0.45 * sfreq)
     notch = float(line_freq) if line_freq < 0.49 * sfreq else None
-    return design_filter(sfreq, DEFAULT_BAND[0], h_freq, notch, q_format_name=q_format)
+    return design_filter(sfreq, DEFAULT_BAND[0], h_freq, notch, q_format=q_format)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -259,7 +260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         spec = default_filter(args.sfreq, q_format=args.q_format)
     else:
         spec = design_filter(args.sfreq, args.l_freq, args.h_freq, args.notch, args.order,
-                             q_format_name=args.q_format)
+                             q_format=args.q_format)
     print(json.dumps(spec.to_dict(), indent=2))
     return 0
 

@@ -191,6 +191,11 @@ class FixedPointFilter:
                 raise HotspotError(f"{name} must be a positive number, got {value}", ErrorCode.BAD_CONFIG)
 
     @property
+    def output_full_scale_uv(self) -> float:
+        """Microvolts that map to 1.0 at the filter's output: ``full_scale_uv / gain``."""
+        return self.full_scale_uv / self.gain
+
+    @property
     def stage_coefficients(self) -> np.ndarray:
         """Integer coefficients as an (n_stages, 5) int64 array of ``[b0, b1, b2, a1, a2]`` (CMSIS signs)."""
         table = np.asarray(self.coeffs, dtype=np.int64).reshape(self.n_stages, -1)
@@ -211,7 +216,7 @@ class FixedPointFilter:
 
     def to_uv(self, fixed: np.ndarray) -> np.ndarray:
         """This filter's output integers to microvolts (see :func:`fixed_to_uv`), pass-band gain removed."""
-        return fixed_to_uv(fixed, self.full_scale_uv / self.gain, self.q_format)
+        return fixed_to_uv(fixed, self.output_full_scale_uv, self.q_format)
 
     def to_dict(self) -> dict:
         """Return a JSON-serialisable form."""

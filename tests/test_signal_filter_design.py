@@ -28,7 +28,7 @@ def realistic_eeg(seed: int = 3) -> np.ndarray:
 
 def passband_snr_db(design: dict, q_format: str, x_uv: np.ndarray, band: tuple[float, float]) -> float:
     """SNR (dB) of the fixed-point filter against float64 sosfilt of the unquantised design, inside ``band``."""
-    spec = design_filter(SFREQ, q_format_name=q_format, **design)
+    spec = design_filter(SFREQ, q_format=q_format, **design)
     cascade = BiquadCascade(spec, 1)
     fixed = spec.to_fixed(x_uv[None, :])
     cascade.warm_start(fixed[:, 0])
@@ -68,7 +68,7 @@ def test_q15_passband_snr_at_least_60_db_on_offset_free_eeg(case: str) -> None:
 
 def test_quantised_response_matches_the_design() -> None:
     for q_format, tolerance in (("q31", 1e-6), ("q15", 2e-2)):
-        spec = design_filter(SFREQ, 8.0, 30.0, 60.0, q_format_name=q_format)
+        spec = design_filter(SFREQ, 8.0, 30.0, 60.0, q_format=q_format)
         _, ours = signal.sosfreqz(spec.as_sos(), worN=512, fs=SFREQ)
         _, design = signal.sosfreqz(reference_sos(SFREQ, 8.0, 30.0, 60.0), worN=512, fs=SFREQ)
         np.testing.assert_allclose(np.abs(ours) / spec.gain, np.abs(design), atol=tolerance)

@@ -56,7 +56,7 @@ def random_input(rng: np.random.Generator, q_format: str, n_channels: int, n: in
 @pytest.mark.parametrize("q_format", ["q31", "q15"])
 @pytest.mark.parametrize("design", sorted(DESIGNS))
 def test_bit_exact_with_cmsis_dsp(q_format: str, design: str) -> None:
-    spec = design_filter(SFREQ, q_format_name=q_format, **DESIGNS[design])
+    spec = design_filter(SFREQ, q_format=q_format, **DESIGNS[design])
     rng = np.random.default_rng(zlib.crc32(f"{q_format}{design}".encode()))
     n_channels = 3
     for level in (0.01, 0.3, 1.0):  # 1.0: stage outputs wrap (q31) or saturate (q15)
@@ -69,7 +69,7 @@ def test_bit_exact_with_cmsis_dsp(q_format: str, design: str) -> None:
 @pytest.mark.parametrize("q_format", ["q31", "q15"])
 def test_overflow_cases_are_exercised_and_exact(q_format: str) -> None:
     """Full-scale input through a gain-64/2 band-pass: q31 must wrap and q15 must saturate, like CMSIS."""
-    spec = design_filter(SFREQ, 8.0, 30.0, q_format_name=q_format)
+    spec = design_filter(SFREQ, 8.0, 30.0, q_format=q_format)
     top = 1 << (31 if q_format == "q31" else 15)
     t = np.arange(2000)
     x = np.where(np.sin(2 * np.pi * 15 * t / SFREQ) >= 0, top - 1, -top)[None, :]
@@ -102,7 +102,7 @@ def test_random_coefficients_and_post_shifts_are_exact() -> None:
 @given(splits=st.lists(st.integers(min_value=0, max_value=400), max_size=8),
        q_format=st.sampled_from(["q31", "q15"]), seed=st.integers(0, 2**16))
 def test_any_split_into_chunks_gives_identical_integers(splits: list[int], q_format: str, seed: int) -> None:
-    spec = design_filter(SFREQ, 6.0, 35.0, 60.0, q_format_name=q_format)
+    spec = design_filter(SFREQ, 6.0, 35.0, 60.0, q_format=q_format)
     x = random_input(np.random.default_rng(seed), q_format, 2, 400, 0.2)
     whole = BiquadCascade(spec, 2).process(x)
     chunked = BiquadCascade(spec, 2)
@@ -150,7 +150,7 @@ def test_scaling_round_trip_and_exact_counts() -> None:
 
 
 def test_filter_description_round_trip_and_validation() -> None:
-    spec = design_filter(SFREQ, 8.0, 30.0, 50.0, q_format_name="q15")
+    spec = design_filter(SFREQ, 8.0, 30.0, 50.0, q_format="q15")
     assert FixedPointFilter.from_dict(spec.to_dict()) == spec
     with pytest.raises(HotspotError, match="coefficients per stage"):
         FixedPointFilter("q31", (1, 2, 3), 0, 1, 1.0)
