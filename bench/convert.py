@@ -1,0 +1,93 @@
+"""Conversion benchmarks: model sizes, per-window inference time and int8 parity in mm.
+
+One run simulates a small training cohort and a separate held-out cohort (``small.toml`` layout:
+the nine-channel grids over both hands), trains the deployable
+model (PSD level, nine channels, the fixed training hyper-parameters), converts it with
+``convert_model`` and then times one-window inference of Keras float, TFLite float and TFLite int8
+side by side in the same process (the CI machines are noisy; only ratios within one run count).
+
+The cohorts use a quieter aperiodic background (4-8 uV RMS instead of 8-16) because with the default
+amplitude the pipeline's 150 uV peak-to-peak artifact check rejects most simulated windows, leaving
+fewer than the 100 calibration windows int8 conversion needs.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from bench.harness import benchmark
+
+SMALL_CONFIG = Path(__file__).resolve().parents[1] / "train" / "simulate" / "small.toml"
+QUIET = {"rhythms": {"background_rms_uv": [4.0, 8.0]}}
+TRAIN_COHORT = {"cohort": {"seed": 11, "n_healthy": 8, "n_stroke": 6},
+                "task": {"trials_healthy": 20, "trials_stroke": 20}, **QUIET}
+HOLDOUT_COHORT = {"cohort": {"seed": 12, "n_healthy": 4, "n_stroke": 4},
+                  "task": {"trials_healthy": 20, "trials_stroke": 20}, **QUIET}
+LEVEL, CHANNELS = "psd", "nine"
+WARMUP, RUNS = 20, 300
+
+
+def _median_time_ms(run: Callable[[], object]) -> float:
+    for _ in range(WARMUP):
+        run()
+    times = []
+    for _ in range(RUNS):
+        started = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - started)
+    return float(np.median(times) * 1e3)
+
+
+@benchmark("convert")
+def convert_benchmark() -> dict:
+    """Sizes, one-window latency (Keras float / TFLite float / TFLite int8) and parity figures."""
+    from convert.quantize import convert_model, float_tflite, int8_tflite
+    from convert.signing import generate_keypair
+    from edge.bundle import MODEL_FILE
+    from edge.tflite import TFLiteModel
+    from train.bids import read_bids_dataset
+    from train.model_dir import load_model_dir
+    from train.simulate import load_config, simulate_cohort
+    from train.training import train_model
+    from train.windows import dataset_windows
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        dataset = read_bids_dataset(simulate_cohort(load_config(SMALL_CONFIG, TRAIN_COHORT), tmp / "train"))
+        holdout = read_bids_dataset(simulate_cohort(load_config(SMALL_CONFIG, HOLDOUT_COHORT), tmp / "holdout"))
+        model_path = train_model(dataset, LEVEL, CHANNELS, None, tmp / "model", progress=False)
+        key, _ = generate_keypair(tmp / "signing.key")
+        result = convert_model(model_path, dataset, tmp / "bundle", key, holdout=holdout)
+        model_dir = load_model_dir(model_path)
+        training = np.concatenate([item.inputs for item in dataset_windows(dataset, model_dir.spec, "move",
+                                                                             model_dir.mirror)])
+        representative = model_dir.normalisation.apply(training[:300])
+        window = representative[:1]
+        tflite_float = TFLiteModel(float_tflite(model_dir.model))
+        tflite_int8 = TFLiteModel((result.bundle / MODEL_FILE).read_bytes())
+        tflite_int8_io = TFLiteModel(int8_tflite(model_dir.model, representative, "int8"))
+        keras_model = model_dir.model
+        latency = {
+            "keras_float_ms": _median_time_ms(lambda: keras_model(window, training=False)),
+            "tflite_float_ms": _median_time_ms(lambda: tflite_float.predict(window[0])),
+            "tflite_int8_ms": _median_time_ms(lambda: tflite_int8.predict(window[0])),
+            "tflite_int8_int8_io_ms": _median_time_ms(lambda: tflite_int8_io.predict(window[0])),
+        }
+        keras_size = (model_path / "model.keras").stat().st_size
+    parity = result.parity
+    return {
+        "setup": {"level": LEVEL, "channels": CHANNELS, "input_shape": list(window.shape[1:]),
+                  "train_cohort": TRAIN_COHORT, "holdout_cohort": HOLDOUT_COHORT,
+                  "runtime": tflite_int8.runtime, "threads": 1, "timing": f"median of {RUNS} one-window calls"},
+        "size_bytes": {"keras_file": keras_size, "tflite_float": result.float_size_bytes,
+                       "tflite_int8": result.int8_size_bytes},
+        "latency": latency,
+        "int8_speedup_vs_keras": latency["keras_float_ms"] / latency["tflite_int8_ms"],
+        "int8_speedup_vs_tflite_float": latency["tflite_float_ms"] / latency["tflite_int8_ms"],
+        "parity": parity,
+    }
