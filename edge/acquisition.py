@@ -5,7 +5,8 @@ the packet counter into sample indices (an 8-bit counter that wraps at 256; the 
 by 2 per sample), fills lost samples with NaN so that sample indices stay aligned with time, and
 appends the selected channels to a ring buffer that :meth:`Acquisition.read` drains.
 
-When no sample arrives for ``watchdog_s`` the worker reports ``stalled``, releases the session and
+When no sample arrives for ``watchdog_s`` (or at once when the serial port's path disappears, as
+when the dongle is pulled) the worker reports ``stalled``, releases the session and
 prepares it again with a capped exponential backoff (``reconnecting``) until the board answers
 (``recovered``). Neither BrainFlow nor the OpenBCI GUI reconnects a Cyton by itself. Samples that
 did not arrive while the link was down are filled with NaN from the host clock, so a trial that
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -518,32 +520,37 @@ class Acquisition:
                     self._reconnected = True
                 self._set_status(Status.RECOVERED, self._where())
             self._tracker.new_session(self._stream_started)
-            self._stream()
+            reason = self._stream()
             if self._stop.is_set():
                 break
             if self.board == "playback" and not self.loop:
                 self._release()
                 self._set_status(Status.STOPPED, f"end of {self._params.file}")
                 break
-            self._set_status(Status.STALLED, f"no samples for {self.watchdog_s:g} s")
+            self._set_status(Status.STALLED, reason)
             self._release()
             self._set_status(Status.RECONNECTING, self._where())
 
-    def _stream(self) -> None:
-        """Drain the session until it stalls for ``watchdog_s`` or the acquisition stops."""
+    def _stream(self) -> str:
+        """Drain the session until it stalls or the acquisition stops; return why it ended."""
         last_data = time.monotonic()
+        port = self._params.serial_port
         while not self._wait(self.poll_s):
             try:
                 data = self._shim.get_board_data()
             except BrainFlowError as err:
                 self._last_error = str(err)
-                return
+                return f"BrainFlow failed: {err}"
             now = time.monotonic()
             if data.shape[1]:
                 last_data = now
                 self._ingest(data)
+            elif port and not os.path.exists(port):
+                # the dongle was pulled: no need to wait for the watchdog
+                return f"{port} disappeared"
             elif now - last_data > self.watchdog_s:
-                return
+                return f"no samples for {self.watchdog_s:g} s"
+        return "stopped"
 
     # ------------------------------------------------------------------ loss accounting
 

@@ -13,7 +13,7 @@ import pytest
 from brainflow.board_shim import BoardIds, BoardShim, BrainFlowInputParams, LogLevels
 from brainflow.data_filter import DataFilter
 
-from edge.acquisition import Acquisition, Chunk, Status
+from edge.acquisition import Acquisition, Chunk, Status, StatusChange
 from edge.quality import assess_window
 from hardware.boards import load_board
 from hardware.emulator import CytonEmulator
@@ -210,10 +210,10 @@ def test_railed_and_flat_channels_show_in_the_data() -> None:
 @pytest.mark.parametrize("fault, speed", [("stall", 1.0), ("unplug", 3.0)])
 def test_watchdog_recovers_within_5_s_after_a_fault_clears(fault: str, speed: float) -> None:
     source = ramp_source(8, 100000)
-    changes: list[Status] = []
+    changes: list[StatusChange] = []
     with CytonEmulator(source, speed=speed) as emulator:
         with Acquisition("cyton", serial_port=emulator.port, watchdog_s=1.0, clock_scale=speed,
-                         on_status=lambda change: changes.append(change.status)) as acquisition:
+                         on_status=changes.append) as acquisition:
             collect(acquisition, 0.5)
             emulator.inject(fault)
             collect(acquisition, 3.0)
@@ -224,8 +224,11 @@ def test_watchdog_recovers_within_5_s_after_a_fault_clears(fault: str, speed: fl
             assert any(chunk.reconnected for chunk in chunks)
             data, index, lost = joined(chunks + collect(acquisition, 1.0))
             assert acquisition.stats.reconnects == 1
-    assert changes[:2] == [Status.CONNECTING, Status.CONNECTED]
-    assert changes[2:] == [Status.STALLED, Status.RECONNECTING, Status.RECOVERED, Status.STOPPED]
+    statuses = [change.status for change in changes]
+    assert statuses == [Status.CONNECTING, Status.CONNECTED, Status.STALLED, Status.RECONNECTING,
+                        Status.RECOVERED, Status.STOPPED]
+    # a pulled dongle is noticed at once, a silent board by the watchdog
+    assert changes[2].detail == (f"{emulator.port} disappeared" if fault == "unplug" else "no samples for 1 s")
     received = np.isfinite(data[RAMP_ROW])
     # the outage arrives NaN-filled (>= 3 s of it) so that no window spanning it passes the quality gate
     assert np.argmax(received) >= 3.0 * speed * CYTON.sampling_rate
