@@ -112,11 +112,12 @@ def keygen(c: Context, out: str = "keys/signing.key", force: bool = False) -> No
 
 @task
 def emulate(c: Context, source: str = "", board: str = "cyton", speed: float = 1.0, fault: str = "",
-            subject: str = "", map: str = "", port_link: str = "", seconds: float | None = None) -> None:
+            subject: str = "", map: str = "", port_link: str = "", seconds: float | None = None,
+            interactive: bool = False) -> None:
     """Start the OpenBCI board emulator on a pseudo-terminal and print its port."""
     _delegate("hardware.emulator", ["--board", board, "--speed", str(speed)] + _opt("--source", source)
               + _opt("--fault", fault) + _opt("--subject", subject) + _opt("--map", map)
-              + _opt("--port-link", port_link) + _opt("--seconds", seconds))
+              + _opt("--port-link", port_link) + _opt("--seconds", seconds) + _opt("--interactive", interactive))
 
 
 @task

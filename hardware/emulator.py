@@ -621,6 +621,21 @@ def parse_fault(text: str) -> tuple[str, dict[str, float]]:
     return name.strip(), params
 
 
+def console_command(emulator: CytonEmulator, line: str) -> str:
+    """Apply one console line (``name[:key=value,...]`` or ``clear``) and return what happened."""
+    if not line:
+        return f"faults in force: {', '.join(emulator.active_faults()) or 'none'}"
+    if line == "clear":
+        emulator.clear_faults()
+        return "faults cleared"
+    try:
+        name, params = parse_fault(line)
+        emulator.inject(name, **params)
+    except HotspotError as err:
+        return f"error: {err}"
+    return f"injected {line}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``invoke emulate``: start the emulator, print its port and stream until interrupted.
 
@@ -643,6 +658,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--fault", action="append", default=[], help="name[:key=value,...], repeatable")
     parser.add_argument("--port-link", type=Path, help="stable port path (default: a temporary ttyOpenBCI)")
     parser.add_argument("--seconds", type=float, help="stop after this many seconds")
+    parser.add_argument("--interactive", action="store_true",
+                        help="read faults from stdin while streaming: name[:key=value,...], clear, quit")
     args = parser.parse_args(argv)
 
     board = load_board(args.board)
@@ -663,8 +680,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(port, flush=True)
     try:
         deadline = None if args.seconds is None else time.monotonic() + args.seconds
+        console = sys.stdin if args.interactive else None
         while deadline is None or time.monotonic() < deadline:
-            time.sleep(0.2)
+            if console is None or not select.select([console], [], [], 0.2)[0]:
+                time.sleep(0.0 if console else 0.2)
+                continue
+            line = console.readline()
+            if not line or line.strip() == "quit":
+                break
+            print(console_command(emulator, line.strip()), file=sys.stderr, flush=True)
     except KeyboardInterrupt:
         pass
     finally:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -14,8 +16,8 @@ from brainflow.board_shim import BoardShim
 
 from edge.errors import HotspotError, run_cli
 from hardware.boards import board_names, load_board, load_map, map_names
-from hardware.emulator import (DONGLE_FAILURE, PACKET_SIZE, CytonEmulator, encode_packets, main, parse_fault,
-                               recording_source)
+from hardware.emulator import (DONGLE_FAILURE, PACKET_SIZE, CytonEmulator, console_command, encode_packets, main,
+                               parse_fault, recording_source)
 
 
 def decode(packet: bytes) -> tuple[int, list[int], int]:
@@ -185,6 +187,10 @@ def test_bad_sources_faults_and_parameters_are_refused() -> None:
     with pytest.raises(HotspotError, match="takes"):
         emulator.inject("stall", rate=0.1)
     assert parse_fault("drop:rate=0.05,burst=3") == ("drop", {"rate": 0.05, "burst": 3.0})
+    assert console_command(emulator, "flat:channel=2") == "injected flat:channel=2"
+    assert console_command(emulator, "") == "faults in force: flat"
+    assert console_command(emulator, "flat:channel=12").startswith("error: fault flat: channel must be 1..8")
+    assert console_command(emulator, "clear") == "faults cleared" and emulator.active_faults() == []
     with pytest.raises(HotspotError, match="key=number"):
         parse_fault("railed:channel")
 
@@ -193,6 +199,10 @@ def test_cli_prints_the_port_and_refuses_bad_input(capsys, tmp_path: Path) -> No
     assert main(["--seconds", "0.2", "--fault", "drop:rate=0.1", "--speed", "2"]) == 0
     out = capsys.readouterr().out.strip()
     assert out.endswith("ttyOpenBCI")
+    console = subprocess.run([sys.executable, "-m", "hardware.emulator", "--interactive", "--seconds", "20"],
+                             input="stall\nwobble\nquit\n", capture_output=True, text=True, timeout=60)
+    assert console.returncode == 0 and console.stdout.strip().endswith("ttyOpenBCI")
+    assert "injected stall" in console.stderr and "unknown fault 'wobble'" in console.stderr
     assert run_cli(main, ["--fault", "wobble", "--seconds", "0.1"]) == 2
     assert "unknown fault 'wobble'" in capsys.readouterr().err
     assert run_cli(main, ["--source", str(tmp_path / "missing.edf")]) == 2
