@@ -77,7 +77,16 @@ def test_round_trip_gives_the_same_data_and_labels(written: Path, tiny_config) -
             assert np.all(np.abs(got.data - want.data).max(axis=1) <= 0.5 * step * (1 + 1e-6) + 1e-9)
 
 
-def test_reader_refuses_what_is_not_a_dataset(tmp_path: Path) -> None:
+def test_reader_picks_channels_and_refuses_what_is_not_a_dataset(written: Path, tmp_path: Path) -> None:
+    full = read_bids_dataset(written)
+    picked = read_bids_dataset(written, ["C4", "C3"])
+    for whole, part in zip(full.subjects, picked.subjects):
+        for all_channels, two in zip(whole.recordings, part.recordings):
+            assert two.ch_names == ["C4", "C3"]
+            rows = [all_channels.ch_names.index(name) for name in two.ch_names]
+            assert np.array_equal(two.data, all_channels.data[rows])
+    with pytest.raises(HotspotError, match="Oz"):
+        read_bids_dataset(written, ["C3", "Oz"])
     with pytest.raises(HotspotError, match="not a simulated dataset folder"):
         read_bids_dataset(tmp_path)
 
