@@ -1,7 +1,8 @@
 """Bundle signing keys: ``invoke keygen`` makes an ed25519 pair; the device holds only the public half.
 
 The private key is an unencrypted PKCS#8 PEM file readable by its owner only (keep it off
-devices and out of version control); the public key is ``<private key>.pub`` (PEM).
+devices and out of version control); the public key (PEM) sits beside it with the suffix ``.pub``
+(``keys/signing.key`` -> ``keys/signing.pub``).
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from edge.errors import ErrorCode, HotspotError, run_cli
 
 
 def public_key_path(private_key_path: str | Path) -> Path:
-    """Return where the public key of ``private_key_path`` lives (``<path>.pub``)."""
-    return Path(f"{private_key_path}.pub")
+    """Return where the public key of ``private_key_path`` lives (its suffix replaced by ``.pub``)."""
+    return Path(private_key_path).with_suffix(".pub")
 
 
 def generate_keypair(out: str | Path, overwrite: bool = False) -> tuple[Path, Path]:
@@ -29,7 +30,8 @@ def generate_keypair(out: str | Path, overwrite: bool = False) -> tuple[Path, Pa
     Parameters
     ----------
     out : str or Path
-        The private key file to write; the public key goes to ``<out>.pub``.
+        The private key file to write (not ending in ``.pub``); the public key goes to
+        :func:`public_key_path` of it.
     overwrite : bool
         Replace existing key files (bundles signed with the old key will be refused by devices
         that get the new public key).
@@ -46,6 +48,9 @@ def generate_keypair(out: str | Path, overwrite: bool = False) -> tuple[Path, Pa
     """
     private_path = Path(out)
     public_path = public_key_path(private_path)
+    if public_path == private_path:
+        raise HotspotError(f"the private key file {out} must not end in .pub; e.g. keys/signing.key",
+                           ErrorCode.BAD_ARGUMENT)
     existing = [p for p in (private_path, public_path) if p.exists()]
     if existing and not overwrite:
         raise HotspotError(f"{existing[0]} already exists; keep it (devices trust it) or pass --force to replace it",
@@ -116,7 +121,7 @@ def sign_manifest(manifest_bytes: bytes, private_key: Ed25519PrivateKey) -> byte
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: ``invoke keygen [--out keys/signing.key] [--force]``."""
     parser = argparse.ArgumentParser(prog="invoke keygen", description=__doc__)
-    parser.add_argument("--out", default="keys/signing.key", help="private key file (public key: <out>.pub)")
+    parser.add_argument("--out", default="keys/signing.key", help="private key file (public key: same name ending in .pub)")
     parser.add_argument("--force", action="store_true", help="replace an existing key pair")
     args = parser.parse_args(argv)
     private_path, public_path = generate_keypair(args.out, overwrite=args.force)

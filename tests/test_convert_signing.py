@@ -15,7 +15,7 @@ def test_keygen_writes_a_private_key_only_its_owner_can_read_and_a_public_key(tm
     private = tmp_path / "keys" / "signing.key"
     assert run_cli(main, ["--out", str(private)]) == 0
     public = public_key_path(private)
-    assert public.name == "signing.key.pub"
+    assert public.name == "signing.pub"
     assert stat.S_IMODE(private.stat().st_mode) == 0o600
     key_id = public_key_id(load_public_key(public))
     assert key_id in capsys.readouterr().out
