@@ -221,7 +221,7 @@ def draw_subject(config: SimulationConfig, group: str, index: int, subject_id: s
                                                                                       hemisphere)
     truth = scale * mni_to_head(truth_mni)
     shift_sd = hotspot["stroke_shift_sd_mm"] + params["severity"] * hotspot["stroke_shift_severity_mm"]
-    shift = rng.normal(0.0, shift_sd, 3)
+    shift = rng.normal(0.0, shift_sd, 3)  # drawn for everyone so both groups use the same random stream
     if group == "stroke":
         truth = truth + shift
     truth = clamp_inside(_constrain_depth(truth, scale, sphere, geometry["hotspot_depth_mm"]), sphere, margin)
