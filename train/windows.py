@@ -121,17 +121,30 @@ def make_spec(level: str, channels: list[str], sfreq: float, overrides: dict | N
                            ErrorCode.BAD_CONFIG) from None
 
 
-def _recording_input(recording: Recording, channels: list[str], sfreq: float) -> tuple[np.ndarray, float]:
+def _recording_input(recording: Recording, channels: list[str], spec, cue: str) -> tuple[np.ndarray, np.ndarray]:
+    """The recording's ``channels`` at ``spec.sfreq`` (resampled if needed) and its cue samples."""
+    if cue not in recording.event_id:
+        raise HotspotError(f"{recording.subject} {recording.session} has no {cue!r} events "
+                           f"(found {', '.join(recording.event_id) or 'none'}); set [data] cue",
+                           ErrorCode.NO_EVENTS)
     index = {name: i for i, name in enumerate(recording.ch_names)}
     data = recording.data[[index[name] for name in channels]]
-    if not np.isclose(recording.sfreq, sfreq):
+    cues = recording.cue_samples(cue)
+    if not np.isclose(recording.sfreq, spec.sfreq):
         from fractions import Fraction
 
         from scipy.signal import resample_poly
 
-        ratio = Fraction(float(sfreq) / float(recording.sfreq)).limit_denominator(1000)
+        ratio = Fraction(float(spec.sfreq) / float(recording.sfreq)).limit_denominator(1000)
         data = resample_poly(data, ratio.numerator, ratio.denominator, axis=1)
-    return data, float(sfreq) / float(recording.sfreq)
+        cues = np.round(cues * float(spec.sfreq) / float(recording.sfreq)).astype(np.int64)
+    return data, cues
+
+
+def _accepted(epochs) -> np.ndarray:
+    inputs = np.asarray(epochs.inputs, dtype=np.float32)
+    keep = np.array([bool(verdict.ok) for verdict in epochs.verdicts], dtype=bool)
+    return inputs[keep] if len(inputs) else inputs
 
 
 def recording_windows(recording: Recording, spec, cue: str, mirrored: bool) -> np.ndarray:
@@ -153,32 +166,43 @@ def recording_windows(recording: Recording, spec, cue: str, mirrored: bool) -> n
     """
     from edge.pipeline import compute_epochs
 
-    if cue not in recording.event_id:
-        raise HotspotError(f"{recording.subject} {recording.session} has no {cue!r} events "
-                           f"(found {', '.join(recording.event_id) or 'none'}); set [data] cue",
-                           ErrorCode.NO_EVENTS)
     channels = [mirror_channel_name(name) for name in spec.channels] if mirrored else list(spec.channels)
-    data, scale = _recording_input(recording, channels, spec.sfreq)
-    cues = np.round(recording.cue_samples(cue) * scale).astype(np.int64)
-    epochs = compute_epochs(spec, data, cues)
-    keep = np.array([bool(verdict.ok) for verdict in epochs.verdicts], dtype=bool)
-    inputs = np.asarray(epochs.inputs, dtype=np.float32)
-    return inputs[keep] if len(inputs) else inputs.reshape((0, *spec.input_shape))
+    data, cues = _recording_input(recording, channels, spec, cue)
+    return _accepted(compute_epochs(spec, data, cues)).reshape((-1, *spec.input_shape))
 
 
-def subject_windows(subject: Subject, spec, cue: str, mirror: bool) -> SubjectWindows:
-    """Compute every accepted window of ``subject`` in the model's frame (see module notes)."""
-    mirrored = needs_mirroring(subject, mirror)
-    parts, sessions = [], []
-    for recording in subject.recordings:
-        windows = recording_windows(recording, spec, cue, mirrored)
-        parts.append(windows)
-        sessions += [recording.session] * len(windows)
-    inputs = np.concatenate(parts) if parts else np.zeros((0, *spec.input_shape), dtype=np.float32)
-    return SubjectWindows(subject=subject.subject, group=subject.group, hand=subject.hand, mirrored=mirrored,
-                          inputs=inputs, sessions=np.asarray(sessions, dtype=str),
-                          label=to_model_frame(subject.label, mirrored), truth=to_model_frame(subject.truth, mirrored),
-                          oracle=to_model_frame(subject.oracle, mirrored))
+def compute_windows(dataset: Dataset, spec, cue: str, mirror: bool) -> list[SubjectWindows]:
+    """Compute every subject's accepted windows in the model's frame (see module notes).
+
+    All recordings go through :func:`edge.pipeline.compute_epochs_many` together (filtered side by
+    side, identical to one :func:`edge.pipeline.compute_epochs` call each).
+    """
+    from edge.pipeline import compute_epochs_many
+
+    jobs, owners = [], []
+    for index, subject in enumerate(dataset.subjects):
+        mirrored = needs_mirroring(subject, mirror)
+        channels = [mirror_channel_name(name) for name in spec.channels] if mirrored else list(spec.channels)
+        for recording in subject.recordings:
+            jobs.append(_recording_input(recording, channels, spec, cue))
+            owners.append((index, recording.session))
+    results = compute_epochs_many(spec, jobs) if jobs else []
+    parts: dict[int, list[tuple[str, np.ndarray]]] = {}
+    for (index, session), epochs in zip(owners, results):
+        parts.setdefault(index, []).append((session, _accepted(epochs).reshape((-1, *spec.input_shape))))
+    windows = []
+    for index, subject in enumerate(dataset.subjects):
+        mirrored = needs_mirroring(subject, mirror)
+        pieces = parts.get(index, [])
+        inputs = (np.concatenate([w for _, w in pieces]) if pieces
+                  else np.zeros((0, *spec.input_shape), dtype=np.float32))
+        sessions = np.asarray([session for session, w in pieces for _ in range(len(w))], dtype=str)
+        windows.append(SubjectWindows(subject=subject.subject, group=subject.group, hand=subject.hand,
+                                      mirrored=mirrored, inputs=inputs, sessions=sessions,
+                                      label=to_model_frame(subject.label, mirrored),
+                                      truth=to_model_frame(subject.truth, mirrored),
+                                      oracle=to_model_frame(subject.oracle, mirrored)))
+    return windows
 
 
 def cache_key(dataset_hash: str, spec, cue: str, mirror: bool) -> str:
@@ -213,7 +237,7 @@ def dataset_windows(dataset: Dataset, spec, cue: str = "move", mirror: bool = Tr
         path = Path(cache_dir) / f"windows-{key}.npz"
         if path.is_file():
             return _load_cache(path, dataset, mirror)
-    result = [subject_windows(subject, spec, cue, mirror) for subject in dataset.subjects]
+    result = compute_windows(dataset, spec, cue, mirror)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         arrays = {}
@@ -245,10 +269,12 @@ def mirrored_copy(item: SubjectWindows, spec) -> SubjectWindows:
     """
     channels = list(spec.channels)
     try:
-        order = [channels.index(mirror_channel_name(name)) for name in channels]
+        swap = [channels.index(mirror_channel_name(name)) for name in channels]
     except ValueError:
         raise HotspotError("augment_mirror needs a channel set that contains every channel's mirror "
                            "(e.g. 'bilateral' or 'all')", ErrorCode.BAD_CONFIG) from None
+    n_blocks = item.inputs.shape[1] // len(channels)  # ERD rows are band-major blocks of channels
+    order = [block * len(channels) + row for block in range(n_blocks) for row in swap]
     return SubjectWindows(subject=item.subject, group=item.group, hand=item.hand, mirrored=not item.mirrored,
                           inputs=item.inputs[:, order], sessions=item.sessions,
                           label=to_model_frame(item.label, True), truth=to_model_frame(item.truth, True),

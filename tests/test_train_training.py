@@ -1,0 +1,164 @@
+"""Training, the model directory and the evaluation protocols on tiny simulated cohorts."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from edge.errors import run_cli
+from train import training
+from train.configs import load_training_config
+from train.evaluation import evaluate_grouped, evaluate_trial_split
+from train.model_dir import load_model_dir, predict_windows, read_metadata
+from train.training import fit_network, stack_training_data, train_model
+from train.windows import dataset_windows, make_spec, mirrored_copy
+
+MOTOR = ["FC5", "FC3", "FC1", "FCz", "FC2", "FC4", "FC6", "C5", "C3", "C1", "Cz", "C2", "C4", "C6",
+         "CP5", "CP3", "CP1", "CPz", "CP2", "CP4", "CP6", "F3", "F4", "P3", "P4", "Fz", "Pz"]
+NINE = ["FC5", "FC3", "FC1", "C5", "C3", "C1", "CP5", "CP3", "CP1"]
+FAST = {"fit": {"epochs": 2}}
+CLEAN_RECORDING = {"bad_channel_fraction": [0.0, 0.0], "pops_per_session": [0, 0], "emg_rate_per_min": [0.0, 0.0]}
+
+
+def simulate(tmp_path_factory, name: str, overrides: dict):
+    """Simulate a cohort folder with the simulator's defaults overridden."""
+    from train.simulate import load_config, simulate_cohort
+
+    out = tmp_path_factory.mktemp(name) / "cohort"
+    return simulate_cohort(load_config(None, overrides), out, jobs=2)
+
+
+@pytest.fixture(scope="session")
+def tiny_folder(tmp_path_factory):
+    """6 healthy + 4 stroke subjects, 8 trials, one session, 27 channels, no artifacts."""
+    return simulate(tmp_path_factory, "tiny", {
+        "cohort": {"seed": 7, "n_healthy": 6, "n_stroke": 4, "sessions": 1},
+        "recording": {"channels": MOTOR},
+        "task": {"trials_healthy": 8, "trials_stroke": 8, "rest_s": [3.0, 3.0], "move_s": 4.0, "post_s": 2.0},
+        "artifacts": CLEAN_RECORDING})
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tiny_folder):
+    from train.io import load_dataset
+
+    return load_dataset(tiny_folder)
+
+
+@pytest.fixture(scope="session")
+def tiny_windows(tiny_dataset):
+    spec = make_spec("psd", NINE, 250.0, load_training_config().pipeline)
+    return spec, dataset_windows(tiny_dataset, spec, "move", True)
+
+
+def test_model_directory_reloads_and_predicts_identically(tiny_dataset, tiny_windows, tmp_path):
+    out = train_model(tiny_dataset, "psd", "nine", FAST, tmp_path / "model", seed=3, progress=False)
+    metadata = read_metadata(out)
+    for key in ("schema", "level", "channels", "pipeline", "normalisation", "mirror", "output", "metrics",
+                "data_hash", "code_version", "seed", "train_subjects", "dataset"):
+        assert key in metadata
+    assert metadata["output"] == {"frame": "head", "units": "mm"}
+    assert metadata["channels"] == NINE and metadata["level"] == "psd" and metadata["mirror"] is True
+    assert metadata["data_hash"] == tiny_dataset.content_hash()
+    loaded = load_model_dir(out)
+    spec, windows = tiny_windows
+    assert loaded.spec == spec
+    inputs = np.concatenate([item.inputs for item in windows])
+    first = loaded.predict(inputs)
+    again = load_model_dir(out).predict(inputs)
+    assert first.shape == (len(inputs), 3) and np.all(np.isfinite(first))
+    np.testing.assert_array_equal(first, again)
+    # The saved Keras file and the in-memory network give the same numbers.
+    model, normalisation = fit_network(*stack_training_data(windows), load_training_config().replace(**FAST), seed=3)
+    np.testing.assert_allclose(predict_windows(model, normalisation, inputs), first, atol=1e-4)
+
+
+def test_same_seed_same_model_different_seed_different_model(tiny_windows):
+    _, windows = tiny_windows
+    inputs, targets = stack_training_data(windows)
+    config = load_training_config().replace(**FAST)
+    a, norm = fit_network(inputs, targets, config, seed=11)
+    b, _ = fit_network(inputs, targets, config, seed=11)
+    c, _ = fit_network(inputs, targets, config, seed=12)
+    pa, pb, pc = (predict_windows(m, norm, inputs) for m in (a, b, c))
+    np.testing.assert_array_equal(pa, pb)
+    assert not np.allclose(pa, pc)
+
+
+def test_grouped_protocol_never_trains_on_a_test_subject(tiny_windows):
+    _, windows = tiny_windows
+    config = load_training_config().replace(**FAST)
+    result = evaluate_grouped(windows, config, k=3, seed=0)
+    assert len(result.folds) == 3
+    tested = []
+    for index, fold in enumerate(result.folds):
+        assert not set(fold.train) & set(fold.test)
+        tested += fold.test
+        for record in result.records:
+            if record["fold"] == index:
+                assert record["subject"] in fold.test and record["subject"] not in fold.train
+    labelled = [item.subject for item in windows if item.label is not None and len(item.inputs)]
+    assert sorted(tested) == sorted(labelled)
+    assert sorted(r["subject"] for r in result.records) == sorted(labelled)
+    summary = result.summary["errors"]["truth"]
+    assert summary["model"]["n"] == len(labelled)
+    assert summary["oracle"]["mean_mm"] < summary["population_mean"]["mean_mm"]
+
+
+def test_shuffled_labels_do_no_better_than_the_population_mean_under_grouped_evaluation(tiny_windows):
+    _, windows = tiny_windows
+    config = load_training_config().replace(fit={"epochs": 8})
+    control = evaluate_grouped(windows, config, k=None, seed=0, shuffle_labels=True)
+    errors = control.summary["errors"]["label"]
+    # At or worse than the baseline; 0.5 mm slack for fold-to-fold noise on a handful of subjects.
+    assert errors["model"]["mean_mm"] >= errors["population_mean"]["mean_mm"] - 0.5
+
+
+def test_trial_split_is_labelled_identification_and_scored_against_the_assigned_label(tiny_windows):
+    _, windows = tiny_windows
+    config = load_training_config().replace(**FAST)
+    control = evaluate_trial_split(windows, config, seed=0, shuffle_labels=True)
+    assert "identification" in control.protocol and "shuffled" in control.protocol
+    for record in control.records:
+        assert not np.allclose(record["assigned_label"], record["label"])
+
+
+def test_mirrored_copy_swaps_hemispheres(tiny_dataset):
+    spec = make_spec("erd", MOTOR[:21], 250.0)
+    item = dataset_windows(tiny_dataset, spec, "move", False)[0]
+    copy = mirrored_copy(item, spec)
+    c3, c4 = spec.channels.index("C3"), spec.channels.index("C4")
+    n = len(spec.channels)
+    np.testing.assert_array_equal(copy.inputs[:, c3], item.inputs[:, c4])
+    np.testing.assert_array_equal(copy.inputs[:, n + c3], item.inputs[:, n + c4])  # beta block of the ERD rows
+    assert copy.label[0] == pytest.approx(-item.label[0])
+
+
+def test_train_cli_reports_bad_input_in_one_line(tmp_path, capsys, tiny_dataset):
+    code = run_cli(training.main, ["--data", str(tmp_path / "missing"), "--out", str(tmp_path / "m")])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not found" in err[0]
+    with pytest.raises(Exception, match="unknown channel set"):
+        train_model(tiny_dataset, "psd", "seven", FAST, tmp_path / "m", progress=False)
+    with pytest.raises(Exception, match="unknown level"):
+        train_model(tiny_dataset, "wavelet", "nine", FAST, tmp_path / "m", progress=False)
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[fit]\nepochs = -1\n")
+    code = run_cli(training.main, ["--data", str(tmp_path), "--out", str(tmp_path / "m"), "--config", str(bad)])
+    assert code == 2
+
+
+def test_train_cli_writes_a_model_directory(tiny_folder, tmp_path):
+    fast = tmp_path / "fast.toml"
+    fast.write_text("[fit]\nepochs = 1\n")
+    out = tmp_path / "model"
+    code = run_cli(training.main, ["--data", str(tiny_folder), "--out", str(out), "--level", "erd",
+                                   "--channels", "five", "--config", str(fast), "--seed", "1"])
+    assert code == 0
+    metadata = json.loads((out / "metadata.json").read_text())
+    assert metadata["level"] == "erd" and metadata["channels"] == ["FC3", "C5", "C3", "C1", "CP3"]
+    assert metadata["seed"] == 1 and metadata["training"]["fit"]["epochs"] == 1
+    assert (out / "model.keras").is_file()
