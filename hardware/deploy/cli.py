@@ -1,0 +1,118 @@
+"""``python -m hardware.deploy``: the deploy, rollback, status and wheelhouse commands.
+
+Exit codes: 0 every device succeeded; 1 at least one device failed (the table says which step);
+2 bad input found before any device was touched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from edge.errors import HotspotError
+from hardware.deploy.device import Device, make_connection
+from hardware.deploy.fleet import deploy_fleet, result_table
+from hardware.deploy.plan import REPO, DeployPlan
+from hardware.deploy.procedure import HostResult, device_status, preflight_device, rollback_device
+from hardware.deploy.settings import add_settings_arguments, settings_from_args
+from hardware.deploy.wheels import add_wheelhouse_arguments, wheelhouse_command
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hotspot-deploy", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    deploy = commands.add_parser("deploy", help="deploy a release to one or many devices")
+    deploy.add_argument("--host", default="", help="one device: [user@]host[:port] or an ~/.ssh/config alias")
+    deploy.add_argument("--hosts", default="", help="many devices, comma-separated (deployed in parallel)")
+    deploy.add_argument("--bundle", default="bundles/default", help="signed bundle folder (bundles/default)")
+    deploy.add_argument("--config", required=True, help="device TOML (see hardware/example-device.toml)")
+    deploy.add_argument("--public-key", default="keys/signing.key.pub", help="ed25519 public key, PEM")
+    deploy.add_argument("--wheelhouse", default="wheelhouse", help="offline wheelhouse (invoke wheelhouse)")
+    deploy.add_argument("--edge-wheel", default="", help="deploy this hotspot-edge wheel instead of building one")
+    add_settings_arguments(deploy)
+    for name, text in (("rollback", "switch a device back to its previous release"),
+                       ("status", "show a device's release, bundle, service, health and last result")):
+        command = commands.add_parser(name, help=text)
+        command.add_argument("--host", required=True, help="[user@]host[:port] or an ~/.ssh/config alias")
+        add_settings_arguments(command)
+        if name == "status":
+            command.add_argument("--json", action="store_true", help="print JSON")
+    add_wheelhouse_arguments(commands.add_parser("wheelhouse", help="download the device's wheels"))
+    return parser
+
+
+def _hosts(args: argparse.Namespace) -> list[str]:
+    hosts = [host.strip() for host in (args.hosts.split(",") if args.hosts else [args.host]) if host.strip()]
+    if not hosts:
+        raise HotspotError("no device given; pass --host user@device or --hosts a,b,c "
+                           "(or set deploy.host / deploy.hosts in invoke.yaml)")
+    if len(set(hosts)) != len(hosts):
+        raise HotspotError(f"--hosts lists a device twice ({args.hosts}); list each device once")
+    return hosts
+
+
+def _deploy(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+    hosts = _hosts(args)
+    plan = DeployPlan(bundle=Path(args.bundle), config=Path(args.config), public_key=Path(args.public_key),
+                      wheelhouse=Path(args.wheelhouse), repo=REPO,
+                      edge_wheel=Path(args.edge_wheel) if args.edge_wheel else None)
+    try:
+        results = deploy_fleet(hosts, settings, plan)
+    finally:
+        plan.close()
+    print(result_table(results))
+    return 0 if all(result.ok for result in results) else 1
+
+
+def _one_device(args: argparse.Namespace, action) -> int:
+    settings = settings_from_args(args)
+    with make_connection(args.host, settings) as connection:
+        device = Device(connection, settings)
+        probe = preflight_device(device, args.host)
+        if isinstance(probe, HostResult):
+            print(result_table([probe]))
+            return 1
+        return action(device)
+
+
+def _rollback(device: Device, host: str) -> int:
+    result = rollback_device(device, host)
+    print(result_table([result]))
+    return 0 if result.ok else 1
+
+
+def _status(device: Device, as_json: bool) -> int:
+    status = device_status(device)
+    if as_json:
+        print(json.dumps(status, indent=2))
+        return 0
+    health, result = status["health"] or {}, status["last_result"]
+    print(f"current release  {status['current'] or 'none'}")
+    print(f"bundle id        {status['bundle_id'] or '-'}")
+    print(f"service          {status['service']}")
+    print(f"health           {health.get('status', 'no health.json')} (bundle {health.get('bundle_id', '-')}, "
+          f"written {health.get('time', '-')})")
+    if result:
+        summary = {key: result[key] for key in ("time", "bundle_id", "status", "hotspot_mm", "nearest_electrode",
+                                                "n_good", "confidence") if key in result}
+        print(f"last result      {json.dumps(summary)}")
+    else:
+        print("last result      none yet")
+    print(f"releases         {' '.join(status['releases']) or 'none'}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run a deploy command; see the module docstring for exit codes."""
+    args = _parser().parse_args(argv)
+    if args.command == "wheelhouse":
+        return wheelhouse_command(args, REPO)
+    if args.command == "deploy":
+        return _deploy(args)
+    if args.command == "rollback":
+        return _one_device(args, lambda device: _rollback(device, args.host))
+    return _one_device(args, lambda device: _status(device, args.json))

@@ -1,0 +1,369 @@
+"""invoke deploy against real sshd instances on 127.0.0.1, deploying into temporary prefixes.
+
+The "device" is this machine: each release gets a real venv installed offline from a cached
+wheelhouse of this machine's wheels, the real runtime self-test, and a restart command that
+does what the systemd unit does (start ``<prefix>/current/venv/bin/hotspot-edge`` on a
+synthetic board in the background), so the health check reads the real runtime's health.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge.errors import HotspotError
+from hardware.deploy import main as deploy_main
+from hardware.deploy.fleet import deploy_fleet
+from hardware.deploy.plan import REPO, DeployPlan
+from hardware.deploy.release import bundle_id_of
+from hardware.deploy.settings import add_settings_arguments, settings_from_args
+from hardware.deploy.wheels import Target, build_project_wheel, make_wheelhouse, resolve
+from sshd_fixture import SshServer, find_sshd, free_port, make_client_key, start_sshd
+
+pytestmark = [pytest.mark.ssh, pytest.mark.slow]
+
+RESTART_SCRIPT = """#!/bin/sh
+# A test device's service manager (what hardware/provision/hotspot-edge.service does on a Pi):
+#   restart.sh PREFIX        stop the running runtime, start <prefix>/current's in the background
+#   restart.sh PREFIX state  print active / inactive
+prefix="$1"
+alive() { [ -r "/proc/$1/status" ] && ! grep -q '^State:.*Z' "/proc/$1/status"; }
+pid=$(cat "$prefix/runtime.pid" 2>/dev/null)
+if [ "$2" = state ]; then
+    if [ -n "$pid" ] && alive "$pid"; then echo active; else echo inactive; fi
+    exit 0
+fi
+if [ -n "$pid" ]; then
+    kill "$pid" 2>/dev/null
+    i=0
+    while alive "$pid" && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
+fi
+setsid nohup "$prefix/current/venv/bin/hotspot-edge" --config "$prefix/current/device.toml" \\
+    >> "$prefix/runtime.log" 2>&1 < /dev/null &
+echo $! > "$prefix/runtime.pid"
+"""
+
+
+def local_target() -> Target:
+    """This machine as a deploy target."""
+    _, version = platform.libc_ver()
+    return Target(platform.machine(), tuple(int(part) for part in version.split(".")[:2]), sys.version_info[:2])
+
+
+@pytest.fixture(scope="session")
+def edge_wheel(tmp_path_factory) -> Path:
+    """This checkout's wheel, built once per session (others may edit the tree while tests run)."""
+    return build_project_wheel(REPO, tmp_path_factory.mktemp("edge-wheel"))
+
+
+@pytest.fixture(scope="session")
+def wheelhouse(edge_wheel) -> Path:
+    """This machine's wheels for the edge extra, downloaded once into a cache folder and reused."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "hotspot-edge"
+    target = local_target()
+    folder = cache / f"wheelhouse-{target.machine}-cp{target.python[0]}{target.python[1]}"
+    try:
+        resolve(f"{edge_wheel}[edge]", [folder], target)
+    except HotspotError:
+        make_wheelhouse(folder, target, [], REPO)
+    return folder
+
+
+def _sign_again(bundle: Path, private_key: Path) -> None:
+    from convert.signing import load_private_key, sign_manifest
+    from edge.bundle import GOLDEN_FILE, MANIFEST_FILE, SIGNATURE_FILE, sha256_hex
+
+    manifest = json.loads((bundle / MANIFEST_FILE).read_text())
+    manifest["files"][GOLDEN_FILE] = sha256_hex((bundle / GOLDEN_FILE).read_bytes())
+    manifest_bytes = (json.dumps(manifest, indent=2) + "\n").encode()
+    (bundle / MANIFEST_FILE).write_bytes(manifest_bytes)
+    (bundle / SIGNATURE_FILE).write_bytes(sign_manifest(manifest_bytes, load_private_key(private_key)))
+
+
+@pytest.fixture(scope="session")
+def bundles(tmp_path_factory) -> dict[str, Path]:
+    """Signed bundles (one key): good A and B, one failing its self-test, one tampered after signing."""
+    from bundle_factory import build_bundle
+
+    from convert.bundle_writer import write_bundle
+    from edge.bundle import GOLDEN_FILE, MANIFEST_FILE
+
+    folder = tmp_path_factory.mktemp("bundles")
+    made = build_bundle(folder / "a")
+    bundle_b = write_bundle(folder / "b", model_content=(made["bundle"] / "model.tflite").read_bytes(),
+                            spec=made["spec"], normalisation=made["normalisation"],
+                            golden_inputs=made["windows"][130:134], private_key=made["private_key"],
+                            electrodes={"C3": [-52.0, 1.0, 62.0]}, mirror=True, channel_set="five",
+                            provenance={"purpose": "second release"})
+    failing = folder / "failing"
+    shutil.copytree(made["bundle"], failing)
+    golden = dict(np.load(failing / GOLDEN_FILE))
+    golden["outputs"] = golden["outputs"] + 5.0
+    buffer = io.BytesIO()
+    np.savez(buffer, **golden)
+    (failing / GOLDEN_FILE).write_bytes(buffer.getvalue())
+    _sign_again(failing, made["private_key"])
+    tampered = folder / "tampered"
+    shutil.copytree(made["bundle"], tampered)
+    manifest = json.loads((tampered / MANIFEST_FILE).read_text())
+    manifest["mirror"] = not manifest["mirror"]
+    (tampered / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
+    return {"a": made["bundle"], "b": bundle_b, "failing": failing, "tampered": tampered,
+            "public_key": made["public_key"]}
+
+
+def write_device_config(path: Path, state_dir: Path, device_id: str = "test-01", board: str = "synthetic") -> Path:
+    """A device TOML for a synthetic (or broken playback) board with the bundle's five channels."""
+    board_table = 'type = "synthetic"' if board == "synthetic" else 'type = "playback"\nfile = "/nonexistent/rec.csv"'
+    path.write_text(f"""[device]
+id = "{device_id}"
+state_dir = "{state_dir}"
+
+[board]
+{board_table}
+
+[channels]
+FC3 = 1
+C5 = 2
+C3 = 3
+C1 = 4
+CP3 = 5
+
+[bundle]
+path = "bundle"
+public_key = "keys/signing.pub"
+
+[session]
+trials = 2
+rest_s = 1.0
+move_s = 1.0
+min_good_trials = 1
+""")
+    return path
+
+
+class SshDevice:
+    """One sshd "device": its server, prefix, state folder and how to talk to it."""
+
+    def __init__(self, server: SshServer, folder: Path, edge_wheel: Path) -> None:
+        self.server, self.folder, self.edge_wheel = server, folder, edge_wheel
+        self.prefix = folder / "prefix"
+        self.state = folder / "state"
+        self.script = folder / "restart.sh"
+        self.script.write_text(RESTART_SCRIPT)
+        self.config = write_device_config(folder / "device.toml", self.state)
+
+    def settings_argv(self, **overrides: str) -> list[str]:
+        options = {"--ssh-key": str(self.server.key), "--prefix": str(self.prefix),
+                   "--restart-command": f"sh {self.script} {{prefix}}",
+                   "--service-state-command": f"sh {self.script} {{prefix}} state",
+                   "--health-timeout": "30", "--keep": "2", "--min-free-mb": "50"}
+        options.update(overrides)
+        return [item for pair in options.items() for item in pair]
+
+    def deploy(self, bundle: Path, public_key: Path, wheelhouse: Path, config: Path | None = None,
+               hosts: list[str] | None = None, **overrides: str):
+        parser = argparse.ArgumentParser()
+        add_settings_arguments(parser)
+        settings = settings_from_args(parser.parse_args(self.settings_argv(**overrides)))
+        plan = DeployPlan(bundle=bundle, config=config or self.config, public_key=public_key, wheelhouse=wheelhouse,
+                          edge_wheel=self.edge_wheel)
+        try:
+            return deploy_fleet(hosts or [self.server.host], settings, plan)
+        finally:
+            plan.close()
+
+    def current(self) -> str | None:
+        link = self.prefix / "current"
+        return os.readlink(link).rsplit("/", 1)[-1] if link.is_symlink() else None
+
+    def releases(self) -> list[str]:
+        folder = self.prefix / "releases"
+        return sorted(path.name for path in folder.iterdir()) if folder.is_dir() else []
+
+    def health(self) -> dict:
+        return json.loads((self.state / "health.json").read_text())
+
+    def runtime_pid(self) -> int:
+        return int((self.prefix / "runtime.pid").read_text())
+
+    def runtime_alive(self) -> bool:
+        status = Path(f"/proc/{self.runtime_pid()}/status")
+        return status.exists() and "\nState:\tZ" not in status.read_text()
+
+    def wait_fresh_health(self, pid: int, timeout: float = 10.0) -> dict:
+        """health.json written by process ``pid`` after now."""
+        start = time.time()
+        while time.time() - start < timeout:
+            try:
+                report = self.health()
+            except (OSError, ValueError):
+                report = None
+            if report and report.get("pid") == pid:
+                return report
+            time.sleep(0.2)
+        raise AssertionError(f"no health.json from pid {pid}")
+
+    def stop_runtime(self) -> None:
+        pid_file = self.prefix / "runtime.pid"
+        if pid_file.exists() and self.runtime_alive():
+            os.kill(self.runtime_pid(), 15)
+
+
+@pytest.fixture(scope="module")
+def client_key(tmp_path_factory) -> Path:
+    find_sshd()
+    return make_client_key(tmp_path_factory.mktemp("client"))
+
+
+@pytest.fixture(scope="module")
+def device(tmp_path_factory, client_key, edge_wheel):
+    """A device (sshd + prefix) shared by the tests of this module, in the order they are written."""
+    folder = tmp_path_factory.mktemp("device1")
+    server = start_sshd(folder / "sshd", client_key)
+    test_device = SshDevice(server, folder, edge_wheel)
+    yield test_device
+    test_device.stop_runtime()
+    server.stop()
+
+
+def test_fresh_deploy_installs_self_tests_switches_and_is_healthy(device, bundles, wheelhouse):
+    [result] = device.deploy(bundles["a"], bundles["public_key"], wheelhouse)
+    assert result.ok and result.outcome == "deployed", result
+    assert device.current() == result.release
+    release = device.prefix / "releases" / result.release
+    assert (release / "venv" / "bin" / "hotspot-edge").exists()
+    assert (release / ".verified").exists()
+    health = device.health()
+    assert health["status"] == "healthy" and health["bundle_id"] == bundle_id_of(bundles["a"])
+    assert device.runtime_alive()
+    assert (device.prefix / "history").read_text().split()[1] == result.release
+
+
+def test_same_deploy_again_is_idempotent(device, bundles, wheelhouse):
+    before = (device.current(), device.releases(), (device.prefix / "history").read_text(), device.runtime_pid())
+    [result] = device.deploy(bundles["a"], bundles["public_key"], wheelhouse)
+    assert result.ok and result.outcome == "unchanged"
+    assert (device.current(), device.releases(), (device.prefix / "history").read_text(),
+            device.runtime_pid()) == before
+
+
+def test_connection_dropped_mid_upload_leaves_old_release_untouched(device, bundles, wheelhouse, monkeypatch):
+    from fabric.transfer import Transfer
+
+    current, pid = device.current(), device.runtime_pid()
+    real_put = Transfer.put
+    calls = []
+
+    def put_then_drop(self, local, remote=None, preserve_mode=True):
+        calls.append(remote)
+        if len(calls) == 3:
+            self.connection.client.get_transport().close()
+        return real_put(self, local, remote, preserve_mode)
+
+    monkeypatch.setattr(Transfer, "put", put_then_drop)
+    [result] = device.deploy(bundles["b"], bundles["public_key"], wheelhouse)
+    assert not result.ok and result.outcome == "refused" and result.step == "upload", result
+    assert len(calls) == 3 and "device unchanged" in result.message
+    _unchanged(device, current, pid, bundle_id_of(bundles["a"]))
+    assert [name for name in device.releases() if name != current], "the partial upload is still there"
+
+
+def test_second_release_replaces_the_partial_upload(device, bundles, wheelhouse):
+    first = device.current()
+    [result] = device.deploy(bundles["b"], bundles["public_key"], wheelhouse)
+    assert result.ok and result.outcome == "deployed", result
+    assert device.current() == result.release != first
+    assert device.releases() == sorted([first, result.release])
+    assert device.health()["bundle_id"] == bundle_id_of(bundles["b"])
+
+
+def test_status_rollback_and_forward_again(device, bundles, wheelhouse, capsys):
+    second = device.current()
+    argv = ["--host", device.server.host, *device.settings_argv()]
+    assert deploy_main(["status", *argv]) == 0
+    status = capsys.readouterr().out
+    assert second in status and bundle_id_of(bundles["b"]) in status and "active" in status
+
+    assert deploy_main(["rollback", *argv]) == 0
+    assert "rolled back" in capsys.readouterr().out
+    first = device.current()
+    assert first != second and device.health()["bundle_id"] == bundle_id_of(bundles["a"])
+
+    [again] = device.deploy(bundles["b"], bundles["public_key"], wheelhouse)
+    assert again.ok and again.outcome == "deployed" and again.release == second
+    assert device.releases() == sorted([first, second])
+    assert device.health()["bundle_id"] == bundle_id_of(bundles["b"])
+
+
+def _unchanged(device, before_current, before_pid, bundle_id):
+    assert device.current() == before_current
+    assert device.runtime_pid() == before_pid and device.runtime_alive()
+    health = device.wait_fresh_health(before_pid)
+    assert health["status"] == "healthy" and health["bundle_id"] == bundle_id
+
+
+def test_bundle_failing_self_test_is_refused_and_old_release_keeps_running(device, bundles, wheelhouse):
+    current, pid, releases = device.current(), device.runtime_pid(), device.releases()
+    [result] = device.deploy(bundles["failing"], bundles["public_key"], wheelhouse)
+    assert not result.ok and result.outcome == "refused" and result.step == "self-test", result
+    assert "SELF_TEST_FAILED" in result.message
+    _unchanged(device, current, pid, bundle_id_of(bundles["b"]))
+    assert device.releases() == releases
+
+
+def test_tampered_bundle_is_refused_at_signature(device, bundles, wheelhouse):
+    current, pid, releases = device.current(), device.runtime_pid(), device.releases()
+    [result] = device.deploy(bundles["tampered"], bundles["public_key"], wheelhouse)
+    assert not result.ok and result.step == "signature", result
+    assert "BAD_SIGNATURE" in result.message
+    _unchanged(device, current, pid, bundle_id_of(bundles["b"]))
+    assert device.releases() == releases
+
+
+def test_unhealthy_release_is_rolled_back_to_the_running_one(device, bundles, wheelhouse, tmp_path):
+    current, releases = device.current(), device.releases()
+    config = write_device_config(tmp_path / "broken.toml", device.state, board="playback")
+    [result] = device.deploy(bundles["a"], bundles["public_key"], wheelhouse, config=config,
+                             **{"--health-timeout": "8"})
+    assert not result.ok and result.outcome == "rolled back" and result.step == "health", result
+    assert device.current() == current == result.release
+    assert device.runtime_alive() and device.health()["status"] == "healthy"
+    assert device.health()["bundle_id"] == bundle_id_of(bundles["b"])
+    assert device.releases() == releases
+
+
+def test_fleet_deploys_in_parallel_and_reports_each_device(device, bundles, wheelhouse, tmp_path_factory, capsys):
+    stranger = make_client_key(tmp_path_factory.mktemp("stranger"))
+    locked = start_sshd(tmp_path_factory.mktemp("device2") / "sshd", stranger)
+    dead = f"{device.server.host.rsplit(':', 1)[0]}:{free_port()}"
+    config = write_device_config(tmp_path_factory.mktemp("fleet") / "device.toml", device.state, device_id="test-03")
+    oldest = device.prefix.joinpath("history").read_text().split()[1]
+    hosts = [device.server.host, locked.host, dead]
+    try:
+        argv = ["deploy", "--hosts", ",".join(hosts), "--bundle", str(bundles["a"]), "--config", str(config),
+                "--public-key", str(bundles["public_key"]), "--wheelhouse", str(wheelhouse),
+                "--edge-wheel", str(device.edge_wheel), *device.settings_argv(**{"--connect-timeout": "3"})]
+        assert deploy_main(argv) == 1
+    finally:
+        locked.stop()
+    table = capsys.readouterr().out
+    rows = {line.split()[0]: line for line in table.splitlines() if line.split() and line.split()[0] in hosts}
+    assert set(rows) == set(hosts), table
+    assert " deployed " in rows[device.server.host]
+    assert " refused " in rows[locked.host] and "authentication" in rows[locked.host]
+    assert " refused " in rows[dead] and "unreachable" in rows[dead]
+    assert "1 of 3 device(s) succeeded" in table
+    health = device.health()
+    assert health["bundle_id"] == bundle_id_of(bundles["a"]) and health["device_id"] == "test-03"
+    assert len(device.releases()) == 2 and oldest not in device.releases(), "keep = 2 pruned the oldest release"
