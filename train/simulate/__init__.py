@@ -9,6 +9,18 @@ Public API
 - ``draw_subject(config, group, index)``: the latent draws only (hotspot, label, generators), no EEG
 - ``make_schedule(task, n_trials, sfreq, rng)`` / ``TrialSchedule``: trial event samples
 - ``main(argv)``: the ``invoke simulate`` command line
+
+One held-out subject for the device demo, in memory, on the guided session's exact schedule::
+
+    config = load_config("train/simulate/small.toml", {"task": {"rest_s": [4.0, 4.0]}})
+    schedule = make_schedule(config["task"], n_trials=10, sfreq=config["recording"]["sfreq"])
+    subject, truth = simulate_subject(config, "stroke", index=1000, subject_id="demo", sessions=1,
+                                      schedule=schedule)
+    recording = subject.recordings[0]   # .data (n_channels, n_samples) uV, .ch_names, .events
+    # subject.label / .truth / .oracle: head frame mm; subject.meta["hotspot_hemisphere"]
+
+(seed, group, index) fixes every draw, so an index outside the training cohort's range
+(0 .. n_healthy-1 / n_stroke-1) gives a subject the model has never seen.
 """
 
 from train.simulate.cohort import main, simulate_cohort
