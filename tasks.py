@@ -132,30 +132,47 @@ def run(c: Context, config: str) -> None:
     _delegate("edge.__main__", ["--config", config])
 
 
-@task
-def wheelhouse(c: Context, out: str = "wheelhouse", platform: str = "manylinux2014_aarch64",
-               python: str = "3.11", extra_wheels: str = "") -> None:
-    """Download the device's wheels for a platform and Python into an offline wheelhouse."""
-    _delegate("hardware.deploy", ["wheelhouse", "--out", out, "--platform", platform, "--python", python]
-              + _opt("--extra-wheels", extra_wheels))
+DEPLOY_SETTINGS = ("user", "ssh_key", "port", "prefix", "python", "restart_command", "service_state_command",
+                   "self_test_command", "health_timeout", "keep", "min_free_mb", "max_clock_skew", "connect_timeout")
+
+
+def _deploy_config(c: Context, key: str, given: str = "") -> str:
+    """A deploy option: the task's own argument, else the 'deploy' section of invoke's configuration."""
+    return given or str(c.config.get("deploy", {}).get(key) or "")
+
+
+def _deploy_settings(c: Context) -> list[str]:
+    """The device settings of the 'deploy' configuration section (invoke.yaml, ~/.invoke.yaml, INVOKE_DEPLOY_*)."""
+    return [item for key in DEPLOY_SETTINGS for item in _opt("--" + key.replace("_", "-"), _deploy_config(c, key))]
 
 
 @task
-def deploy(c: Context, host: str = "", hosts: str = "", bundle: str = "", config: str = "",
-           wheelhouse: str = "", key: str = "") -> None:
+def wheelhouse(c: Context, out: str = "", platform: str = "manylinux_2_36_aarch64", python: str = "3.11",
+               extra_wheels: str = "") -> None:
+    """Download the device's wheels (platform, Python) into an offline wheelhouse; add wheels built elsewhere."""
+    _delegate("hardware.deploy", ["wheelhouse", "--platform", platform, "--python", python]
+              + _opt("--out", _deploy_config(c, "wheelhouse", out)) + _opt("--extra-wheels", extra_wheels))
+
+
+@task
+def deploy(c: Context, host: str = "", hosts: str = "", bundle: str = "", config: str = "", public_key: str = "",
+           wheelhouse: str = "", edge_wheel: str = "") -> None:
     """Deploy a release (edge wheel, bundle, config, public key) to one or many devices over SSH."""
-    _delegate("hardware.deploy", ["deploy"] + _opt("--host", host) + _opt("--hosts", hosts)
-              + _opt("--bundle", bundle) + _opt("--config", config) + _opt("--wheelhouse", wheelhouse)
-              + _opt("--key", key))
+    _delegate("hardware.deploy", ["deploy"] + [item for flag, key, given in (
+        ("--host", "host", host), ("--hosts", "hosts", hosts), ("--bundle", "bundle", bundle),
+        ("--config", "config", config), ("--public-key", "public_key", public_key),
+        ("--wheelhouse", "wheelhouse", wheelhouse), ("--edge-wheel", "edge_wheel", edge_wheel))
+        for item in _opt(flag, _deploy_config(c, key, given))] + _deploy_settings(c))
 
 
 @task
-def rollback(c: Context, host: str) -> None:
-    """Switch a device back to its previous release and restart the service."""
-    _delegate("hardware.deploy", ["rollback", "--host", host])
+def rollback(c: Context, host: str = "") -> None:
+    """Switch a device back to its previous release, restart the service and check it is healthy."""
+    _delegate("hardware.deploy", ["rollback"] + _opt("--host", _deploy_config(c, "host", host)) + _deploy_settings(c))
 
 
 @task(name="device-status")
-def device_status(c: Context, host: str) -> None:
-    """Show a device's current release, bundle id, service state and last session result."""
-    _delegate("hardware.deploy", ["status", "--host", host])
+def device_status(c: Context, host: str = "", json: bool = False) -> None:
+    """Show a device's current release, bundle id, service state, health and last session result."""
+    _delegate("hardware.deploy", ["status"] + _opt("--host", _deploy_config(c, "host", host)) + _opt("--json", json)
+              + _deploy_settings(c))
