@@ -238,11 +238,12 @@ def test_watchdog_recovers_within_5_s_after_a_fault_clears(fault: str, speed: fl
     assert np.abs(offsets).max() <= 0.05 * speed * CYTON.sampling_rate
 
 
-def test_board_reset_mid_stream_is_recovered() -> None:
-    source = ramp_source(8, 50000)
+@pytest.mark.parametrize("board", [CYTON, DAISY], ids=lambda board: board.name)
+def test_board_reset_mid_stream_is_recovered(board) -> None:
+    source = ramp_source(board.n_channels, 50000)
     changes: list[Status] = []
-    with CytonEmulator(source, speed=1.0) as emulator:
-        with Acquisition("cyton", serial_port=emulator.port, watchdog_s=1.0,
+    with CytonEmulator(source, daisy=board is DAISY, speed=1.0) as emulator:
+        with Acquisition(board.name, serial_port=emulator.port, watchdog_s=1.0,
                          on_status=lambda change: changes.append(change.status)) as acquisition:
             collect(acquisition, 0.5)
             emulator.inject("reset")
@@ -256,7 +257,7 @@ def test_board_reset_mid_stream_is_recovered() -> None:
     assert Status.RECOVERED in changes
     received = np.isfinite(data[RAMP_ROW])
     offsets = np.rint(data[RAMP_ROW, received]).astype(np.int64) - index[received]
-    assert np.abs(offsets).max() <= 0.05 * CYTON.sampling_rate
+    assert np.abs(offsets).max() <= 0.05 * board.sampling_rate
 
 
 def test_playback_and_synthetic_boards_stream(tmp_path) -> None:
