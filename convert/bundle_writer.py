@@ -24,6 +24,34 @@ FLOAT_OUTPUT_TOLERANCE_MM = 1e-3
 """Golden-vector tolerance when the model's last operation computes in float (one micrometre)."""
 
 
+def describe_quantisation(model_content: bytes) -> dict:
+    """Describe how a TFLite model is quantised, measured from the model itself (the model card).
+
+    Parameters
+    ----------
+    model_content : bytes
+        The ``.tflite`` flatbuffer.
+
+    Returns
+    -------
+    dict
+        ``weights``: counts of per-channel, per-tensor int8 and float weight tensors of the
+        convolution and fully connected layers; ``op_output_dtypes``: the dtypes operators produce
+        (float32 only at a float model boundary); ``ops``: the operators in the graph.
+    """
+    _, interpreter = load_interpreter(model_content)
+    ops = interpreter._get_ops_details()  # the public API has no graph view; the TF debugger uses this too
+    tensors = {tensor["index"]: tensor for tensor in interpreter.get_tensor_details()}
+    weights = {int(index) for op in ops if op["op_name"] in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+               for index in op["inputs"][1:2]}
+    scales = [len(tensors[index]["quantization_parameters"]["scales"]) for index in weights]
+    produced = {np.dtype(tensors[int(index)]["dtype"]).name for op in ops for index in op["outputs"]}
+    return {"weights": {"int8_per_channel": sum(n > 1 for n in scales), "int8_per_tensor": sum(n == 1 for n in scales),
+                        "float": sum(n == 0 for n in scales)},
+            "op_output_dtypes": sorted(produced),
+            "ops": sorted({op["op_name"] for op in ops if op["op_name"] != "DELEGATE"})}
+
+
 def output_step_mm(model_content: bytes) -> float:
     """Return the model output's quantisation step (one int8 LSB, in output units).
 
@@ -137,7 +165,7 @@ def write_bundle(out: str | Path, *, model_content: bytes, spec: PipelineSpec, n
             "io": model.input.dtype,
             "input": model.input.to_dict(),
             "output": model.output.to_dict(),
-            "quantisation": "weights int8 symmetric per-channel; activations int8 asymmetric per-tensor",
+            "quantisation": describe_quantisation(model_content),
             "size_bytes": len(model_content),
             "built_with": model.runtime,
         },

@@ -5,7 +5,9 @@ Writes, into the output folder:
 ``model_data.h`` / ``model_data.cc``
     The ``.tflite`` flatbuffer as a 16-byte aligned ``const unsigned char`` array plus its size,
     in the layout of tflite-micro's ``generate_cc_arrays.py`` (TFLite Micro maps the model in
-    place, so the array must be aligned).
+    place, so the array must be aligned). The converter quantises Dense layers per-channel:
+    use a TFLite Micro with per-channel FULLY_CONNECTED support (tflite-micro PR #2602), older
+    versions silently computed wrong outputs.
 ``filter_coeffs.h``
     The signal pipeline's fixed-point biquad cascade for CMSIS-DSP
     (``arm_biquad_cascade_df1_init_q31`` / ``_q15``): coefficients in CMSIS layout, number of
@@ -153,6 +155,8 @@ def export_c(bundle: str | Path, out: str | Path) -> list[Path]:
     if sha256_hex(model) != manifest.get("files", {}).get(MODEL_FILE):
         raise HotspotError(f"{bundle / MODEL_FILE} does not match its sha256 in the manifest; rebuild the bundle",
                            ErrorCode.BAD_BUNDLE)
+    if "pipeline" not in manifest:
+        raise HotspotError(f"{bundle / MANIFEST_FILE} has no pipeline; rebuild the bundle", ErrorCode.BAD_BUNDLE)
     spec = PipelineSpec.from_dict(manifest["pipeline"])
     header, source = c_byte_array(model, MODEL_SYMBOL, "model_data.h")
     out.mkdir(parents=True, exist_ok=True)

@@ -256,6 +256,55 @@ def _load(dataset):
     return load_dataset(Path(dataset))
 
 
+def split_windows(model_dir, dataset, holdout=None) -> tuple[list, list]:
+    """Compute the calibration and held-out windows for a model directory.
+
+    Parameters
+    ----------
+    model_dir : train.model_dir.ModelDir
+        The loaded model directory.
+    dataset : Dataset
+        The dataset the model was trained on (checked by content hash).
+    holdout : Dataset, optional
+        A separate held-out dataset; by default the labelled subjects of ``dataset`` that are
+        not among the model's training subjects.
+
+    Returns
+    -------
+    training, heldout : list of train.windows.SubjectWindows
+        Labelled subjects with at least one accepted window, in the model's frame.
+
+    Raises
+    ------
+    HotspotError
+        When ``dataset`` is not the training dataset or there is no usable held-out subject.
+    """
+    from train.dataset import Dataset
+    from train.windows import dataset_windows
+
+    metadata = model_dir.metadata
+    if dataset.content_hash() != metadata.get("data_hash"):
+        raise HotspotError(f"dataset {dataset.name!r} is not the one {model_dir.path} was trained on (content hash "
+                           "differs); pass the training dataset with --data", ErrorCode.BAD_ARGUMENT)
+    train_ids = set(metadata.get("train_subjects", []))
+    source = holdout if holdout is not None else dataset
+    heldout_data = Dataset(name=source.name, subjects=[
+        s for s in source.subjects if s.label is not None and (holdout is not None or s.subject not in train_ids)])
+    if not heldout_data.subjects:
+        raise HotspotError(f"no labelled held-out subjects: every labelled subject of {dataset.name!r} trained the "
+                           "model; pass a separate dataset with --holdout (e.g. 'invoke simulate' with another seed)",
+                           ErrorCode.BAD_ARGUMENT)
+    training_data = Dataset(name=dataset.name, subjects=[
+        s for s in dataset.subjects if s.subject in train_ids and s.label is not None])
+    cue = metadata.get("training", {}).get("data", {}).get("cue", "move")
+    training, heldout = ([item for item in dataset_windows(data, model_dir.spec, cue, model_dir.mirror)
+                          if len(item.inputs)] for data in (training_data, heldout_data))
+    if not heldout:
+        raise HotspotError("no held-out subject has a usable window (all rejected by the quality check); "
+                           "pass a cleaner held-out dataset with --holdout", ErrorCode.BAD_ARGUMENT)
+    return training, heldout
+
+
 def convert_model(model_dir: str | Path, dataset, out: str | Path, key: str | Path, io: str = "float32",
                   budget_mm: float = 0.3, holdout=None, n_representative: int = 300, seed: int = 0,
                   report_dir: str | Path | None = None) -> ConversionResult:
@@ -299,10 +348,8 @@ def convert_model(model_dir: str | Path, dataset, out: str | Path, key: str | Pa
     """
     from convert.bundle_writer import write_bundle
     from convert.signing import load_private_key
-    from train.dataset import Dataset
     from train.head import standard_positions_head_mm
     from train.model_dir import load_model_dir
-    from train.windows import dataset_windows
 
     if io not in IO_TYPES:
         raise HotspotError(f"--io must be one of {', '.join(IO_TYPES)}, not {io!r}", ErrorCode.BAD_ARGUMENT)
@@ -311,40 +358,18 @@ def convert_model(model_dir: str | Path, dataset, out: str | Path, key: str | Pa
     signing_key = load_private_key(key)
     model_dir, out = load_model_dir(model_dir), Path(out)
     metadata = model_dir.metadata
-    cue = metadata.get("training", {}).get("data", {}).get("cue", "move")
-    dataset = _load(dataset)
-    if dataset.content_hash() != metadata.get("data_hash"):
-        raise HotspotError(f"dataset {dataset.name!r} is not the one {model_dir.path} was trained on (content hash "
-                           "differs); pass the training dataset with --data", ErrorCode.BAD_ARGUMENT)
-    train_ids = set(metadata.get("train_subjects", []))
-    source = _load(holdout) if holdout is not None else dataset
-    heldout_data = Dataset(name=source.name, subjects=[
-        s for s in source.subjects if s.label is not None and (holdout is not None or s.subject not in train_ids)])
-    if not heldout_data.subjects:
-        raise HotspotError(f"no labelled held-out subjects: every labelled subject of {dataset.name!r} trained the "
-                           "model; pass a separate dataset with --holdout (e.g. 'invoke simulate' with another seed)",
-                           ErrorCode.BAD_ARGUMENT)
-    training_data = Dataset(name=dataset.name, subjects=[s for s in dataset.subjects if s.subject in train_ids])
-    training = [item for item in dataset_windows(training_data, model_dir.spec, cue, model_dir.mirror)
-                if len(item.inputs)]
-    heldout = [item for item in dataset_windows(heldout_data, model_dir.spec, cue, model_dir.mirror)
-               if len(item.inputs)]
-    if not heldout:
-        raise HotspotError("no held-out subject has a usable window (all rejected by the quality check); "
-                           "pass a cleaner held-out dataset with --holdout", ErrorCode.BAD_ARGUMENT)
+    training, heldout = split_windows(model_dir, _load(dataset), None if holdout is None else _load(holdout))
     pool = np.concatenate([item.inputs for item in training]) if training else np.zeros((0,))
-    rng = np.random.default_rng(seed)
-    chosen = rng.permutation(len(pool))[:n_representative]
+    chosen = np.random.default_rng(seed).permutation(len(pool))[:n_representative]
     representative = model_dir.normalisation.apply(pool[chosen]) if len(pool) else pool
     float_model = float_tflite(model_dir.model)
     int8_model = int8_tflite(model_dir.model, representative, io)
-
     predictors = {"keras_float": model_dir.predict}
     for name, content in (("tflite_float", float_model), ("tflite_int8", int8_model)):
         tflite_model = TFLiteModel(content)
         predictors[name] = lambda x, m=tflite_model: m.predict(model_dir.normalisation.apply(x)).astype(np.float64)
     predictions = {name: [predict(item.inputs) for item in heldout] for name, predict in predictors.items()}
-    baseline = np.mean([item.label for item in training if item.label is not None], axis=0)
+    baseline = np.mean([item.label for item in training], axis=0)
     parity = parity_report([item.label for item in heldout], predictions, baseline)
     cost = parity["tflite_int8"]["delta_mean_error_mm"]
     parity.update({"budget_mm": float(budget_mm), "passed": bool(abs(cost) <= budget_mm), "io": io,

@@ -73,6 +73,8 @@ def test_round_trip_predicts_like_keras_within_the_parity_budget(made) -> None:
     assert manifest["model"]["io"] == "float32" and manifest["model"]["level"] == "psd"
     assert manifest["output"] == {"frame": "head", "units": "mm", "hemisphere": "left"}
     assert 0 < manifest["golden"]["tolerance_mm"] < 1.0
+    weights = manifest["model"]["quantisation"]["weights"]
+    assert weights["int8_per_channel"] >= 2 and weights["int8_per_tensor"] == 0 and weights["float"] == 0
 
 
 def test_golden_outputs_are_reproduced_exactly_on_the_writing_machine(made) -> None:
