@@ -99,7 +99,8 @@ def _golden_bytes(inputs: np.ndarray, outputs: np.ndarray) -> bytes:
 def _replace_folder(staging: Path, out: Path) -> None:
     if out.exists():
         if not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST_FILE).exists()):
-            raise HotspotError(f"{out} exists and is not a bundle; choose another output folder", ErrorCode.BAD_ARGUMENT)
+            raise HotspotError(f"{out} exists and is not a bundle; choose another output folder",
+                               ErrorCode.BAD_ARGUMENT)
         shutil.rmtree(out)
     staging.rename(out)
 

@@ -210,10 +210,10 @@ def parity_report(labels: Sequence[np.ndarray], predictions: dict[str, Sequence[
     labels = np.asarray(labels, dtype=float)
     names = list(predictions)
     reference = names[0]
+    baseline_error = float(euclidean_errors(np.tile(baseline, (len(labels), 1)), labels).mean())
     report = {"protocol": HELDOUT_PROTOCOL, "frame": "head, mm, model (left-hemisphere) frame",
               "n_subjects": len(labels), "n_windows": int(sum(len(p) for p in predictions[reference])),
-              "baseline": {"what": "mean hotspot of the training subjects",
-                           "mean_error_mm": float(euclidean_errors(np.tile(baseline, (len(labels), 1)), labels).mean())}}
+              "baseline": {"what": "mean hotspot of the training subjects", "mean_error_mm": baseline_error}}
     reference_error = None
     for name in names:
         estimates = np.array([aggregate_trials(p)[0] for p in predictions[name]])
@@ -401,8 +401,9 @@ def format_parity(parity: dict) -> str:
              f"  baseline ({parity['baseline']['what']}): mean error {parity['baseline']['mean_error_mm']:.2f} mm"]
     for name in ("keras_float", "tflite_float", "tflite_int8"):
         entry = parity[name]
-        lines.append(f"  {name:<12} mean error {entry['mean_error_mm']:.3f} mm, change {entry['delta_mean_error_mm']:+.3f}"
-                     f" mm, largest window output difference {entry['max_output_diff_mm']:.3f} mm")
+        lines.append(f"  {name:<12} mean error {entry['mean_error_mm']:.3f} mm, "
+                     f"change {entry['delta_mean_error_mm']:+.3f} mm, "
+                     f"largest window output difference {entry['max_output_diff_mm']:.3f} mm")
     lines.append(f"  sizes: float {parity['float_size_bytes']} B, int8 {parity['int8_size_bytes']} B; "
                  f"budget {parity['budget_mm']} mm: {'passed' if parity['passed'] else 'FAILED'}")
     return "\n".join(lines)

@@ -121,7 +121,8 @@ def sign_manifest(manifest_bytes: bytes, private_key: Ed25519PrivateKey) -> byte
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: ``invoke keygen [--out keys/signing.key] [--force]``."""
     parser = argparse.ArgumentParser(prog="invoke keygen", description=__doc__)
-    parser.add_argument("--out", default="keys/signing.key", help="private key file (public key: same name ending in .pub)")
+    parser.add_argument("--out", default="keys/signing.key",
+                        help="private key file (the public key: same name ending in .pub)")
     parser.add_argument("--force", action="store_true", help="replace an existing key pair")
     args = parser.parse_args(argv)
     private_path, public_path = generate_keypair(args.out, overwrite=args.force)

@@ -358,7 +358,8 @@ def load_bundle(path: str | Path, public_key_path: str | Path, num_threads: int 
         raise _refuse(f"bundle folder {folder} not found; build one with 'invoke convert' or fix [bundle] path")
     missing = [name for name in BUNDLE_FILES if not (folder / name).is_file()]
     if missing:
-        raise _refuse(f"bundle {folder} is incomplete: {', '.join(missing)} missing; copy the whole bundle folder again")
+        raise _refuse(f"bundle {folder} is incomplete: {', '.join(missing)} missing; "
+                      "copy the whole bundle folder again")
     public_key_path = Path(public_key_path)
     public_key = load_public_key(public_key_path)
     manifest_bytes = (folder / MANIFEST_FILE).read_bytes()

@@ -33,15 +33,19 @@ def test_the_c_array_bytes_equal_the_tflite_file(exported) -> None:
 
 
 @pytest.mark.skipif(shutil.which("g++") is None, reason="needs a C++ compiler")
-def test_the_c_array_compiles_and_holds_the_model(exported, tmp_path) -> None:
+def test_the_c_sources_compile_and_hold_the_model_and_filter(exported, tmp_path) -> None:
+    (tmp_path / "arm_math.h").write_text("#include <stdint.h>\ntypedef int32_t q31_t;\ntypedef int16_t q15_t;\n")
     program = tmp_path / "dump.cc"
-    program.write_text('#include <cstdio>\n#include <cstdint>\n#include "model_data.h"\n'
+    program.write_text('#include <cstdio>\n#include <cstdint>\n#include "model_data.h"\n#include "filter_coeffs.h"\n'
                        "int main() {\n"
+                       "  const unsigned per_stage = sizeof(hotspot_filter_coeffs[0]) == 4 ? 5 : 6;\n"
+                       "  if (sizeof(hotspot_filter_coeffs) / sizeof(hotspot_filter_coeffs[0])\n"
+                       "      != HOTSPOT_FILTER_NUM_STAGES * per_stage) return 4;\n"
                        f"  if (reinterpret_cast<std::uintptr_t>({MODEL_SYMBOL}) % 16) return 3;\n"
                        f"  fwrite({MODEL_SYMBOL}, 1, {MODEL_SYMBOL}_size, stdout);\n  return 0;\n}}\n")
     binary = tmp_path / "dump"
-    subprocess.run(["g++", "-std=c++11", "-I", str(exported["out"]), str(program),
-                    str(exported["out"] / "model_data.cc"), "-o", str(binary)], check=True)
+    subprocess.run(["g++", "-std=c++11", "-Wall", "-Werror", "-I", str(exported["out"]), "-I", str(tmp_path),
+                    str(program), str(exported["out"] / "model_data.cc"), "-o", str(binary)], check=True)
     result = subprocess.run([str(binary)], capture_output=True, check=True)
     assert result.stdout == (exported["bundle"] / MODEL_FILE).read_bytes()
 
