@@ -12,22 +12,19 @@ import argparse
 import io
 import json
 import os
-import platform
 import shutil
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from edge.errors import HotspotError
+from deploy_factory import edge_wheel, wheelhouse  # noqa: F401  (session fixtures)
 from hardware.deploy import main as deploy_main
 from hardware.deploy.fleet import deploy_fleet
-from hardware.deploy.plan import REPO, DeployPlan
+from hardware.deploy.plan import DeployPlan
 from hardware.deploy.release import bundle_id_of
 from hardware.deploy.settings import add_settings_arguments, settings_from_args
-from hardware.deploy.wheels import Target, build_project_wheel, make_wheelhouse, resolve
 from sshd_fixture import SshServer, find_sshd, free_port, make_client_key, start_sshd
 
 pytestmark = [pytest.mark.ssh, pytest.mark.slow]
@@ -52,31 +49,6 @@ setsid nohup "$prefix/current/venv/bin/hotspot-edge" --config "$prefix/current/d
     >> "$prefix/runtime.log" 2>&1 < /dev/null &
 echo $! > "$prefix/runtime.pid"
 """
-
-
-def local_target() -> Target:
-    """This machine as a deploy target."""
-    _, version = platform.libc_ver()
-    return Target(platform.machine(), tuple(int(part) for part in version.split(".")[:2]), sys.version_info[:2])
-
-
-@pytest.fixture(scope="session")
-def edge_wheel(tmp_path_factory) -> Path:
-    """This checkout's wheel, built once per session (others may edit the tree while tests run)."""
-    return build_project_wheel(REPO, tmp_path_factory.mktemp("edge-wheel"))
-
-
-@pytest.fixture(scope="session")
-def wheelhouse(edge_wheel) -> Path:
-    """This machine's wheels for the edge extra, downloaded once into a cache folder and reused."""
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "hotspot-edge"
-    target = local_target()
-    folder = cache / f"wheelhouse-{target.machine}-cp{target.python[0]}{target.python[1]}"
-    try:
-        resolve(f"{edge_wheel}[edge]", [folder], target)
-    except HotspotError:
-        make_wheelhouse(folder, target, [], REPO)
-    return folder
 
 
 def _sign_again(bundle: Path, private_key: Path) -> None:
