@@ -72,7 +72,7 @@ def grouped_skill() -> dict:
                "level": headline["level"], "channel_set": headline["channel_set"]}
     for group, target in (("healthy", 0.5), ("stroke", 0.4)):
         result = headline["protocols"].get(f"loso_{group}")
-        control = headline["protocols"].get(f"loso_control_{group}")
+        control = headline["protocols"].get(f"grouped_control_{group}")
         if not result:
             continue
         errors = result["summary"]["errors"]["truth"]

@@ -228,6 +228,10 @@ def evaluate_grouped(items: Sequence[SubjectWindows], config: TrainingConfig, k:
     """
     items = labelled(items)
     by_id = {item.subject: item for item in items}
+    if len(by_id) < 2:
+        result = ProtocolResult(protocol="subject-grouped" + (" shuffled-label control" if shuffle_labels else ""))
+        result.notes.append("skipped: needs at least two labelled subjects with accepted windows")
+        return summarise(result)
     folds = grouped_folds(list(by_id), k, seed)
     name = "leave-one-subject-out" if len(folds) == len(items) else f"{len(folds)}-fold"
     result = ProtocolResult(protocol=f"subject-grouped {name}" + (" shuffled-label control" if shuffle_labels else ""))
@@ -279,7 +283,7 @@ def evaluate_session_split(items: Sequence[SubjectWindows], config: TrainingConf
     items = labelled(items)
     sessions = sorted({str(s) for item in items for s in item.sessions})
     result = ProtocolResult(protocol="session split (same subjects, new session; within-subject)")
-    if len(sessions) < 2:
+    if len(sessions) < 2 or len(items) < 1:
         result.notes.append("skipped: the dataset has a single session")
         return summarise(result)
     first = train_session or sessions[0]
@@ -331,9 +335,14 @@ def evaluate_trial_split(items: Sequence[SubjectWindows], config: TrainingConfig
     the network identifies subjects rather than localising hotspots.
     """
     train, test_items = trial_split(items, test_fraction, seed)
-    targets = shuffled_targets(train, seed) if shuffle_labels else {}
     protocol = "trial split (identification)" + (" shuffled-label control" if shuffle_labels else "")
     result = ProtocolResult(protocol=protocol)
+    if len(train) < 2:
+        result.notes.append("skipped: needs at least two labelled subjects with two or more accepted windows")
+        result = summarise(result)
+        result.summary["mean_window_error_mm"] = float("nan")
+        return result
+    targets = shuffled_targets(train, seed) if shuffle_labels else {}
     model, normalisation = _fit(train, config, seed, targets)
     rule = anatomical_rule()
     window_errors = []
