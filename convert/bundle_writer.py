@@ -96,13 +96,9 @@ def _golden_bytes(inputs: np.ndarray, outputs: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def _replace_folder(staging: Path, out: Path) -> None:
-    if out.exists():
-        if not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST_FILE).exists()):
-            raise HotspotError(f"{out} exists and is not a bundle; choose another output folder",
-                               ErrorCode.BAD_ARGUMENT)
-        shutil.rmtree(out)
-    staging.rename(out)
+def _check_replaceable(out: Path) -> None:
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST_FILE).exists())):
+        raise HotspotError(f"{out} exists and is not a bundle; choose another output folder", ErrorCode.BAD_ARGUMENT)
 
 
 def write_bundle(out: str | Path, *, model_content: bytes, spec: PipelineSpec, normalisation: Normalisation,
@@ -144,6 +140,7 @@ def write_bundle(out: str | Path, *, model_content: bytes, spec: PipelineSpec, n
         The bundle folder.
     """
     out = Path(out)
+    _check_replaceable(out)
     key = private_key if isinstance(private_key, Ed25519PrivateKey) else load_private_key(private_key)
     channels = list(spec.channels)
     board_channels = dict(board_channels) if board_channels else {name: i + 1 for i, name in enumerate(channels)}
@@ -189,5 +186,7 @@ def write_bundle(out: str | Path, *, model_content: bytes, spec: PipelineSpec, n
     (staging / GOLDEN_FILE).write_bytes(golden)
     (staging / MANIFEST_FILE).write_bytes(manifest_bytes)
     (staging / SIGNATURE_FILE).write_bytes(sign_manifest(manifest_bytes, key))
-    _replace_folder(staging, out)
+    if out.exists():
+        shutil.rmtree(out)
+    staging.rename(out)
     return out

@@ -249,6 +249,13 @@ def _refuse(message: str, code: ErrorCode = ErrorCode.BAD_BUNDLE) -> HotspotErro
     return HotspotError(message, code)
 
 
+def _read(folder: Path, name: str) -> bytes:
+    try:
+        return (folder / name).read_bytes()
+    except OSError as err:
+        raise _refuse(f"cannot read {folder / name} ({err.strerror}); check the bundle folder's permissions") from None
+
+
 def _read_manifest(manifest_bytes: bytes) -> dict:
     try:
         manifest = json.loads(manifest_bytes.decode("utf-8"))
@@ -273,7 +280,7 @@ def _check_hashes(folder: Path, manifest: dict) -> dict[str, bytes]:
                       "rebuild the bundle")
     contents = {}
     for name in HASHED_FILES:
-        data = (folder / name).read_bytes()
+        data = _read(folder, name)
         if sha256_hex(data) != listed[name]:
             raise _refuse(f"{name} does not match its sha256 in the manifest (corrupted or replaced); "
                           "re-copy the bundle")
@@ -362,8 +369,8 @@ def load_bundle(path: str | Path, public_key_path: str | Path, num_threads: int 
                       "copy the whole bundle folder again")
     public_key_path = Path(public_key_path)
     public_key = load_public_key(public_key_path)
-    manifest_bytes = (folder / MANIFEST_FILE).read_bytes()
-    verify_manifest(manifest_bytes, (folder / SIGNATURE_FILE).read_bytes(), public_key, public_key_path)
+    manifest_bytes = _read(folder, MANIFEST_FILE)
+    verify_manifest(manifest_bytes, _read(folder, SIGNATURE_FILE), public_key, public_key_path)
     manifest = _read_manifest(manifest_bytes)
     contents = _check_hashes(folder, manifest)
     spec, normalisation, electrodes, board_channels, mirror = _parse_contents(manifest)

@@ -156,3 +156,23 @@ def test_a_good_bundle_replaces_the_current_one(made, slot, tmp_path) -> None:
     previous = slot.current.bundle_id
     bundle = slot.load(folder)
     assert slot.current is bundle and bundle.bundle_id != previous and slot.last_error is None
+
+
+def test_the_writer_replaces_a_bundle_but_never_another_folder(made, tmp_path) -> None:
+    from convert.bundle_writer import write_bundle
+
+    def write(out: Path) -> Path:
+        return write_bundle(out, model_content=(made["bundle"] / MODEL_FILE).read_bytes(), spec=made["spec"],
+                            normalisation=made["normalisation"], golden_inputs=made["windows"][:2],
+                            private_key=made["private_key"], electrodes={"C3": [-52.0, 1.0, 62.0]}, mirror=False)
+
+    precious = tmp_path / "notes"
+    precious.mkdir()
+    (precious / "keep.txt").write_text("mine")
+    with pytest.raises(HotspotError, match="is not a bundle"):
+        write(precious)
+    assert (precious / "keep.txt").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes"]
+    for _ in range(2):
+        assert load_bundle(write(tmp_path / "bundle"), made["public_key"]).mirror is False
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle", "notes"]
