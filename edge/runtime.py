@@ -154,13 +154,15 @@ class Runtime:
 
     def _live_check(self) -> None:
         """Check the last second of signal (as the OpenBCI GUI's signal check) and report faults."""
+        if self.samples < self.recent.shape[1]:
+            return
         verdict = assess_window(self.recent, self.channels, self.bundle.spec.quality)
         was_ok, self.live_ok = self.live_ok, verdict.ok and self.receiving
         if not self.receiving:
             faults = [("all", "no_signal")]
         else:
             faults = verdict_faults(verdict, self.channels, self.channels)
-        if not self.live_ok or not was_ok:
+        if self.live_ok != was_ok or not self.live_ok:
             self.emit(MessageType.QUALITY, trial=LIVE_TRIAL, ok=int(self.live_ok), faults=[(c, f, 1) for c, f in faults])
 
     @property

@@ -27,6 +27,9 @@ from edge.montage import mirror_channel_name, mirror_points, nearest_electrode
 from edge.pipeline import OnlinePipeline
 from edge.protocol import CueKind, MessageType
 
+OUTAGE_S = 0.5
+"""Stretches without any sample at least this long are written to the session log."""
+
 EPOCH_GRACE_S = 2.0
 """How long after the DONE cue the session waits for epochs still being processed."""
 
@@ -220,6 +223,7 @@ class GuidedSession:
         self._next_cue = 0
         self.outcomes: dict[int, TrialOutcome] = {}
         self.result: SessionResult | None = None
+        self._outage_start: int | None = None
         self._electrodes = self._electrode_table(bundle.electrodes)
 
     @property
@@ -253,6 +257,7 @@ class GuidedSession:
         if self.done:
             return
         chunk_uv = np.asarray(chunk_uv, dtype=np.float64)
+        self._track_outages(chunk_uv)
         position, n = 0, chunk_uv.shape[1]
         while position < n:
             self._announce_due_cues()
@@ -269,6 +274,21 @@ class GuidedSession:
                 self._finish([])
             elif self.samples >= self.cues[-1].sample + round(self.sfreq * EPOCH_GRACE_S):
                 self._finish([f"{self.config.trials - len(self.outcomes)} trial(s) never completed their epoch"])
+
+    def _track_outages(self, chunk_uv: np.ndarray) -> None:
+        """Log every stretch of at least OUTAGE_S with no sample at all (link down, board reset)."""
+        missing = ~np.isfinite(chunk_uv).any(axis=0)
+        before = np.array([self._outage_start is not None])
+        for index in np.flatnonzero(np.diff(np.concatenate([before, missing]).astype(np.int8))):
+            if missing[index]:
+                self._outage_start = self.samples + int(index)
+            else:
+                self._log_outage(self._outage_start, self.samples + int(index))
+
+    def _log_outage(self, start: int, stop: int) -> None:
+        self._outage_start = None
+        if stop - start >= OUTAGE_S * self.sfreq and self.log is not None:
+            self.log.append("outage", start_sample=start, samples=stop - start)
 
     def _announce_due_cues(self) -> None:
         while self._next_cue < len(self.cues) and self.cues[self._next_cue].sample <= self.samples:

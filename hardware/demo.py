@@ -14,7 +14,10 @@ Settings are in ``hardware/demo.toml`` ([full], or [fast] with ``--fast``).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -119,7 +122,7 @@ def recording_schedule(recording, sim_task: dict) -> dict:
 
 
 def build_chain(workdir: Path, settings: dict, sim_config: Path | None = None,
-                show: Callable[[str], None] = print, steps: int = 6) -> tuple[Chain, Progress]:
+                show: Callable[[str], None] = print, steps: int = 5) -> tuple[Chain, Progress]:
     """Simulate, train on all but one subject, convert and sign (steps 1-3 of the demo)."""
     from convert.quantize import convert_model
     from convert.signing import generate_keypair
@@ -146,14 +149,19 @@ def build_chain(workdir: Path, settings: dict, sim_config: Path | None = None,
     schedule = recording_schedule(holdout.recordings[0], config["task"])
     progress(f"training the {settings['level']} CNN on {len(train_set.subjects)} subjects "
              f"({settings['channels']} channels); {holdout.subject} is held out ...")
-    model_dir = train_model(train_set, settings["level"], settings["channels"], settings["training"],
-                            workdir / "model", progress=False)
+    with contextlib.redirect_stdout(io.StringIO()):
+        model_dir = train_model(train_set, settings["level"], settings["channels"], settings["training"],
+                                workdir / "model", progress=False)
 
     progress("quantising to int8 TFLite and signing the bundle ...")
     key_path = workdir / "keys" / "signing.key"
     private_key, public_key = generate_keypair(key_path, overwrite=True)
     bundle_dir = workdir / "bundle"
-    convert_model(model_dir, train_set, bundle_dir, private_key)
+    with contextlib.redirect_stdout(io.StringIO()):  # TensorFlow's export prints its signatures
+        conversion = convert_model(model_dir, train_set, bundle_dir, private_key,
+                                   holdout=Dataset(dataset.name, [holdout]))
+    show(f"      int8 model {conversion.int8_size_bytes / 1024:.0f} kB (float {conversion.float_size_bytes / 1024:.0f} kB), "
+         f"signed bundle in {bundle_dir}")
     return Chain(workdir, dataset, holdout, Path(model_dir), bundle_dir, Path(public_key), schedule), progress
 
 
@@ -262,6 +270,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--config", default="", help="a simulation TOML overriding train/simulate/defaults.toml")
     parser.add_argument("--fast", action="store_true", help="smaller cohort, fewer trials, faster playback")
     args = parser.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     settings = load_settings(args.fast)
     workdir = Path(args.workdir).resolve()
     chain, progress = build_chain(workdir, settings, Path(args.config) if args.config else None)

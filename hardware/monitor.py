@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 import serial
 
 from edge.errors import ErrorCode, HotspotError, run_cli
-from edge.protocol import DEVICE_MESSAGES, CueKind, FrameDecoder, Message, MessageType, SessionState, Sequencer, frame
+from edge.protocol import DEVICE_MESSAGES, LIVE_TRIAL, CueKind, FrameDecoder, Message, MessageType, SessionState, Sequencer, frame
 
 
 class MonitorClient:
@@ -90,6 +90,8 @@ class Display:
             return f"cue: trial {f['trial'] + 1}/{f['n_trials']}: {what} ({f['duration_ms'] / 1000:g} s)"
         if kind == MessageType.QUALITY:
             faults = ", ".join(f"{channel} {fault}" for channel, fault, _ in f["faults"]) or "ok"
+            if f["trial"] == LIVE_TRIAL:
+                return f"live signal check: {faults}"
             return f"signal check trial {f['trial'] + 1}: {faults}"
         if kind == MessageType.TRIAL_RESULT:
             if f["good"]:

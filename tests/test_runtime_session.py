@@ -166,3 +166,16 @@ def test_schedule_too_short_for_the_epoch_is_a_config_error(bundle) -> None:
     with pytest.raises(HotspotError, match=r"epochs -2..4 s around the move cue") as info:
         GuidedSession(dataclasses.replace(SESSION, rest_s=1.0), bundle, Recorder())
     assert info.value.code == ErrorCode.BAD_CONFIG
+
+
+def test_outages_are_logged_and_spoil_their_trials(bundle, tmp_path: Path) -> None:
+    data = eeg(session_length(SESSION) / SFREQ + 1)
+    cues = [c.sample for c in cue_schedule(SESSION, SFREQ) if c.kind == CueKind.MOVE]
+    data[:, cues[2] + 300:cues[2] + 600] = np.nan
+    log = SessionLog(tmp_path / "o.log")
+    session, _ = run(bundle, SESSION, data, chunk_sizes=(64, 1, 200), log=log)
+    log.close()
+    contents = read_session_log(tmp_path / "o.log")
+    assert [(r["start_sample"], r["samples"]) for r in contents.of_kind("outage")] == [(cues[2] + 300, 300)]
+    assert {r["trial"]: r["good"] for r in contents.of_kind("trial")}[2] is False
+    assert {tuple(f) for f in contents.of_kind("trial")[2]["faults"]} >= {(c, "lost") for c in CHANNELS}
