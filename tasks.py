@@ -90,12 +90,14 @@ def validate_real(c: Context, model: str = "models/default", data: str = "../sha
     _delegate("train.validate_real", ["--model", model, "--data", data, "--out", out])
 
 
-@task
+@task(iterable=["float_layer"])
 def convert(c: Context, model: str = "models/default", data: str = "data/simulated", out: str = "bundles/default",
-            key: str = "keys/signing.key", io: str = "float32", budget_mm: float = 0.3, holdout: str = "") -> None:
+            key: str = "keys/signing.key", io: str = "float32", budget_mm: float = 0.3, holdout: str = "",
+            float_layer: list[str] | None = None) -> None:
     """Quantise a model directory to int8 TFLite, check parity in mm, and write a signed bundle."""
     _delegate("convert.quantize", ["--model", model, "--data", data, "--out", out, "--key", key, "--io", io,
-                                   "--budget-mm", str(budget_mm)] + _opt("--holdout", holdout))
+                                   "--budget-mm", str(budget_mm)] + _opt("--holdout", holdout)
+              + [arg for name in float_layer or [] for arg in ("--float-layer", name)])
 
 
 @task(name="export-c")
@@ -133,7 +135,8 @@ def run(c: Context, config: str) -> None:
 
 
 DEPLOY_SETTINGS = ("user", "ssh_key", "port", "prefix", "python", "restart_command", "service_state_command",
-                   "self_test_command", "health_timeout", "keep", "min_free_mb", "max_clock_skew", "connect_timeout")
+                   "self_test_command", "health_timeout", "keep", "min_free_mb", "max_clock_skew", "connect_timeout",
+                   "strict_host_keys")
 
 
 def _deploy_config(c: Context, key: str, given: str = "") -> str:

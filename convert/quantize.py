@@ -15,6 +15,8 @@ A model directory (``invoke train``) becomes a signed bundle (:mod:`convert.bund
    output difference (mm). If int8 changes the mean error by more than ``budget_mm`` (either
    way: a parity check, not an accuracy claim), no bundle is written; TensorFlow's
    ``QuantizationDebugger`` writes a per-layer report next to ``out`` and the command fails.
+   The remedy it points to is selective quantisation: ``--float-layer TENSOR_NAME`` keeps the
+   blamed layer (typically the regression head's last Dense) in float.
 
 Model I/O: float32 (default) or int8
 ------------------------------------
@@ -41,7 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.errors import ErrorCode, HotspotError, run_cli
-from edge.tflite import TFLiteModel
+from edge.tflite import TFLiteModel, load_interpreter
 
 IO_TYPES = ("float32", "int8")
 MIN_REPRESENTATIVE = 100
@@ -109,7 +111,14 @@ def float_tflite(model) -> bytes:
     return tf.lite.TFLiteConverter.from_keras_model(model).convert()
 
 
-def int8_tflite(model, representative: np.ndarray, io_type: str = "float32") -> bytes:
+def _op_output_names(model_content: bytes) -> set[str]:
+    _, interpreter = load_interpreter(model_content)
+    names = {tensor["index"]: tensor["name"] for tensor in interpreter.get_tensor_details()}
+    return {names[int(index)] for op in interpreter._get_ops_details() for index in op["outputs"]}
+
+
+def int8_tflite(model, representative: np.ndarray, io_type: str = "float32",
+                float_layers: Sequence[str] = ()) -> bytes:
     """Quantise a Keras model to a full-integer int8 TFLite flatbuffer.
 
     Parameters
@@ -120,6 +129,10 @@ def int8_tflite(model, representative: np.ndarray, io_type: str = "float32") -> 
         Normalised calibration windows from the training subjects (n >= 100).
     io_type : {"float32", "int8"}
         Type of the model's input and output tensors (see the module notes).
+    float_layers : sequence of str
+        Selective quantisation: output tensor names (the ``tensor_name`` column of the per-layer
+        report) of layers to keep in float, e.g. the last Dense of the regression head. Needs
+        float32 model I/O.
 
     Returns
     -------
@@ -133,9 +146,25 @@ def int8_tflite(model, representative: np.ndarray, io_type: str = "float32") -> 
         raise HotspotError(f"only {len(representative)} representative windows from the training subjects; "
                            f"int8 calibration needs at least {MIN_REPRESENTATIVE}: use a dataset with more trials",
                            ErrorCode.BAD_ARGUMENT)
+    if float_layers and io_type != "float32":
+        raise HotspotError("layers kept in float need float32 model I/O; drop --io int8 or --float-layer",
+                           ErrorCode.BAD_ARGUMENT)
+    import tensorflow as tf
+
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
-        return _int8_converter(model, representative, io_type).convert()
+        warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
+        converter = _int8_converter(model, representative, io_type)
+        if not float_layers:
+            return converter.convert()
+        options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=list(float_layers))
+        debugger = tf.lite.experimental.QuantizationDebugger(
+            converter=converter, debug_dataset=_representative(representative), debug_options=options)
+        unknown = sorted(set(float_layers) - _op_output_names(debugger.calibrated_model))
+        if unknown:
+            raise HotspotError(f"no layer output called {', '.join(map(repr, unknown))}; use a tensor_name from the "
+                               "per-layer report", ErrorCode.BAD_ARGUMENT)
+        return debugger.get_nondebug_quantized_model()
 
 
 def layer_report(model, representative: np.ndarray, out: str | Path) -> tuple[Path, str]:
@@ -307,7 +336,7 @@ def split_windows(model_dir, dataset, holdout=None) -> tuple[list, list]:
 
 def convert_model(model_dir: str | Path, dataset, out: str | Path, key: str | Path, io: str = "float32",
                   budget_mm: float = 0.3, holdout=None, n_representative: int = 300, seed: int = 0,
-                  report_dir: str | Path | None = None) -> ConversionResult:
+                  report_dir: str | Path | None = None, float_layers: Sequence[str] = ()) -> ConversionResult:
     """Quantise a model directory to int8, check parity in mm, and write a signed bundle.
 
     Parameters
@@ -335,6 +364,9 @@ def convert_model(model_dir: str | Path, dataset, out: str | Path, key: str | Pa
         Seed of the calibration draw.
     report_dir : str or Path, optional
         Where the per-layer report goes on a budget failure (default: next to ``out``).
+    float_layers : sequence of str
+        Layers to keep in float (selective quantisation, see :func:`int8_tflite`), the usual
+        remedy when the per-layer report blames the regression head.
 
     Returns
     -------
@@ -363,7 +395,7 @@ def convert_model(model_dir: str | Path, dataset, out: str | Path, key: str | Pa
     chosen = np.random.default_rng(seed).permutation(len(pool))[:n_representative]
     representative = model_dir.normalisation.apply(pool[chosen]) if len(pool) else pool
     float_model = float_tflite(model_dir.model)
-    int8_model = int8_tflite(model_dir.model, representative, io)
+    int8_model = int8_tflite(model_dir.model, representative, io, float_layers)
     predictors = {"keras_float": model_dir.predict}
     for name, content in (("tflite_float", float_model), ("tflite_int8", int8_model)):
         tflite_model = TFLiteModel(content)
@@ -373,6 +405,7 @@ def convert_model(model_dir: str | Path, dataset, out: str | Path, key: str | Pa
     parity = parity_report([item.label for item in heldout], predictions, baseline)
     cost = parity["tflite_int8"]["delta_mean_error_mm"]
     parity.update({"budget_mm": float(budget_mm), "passed": bool(abs(cost) <= budget_mm), "io": io,
+                   "float_layers": list(float_layers),
                    "n_representative": int(len(representative)), "float_size_bytes": len(float_model),
                    "int8_size_bytes": len(int8_model)})
     if not parity["passed"]:
@@ -381,7 +414,8 @@ def convert_model(model_dir: str | Path, dataset, out: str | Path, key: str | Pa
         (folder / f"{out.name}.parity.json").write_text(json.dumps(parity, indent=2) + "\n")
         report, worst = layer_report(model_dir.model, representative, folder / f"{out.name}.layers.csv")
         raise HotspotError(f"int8 changes the held-out subject-level mean error by {cost:+.3f} mm, over the "
-                           f"{budget_mm} mm budget; per-layer report: {report} (worst: {worst}); no bundle written",
+                           f"{budget_mm} mm budget; per-layer report: {report} (worst: {worst}; keep a layer in float with "
+                           "--float-layer TENSOR_NAME); no bundle written",
                            ErrorCode.BUDGET_EXCEEDED)
     provenance = {key_: metadata.get(key_) for key_ in ("data_hash", "code_version", "metrics", "seed",
                                                           "train_subjects", "dataset")}
@@ -419,9 +453,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--key", required=True, help="ed25519 signing key (invoke keygen)")
     parser.add_argument("--io", default="float32", choices=IO_TYPES, help="model input/output type")
     parser.add_argument("--budget-mm", type=float, default=0.3, help="allowed int8 change of the mean error (mm)")
+    parser.add_argument("--float-layer", action="append", default=[],
+                        help="keep this layer (tensor_name from the per-layer report) in float; repeatable")
     args = parser.parse_args(argv)
     result = convert_model(args.model, args.data, args.out, args.key, io=args.io, budget_mm=args.budget_mm,
-                           holdout=args.holdout or None)
+                           holdout=args.holdout or None, float_layers=args.float_layer)
     print(format_parity(result.parity))
     print(f"bundle written to {result.bundle}")
     return 0

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from bundle_factory import HOTSPOT_MM, tiny_model, tiny_spec
 
-from convert.quantize import convert_model, main
+from convert.quantize import convert_model, int8_tflite, main
 from convert.signing import generate_keypair
 from edge.bundle import load_bundle
 from edge.errors import ErrorCode, HotspotError, run_cli
@@ -101,6 +101,20 @@ def test_over_budget_fails_with_a_per_layer_report_and_no_bundle(setup) -> None:
     assert rows and {"op_name", "tensor_name", "rmse_per_scale"} <= set(rows[0])
     assert {row["op_name"] for row in rows} >= {"CONV_2D", "FULLY_CONNECTED"}
     assert json.loads((setup["folder"] / "strict.parity.json").read_text())["passed"] is False
+    head = rows[-1]["tensor_name"]
+    result = convert_model(setup["model_dir"], setup["dataset"], out, setup["key"], budget_mm=5.0,
+                           float_layers=[head])
+    manifest = load_bundle(result.bundle, setup["public"]).manifest
+    assert manifest["model"]["quantisation"]["weights"]["float"] == 1
+    assert manifest["golden"]["tolerance_mm"] <= 1e-3
+    assert manifest["provenance"]["parity"]["float_layers"] == [head]
+
+
+def test_an_unknown_float_layer_is_named(setup) -> None:
+    spec = setup["spec"]
+    windows = np.random.default_rng(0).normal(size=(100, *spec.input_shape)).astype(np.float32)
+    with pytest.raises(HotspotError, match="no layer output called 'dense_typo'"):
+        int8_tflite(tiny_model(spec.input_shape), windows, float_layers=["dense_typo"])
 
 
 def test_a_dataset_other_than_the_training_one_is_refused(setup) -> None:
