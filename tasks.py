@@ -123,9 +123,11 @@ def emulate(c: Context, source: str = "", board: str = "cyton", speed: float = 1
 
 
 @task
-def monitor(c: Context, port: str, baud: int = 115200) -> None:
-    """Show cues, progress and the result a device reports over its serial link."""
-    _delegate("hardware.monitor", ["--port", port, "--baud", str(baud)])
+def monitor(c: Context, port: str, baud: int = 115200, start: bool = False, until_result: bool = False,
+            timeout: float | None = None) -> None:
+    """Show cues, progress and the result a device reports over its serial link (--start begins a session)."""
+    _delegate("hardware.monitor", ["--port", port, "--baud", str(baud)] + _opt("--start", start)
+              + _opt("--until-result", until_result) + _opt("--timeout", timeout))
 
 
 @task
