@@ -9,6 +9,7 @@ and keeps the session's log under ``<state_dir>/sessions/``.
 from __future__ import annotations
 
 import datetime as dt
+import importlib.metadata
 import json
 import os
 import signal
@@ -18,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 
-import edge
 from edge.acquisition import Acquisition
 from edge.bundle import load_bundle
 from edge.config import DeviceConfig
@@ -34,6 +34,14 @@ READ_WAIT_S = 0.02
 NO_SIGNAL_AFTER_S = 1.0
 MAX_GAP_S = 10.0
 LIVE_WINDOW_S = 1.0
+
+
+def software_version() -> str:
+    """The installed hotspot-edge version ("unknown" when run from a source tree)."""
+    try:
+        return importlib.metadata.version("hotspot-edge")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def _now() -> str:
@@ -107,6 +115,7 @@ class Runtime:
         self.session_log: SessionLog | None = None
         self.start_requested = config.session.autostart
         self.stopping = False
+        self.stopped = False
         self.samples = 0
         self.lost = 0
         self.reconnects = 0
@@ -139,7 +148,7 @@ class Runtime:
 
     def _hello(self) -> None:
         self.emit(MessageType.HELLO, device_id=self.config.device_id, bundle_id=self.bundle.bundle_id,
-                  software=edge.__version__ if hasattr(edge, "__version__") else "0", channels=self.channels,
+                  software=software_version(), channels=self.channels,
                   hemisphere=self.config.session.hotspot_hemisphere)
 
     @property
@@ -182,9 +191,15 @@ class Runtime:
                   samples=self.samples & 0xFFFFFFFF, lost=self.lost & 0xFFFFFFFF, signal_ok=int(self.signal_ok))
 
     def health(self) -> dict:
-        """What health.json says (read by the deploy tooling and ``invoke device-status``)."""
-        status = "healthy" if self.signal_ok else ("poor_signal" if self.receiving else "no_signal")
-        return {"status": status, "bundle_id": self.bundle.bundle_id, "config": str(self.config.path),
+        """What health.json says (read by the deploy tooling and ``invoke device-status``).
+
+        ``status`` is about the runtime itself: "healthy" while its loop runs with a verified
+        bundle (whether or not a headset is on), "stopped" after it exits; ``signal`` says
+        whether samples arrive and pass the live check ("ok", "poor" or "none").
+        """
+        signal_state = "ok" if self.signal_ok else ("poor" if self.receiving else "none")
+        return {"status": "stopped" if self.stopped else "healthy", "signal": signal_state,
+                "bundle_id": self.bundle.bundle_id, "config": str(self.config.path),
                 "pid": os.getpid(), "time": _now(), "device_id": self.config.device_id,
                 "session": "running" if self.session else "idle", "samples": self.samples, "lost": self.lost,
                 "reconnects": self.reconnects, "sessions_done": self.sessions_done,
@@ -286,6 +301,7 @@ class Runtime:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             acquisition.stop()
+            self.stopped = True
             self._status()
             self.write_health()
             for link in self.links:

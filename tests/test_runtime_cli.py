@@ -107,7 +107,8 @@ def test_host_starts_and_stops_a_session_and_the_runtime_keeps_its_files(tiny, t
             assert redo is not None and redo["reasons"][0] == "stopped by the host"
             health = json.loads((tmp_path / "state" / "health.json").read_text())
             assert health["pid"] == runtime.pid and health["bundle_id"] == hello["bundle_id"]
-            assert health["status"] in ("healthy", "poor_signal") and health["config"] == str(config)
+            assert health["status"] == "healthy" and health["config"] == str(config)
+            assert health["signal"] in ("ok", "poor")
             last = json.loads((tmp_path / "state" / "last_result.json").read_text())
             assert last["kind"] == "redo" and last["device_id"] == "pt-7"
         finally:
@@ -116,3 +117,4 @@ def test_host_starts_and_stops_a_session_and_the_runtime_keeps_its_files(tiny, t
             client.close()
     assert code == 0, (tmp_path / "stderr").read_text()[-2000:]
     assert not os.path.exists(tmp_path / "state" / "health.json.tmp")
+    assert json.loads((tmp_path / "state" / "health.json").read_text())["status"] == "stopped"
