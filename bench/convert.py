@@ -15,6 +15,7 @@ fewer than the 100 calibration windows int8 conversion needs.
 
 from __future__ import annotations
 
+import csv
 import tempfile
 import time
 from collections.abc import Callable
@@ -73,8 +74,8 @@ def convert_benchmark() -> dict:
         tflite_float = TFLiteModel(float_tflite(model_dir.model))
         tflite_int8 = TFLiteModel((result.bundle / MODEL_FILE).read_bytes())
         tflite_int8_io = TFLiteModel(int8_tflite(model_dir.model, representative, "int8"))
-        rows = layer_report(model_dir.model, representative, tmp / "layers.csv")[0].read_text().splitlines()
-        head = [row.split(",")[9] for row in rows[-2:]]
+        with layer_report(model_dir.model, representative, tmp / "layers.csv")[0].open() as handle:
+            head = [row["tensor_name"] for row in csv.DictReader(handle)][-2:]
         float_head = convert_model(model_path, dataset, tmp / "bundle-float-head", key, holdout=holdout,
                                    float_layers=head)
         keras_model = model_dir.model
