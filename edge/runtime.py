@@ -211,7 +211,10 @@ class Runtime:
 
     # --- control ---------------------------------------------------------------------------
     def _handle(self, command) -> None:
-        if command.type == MessageType.START:
+        """Session control from a host: START, STOP, or STATUS_REQUEST (answered with HELLO)."""
+        if command.type == MessageType.STATUS_REQUEST:
+            self._hello()
+        elif command.type == MessageType.START:
             if self.session is None:
                 self.start_requested = True
         elif command.type == MessageType.STOP:

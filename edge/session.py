@@ -21,11 +21,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from edge.bundle import Bundle
 from edge.config import SessionConfig
 from edge.errors import ErrorCode, HotspotError
 from edge.montage import mirror_channel_name, mirror_points, nearest_electrode
 from edge.pipeline import OnlinePipeline
+from edge.quality import Verdict
 from edge.protocol import CueKind, MessageType
+from edge.sessionlog import SessionLog
 
 OUTAGE_S = 0.5
 """Stretches without any sample at least this long are written to the session log."""
@@ -165,7 +168,7 @@ WARNINGS = frozenset({"near_railed"})
 """Quality flags that do not spoil a trial on their own (the OpenBCI GUI's near-railed warning)."""
 
 
-def verdict_faults(verdict, model_channels: list[str], worn_names: list[str]) -> list[tuple[str, str]]:
+def verdict_faults(verdict: Verdict, model_channels: list[str], worn_names: list[str]) -> list[tuple[str, str]]:
     """(electrode as worn, fault) pairs of a failed quality verdict.
 
     Parameters
@@ -205,7 +208,7 @@ class GuidedSession:
         ``BAD_CONFIG`` when the schedule cannot hold the bundle's epoch window.
     """
 
-    def __init__(self, config: SessionConfig, bundle, emit: Emit, log=None) -> None:
+    def __init__(self, config: SessionConfig, bundle: Bundle, emit: Emit, log: SessionLog | None = None) -> None:
         self.config, self.bundle, self.emit, self.log = config, bundle, emit, log
         spec = bundle.spec
         self.sfreq = float(spec.sfreq)
@@ -299,7 +302,7 @@ class GuidedSession:
             self.emit(MessageType.CUE, kind=int(cue.kind), trial=cue.trial, n_trials=self.config.trials,
                       duration_ms=int(round(cue.duration_s * 1000)))
 
-    def _score(self, cue_sample: int, input2d: np.ndarray, verdict) -> None:
+    def _score(self, cue_sample: int, input2d: np.ndarray, verdict: Verdict) -> None:
         trial = self._trial_of_cue.get(int(cue_sample))
         if trial is None or trial in self.outcomes:
             return
