@@ -13,11 +13,12 @@ did not arrive while the link was down are filled with NaN from the host clock, 
 spans an outage is visibly incomplete.
 
 Loss accounting, per received sample with counter ``p`` after counter ``q``:
-``steps = ((p - q) mod 256) / step`` plus the number of whole counter periods (256 / step samples)
-that brings it nearest to the time between the two samples' host timestamps (the counter alone
-cannot see whole periods); ``steps - 1`` samples were lost. This assumes the host receives samples
-less than half a counter period (0.5 s) late; a longer delivery delay without loss would be
-counted as a lost period.
+``steps = ((p - q) mod 256) / step`` plus whole counter periods (256 / step samples) when the time
+between the two samples' host timestamps exceeds ``steps`` by at least 3/4 of a period (the counter
+alone cannot see whole periods); ``steps - 1`` samples were lost. Samples arrive late but never
+early, so the threshold sits above half a period: a delivery delay of 3/4 of a period (0.77 s)
+without loss would be counted as a lost period, and a sample before a long gap that itself
+arrived more than 1/4 of a period late would hide one.
 A counter repeated right after its original is a Daisy sample whose even half was lost: BrainFlow
 then repeats the previous Daisy channels, so the sample is counted as lost and set to NaN. (When
 the odd packet of one Daisy sample and the even packet of the next are both lost, BrainFlow pairs
@@ -160,13 +161,14 @@ class PacketCounter:
         """Start counting a new session whose stream was started at ``start_time`` (host seconds).
 
         The samples the previous session did not deliver before it ended are sized from the host
-        clock; a board whose counter restarts at 0 is placed from that start on.
+        clock; a board whose counter restarts at 0 is placed from that start on, any other from its
+        first sample's arrival.
         """
-        outage = 0 if self._last_time is None else max(0, int(round((start_time - self._last_time)
-                                                                     * self.sampling_rate)) - 1)
-        self._pending_outage = outage
+        self._pending_outage = 0
         self._last_received = None
         if self.starts_at_zero:
+            if self._last_time is not None:
+                self._pending_outage = max(0, int(round((start_time - self._last_time) * self.sampling_rate)) - 1)
             # a virtual sample just before counter 0, one sample period before the start
             self._last_slot = (-self.step) % COUNTER_PERIOD
             self._last_time = start_time - 1.0 / self.sampling_rate
@@ -191,33 +193,48 @@ class PacketCounter:
             Samples whose data repeat an earlier sample's (a Daisy sample whose even half was lost).
         """
         counters = np.rint(np.asarray(counters)).astype(np.int64) % COUNTER_PERIOD
-        missing = np.zeros(counters.size, dtype=np.int64)
-        stale = np.zeros(counters.size, dtype=bool)
-        for k in range(counters.size):
-            missing[k], stale[k] = self._advance(int(counters[k]), float(times[k]))
-        return missing, stale
-
-    def _advance(self, counter: int, stamp: float) -> tuple[int, bool]:
-        last_slot, last_time = self._last_slot, self._last_time
-        outage, self._pending_outage = self._pending_outage, 0
-        self._last_time = stamp
-        if last_slot is None:
+        times = np.asarray(times, dtype=np.float64)
+        n = counters.size
+        missing = np.zeros(n, dtype=np.int64)
+        stale = np.zeros(n, dtype=bool)
+        if n == 0:
+            return missing, stale
+        first = 0
+        if self._last_slot is None:
             # a board whose counter says nothing about the start: size the outage from the clock
+            if self._last_time is not None:
+                missing[0] = max(0, int(round((times[0] - self._last_time) * self.sampling_rate)) - 1)
+            self._last_slot = self._last_received = int(counters[0])
+            self._last_time = float(times[0])
+            first = 1
+        # slots advanced by each sample, modulo whole counter periods
+        steps = np.ones(n, dtype=np.int64)
+        for k in range(first, n):
+            counter = int(counters[k])
+            elapsed = (times[k] - (times[k - 1] if k > first else self._last_time)) * self.sampling_rate
+            if counter == self._last_received and elapsed < self.period / 2:
+                # a repeat right after its original: the slot after the last one holds stale data
+                stale[k] = True
+                self._last_slot = (self._last_slot + self.step) % COUNTER_PERIOD
+                continue
+            steps[k] = ((counter - self._last_slot) % COUNTER_PERIOD) // self.step or self.period
             self._last_slot = self._last_received = counter
-            return 0 if last_time is None else max(0, int(round((stamp - last_time) * self.sampling_rate)) - 1), False
-        steps = ((counter - last_slot) % COUNTER_PERIOD) // self.step
-        elapsed = (stamp - last_time) * self.sampling_rate
-        if counter == self._last_received and elapsed < self.period / 2:
-            # a repeat right after its original: the slot after the last one holds stale data
-            self._last_slot = (last_slot + self.step) % COUNTER_PERIOD
-            return outage, True
-        self._last_slot = self._last_received = counter
-        steps = steps or self.period
-        # the counter cannot see whole periods: take the count of periods nearest to the host clock
-        wraps = max(0, int(round((elapsed - steps) / self.period)))
-        if wraps:
-            self.ambiguous_gaps += 1
-        return outage + steps - 1 + wraps * self.period, False
+        # whole periods: a sample is never received before it was sampled, so after a gap every later
+        # sample must leave room for the slots assigned to it; a period is added to a gap when all the
+        # samples after it arrived at least 3/4 of a period later than their count of slots implies
+        lateness = times * self.sampling_rate - np.cumsum(steps)
+        floor = np.minimum.accumulate(lateness[::-1])[::-1]
+        before = np.concatenate([[self._last_time * self.sampling_rate], lateness[:-1]])
+        wraps = np.maximum(0, np.floor((floor - before) / self.period + 0.25)).astype(np.int64)
+        wraps[:first] = 0
+        wraps[stale] = 0
+        self.ambiguous_gaps += int(np.count_nonzero(wraps))
+        missing[first:] = steps[first:] - 1 + wraps[first:] * self.period
+        if first < n:
+            missing[first] += self._pending_outage
+        self._pending_outage = 0
+        self._last_time = float(times[-1])
+        return missing, stale
 
 
 class RingBuffer:

@@ -3,8 +3,9 @@
 It speaks the serial protocol of the Cyton firmware (v3) as BrainFlow's ``CYTON_BOARD`` and
 ``CYTON_DAISY_BOARD`` drivers use it, so those drivers connect to it unchanged:
 
-* ``v`` soft reset: stops streaming, restores defaults and answers with the board's banner ending
-  in ``$$$`` (BrainFlow's ``prepare_session`` waits for the ``$$$``);
+* ``v`` soft reset: stops streaming, drops the packets still queued on the link, restores defaults
+  and answers with the board's banner ending in ``$$$`` (BrainFlow's ``prepare_session`` looks for
+  the ``$$$`` within the first 500 bytes it reads);
 * ``d`` defaults (``updating channel settings to default$$$``), ``D`` default settings string,
   ``V`` firmware version;
 * ``b`` start and ``s`` stop streaming (no answer, as the firmware);
@@ -352,20 +353,24 @@ class CytonEmulator:
                 self._plug()
             if reset:
                 self._power_cycle()
-            self._advance(now)
             if self._master is None:
+                self._advance(now)
                 time.sleep(TICK_S)
                 continue
-            writable = [self._master] if self._pending else []
-            readable, _, _ = select.select([self._master], writable, [], TICK_S)
-            if readable:
-                try:
-                    received = os.read(self._master, 4096)
-                except (BlockingIOError, OSError):
-                    received = b""
-                for char in received.decode("latin-1"):
-                    self._receive(char)
+            # commands first: a stop or reset that arrived while we were busy takes effect before
+            # the samples that fell due meanwhile are sent
+            self._read_commands()
+            self._advance(now)
             self._flush()
+            select.select([self._master], [self._master] if self._pending else [], [], TICK_S)
+
+    def _read_commands(self) -> None:
+        try:
+            received = os.read(self._master, 4096)
+        except (BlockingIOError, OSError):
+            return
+        for char in received.decode("latin-1"):
+            self._receive(char)
 
     def _flush(self) -> None:
         if not self._pending or self._master is None:
@@ -414,6 +419,7 @@ class CytonEmulator:
         if command == "v":
             self._streaming = False
             self._set_defaults()
+            self._pending.clear()  # packets still queued on the link are lost with the reset
             self._send(banner(self.daisy))
         elif command == "d":
             self._set_defaults()

@@ -36,6 +36,27 @@ def test_gaps_within_a_counter_period_need_no_clock() -> None:
     assert counter.ambiguous_gaps == 0
 
 
+def test_a_late_burst_is_not_mistaken_for_a_lost_period() -> None:
+    counter = PacketCounter(1, FS)
+    counter.new_session(0.0)
+    slots = np.arange(400)
+    times = slots / FS
+    times[10:] = 400 / FS  # samples 10..399 held up and delivered together (1.5 s late at first)
+    missing, _ = counter.place(slots % 256, times)
+    assert not missing.any() and counter.ambiguous_gaps == 0
+
+
+def test_a_lost_period_is_found_even_when_the_next_samples_come_in_a_burst() -> None:
+    counter = PacketCounter(1, FS)
+    counter.new_session(0.0)
+    slots = np.concatenate([np.arange(10), np.arange(310, 400)])  # 300 lost: more than a period
+    times = slots / FS
+    times[10:50] = 350 / FS  # the first samples after the gap arrive late, together
+    missing, _ = counter.place(slots % 256, times)
+    assert missing.tolist() == [0] * 10 + [300] + [0] * 89
+    assert counter.ambiguous_gaps == 1
+
+
 def test_daisy_counter_steps_by_two_and_a_repeat_is_stale() -> None:
     counter = PacketCounter(2, 125.0)
     counter.new_session(0.0)
