@@ -213,13 +213,19 @@ def write_device_config(path: Path, chain: Chain, names: Sequence[str], board_po
     return path
 
 
-def run_device_session(chain: Chain, settings: dict, show: Callable[[str], None] = print):
-    """Emulated board → ``python -m edge --once`` → serial report → monitor; return the result message."""
+def run_device_session(chain: Chain, settings: dict, show: Callable[[str], None] = print) -> list:
+    """Emulated board → ``python -m edge --once`` → serial report → monitor.
+
+    Returns
+    -------
+    list of edge.protocol.Message
+        Everything the device reported, ending with the result (HOTSPOT or REDO).
+    """
     from edge.bundle import load_bundle
+    from edge.protocol import MessageType
     from hardware.emulator import CytonEmulator
     from hardware.monitor import Display, MonitorClient
     from hardware.nullmodem import NullModem
-    from edge.protocol import MessageType
 
     bundle = load_bundle(chain.bundle_dir, chain.public_key)
     names = worn_names(bundle.channels, chain.holdout.hand)
@@ -227,23 +233,23 @@ def run_device_session(chain: Chain, settings: dict, show: Callable[[str], None]
     speed = float(settings["speed"])
     emulator = CytonEmulator(source, speed=speed)
     board_port = emulator.start()
+    device_dir = chain.workdir / "device"
     with NullModem() as cable:
-        config = write_device_config(chain.workdir / "device" / "device.toml", chain, names, board_port,
-                                     cable.device_port, settings["session"])
+        config = write_device_config(device_dir / "device.toml", chain, names, board_port, cable.device_port,
+                                     settings["session"])
         client = MonitorClient(cable.host_port)
-        runtime = subprocess.Popen([sys.executable, "-m", "edge", "--config", str(config), "--once"],
-                                   stderr=subprocess.PIPE, text=True)
-        display, result = Display(), None
-        timeout = source.shape[1] / 250.0 / speed + SESSION_MARGIN_S
+        with open(device_dir / "runtime.stderr", "w") as stderr:
+            runtime = subprocess.Popen([sys.executable, "-m", "edge", "--config", str(config), "--once"],
+                                       stderr=stderr)
+        display, messages = Display(), []
+        timeout = source.shape[1] / bundle.spec.sfreq / speed + SESSION_MARGIN_S
         try:
             for message in client.messages(timeout):
+                messages.append(message)
                 line = display.describe(message)
                 if line:
                     show("      device | " + line.replace("\n", "\n      device | "))
-                if message.type in (MessageType.HOTSPOT, MessageType.REDO):
-                    result = message
-                    break
-                if runtime.poll() is not None:
+                if message.type in (MessageType.HOTSPOT, MessageType.REDO) or runtime.poll() is not None:
                     break
             runtime.wait(timeout=30)
         finally:
@@ -252,10 +258,11 @@ def run_device_session(chain: Chain, settings: dict, show: Callable[[str], None]
                 runtime.wait(timeout=10)
             client.close()
             emulator.stop()
-        if result is None:
-            raise HotspotError(f"the device runtime gave no result (exit code {runtime.returncode}): "
-                               f"{(runtime.stderr.read() or '').strip()[-300:]}", ErrorCode.BOARD_ERROR)
-    return result
+    if not messages or messages[-1].type not in (MessageType.HOTSPOT, MessageType.REDO):
+        error = (device_dir / "runtime.stderr").read_text().strip().splitlines()
+        raise HotspotError(f"the device runtime gave no result (exit code {runtime.returncode}): "
+                           f"{error[-1] if error else 'no error output'}", ErrorCode.BOARD_ERROR)
+    return messages
 
 
 def _xyz(values) -> str:
@@ -279,7 +286,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     holdout = chain.holdout
     progress(f"streaming {holdout.subject} ({holdout.group}, moves the {holdout.hand} hand) from an emulated "
              f"Cyton at {settings['speed']:g}x real time into the device runtime ...")
-    result = run_device_session(chain, settings)
+    result = run_device_session(chain, settings)[-1]
 
     progress("result")
     truth = np.asarray(holdout.truth if holdout.truth is not None else holdout.label, dtype=float)

@@ -16,7 +16,7 @@ import pytest
 
 from edge.protocol import CueKind, MessageType
 from edge.sessionlog import read_session_log
-from hardware.demo import offline_estimate
+from hardware.demo import offline_estimate, run_device_session
 from fixtures_chain import SPEED, DeviceRig, chain, chain_settings  # noqa: F401  (fixtures)
 
 pytestmark = [pytest.mark.hil, pytest.mark.slow]
@@ -29,29 +29,27 @@ def _epoch(rig: DeviceRig) -> tuple[float, float]:
     return float(rig.spec.tmin), float(rig.spec.tmax)
 
 
-def test_held_out_subject_hotspot_within_offline_band(chain, chain_settings, tmp_path: Path) -> None:
-    rig = DeviceRig(chain, tmp_path, chain_settings["session"])
-    try:
-        result = rig.result(rig.session_seconds() + 60)
-    finally:
-        code = rig.close()
-    assert code == 0, (tmp_path / "runtime.stderr").read_text()[-2000:]
+def test_held_out_subject_hotspot_within_offline_band(chain, chain_settings) -> None:
+    # The demo's own device step: emulator → python -m edge --once → null-modem → monitor.
+    messages = run_device_session(chain, chain_settings, show=lambda line: None)
+    result = messages[-1]
     assert result.type == MessageType.HOTSPOT, result.fields
     predictions, offline = offline_estimate(chain)
     truth = np.asarray(chain.holdout.truth, dtype=float)
     reported = np.asarray(result["position_mm"], dtype=float)
-    # The device computes what the same bundle computes offline on the same recording ...
+    # The device computes what the same bundle computes offline on the same recording (up to an
+    # int8 output step where the board's 24-bit counts nudge an input across a quantisation bin) ...
     assert np.linalg.norm(reported - offline) < 1.0, (reported, offline)
     # ... and so lies within the model's offline error band for this subject (95th percentile of
     # the per-trial errors; subject-grouped: the subject was held out of training; head frame, mm).
     band = np.percentile(np.linalg.norm(predictions - truth, axis=1), 95)
-    assert np.linalg.norm(reported - truth) <= band + 0.1  # float32 on the wire
-    trials = rig.trial_results()
-    assert sorted(trials) == list(range(chain.schedule["trials"]))
-    cues = [m for _, m in rig.messages(MessageType.CUE)]
+    assert np.linalg.norm(reported - truth) <= band + 1.0
+    trials = [m["trial"] for m in messages if m.type == MessageType.TRIAL_RESULT]
+    assert trials == list(range(chain.schedule["trials"]))
+    cues = [m for m in messages if m.type == MessageType.CUE]
     assert [CueKind(m["kind"]) for m in cues[:3]] == [CueKind.REST, CueKind.MOVE, CueKind.STOP]
     assert cues[-1]["kind"] == CueKind.DONE
-    last = (tmp_path / "state" / "last_result.json").read_text()
+    last = (chain.workdir / "device" / "state" / "last_result.json").read_text()
     assert '"kind": "hotspot"' in last and chain.holdout.subject not in last
 
 
