@@ -162,3 +162,99 @@ def test_train_cli_writes_a_model_directory(tiny_folder, tmp_path):
     assert metadata["level"] == "erd" and metadata["channels"] == ["FC3", "C5", "C3", "C1", "CP3"]
     assert metadata["seed"] == 1 and metadata["training"]["fit"]["epochs"] == 1
     assert (out / "model.keras").is_file()
+
+
+@pytest.mark.slow
+def test_reproduce_small_table_writes_json_markdown_and_figures(tiny_folder, tmp_path):
+    from train import reproduce
+
+    config = tmp_path / "tiny.toml"
+    config.write_text('levels = ["psd"]\ngroups = ["healthy", "stroke"]\nchannel_sets = ["five"]\n'
+                      'grouped_folds = 2\ntrial_test_fraction = 0.25\n'
+                      '[headline]\nlevel = "psd"\nchannel_set = "five"\n'
+                      '[[paper]]\nlevel = "psd"\ngroup = "stroke"\nchannel_set = "five"\nmean_mm = 1.77\nnote = "x"\n'
+                      '[training.fit]\nepochs = 1\n')
+    out = tmp_path / "report"
+    code = run_cli(reproduce.main, ["--data", str(tiny_folder), "--out", str(out), "--config", str(config)])
+    assert code == 0
+    report = json.loads((out / "results.json").read_text())
+    assert report["complete"] and [r["level"] for r in report["rows"]] == ["psd", "psd"]
+    for row in report["rows"]:
+        assert "identification" in row["trial_split"]["protocol"]
+        assert "shuffled-label control" in row["trial_split_control"]["protocol"]
+        for fold in row["subject_grouped"]["folds"]:
+            assert not set(fold["train"]) & set(fold["test"])
+    assert "loso_healthy" in report["headline"]["protocols"]
+    table = (out / "table.md").read_text()
+    assert "identification" in table and "| psd | stroke | five | 1.77 |" in table
+    assert (out / "error_distributions.png").stat().st_size > 0
+    assert (out / "scalp_map_healthy.png").stat().st_size > 0
+
+
+def test_reproduce_rejects_a_bad_grid(tmp_path):
+    from edge.errors import HotspotError
+    from train.reproduce import REPRODUCE_FILE, load_reproduce_config
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text(REPRODUCE_FILE.read_text().replace('channel_sets = ["all", "nine", "five"]',
+                                                      'channel_sets = ["all", "eleven"]'))
+    with pytest.raises(HotspotError, match="eleven"):
+        load_reproduce_config(bad)
+    small = load_reproduce_config(small=True)
+    assert small.training["fit"]["epochs"] < load_training_config().fit.epochs
+
+
+@pytest.mark.slow
+def test_validate_real_reports_contralateral_shares_on_eegmmidb(tiny_dataset, real_data_dir, tmp_path, capsys):
+    from train import validate_real
+
+    from train.configs import CONFIG_DIR
+
+    config = load_training_config(CONFIG_DIR / "real_check.toml").replace(fit={"epochs": 1})
+    assert not config.data.mirror and config.data.augment_mirror
+    both = train_model(tiny_dataset, "erd", "bilateral", config, tmp_path / "both", progress=False)
+    folder = tmp_path / "eegmmidb"
+    folder.mkdir()
+    for run in ("R03", "R07"):
+        (folder / f"S001{run}.edf").symlink_to(real_data_dir / "eegmmidb" / f"S001{run}.edf")
+    code = run_cli(validate_real.main, ["--model", str(both), "--data", str(folder), "--out", str(tmp_path / "r")])
+    assert code == 0
+    report = json.loads((tmp_path / "r" / "results.json").read_text())
+    assert report["n_pairs"] == 2 and {p["hand"] for p in report["pairs"]} == {"left", "right"}
+    for pair in report["pairs"]:
+        assert pair["n_trials"] > 0 and len(pair["estimate_mm"]) == 3
+        assert pair["model_contralateral"] == validate_real.contralateral(pair["hand"], pair["estimate_mm"][0])
+    assert 0.0 <= report["erd_baseline_contralateral_share"] <= 1.0
+    assert "ERD-lateralisation baseline" in (tmp_path / "r" / "report.md").read_text()
+    mirrored = train_model(tiny_dataset, "erd", "five", {"fit": {"epochs": 1}}, tmp_path / "mirrored", progress=False)
+    capsys.readouterr()
+    code = run_cli(validate_real.main, ["--model", str(mirrored), "--data", str(folder), "--out", str(tmp_path / "x")])
+    assert code == 2
+    assert "mirroring" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_on_an_easy_simulator_configuration_the_model_beats_the_population_mean(tmp_path_factory):
+    """Noise-free labels, widely spread hotspots, identical head geometry and radial sources: the EEG
+    topography then determines the hotspot, and the network must beat the population mean on unseen
+    subjects (grouped 5-fold; errors vs the label, head frame, mm)."""
+    from train.io import load_dataset
+
+    folder = simulate(tmp_path_factory, "easy", {
+        "cohort": {"seed": 3, "n_healthy": 40, "n_stroke": 0, "sessions": 1},
+        "recording": {"channels": MOTOR},
+        "task": {"trials_healthy": 8, "rest_s": [3.0, 3.0], "move_s": 4.0, "post_s": 2.0},
+        "geometry": {"head_scale": [1.0, 1.0], "cap_shift_sd_mm": 0.0, "electrode_jitter_sd_mm": 0.0},
+        "hotspot": {"sd_mm": [10.0, 10.0, 4.0], "label_noise_sd_mm": 0.0},
+        "generators": {"spread_sd_mm": 0.0, "mu_offset_mm": [0.0, 0.0, 0.0], "tilt_from_radial_deg": [0.0, 0.0],
+                       "patch_radius_mm": [5.0, 5.0], "patch_dipoles": [5, 5]},
+        "modulation": {"mu_erd": [0.8, 0.9], "beta_erd": [0.7, 0.8]},
+        "rhythms": {"mu_peak_db": [10.0, 10.0], "beta_peak_db": [6.0, 6.0]},
+        "artifacts": {**CLEAN_RECORDING, "blink_rate_per_min": [0.0, 0.0]}})
+    dataset = load_dataset(folder)
+    spec = make_spec("psd", MOTOR, 250.0, load_training_config().pipeline)
+    windows = dataset_windows(dataset, spec, "move", True)
+    result = evaluate_grouped(windows, load_training_config().replace(fit={"epochs": 60}), k=5, seed=0)
+    errors = result.summary["errors"]["label"]
+    assert errors["model"]["n"] >= 35
+    assert errors["model"]["mean_mm"] < errors["population_mean"]["mean_mm"] - 1.0
