@@ -106,9 +106,7 @@ def recording_schedule(recording, sim_task: dict) -> dict:
     from edge.protocol import CueKind
     from edge.session import cue_schedule
 
-    low, high = sim_task["rest_s"]
-    if low != high:
-        raise HotspotError("the demo needs a fixed schedule: set task.rest_s = [x, x]", ErrorCode.BAD_CONFIG)
+    low, _ = sim_task["rest_s"]
     schedule = {"trials": int(len(recording.cue_samples("move"))), "lead_in_s": float(sim_task["lead_in_s"]),
                 "rest_s": float(low), "move_s": float(sim_task["move_s"]), "post_s": float(sim_task["post_s"])}
     session = SessionConfig(min_good_trials=1, min_confidence=0.0, agreement_mm=10.0, hand="right",
@@ -119,6 +117,16 @@ def recording_schedule(recording, sim_task: dict) -> dict:
         raise HotspotError(f"the simulated move cues {actual[:3]}... differ from the device's schedule "
                            f"{expected[:3]}...", ErrorCode.BAD_FORMAT)
     return schedule
+
+
+def read_simulation_overrides(path: Path) -> dict:
+    """A user's simulation TOML (any subset of train/simulate/defaults.toml), applied over the demo's."""
+    try:
+        return tomllib.loads(Path(path).read_text())
+    except OSError as err:
+        raise HotspotError(f"cannot read simulation config {path}: {err.strerror}", ErrorCode.BAD_FILE) from None
+    except tomllib.TOMLDecodeError as err:
+        raise HotspotError(f"simulation config {path} is not valid TOML: {err}", ErrorCode.BAD_CONFIG) from None
 
 
 def build_chain(workdir: Path, settings: dict, sim_config: Path | None = None,
@@ -133,7 +141,13 @@ def build_chain(workdir: Path, settings: dict, sim_config: Path | None = None,
 
     progress = Progress(steps, show)
     workdir.mkdir(parents=True, exist_ok=True)
-    config = load_config(sim_config, settings["simulation"])
+    config = load_config(None, settings["simulation"])
+    if sim_config is not None:
+        config = config.with_overrides(read_simulation_overrides(sim_config))
+    low, high = config["task"]["rest_s"]
+    if low != high:
+        raise HotspotError(f"the demo needs a fixed schedule the device can follow: set task.rest_s = [x, x] "
+                           f"(got [{low:g}, {high:g}])", ErrorCode.BAD_CONFIG)
     data_dir = workdir / "data"
     if data_dir.exists():
         shutil.rmtree(data_dir)
@@ -274,7 +288,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="invoke demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workdir", default="demo-run", help="where everything is written (replaced)")
-    parser.add_argument("--config", default="", help="a simulation TOML overriding train/simulate/defaults.toml")
+    parser.add_argument("--config", default="", help="a simulation TOML applied over the demo's simulation "
+                                                      "settings (keys of train/simulate/defaults.toml)")
     parser.add_argument("--fast", action="store_true", help="smaller cohort, fewer trials, faster playback")
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
