@@ -1,8 +1,8 @@
 """The device runtime: board → guided session → report links, with health and result files.
 
 One loop reads samples from the board, answers host commands (start, stop, status), feeds
-the guided session and, about once a second, sends a STATUS message and rewrites
-``<state_dir>/health.json``. After each session it writes ``<state_dir>/last_result.json``
+the guided session, runs the live signal check and sends a STATUS message about once a
+second, and rewrites ``<state_dir>/health.json`` every few seconds. After each session it writes ``<state_dir>/last_result.json``
 and keeps the session's log under ``<state_dir>/sessions/``.
 """
 
@@ -30,6 +30,7 @@ from edge.session import GuidedSession, verdict_faults
 from edge.sessionlog import SessionLog
 
 STATUS_INTERVAL_S = 1.0
+HEALTH_INTERVAL_S = 5.0
 READ_WAIT_S = 0.02
 NO_SIGNAL_AFTER_S = 1.0
 MAX_GAP_S = 10.0
@@ -292,14 +293,22 @@ class Runtime:
             acquisition.start(wait_s=None)
             self.last_sample_time = time.monotonic()
             self._hello()
-            next_status = 0.0
+            next_status = next_health = 0.0
             while not self.stopping:
                 self.step(acquisition.read(timeout_s=READ_WAIT_S))
-                if time.monotonic() >= next_status:
+                now = time.monotonic()
+                if now >= next_status:
                     self._live_check()
                     self._status()
+                    next_status = now + STATUS_INTERVAL_S
+                if now >= next_health:
                     self.write_health()
-                    next_status = time.monotonic() + STATUS_INTERVAL_S
+                    next_health = now + HEALTH_INTERVAL_S
+        except Exception as err:
+            # Tell the host before the service manager restarts us; the session log keeps the trials.
+            code = err.code if isinstance(err, HotspotError) else 0
+            self.emit(MessageType.ERROR, code=int(code), message=f"runtime stopped: {err}"[:255])
+            raise
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
