@@ -94,16 +94,16 @@ def bundles(tmp_path_factory) -> dict[str, Path]:
             "public_key": made["public_key"]}
 
 
-def write_device_config(path: Path, state_dir: Path, device_id: str = "test-01", board: str = "synthetic") -> Path:
-    """A device TOML for a synthetic (or broken playback) board with the bundle's five channels."""
-    board_table = 'type = "synthetic"' if board == "synthetic" else 'type = "playback"\nfile = "/nonexistent/rec.csv"'
+def write_device_config(path: Path, state_dir: Path, device_id: str = "test-01", report_port: str = "") -> Path:
+    """A device TOML for a synthetic board with the bundle's five channels (and a serial report port)."""
+    links = f'[links.serial]\nport = "{report_port}"\n' if report_port else ""
     path.write_text(f"""[device]
 id = "{device_id}"
 state_dir = "{state_dir}"
 
 [board]
-{board_table}
-
+type = "synthetic"
+{links}
 [channels]
 FC3 = 1
 C5 = 2
@@ -303,9 +303,9 @@ def test_tampered_bundle_is_refused_at_signature(device, bundles, wheelhouse):
     assert device.releases() == releases
 
 
-def test_unhealthy_release_is_rolled_back_to_the_running_one(device, bundles, wheelhouse, tmp_path):
+def test_release_that_cannot_start_is_rolled_back_to_the_running_one(device, bundles, wheelhouse, tmp_path):
     current, releases = device.current(), device.releases()
-    config = write_device_config(tmp_path / "broken.toml", device.state, board="playback")
+    config = write_device_config(tmp_path / "no-gadget.toml", device.state, report_port="/dev/no-such-usb-gadget")
     [result] = device.deploy(bundles["a"], bundles["public_key"], wheelhouse, config=config,
                              **{"--health-timeout": "8"})
     assert not result.ok and result.outcome == "rolled back" and result.step == "health", result
@@ -318,12 +318,17 @@ def test_unhealthy_release_is_rolled_back_to_the_running_one(device, bundles, wh
 def test_fleet_deploys_in_parallel_and_reports_each_device(device, bundles, wheelhouse, tmp_path_factory, capsys):
     stranger = make_client_key(tmp_path_factory.mktemp("stranger"))
     locked = start_sshd(tmp_path_factory.mktemp("device2") / "sshd", stranger)
+    address = device.server.host.rsplit("@", 1)[-1]
     dead = f"{device.server.host.rsplit(':', 1)[0]}:{free_port()}"
-    config = write_device_config(tmp_path_factory.mktemp("fleet") / "device.toml", device.state, device_id="test-03")
+    unconfigured = device.server.host.replace("127.0.0.1", "localhost")
+    configs = tmp_path_factory.mktemp("fleet")
+    write_device_config(configs / f"{address}.toml", device.state, device_id="test-03")
     oldest = device.prefix.joinpath("history").read_text().split()[1]
-    hosts = [device.server.host, locked.host, dead]
+    stray = device.prefix / "wheelhouse" / "stray-1.0-py3-none-any.whl"
+    stray.write_bytes(b"a wheel no release pins")
+    hosts = [device.server.host, locked.host, dead, unconfigured]
     try:
-        argv = ["deploy", "--hosts", ",".join(hosts), "--bundle", str(bundles["a"]), "--config", str(config),
+        argv = ["deploy", "--hosts", ",".join(hosts), "--bundle", str(bundles["a"]), "--config", str(configs),
                 "--public-key", str(bundles["public_key"]), "--wheelhouse", str(wheelhouse),
                 "--edge-wheel", str(device.edge_wheel), *device.settings_argv(**{"--connect-timeout": "3"})]
         assert deploy_main(argv) == 1
@@ -335,7 +340,10 @@ def test_fleet_deploys_in_parallel_and_reports_each_device(device, bundles, whee
     assert " deployed " in rows[device.server.host]
     assert " refused " in rows[locked.host] and "authentication" in rows[locked.host]
     assert " refused " in rows[dead] and "unreachable" in rows[dead]
-    assert "1 of 3 device(s) succeeded" in table
+    assert " refused " in rows[unconfigured] and " config " in rows[unconfigured]
+    assert "1 of 4 device(s) succeeded" in table
     health = device.health()
     assert health["bundle_id"] == bundle_id_of(bundles["a"]) and health["device_id"] == "test-03"
     assert len(device.releases()) == 2 and oldest not in device.releases(), "keep = 2 pruned the oldest release"
+    assert not stray.exists(), "wheels no kept release pins are removed"
+    assert len(list((device.prefix / "wheelhouse").glob("*.whl"))) > 5

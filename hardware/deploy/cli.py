@@ -28,7 +28,8 @@ def _parser() -> argparse.ArgumentParser:
     deploy.add_argument("--host", default="", help="one device: [user@]host[:port] or an ~/.ssh/config alias")
     deploy.add_argument("--hosts", default="", help="many devices, comma-separated (deployed in parallel)")
     deploy.add_argument("--bundle", default="bundles/default", help="signed bundle folder (bundles/default)")
-    deploy.add_argument("--config", required=True, help="device TOML (see hardware/example-device.toml)")
+    deploy.add_argument("--config", required=True, help="device TOML (see hardware/example-device.toml), or a folder "
+                        "of <host>.toml, one per device")
     deploy.add_argument("--public-key", default="keys/signing.key.pub", help="ed25519 public key, PEM")
     deploy.add_argument("--wheelhouse", default="wheelhouse", help="offline wheelhouse (invoke wheelhouse)")
     deploy.add_argument("--edge-wheel", default="", help="deploy this hotspot-edge wheel instead of building one")

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fabric import Connection
+from invoke.exceptions import CommandTimedOut
+from paramiko import RejectPolicy
 
 from hardware.deploy.release import (CONFIG_FILE, PUBLIC_KEY_FILE, BUNDLE_DIR, RELEASE_FILE, SUMS_FILE,
                                      VERIFIED_MARKER, Release)
@@ -141,11 +143,20 @@ def probe_command(settings: DeploySettings) -> str:
     return f"{settings.python} -c {_q(PROBE)} {_q(settings.prefix)}"
 
 
-def _parse_time(value: object) -> float | None:
-    try:
-        return dt.datetime.fromisoformat(str(value)).timestamp()
-    except ValueError:
-        return None
+@dataclass(frozen=True)
+class RestartMark:
+    """When a restart began (device clock, s) and which runtime process ran before it."""
+
+    since: float
+    old_pid: int | None
+
+    def is_fresh(self, health: dict) -> bool:
+        """Whether a health.json was written after the restart by a new process."""
+        try:
+            written = dt.datetime.fromisoformat(str(health.get("time"))).timestamp()
+        except ValueError:
+            return False
+        return written >= self.since and health.get("pid") != self.old_pid
 
 
 class Device:
@@ -170,7 +181,10 @@ class Device:
     # --- plumbing -----------------------------------------------------------------------------
     def run(self, command: str, step: str, timeout: float | None = None) -> str:
         """Run a shell command; return its stdout or raise :class:`StepFailed` for ``step``."""
-        result = self.connection.run(command, hide=True, warn=True, in_stream=False, timeout=timeout)
+        try:
+            result = self.connection.run(command, hide=True, warn=True, in_stream=False, timeout=timeout)
+        except CommandTimedOut:
+            raise StepFailed(step, f"no answer within {timeout:g} s") from None
         if result.failed:
             raise StepFailed(step, _last_line(result.stderr + "\n" + result.stdout))
         return result.stdout
@@ -227,11 +241,11 @@ class Device:
         return None
 
     # --- upload and checks --------------------------------------------------------------------
-    def remove_incomplete(self, keep: set[str]) -> None:
-        """Delete release folders left by interrupted deploys (never the current or ``keep``)."""
+    def remove_incomplete(self) -> None:
+        """Delete release folders left by interrupted deploys (never the current one)."""
         current = self.current()
         for release_id in self.installed():
-            if release_id != current and release_id not in keep and not self.is_verified(release_id):
+            if release_id != current and not self.is_verified(release_id):
                 self.remove_release(release_id)
 
     def remove_release(self, release_id: str) -> None:
@@ -314,11 +328,12 @@ class Device:
         """Remove ``current`` (rolling back a first deploy leaves no release active)."""
         self.query(f"rm -f {_q(self.current_link)}")
 
-    def restart(self, step: str = "restart") -> float:
-        """Run the restart command; return the device time just before it."""
-        started = float(self.run("date +%s", step).strip())
+    def restart(self, state_dir: str, step: str = "restart") -> RestartMark:
+        """Run the restart command; return what tells the restarted runtime's health from the old one's."""
+        before = self.health(state_dir) or {}
+        since = float(self.run("date +%s", step).strip())
         self.run(self.settings.restart_command.format(prefix=self.prefix), step)
-        return started
+        return RestartMark(since=since, old_pid=before.get("pid"))
 
     def health(self, state_dir: str) -> dict | None:
         """The runtime's health.json (None when missing or unreadable)."""
@@ -328,14 +343,17 @@ class Device:
         except ValueError:
             return None
 
-    def wait_healthy(self, state_dir: str, bundle_id: str, since: float, step: str = "health") -> dict:
-        """Wait until health.json, written after ``since``, reports healthy with ``bundle_id`` (step ``health``)."""
+    def wait_healthy(self, state_dir: str, bundle_id: str, mark: RestartMark, step: str = "health") -> dict:
+        """Wait until the restarted runtime reports healthy with ``bundle_id`` (step ``health``).
+
+        Only a health.json written after the restart by another process than the one running
+        before it counts, so the old runtime's last words are never taken for the new one's.
+        """
         deadline = time.monotonic() + self.settings.health_timeout_s
         report = None
         while time.monotonic() < deadline:
             report = self.health(state_dir)
-            written = _parse_time(report.get("time")) if report else None
-            if report and written is not None and written >= since and report.get("status") == "healthy" \
+            if report and mark.is_fresh(report) and report.get("status") == "healthy" \
                     and report.get("bundle_id") == bundle_id:
                 return report
             time.sleep(HEALTH_POLL_S)
@@ -368,7 +386,18 @@ class Device:
         removed = [release_id for release_id in self.installed() if release_id not in kept]
         for release_id in removed:
             self.remove_release(release_id)
+        self.remove_unused_wheels()
         return removed
+
+    def remove_unused_wheels(self) -> None:
+        """Delete wheelhouse wheels no remaining release pins (by sha256 in its requirements.txt)."""
+        pinned = self.query(f"cat {_q(self.releases)}/*/requirements.txt") or ""
+        wanted = {part.split(":", 1)[1] for part in pinned.split() if part.startswith("--hash=sha256:")}
+        listing = self.query(f"cd {_q(self.wheelhouse)} && sha256sum -- *.whl") or ""
+        unused = [name for digest, name in (line.split(maxsplit=1) for line in listing.splitlines() if line.strip())
+                  if digest not in wanted]
+        if wanted and unused:
+            self.query(f"cd {_q(self.wheelhouse)} && rm -f -- {' '.join(_q(name) for name in unused)}")
 
     def service_state(self) -> str:
         """The service state as the configured command prints it (``unknown`` if it fails)."""
@@ -397,10 +426,15 @@ def make_connection(host: str, settings: DeploySettings) -> Connection:
     Returns
     -------
     fabric.Connection
+        Host keys are checked against ``~/.ssh/known_hosts`` (a changed key is refused); with
+        ``strict_host_keys`` an unknown host is refused too instead of trusted on first use.
     """
     connect_kwargs = {"look_for_keys": settings.ssh_key is None, "allow_agent": settings.ssh_key is None,
                       "banner_timeout": settings.connect_timeout_s, "auth_timeout": settings.connect_timeout_s}
     if settings.ssh_key is not None:
         connect_kwargs["key_filename"] = [str(Path(settings.ssh_key))]
-    return Connection(host, user=settings.user, port=settings.port, connect_timeout=settings.connect_timeout_s,
-                      connect_kwargs=connect_kwargs)
+    connection = Connection(host, user=settings.user, port=settings.port, connect_timeout=settings.connect_timeout_s,
+                            connect_kwargs=connect_kwargs)
+    if settings.strict_host_keys:
+        connection.client.set_missing_host_key_policy(RejectPolicy())
+    return connection

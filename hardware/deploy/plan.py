@@ -27,7 +27,8 @@ class DeployPlan:
     bundle : Path
         Signed bundle folder.
     config : Path
-        Device TOML.
+        Device TOML, or a folder of them named after each device (``<host>.toml``, the host as
+        given without ``user@``) so every device of a fleet gets its own pseudonymous id.
     public_key : Path
         ed25519 public key (PEM) the bundle must verify with.
     wheelhouse : Path
@@ -47,12 +48,16 @@ class DeployPlan:
     edge_wheel: Path | None = None
     _scratch: tempfile.TemporaryDirectory = field(init=False, repr=False)
     _project: Wheel | None = field(default=None, init=False, repr=False)
-    _releases: dict[Target, Release] = field(default_factory=dict, init=False, repr=False)
+    _releases: dict[tuple[Target, Path], Release] = field(default_factory=dict, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def __post_init__(self) -> None:
         check_bundle_folder(self.bundle)
-        device_config_text(self.config)
+        configs = sorted(self.config.glob("*.toml")) if self.config.is_dir() else [self.config]
+        if not configs:
+            raise HotspotError(f"config folder {self.config} has no <host>.toml device configs", ErrorCode.BAD_FILE)
+        for config in configs:
+            device_config_text(config)
         if not self.public_key.is_file():
             raise HotspotError(f"public key {self.public_key} not found; pass --public-key with the .pub file made "
                                "by 'invoke keygen'", ErrorCode.BAD_FILE)
@@ -78,8 +83,23 @@ class DeployPlan:
             self._project = Wheel(name=name.replace("_", "-"), version=version, path=path, sha256=file_sha256(path))
         return self._project
 
-    def release_for(self, target: Target) -> Release:
-        """The release staged for a target (resolved and staged on first use; thread-safe).
+    def config_for(self, host: str) -> Path:
+        """The device config for a host (the one file, or ``<folder>/<host>.toml``).
+
+        Raises
+        ------
+        HotspotError
+            ``BAD_FILE`` when the folder has no config for the host.
+        """
+        if not self.config.is_dir():
+            return self.config
+        path = self.config / f"{host.rsplit('@', 1)[-1]}.toml"
+        if not path.is_file():
+            raise HotspotError(f"no device config for {host}: expected {path}", ErrorCode.BAD_FILE)
+        return path
+
+    def release_for(self, target: Target, config: Path) -> Release:
+        """The release staged for a target and device config (staged on first use; thread-safe).
 
         Raises
         ------
@@ -87,12 +107,12 @@ class DeployPlan:
             ``DEPLOY_FAILED`` when the wheelhouse lacks a wheel for the target.
         """
         with self._lock:
-            if target not in self._releases:
+            if (target, config) not in self._releases:
                 project = self.project_wheel()
                 chosen = resolve(f"{project.path}[edge]", [self.wheelhouse], target)
                 wheels = [wheel for wheel in chosen if wheel.path != project.path]
                 check_native(wheels, target, str(self.wheelhouse))
                 staging = Path(self._scratch.name) / f"release-{len(self._releases)}"
-                self._releases[target] = stage_release(staging, project, wheels, self.bundle, self.config,
-                                                       self.public_key, target)
-            return self._releases[target]
+                self._releases[target, config] = stage_release(staging, project, wheels, self.bundle, config,
+                                                               self.public_key, target)
+            return self._releases[target, config]

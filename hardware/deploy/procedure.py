@@ -1,6 +1,6 @@
 """Deploy, roll back and inspect one device; every outcome is a :class:`HostResult`.
 
-Deploy order: preflight → wheelhouse (resolve for the device) → upload → checksums → install →
+Deploy order: preflight → config → wheelhouse (resolve for the device) → upload → checksums → install →
 signature → self-test → switch → restart → health → prune. Before ``switch`` nothing the device
 runs has changed, so a failure only deletes the new release folder. From ``switch`` on, a failure
 switches ``current`` back to the previous release, restarts it and checks it is healthy again.
@@ -69,9 +69,9 @@ def _roll_back(device: Device, host: str, failed: StepFailed, release: Release, 
                               f"{failed.message}; no earlier release to roll back to, 'current' removed")
         device.switch(previous, step="rollback")
         meta = device.release_meta(previous)
-        since = device.restart(step="rollback")
-        device.wait_healthy(meta.get("state_dir", release.state_dir), meta.get("bundle_id", ""), since,
-                            step="rollback")
+        state_dir = meta.get("state_dir", release.state_dir)
+        mark = device.restart(state_dir, step="rollback")
+        device.wait_healthy(state_dir, meta.get("bundle_id", ""), mark, step="rollback")
         device.remove_release(release.release_id)
     except StepFailed as err:
         return HostResult(host, False, "failed", previous, failed.step,
@@ -96,16 +96,19 @@ def deploy_device(device: Device, host: str, plan: DeployPlan, probe: Probe) -> 
     -------
     HostResult
     """
+    step = "config"
     try:
-        release = plan.release_for(probe.target)
+        config = plan.config_for(host)
+        step = "wheelhouse"
+        release = plan.release_for(probe.target, config)
     except HotspotError as err:
-        return HostResult(host, False, "refused", None, "wheelhouse", str(err))
+        return HostResult(host, False, "refused", None, step, str(err))
     step, current = "upload", None
     try:
         current = device.current()
         if current == release.release_id and device.is_verified(current):
             return HostResult(host, True, "unchanged", current, None, f"release {current} is already current")
-        device.remove_incomplete(keep=set())
+        device.remove_incomplete()
         if not device.is_verified(release.release_id):
             for step, action in (("upload", device.upload_wheels), ("upload", device.upload_release),
                                  ("checksums", device.check_sums), ("install", device.install),
@@ -123,9 +126,9 @@ def deploy_device(device: Device, host: str, plan: DeployPlan, probe: Probe) -> 
     try:
         device.switch(release.release_id)
         step = "restart"
-        since = device.restart()
+        mark = device.restart(release.state_dir)
         step = "health"
-        device.wait_healthy(release.state_dir, release.bundle_id, since)
+        device.wait_healthy(release.state_dir, release.bundle_id, mark)
         device.record_activation(release.release_id)
         removed = device.prune(device.settings.keep)
     except StepFailed as err:
@@ -159,8 +162,8 @@ def rollback_device(device: Device, host: str) -> HostResult:
     meta = device.release_meta(previous)
     try:
         device.switch(previous, step="rollback")
-        since = device.restart(step="rollback")
-        device.wait_healthy(meta.get("state_dir", ""), meta.get("bundle_id", ""), since, step="rollback")
+        mark = device.restart(meta.get("state_dir", ""), step="rollback")
+        device.wait_healthy(meta.get("state_dir", ""), meta.get("bundle_id", ""), mark, step="rollback")
         device.record_activation(previous)
     except StepFailed as err:
         return HostResult(host, False, "failed", previous, err.step, err.message)

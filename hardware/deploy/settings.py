@@ -53,6 +53,9 @@ class DeploySettings:
         Largest accepted difference between the device's clock and this computer's.
     connect_timeout_s : float
         SSH connection timeout.
+    strict_host_keys : bool
+        Refuse devices whose host key is not in ``~/.ssh/known_hosts`` (instead of trusting
+        them on first use).
     """
 
     user: str | None
@@ -68,6 +71,7 @@ class DeploySettings:
     min_free_mb: int
     max_clock_skew_s: float
     connect_timeout_s: float
+    strict_host_keys: bool
 
 
 def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
@@ -87,6 +91,8 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--min-free-mb", type=int, default=500, help="free disk a deploy needs (500)")
     group.add_argument("--max-clock-skew", type=float, default=120.0, help="accepted clock difference, s (120)")
     group.add_argument("--connect-timeout", type=float, default=10.0, help="SSH connect timeout, s (10)")
+    group.add_argument("--strict-host-keys", choices=("yes", "no"), default="no",
+                       help="refuse devices missing from ~/.ssh/known_hosts (no: trust on first use)")
 
 
 def _bad(message: str) -> HotspotError:
@@ -127,4 +133,4 @@ def settings_from_args(args: argparse.Namespace) -> DeploySettings:
                           restart_command=args.restart_command, service_state_command=args.service_state_command,
                           self_test_command=args.self_test_command, health_timeout_s=args.health_timeout,
                           keep=args.keep, min_free_mb=args.min_free_mb, max_clock_skew_s=args.max_clock_skew,
-                          connect_timeout_s=args.connect_timeout)
+                          connect_timeout_s=args.connect_timeout, strict_host_keys=args.strict_host_keys == "yes")

@@ -255,7 +255,9 @@ def make_wheelhouse(out: Path, target: Target, extra_wheels: list[Path], repo: P
     """Fill a wheelhouse with everything the edge extra needs on a target, then check it.
 
     Supplied wheels are copied in first and pinned (``name==version``), so pip prefers them to
-    any index release; the rest is downloaded as binary wheels for the target.
+    any index release (give a supplied wheel its platform tag, e.g. ``linux_aarch64``, so it is
+    never confused with an index wheel of the same name); the rest is downloaded as binary
+    wheels for the target.
 
     Parameters
     ----------
@@ -293,8 +295,9 @@ def make_wheelhouse(out: Path, target: Target, extra_wheels: list[Path], repo: P
         if done.returncode:
             raise HotspotError(_missing_message(done.stderr, "download (PyPI and " + str(out) + ")", target),
                                ErrorCode.DEPLOY_FAILED)
+        supplied = {wheel.name for wheel in extra_wheels}
         for wheel in downloads.glob("*.whl"):
-            if wheel.name != project.name:
+            if wheel.name != project.name and wheel.name not in supplied:
                 shutil.move(str(wheel), out / wheel.name)
         wheels = [wheel for wheel in resolve(f"{project}[edge]", [out], target) if wheel.path != project]
     check_native(wheels, target, str(out))
