@@ -29,7 +29,8 @@ def write_config(folder: Path, tiny: dict, board: str = "synthetic", report_port
     keys = folder / "keys"
     keys.mkdir()
     shutil.copy(tiny["public_key"], keys / "signing.pub")
-    lines = ["[device]", 'id = "pt-7"', "", "[board]", f'type = "{board}"', "", "[channels]",
+    port = ['serial_port = "/dev/ttyNOTHERE"'] if board.startswith("cyton") else []
+    lines = ["[device]", 'id = "pt-7"', "", "[board]", f'type = "{board}"', *port, "", "[channels]",
              *[f"{name} = {index + 1}" for index, name in enumerate(channels)], "",
              "[bundle]", 'path = "bundle"', 'public_key = "keys/signing.pub"', ""]
     if report_port:
@@ -68,6 +69,15 @@ def test_missing_electrode_for_a_left_hand_patient_is_named(tiny, tmp_path: Path
     assert result.returncode == 2
     assert "needs electrode(s) FC4, C6, C4, C2, CP4 (mirrored: the patient moves the left hand)" in result.stderr
     assert "MISSING_CHANNELS" in result.stderr
+
+
+def test_board_rate_other_than_the_bundles_is_refused(tiny, tmp_path: Path) -> None:
+    config = write_config(tmp_path, tiny, board="cyton_daisy")
+    result = run_edge("--config", str(config))
+    assert result.returncode == 2
+    assert "samples at 125 Hz but the bundle's model expects 250 Hz" in result.stderr
+    # One error line (TFLite's native runtime may add its own INFO line when the bundle loads).
+    assert "BAD_SAMPLING_RATE" in result.stderr and result.stderr.count("error: ") == 1
 
 
 def test_bad_config_is_one_line(tmp_path: Path) -> None:
