@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
 import pytest
 
 from deploy_factory import edge_wheel, local_target, wheelhouse  # noqa: F401  (session fixtures)
-from edge.errors import HotspotError
+from edge.errors import HotspotError, run_cli
 from hardware.deploy import main as deploy_main
-from hardware.deploy.plan import DeployPlan
-from hardware.deploy.wheels import (ELF_MACHINES, Target, Wheel, check_native, elf_machines, resolve,
+from hardware.deploy.plan import REPO, DeployPlan
+from hardware.deploy.wheels import (ELF_MACHINES, Target, Wheel, check_native, elf_machines, make_wheelhouse, resolve,
                                     target_from_platform)
 
 PI = Target("aarch64", (2, 36), (3, 11))
@@ -46,8 +49,6 @@ def test_platform_tags_cover_older_glibc_and_legacy_names():
     ("manylinux_2_36_aarch64", "3.9", "3.11 or newer"),
 ])
 def test_bad_wheelhouse_arguments_are_one_line_errors(platform, python, words, capsys):
-    from edge.errors import run_cli
-
     assert run_cli(deploy_main, ["wheelhouse", "--platform", platform, "--python", python]) == 2
     err = capsys.readouterr().err
     assert words in err and len(err.strip().splitlines()) == 1
@@ -101,3 +102,22 @@ def test_deploy_refuses_a_wheelhouse_without_the_targets_wheels(wheelhouse, edge
             plan.release_for(PI, config)
     finally:
         plan.close()
+
+
+@pytest.mark.slow
+def test_wheelhouse_takes_a_supplied_platform_wheel_over_the_index_one(wheelhouse, tmp_path):
+    [pypi] = wheelhouse.glob("brainflow-*-py3-none-any.whl")
+    shutil.copy(pypi, tmp_path / pypi.name)
+    target = local_target()
+    subprocess.run([sys.executable, "-m", "wheel", "tags", "--remove", "--platform-tag", f"linux_{target.machine}",
+                    str(tmp_path / pypi.name)], check=True, capture_output=True)
+    [built] = tmp_path.glob(f"brainflow-*-linux_{target.machine}.whl")
+    out = tmp_path / "wheelhouse"
+    out.mkdir()
+    for wheel in wheelhouse.glob("*.whl"):
+        if not wheel.name.startswith("brainflow-"):
+            shutil.copy(wheel, out / wheel.name)
+    wheels = make_wheelhouse(out, target, [built], REPO)
+    [chosen] = [wheel for wheel in wheels if wheel.name == "brainflow"]
+    assert chosen.path == out / built.name
+    assert not (out / pypi.name).exists()
