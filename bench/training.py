@@ -9,11 +9,16 @@ benchmarks below. Every number states its protocol, frame and baseline.
 - ``train_channel_ratio``: 9-channel vs all-channel skill under grouped k-fold (target >= 0.8).
 - ``train_trial_split_vs_paper``: trial split (identification) and its shuffled-label control beside
   the paper's numbers.
+- ``train_validate_real``: the sim-to-real check on eegmmidb (contralateral share vs the ERD
+  lateralisation baseline; target >= 85 % and not below the baseline).
+
+A finished reproduction of the same cohort (same content hash) in ``reports/bench-reproduce`` is reused.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import os
 import time
 from pathlib import Path
@@ -41,6 +46,13 @@ def reproduction() -> dict:
         simulate_cohort(load_config(None, {}), COHORT_DIR)
     simulate_s = time.perf_counter() - simulate_started
     dataset = load_dataset(COHORT_DIR)
+    previous = REPORT_DIR / "results.json"
+    if previous.is_file():
+        report = json.loads(previous.read_text())
+        if report.get("complete") and report.get("data_hash") == dataset.content_hash():
+            report["reused_from"] = str(previous)
+            report["simulate_s"] = round(simulate_s, 1)
+            return report
     report = run_reproduction(dataset, load_reproduce_config(), REPORT_DIR, progress=False)
     report["simulate_s"] = round(simulate_s, 1)
     return report
@@ -57,9 +69,11 @@ def _row(report: dict, level: str, channel_set: str, group: str) -> dict | None:
 def reproduce_time() -> dict:
     """Wall time of the full reproduction table on the default cohort."""
     report = reproduction()
-    return {"table_wall_time_s": report["elapsed_s"], "target_s": 3600, "meets_target": report["elapsed_s"] <= 3600,
+    return {"table_complete": report["complete"], "cells_done": len(report["rows"]),
+            "table_wall_time_s": report["elapsed_s"], "target_s": 3600,
+            "meets_target": bool(report["complete"] and report["elapsed_s"] <= 3600),
             "cohort_simulation_s": report["simulate_s"], "n_subjects": report["n_subjects"],
-            "cells": len(report["rows"]), "grouped_folds": report["config"]["grouped_folds"],
+            "grouped_folds": report["config"]["grouped_folds"],
             "cpu_count": os.cpu_count(), "report": str(REPORT_DIR / "table.md")}
 
 
@@ -69,6 +83,7 @@ def grouped_skill() -> dict:
     report = reproduction()
     headline = report["headline"]
     results = {"protocol": "subject-grouped leave-one-subject-out", "frame": FRAME, "baseline": BASELINE,
+               "table_complete": report["complete"],
                "level": headline["level"], "channel_set": headline["channel_set"]}
     for group, target in (("healthy", 0.5), ("stroke", 0.4)):
         result = headline["protocols"].get(f"loso_{group}")
@@ -106,7 +121,8 @@ def channel_ratio() -> dict:
             ratios[f"{level}/{group}"] = {"skill_nine": s9, "skill_all": sa,
                                           "ratio": s9 / sa if np.isfinite(sa) and sa > 0 else None}
     return {"protocol": f"subject-grouped {report['config']['grouped_folds']}-fold", "frame": FRAME,
-            "baseline": BASELINE, "target_ratio": 0.8, "per_level_group": ratios}
+            "baseline": BASELINE, "target_ratio": 0.8, "table_complete": report["complete"],
+            "per_level_group": ratios}
 
 
 @benchmark("train_trial_split_vs_paper")
@@ -127,5 +143,36 @@ def trial_split_vs_paper() -> dict:
     with_paper = [r for r in rows if r["paper_mm"] is not None]
     return {"protocol": "trial split within subjects (identification) + shuffled-label control", "frame": FRAME,
             "baseline": "the paper's reported mean errors (Choi et al. 2025 abstract)",
+            "table_complete": report["complete"],
             "at_or_below_paper": [r["trial_split_subject_mm_vs_label"] <= r["paper_mm"] for r in with_paper],
             "rows": rows}
+
+
+@benchmark("train_validate_real")
+def validate_real() -> dict:
+    """Train the both-hemisphere model (no mirroring) on a simulated cohort and check it on eegmmidb."""
+    from train.io import load_dataset
+    from train.configs import CONFIG_DIR
+    from train.model_dir import load_model_dir
+    from train.simulate import load_config, simulate_cohort
+    from train.training import train_model
+    from train.validate_real import validate
+
+    cohort = REPO / "data" / "real-check-cohort"
+    if not (cohort / "participants.tsv").is_file():
+        channels = ["FC5", "FC3", "FC1", "FCz", "FC2", "FC4", "FC6", "C5", "C3", "C1", "Cz", "C2", "C4", "C6",
+                    "CP5", "CP3", "CP1", "CPz", "CP2", "CP4", "CP6", "F3", "Fz", "F4", "P3", "Pz", "P4", "O1", "O2"]
+        simulate_cohort(load_config(None, {"cohort": {"n_healthy": 20, "n_stroke": 20, "sessions": 1, "seed": 5},
+                                           "recording": {"channels": channels}}), cohort)
+    model = train_model(load_dataset(cohort), "erd", "bilateral", CONFIG_DIR / "real_check.toml",
+                        REPO / "models" / "real-check-erd", progress=False)
+    report = validate(load_model_dir(model), REPO.parent / "shared" / "data" / "real" / "eegmmidb")
+    return {"protocol": "sim-to-real: trained on simulated subjects only, tested on real eegmmidb S001-S007",
+            "frame": "head frame; x > 0 = right hemisphere",
+            "baseline": "ERD lateralisation, 8-30 Hz drop at C3/FC3/CP3 vs C4/FC4/CP4 relative to pre-cue rest",
+            "level": report["level"], "n_pairs": report["n_pairs"],
+            "model_contralateral_share": report["model_contralateral_share"],
+            "erd_baseline_contralateral_share": report["erd_baseline_contralateral_share"],
+            "target_share": report["target_share"], "meets_target": report["meets_target"],
+            "pairs": [{k: p[k] for k in ("subject", "hand", "n_trials", "model_contralateral", "erd_contralateral")}
+                      for p in report["pairs"]]}
