@@ -270,6 +270,12 @@ def markdown_table(report: dict) -> str:
             f"{_mm(grouped['summary']['errors']['truth']['model'])} | "
             f"{_mm(grouped['summary']['errors']['truth']['population_mean'])} | "
             f"{_skill(grouped['summary']['skill_vs_population_mean']['truth'])} |")
+    if any(not row["subject_grouped"]["summary"]["n_subjects"] for row in report["rows"]):
+        lines += ["", "n/a: no subject had enough accepted windows for this row (the device's quality verdict "
+                  "rejects a whole window when any of its channels is flat, railed or above the artifact "
+                  "threshold; see `notes` in results.json)."]
+    if not report.get("complete", True):
+        lines += ["", f"**Partial table**: {len(report['rows'])} of the configured cells were finished."]
     notes = [f"- {p['level']}/{p['group']}/{p['channel_set']}: {p['note']}" for p in
              (row["paper"] for row in report["rows"]) if p]
     if notes:
