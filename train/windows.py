@@ -5,7 +5,7 @@ Mirroring (one model for both hemispheres)
 The model's channel list names left-hemisphere electrodes. A subject who moved the left hand has
 the hotspot in the right hemisphere: we read the mirrored channels (C4 for C3, ...) and negate the x
 of the labels, so in the model's frame every hotspot is in the left hemisphere. The prediction's x
-is negated back afterwards (:func:`to_subject_frame`). With ``mirror=False`` nothing is mirrored
+is negated back afterwards (:func:`edge.montage.mirror_points`; mirroring is its own inverse). With ``mirror=False`` nothing is mirrored
 and the channel set must cover both hemispheres.
 
 Windows of a whole dataset are cached on disk (``.npz``) keyed by the dataset's content hash and
@@ -65,9 +65,6 @@ def to_model_frame(point: np.ndarray | None, mirrored: bool) -> np.ndarray | Non
         return None
     point = np.asarray(point, dtype=float)
     return mirror_points(point) if mirrored else point
-
-
-to_subject_frame = to_model_frame  # mirroring is its own inverse
 
 
 def resolve_channels(dataset: Dataset, channel_set: list[str] | str, mirror: bool) -> list[str]:
