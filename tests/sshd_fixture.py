@@ -22,12 +22,12 @@ SSHD_CANDIDATES = ("sshd", "/usr/sbin/sshd")
 
 
 def find_sshd() -> str:
-    """The sshd binary, or fail (CI) / skip (elsewhere) with the reason."""
-    for candidate in SSHD_CANDIDATES:
-        found = shutil.which(candidate)
-        if found:
-            return found
-    reason = "OpenSSH server (sshd) is not installed; apt-get install openssh-server (.ci/run does)"
+    """The sshd binary (and ssh-keygen), or fail (CI) / skip (elsewhere) with the reason."""
+    found = next((path for path in map(shutil.which, SSHD_CANDIDATES) if path), None)
+    if found and shutil.which("ssh-keygen"):
+        return found
+    reason = ("OpenSSH server and client (sshd, ssh-keygen) are not installed; apt-get install openssh-server "
+              "openssh-client (.ci/run does)")
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(reason)
     pytest.skip(reason)

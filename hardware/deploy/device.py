@@ -24,7 +24,7 @@ from fabric import Connection
 from invoke.exceptions import CommandTimedOut
 from paramiko import RejectPolicy
 
-from hardware.deploy.release import (CONFIG_FILE, PUBLIC_KEY_FILE, BUNDLE_DIR, RELEASE_FILE, SUMS_FILE,
+from hardware.deploy.release import (BUNDLE_DIR, CONFIG_FILE, PUBLIC_KEY_FILE, RELEASE_FILE, SUMS_FILE,
                                      VERIFIED_MARKER, Release)
 from hardware.deploy.settings import MIN_PYTHON, DeploySettings
 from hardware.deploy.wheels import ELF_MACHINES, Target

@@ -1,8 +1,9 @@
 """Deploy, roll back and inspect one device; every outcome is a :class:`HostResult`.
 
 Deploy order: preflight → config → wheelhouse (resolve for the device) → upload → checksums → install →
-signature → self-test → switch → restart → health → prune. Before ``switch`` nothing the device
-runs has changed, so a failure only deletes the new release folder. From ``switch`` on, a failure
+signature → self-test → switch → restart → health → prune. A release already on the device (an
+earlier one deployed again) skips upload and install but is checked again. Before ``switch``
+nothing the device runs has changed, so a failure only deletes the new release folder. From ``switch`` on, a failure
 switches ``current`` back to the previous release, restarts it and checks it is healthy again.
 """
 
@@ -109,11 +110,12 @@ def deploy_device(device: Device, host: str, plan: DeployPlan, probe: Probe) -> 
         if current == release.release_id and device.is_verified(current):
             return HostResult(host, True, "unchanged", current, None, f"release {current} is already current")
         device.remove_incomplete()
-        if not device.is_verified(release.release_id):
-            for step, action in (("upload", device.upload_wheels), ("upload", device.upload_release),
-                                 ("checksums", device.check_sums), ("install", device.install),
-                                 ("signature", device.verify_signature), ("self-test", device.self_test)):
-                action(release)
+        steps = [("upload", device.upload_wheels), ("upload", device.upload_release),
+                 ("checksums", device.check_sums), ("install", device.install)]
+        if device.is_verified(release.release_id):
+            steps = [("checksums", device.check_sums)]
+        for step, action in (*steps, ("signature", device.verify_signature), ("self-test", device.self_test)):
+            action(release)
     except StepFailed as err:
         device.remove_release(release.release_id)
         return HostResult(host, False, "refused", current, err.step,
