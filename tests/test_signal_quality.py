@@ -53,7 +53,7 @@ def test_flat_lost_inf_artifact_and_clipped_channels() -> None:
     window[1, 10:40] = np.nan  # 4 % lost
     window[2, 5] = np.inf
     filtered = np.zeros_like(window)
-    filtered[2, 300] = 200.0  # 200 uV peak-to-peak after filtering
+    filtered[2, 300] = 300.0  # 300 uV peak-to-peak after filtering (limit 250)
     verdict = assess_window(window, NAMES, filtered_uv=filtered, input_limit_uv=1e5)
     assert verdict.per_channel["C3"] == ("flat",)
     assert verdict.per_channel["C4"] == ("lost",)
