@@ -315,6 +315,19 @@ def test_release_that_cannot_start_is_rolled_back_to_the_running_one(device, bun
     assert device.releases() == releases
 
 
+@pytest.mark.parametrize("setting, value, words", [
+    ("--min-free-mb", "100000000", "MB free"),
+    ("--max-clock-skew", "0.000001", "clock"),
+    ("--python", "python3.9-missing", "install Python 3.11+"),
+])
+def test_preflight_refuses_before_touching_the_device(device, bundles, wheelhouse, setting, value, words):
+    current, pid, releases = device.current(), device.runtime_pid(), device.releases()
+    [result] = device.deploy(bundles["a"], bundles["public_key"], wheelhouse, **{setting: value})
+    assert not result.ok and result.outcome == "refused" and result.step == "preflight", result
+    assert words in result.message
+    assert (device.current(), device.runtime_pid(), device.releases()) == (current, pid, releases)
+
+
 def test_fleet_deploys_in_parallel_and_reports_each_device(device, bundles, wheelhouse, tmp_path_factory, capsys):
     stranger = make_client_key(tmp_path_factory.mktemp("stranger"))
     locked = start_sshd(tmp_path_factory.mktemp("device2") / "sshd", stranger)

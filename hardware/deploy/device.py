@@ -138,6 +138,12 @@ def parse_probe(stdout: str, sent: float, received: float, settings: DeploySetti
     return Probe(target=target, python_version=version, free_bytes=int(facts["free_bytes"]), clock_skew_s=skew)
 
 
+def probe_failure(settings: DeploySettings, output: str) -> str:
+    """One line for a probe that did not run (usually: no such Python on the device)."""
+    return (f"could not run {settings.python!r} on the device ({_last_line(output)}); install Python 3.11+ "
+            "or set deploy.python")
+
+
 def probe_command(settings: DeploySettings) -> str:
     """The shell command that prints the preflight facts as JSON."""
     return f"{settings.python} -c {_q(PROBE)} {_q(settings.prefix)}"
@@ -202,7 +208,10 @@ class Device:
     def preflight(self) -> Probe:
         """Probe architecture, Python, free disk and clock (step ``preflight``)."""
         sent = time.time()
-        stdout = self.run(probe_command(self.settings), "preflight")
+        try:
+            stdout = self.run(probe_command(self.settings), "preflight")
+        except StepFailed as err:
+            raise StepFailed("preflight", probe_failure(self.settings, err.message)) from None
         return parse_probe(stdout, sent, time.time(), self.settings)
 
     def current(self) -> str | None:

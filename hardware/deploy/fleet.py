@@ -13,7 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 from fabric import Connection, ThreadingGroup
 from fabric.exceptions import GroupException
 
-from hardware.deploy.device import Device, Probe, StepFailed, make_connection, parse_probe, probe_command
+from hardware.deploy.device import (Device, Probe, StepFailed, make_connection, parse_probe, probe_command,
+                                    probe_failure)
 from hardware.deploy.plan import DeployPlan
 from hardware.deploy.procedure import HostResult, connection_problem, deploy_device
 from hardware.deploy.settings import DeploySettings
@@ -38,7 +39,7 @@ def preflight_group(connections: list[Connection], hosts: list[str],
             continue
         try:
             if result.failed:
-                raise StepFailed("preflight", f"probe failed: {(result.stderr or result.stdout).strip()[-200:]}")
+                raise StepFailed("preflight", probe_failure(settings, result.stderr + "\n" + result.stdout))
             outcome[connection] = parse_probe(result.stdout, sent, received, settings)
         except StepFailed as err:
             outcome[connection] = HostResult(host, False, "refused", None, err.step, err.message)
