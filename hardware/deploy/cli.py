@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from edge.errors import HotspotError
 from hardware.deploy.device import Device, make_connection
 from hardware.deploy.fleet import deploy_fleet, result_table
 from hardware.deploy.plan import REPO, DeployPlan
-from hardware.deploy.procedure import HostResult, device_status, preflight_device, rollback_device
+from hardware.deploy.procedure import device_status, rollback_device, unreachable
 from hardware.deploy.settings import add_settings_arguments, settings_from_args
 from hardware.deploy.wheels import add_wheelhouse_arguments, wheelhouse_command
 
@@ -69,13 +69,13 @@ def _deploy(args: argparse.Namespace) -> int:
     return 0 if all(result.ok for result in results) else 1
 
 
-def _one_device(args: argparse.Namespace, action) -> int:
+def _one_device(args: argparse.Namespace, action: Callable[[Device], int]) -> int:
     settings = settings_from_args(args)
     with make_connection(args.host, settings) as connection:
         device = Device(connection, settings)
-        probe = preflight_device(device, args.host)
-        if isinstance(probe, HostResult):
-            print(result_table([probe]))
+        failure = unreachable(device, args.host)
+        if failure is not None:
+            print(result_table([failure]))
             return 1
         return action(device)
 

@@ -144,14 +144,13 @@ def deploy_device(device: Device, host: str, plan: DeployPlan, probe: Probe) -> 
                       f"release {release.release_id} (bundle {release.bundle_id}) healthy{note}")
 
 
-def preflight_device(device: Device, host: str) -> Probe | HostResult:
-    """Preflight one device on its own (rollback and status use it; fleets probe in a group)."""
+def unreachable(device: Device, host: str) -> HostResult | None:
+    """Open the connection; the failing HostResult when the device cannot be reached, else None."""
     try:
-        return device.preflight()
-    except StepFailed as err:
-        return HostResult(host, False, "refused", None, err.step, err.message)
+        device.connection.open()
     except CONNECTION_ERRORS as err:
-        return HostResult(host, False, "refused", None, "preflight", connection_problem(err, host))
+        return HostResult(host, False, "refused", None, "connect", connection_problem(err, host))
+    return None
 
 
 def rollback_device(device: Device, host: str) -> HostResult:

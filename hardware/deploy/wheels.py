@@ -234,7 +234,8 @@ def build_project_wheel(repo: Path, out: Path) -> Path:
                                "--wheel-dir", scratch, str(source)], capture_output=True, text=True, env=env,
                               check=False)
         if done.returncode:
-            raise HotspotError(f"building the hotspot-edge wheel failed: {done.stderr.strip().splitlines()[-1:]}",
+            lines = done.stderr.strip().splitlines() or ["pip wheel failed"]
+            raise HotspotError(f"building the hotspot-edge wheel from {repo} failed: {lines[-1]}",
                                ErrorCode.DEPLOY_FAILED)
         built = next(Path(scratch).glob("hotspot_edge-*.whl"))
         return Path(shutil.copy2(built, out / built.name))
