@@ -81,3 +81,49 @@ def acquisition_recovery() -> dict:
         times = [_recovery_s(fault) for _ in range(RECOVERY_REPEATS)]
         result[fault] = {"median_s": round(float(np.median(times)), 2), "max_s": round(max(times), 2)}
     return result
+
+
+SOAK_BOARD_S = 1800.0
+SOAK_SPEED = 10.0
+RAMP_PERIOD = 2**17
+
+
+@benchmark("acquisition_soak")
+def acquisition_soak() -> dict:
+    """Half an hour of board time (10x real time) with a random fault every ~30 board seconds.
+
+    The source carries its own sample index as a ramp (modulo 2**17), so every received sample shows
+    whether it landed at the right index after drops, corruption, stalls, unplugs and resets.
+    """
+    n = int(SOAK_BOARD_S * 250) + 10_000
+    source = synthetic_source(8, 250.0, seconds=n / 250.0)
+    source[7] = np.arange(n) % RAMP_PERIOD  # within the ADC range of +-187 500 uV
+    rng = np.random.default_rng(0)
+    faults = [("drop", {"rate": 0.1}), ("corrupt", {"rate": 0.05}), ("stall", {}), ("unplug", {}), ("reset", {})]
+    injected: dict[str, int] = {}
+    received = lost = misplaced = 0
+    wall_s = SOAK_BOARD_S / SOAK_SPEED
+    with CytonEmulator(source, speed=SOAK_SPEED, loop=False, seed=1) as emulator:
+        with Acquisition("cyton", serial_port=emulator.port, watchdog_s=1.0, clock_scale=SOAK_SPEED) as acquisition:
+            start = time.monotonic()
+            next_fault = start + 3.0
+            while time.monotonic() - start < wall_s:
+                if time.monotonic() >= next_fault:
+                    name, params = faults[rng.integers(len(faults))]
+                    emulator.inject(name, **params) if name == "reset" else emulator.inject(name, duration=2.0,
+                                                                                            **params)
+                    injected[name] = injected.get(name, 0) + 1
+                    next_fault = time.monotonic() + 3.0 + float(rng.uniform(0.0, 3.0))
+                chunk = acquisition.read(timeout_s=0.05)
+                good = np.isfinite(chunk.data_uv[7])
+                received += int(good.sum())
+                lost += chunk.lost
+                offsets = (np.rint(chunk.data_uv[7, good]).astype(np.int64) - chunk.sample_index[good]
+                           + RAMP_PERIOD // 2) % RAMP_PERIOD - RAMP_PERIOD // 2
+                misplaced += int(np.count_nonzero(np.abs(offsets) > 0.05 * 250 * SOAK_SPEED))
+            stats = acquisition.stats
+    return {"board_seconds": SOAK_BOARD_S, "speed": SOAK_SPEED, "faults_injected": injected,
+            "received": received, "lost": lost, "reconnects": stats.reconnects,
+            "ambiguous_gaps": stats.ambiguous_gaps, "overflowed": stats.overflowed,
+            "misplaced_samples": misplaced,
+            "note": "misplaced = received samples more than 50 ms (host time) from their true index"}

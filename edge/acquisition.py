@@ -155,28 +155,31 @@ class PacketCounter:
         self._last_slot: int | None = None
         self._last_received: int | None = None
         self._last_time: float | None = None
-        self._pending_outage = 0
+        self._session_start: float | None = None
+
+    @property
+    def evidence_s(self) -> float:
+        """Host seconds of arrivals after a gap needed to add a whole period to it (a quarter period)."""
+        return self.period / 4 / self.sampling_rate
 
     def new_session(self, start_time: float) -> None:
         """Start counting a new session whose stream was started at ``start_time`` (host seconds).
 
-        The samples the previous session did not deliver before it ended are sized from the host
-        clock; a board whose counter restarts at 0 is placed from that start on, any other from its
-        first sample's arrival.
+        The samples the previous sessions did not deliver are sized from the host clock (from the
+        last received sample); a board whose counter restarts at 0 is placed from the session's start
+        on, any other from its first sample's arrival.
         """
-        self._pending_outage = 0
+        self._session_start = start_time
         self._last_received = None
-        if self.starts_at_zero:
-            if self._last_time is not None:
-                self._pending_outage = max(0, int(round((start_time - self._last_time) * self.sampling_rate)) - 1)
-            # a virtual sample just before counter 0, one sample period before the start
-            self._last_slot = (-self.step) % COUNTER_PERIOD
-            self._last_time = start_time - 1.0 / self.sampling_rate
-        else:
-            self._last_slot = None
+        self._last_slot = (-self.step) % COUNTER_PERIOD if self.starts_at_zero else None
 
-    def place(self, counters: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def place(self, counters: np.ndarray, times: np.ndarray, final: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """Place received samples.
+
+        A whole lost period is decided from the samples that arrived after the gap. When they span
+        less than a quarter period of host time (a burst), that evidence is weak: the samples from
+        that gap on are left unplaced (the returned arrays are shorter) for the caller to pass again
+        with the next samples, or, when ``final``, placed without the whole period.
 
         Parameters
         ----------
@@ -184,22 +187,51 @@ class PacketCounter:
             The package-number row.
         times : ndarray, shape (n,)
             The host timestamps (seconds).
+        final : bool
+            Place every sample now (at the end of a session, or when no more samples came).
 
         Returns
         -------
-        missing : ndarray of int, shape (n,)
-            Samples lost just before each received sample.
-        stale : ndarray of bool, shape (n,)
+        missing : ndarray of int, shape (n_placed,)
+            Samples lost just before each placed sample.
+        stale : ndarray of bool, shape (n_placed,)
             Samples whose data repeat an earlier sample's (a Daisy sample whose even half was lost).
         """
+        state = (self._last_slot, self._last_received, self._last_time, self._session_start, self.ambiguous_gaps)
+        missing, stale, wraps = self._place_all(counters, times)
+        times = np.asarray(times, dtype=np.float64)
+        uncertain = np.flatnonzero((wraps > 0) & (times[-1] - times < self.evidence_s)) if times.size else []
+        if not len(uncertain):
+            return missing, stale
+        if final:
+            # no more evidence will come: a delivery delay is likelier than a lost whole period
+            missing[uncertain] -= wraps[uncertain] * self.period
+            self.ambiguous_gaps -= len(uncertain)
+            return missing, stale
+        (self._last_slot, self._last_received, self._last_time, self._session_start,
+         self.ambiguous_gaps) = state
+        placed = int(uncertain[0])
+        missing, stale, _ = self._place_all(counters[:placed], times[:placed])
+        return missing, stale
+
+    def _place_all(self, counters: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Place every sample; return (missing, stale, whole periods added per sample)."""
         counters = np.rint(np.asarray(counters)).astype(np.int64) % COUNTER_PERIOD
         times = np.asarray(times, dtype=np.float64)
         n = counters.size
         missing = np.zeros(n, dtype=np.int64)
         stale = np.zeros(n, dtype=bool)
         if n == 0:
-            return missing, stale
+            return missing, stale, np.zeros(0, dtype=np.int64)
         first = 0
+        outage = 0
+        reference_time = self._last_time
+        if self._session_start is not None and self.starts_at_zero:
+            # a virtual sample just before counter 0, one sample period before the stream started
+            if self._last_time is not None:
+                outage = max(0, int(round((self._session_start - self._last_time) * self.sampling_rate)) - 1)
+            reference_time = self._session_start - 1.0 / self.sampling_rate
+        self._session_start = None
         if self._last_slot is None:
             # a board whose counter says nothing about the start: size the outage from the clock
             if self._last_time is not None:
@@ -211,7 +243,7 @@ class PacketCounter:
         steps = np.ones(n, dtype=np.int64)
         for k in range(first, n):
             counter = int(counters[k])
-            elapsed = (times[k] - (times[k - 1] if k > first else self._last_time)) * self.sampling_rate
+            elapsed = (times[k] - (times[k - 1] if k > 0 else reference_time)) * self.sampling_rate
             if counter == self._last_received and elapsed < self.period / 2:
                 # a repeat right after its original: the slot after the last one holds stale data
                 stale[k] = True
@@ -224,17 +256,16 @@ class PacketCounter:
         # samples after it arrived at least 3/4 of a period later than their count of slots implies
         lateness = times * self.sampling_rate - np.cumsum(steps)
         floor = np.minimum.accumulate(lateness[::-1])[::-1]
-        before = np.concatenate([[self._last_time * self.sampling_rate], lateness[:-1]])
+        before = np.concatenate([[(reference_time or 0.0) * self.sampling_rate], lateness[:-1]])
         wraps = np.maximum(0, np.floor((floor - before) / self.period + 0.25)).astype(np.int64)
         wraps[:first] = 0
         wraps[stale] = 0
         self.ambiguous_gaps += int(np.count_nonzero(wraps))
         missing[first:] = steps[first:] - 1 + wraps[first:] * self.period
         if first < n:
-            missing[first] += self._pending_outage
-        self._pending_outage = 0
+            missing[first] += outage
         self._last_time = float(times[-1])
-        return missing, stale
+        return missing, stale, wraps
 
 
 class RingBuffer:
@@ -374,6 +405,8 @@ class Acquisition:
         self._status = Status.STOPPED
         self._reconnected = False
         self._next_index = 0
+        self._held: np.ndarray | None = None
+        self._held_since = 0.0
 
     # ------------------------------------------------------------------ public API
 
@@ -538,6 +571,8 @@ class Acquisition:
                 self._set_status(Status.RECOVERED, self._where())
             self._tracker.new_session(self._stream_started)
             reason = self._stream()
+            if self._held is not None:
+                self._ingest(np.zeros((self._held.shape[0], 0)), final=True)
             if self._stop.is_set():
                 break
             if self.board == "playback" and not self.loop:
@@ -571,8 +606,22 @@ class Acquisition:
 
     # ------------------------------------------------------------------ loss accounting
 
-    def _ingest(self, data: np.ndarray) -> None:
-        missing, stale = self._tracker.place(data[self._counter_row], data[self._time_row])
+    def _ingest(self, data: np.ndarray, final: bool = False) -> None:
+        if self._held is not None:
+            data = np.concatenate([self._held, data], axis=1)
+            # a held-back burst is placed at the latest one poll after it could have been
+            final = final or time.monotonic() - self._held_since > 2 * self._tracker.evidence_s + self.poll_s
+        missing, stale = self._tracker.place(data[self._counter_row], data[self._time_row], final=final)
+        placed = missing.size
+        if placed < data.shape[1]:
+            if self._held is None or placed:
+                self._held_since = time.monotonic()
+            self._held = data[:, placed:]
+        else:
+            self._held = None
+        data = data[:, :placed]
+        if not placed:
+            return
         total = int(missing.sum()) + missing.size
         slots = np.cumsum(missing + 1) - 1
         # an outage longer than the ring buffer: only its end can be read, the index still advances

@@ -22,6 +22,7 @@ def place_all(counter: PacketCounter, slots: np.ndarray, step: int = 1, fs: floa
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.integers(min_value=0, max_value=700), min_size=1, max_size=60))
 def test_cyton_gaps_of_any_length_are_counted_exactly(gaps: list[int]) -> None:
+    gaps = gaps + [0] * 100  # samples after the last gap: the evidence for whole lost periods
     slots = np.cumsum(np.asarray(gaps) + 1) - 1
     missing, stale = place_all(PacketCounter(1, FS), slots)
     assert not stale.any()
@@ -49,12 +50,26 @@ def test_a_late_burst_is_not_mistaken_for_a_lost_period() -> None:
 def test_a_lost_period_is_found_even_when_the_next_samples_come_in_a_burst() -> None:
     counter = PacketCounter(1, FS)
     counter.new_session(0.0)
-    slots = np.concatenate([np.arange(10), np.arange(310, 400)])  # 300 lost: more than a period
+    slots = np.concatenate([np.arange(10), np.arange(310, 500)])  # 300 lost: more than a period
     times = slots / FS
     times[10:50] = 350 / FS  # the first samples after the gap arrive late, together
     missing, _ = counter.place(slots % 256, times)
-    assert missing.tolist() == [0] * 10 + [300] + [0] * 89
+    assert missing.tolist() == [0] * 10 + [300] + [0] * 189
     assert counter.ambiguous_gaps == 1
+
+
+def test_a_period_decided_on_a_burst_alone_waits_for_more_samples() -> None:
+    counter = PacketCounter(1, FS)
+    counter.new_session(0.0)
+    assert counter.place(np.arange(10), np.arange(10) / FS, final=False)[0].tolist() == [0] * 10
+    # after a 300-sample gap, 5 samples arrive together: too little evidence for a whole period
+    burst = np.arange(310, 315)
+    missing, stale = counter.place(burst % 256, np.full(5, 314 / FS), final=False)
+    assert missing.size == 0 and stale.size == 0
+    # with the next 0.34 s of arrivals (more than a quarter period) the period is clear
+    later = np.arange(310, 400)
+    missing, _ = counter.place(later % 256, np.maximum(later, 314) / FS, final=False)
+    assert missing.tolist() == [300] + [0] * 89
 
 
 def test_daisy_counter_steps_by_two_and_a_repeat_is_stale() -> None:
@@ -72,10 +87,17 @@ def test_session_start_and_reconnect_outage_are_sized_from_the_clock() -> None:
     # counter 3 arriving shortly after the start: samples 0-2 were lost
     assert counter.place(np.array([3, 4]), np.array([100.02, 100.02]))[0].tolist() == [3, 0]
     counter.new_session(102.02)  # a new session started 2 s after the last sample (at 100.02)
-    assert counter.place(np.array([0, 1]), np.array([102.03, 102.03]))[0].tolist() == [499, 0]
+    assert counter.place(np.array([0, 1]), np.array([102.02, 102.024]))[0].tolist() == [499, 0]
+    counter.new_session(104.02)  # a session that delivers nothing (the board stalled again) ...
+    counter.new_session(106.02)  # ... does not hide the time since the last received sample
+    assert counter.place(np.array([0]), np.array([106.02]))[0].tolist() == [998]
     late = PacketCounter(1, FS)
     late.new_session(0.0)
-    assert late.place(np.array([4]), np.array([260 / FS]))[0].tolist() == [260]  # one wrap before it
+    slots = np.arange(260, 360)
+    assert late.place(slots % 256, slots / FS)[0][0] == 260  # a whole period before the first sample
+    alone = PacketCounter(1, FS)
+    alone.new_session(0.0)
+    assert alone.place(np.array([4]), np.array([260 / FS]))[0].tolist() == [4]  # no evidence: no period
     playback = PacketCounter(1, FS, starts_at_zero=False)
     playback.new_session(0.0)
     assert playback.place(np.array([77, 78]), np.array([0.0, 0.004]))[0].tolist() == [0, 0]
