@@ -72,6 +72,22 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def bundle_id_from_manifest(manifest_bytes: bytes) -> str:
+    """Return a bundle's id: the first 12 hex digits of the sha256 of its manifest bytes.
+
+    Parameters
+    ----------
+    manifest_bytes : bytes
+        The exact contents of ``manifest.json``.
+
+    Returns
+    -------
+    str
+        The id the runtime reports and deploy checks.
+    """
+    return sha256_hex(manifest_bytes)[:12]
+
+
 def public_key_id(public_key: Ed25519PublicKey) -> str:
     """Return a short fingerprint of an ed25519 public key (first 16 hex digits of its sha256).
 
@@ -374,7 +390,7 @@ def load_bundle(path: str | Path, public_key_path: str | Path, num_threads: int 
     manifest = _read_manifest(manifest_bytes)
     contents = _check_hashes(folder, manifest)
     spec, normalisation, electrodes, board_channels, mirror = _parse_contents(manifest)
-    bundle = Bundle(path=folder, bundle_id=sha256_hex(manifest_bytes)[:12], manifest=manifest, spec=spec,
+    bundle = Bundle(path=folder, bundle_id=bundle_id_from_manifest(manifest_bytes), manifest=manifest, spec=spec,
                     normalisation=normalisation, electrodes=electrodes, mirror=mirror, board_channels=board_channels,
                     model=TFLiteModel(contents[MODEL_FILE], num_threads=num_threads))
     _self_test(bundle, contents[GOLDEN_FILE])

@@ -30,7 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     deploy.add_argument("--bundle", default="bundles/default", help="signed bundle folder (bundles/default)")
     deploy.add_argument("--config", required=True, help="device TOML (see hardware/example-device.toml), or a folder "
                         "of <host>.toml, one per device")
-    deploy.add_argument("--public-key", default="keys/signing.key.pub", help="ed25519 public key, PEM")
+    deploy.add_argument("--public-key", default="keys/signing.pub", help="ed25519 public key, PEM")
     deploy.add_argument("--wheelhouse", default="wheelhouse", help="offline wheelhouse (invoke wheelhouse)")
     deploy.add_argument("--edge-wheel", default="", help="deploy this hotspot-edge wheel instead of building one")
     add_settings_arguments(deploy)

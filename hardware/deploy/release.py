@@ -27,7 +27,7 @@ from pathlib import Path, PurePosixPath
 
 import tomli_w
 
-from edge.bundle import BUNDLE_FILES, MANIFEST_FILE, load_public_key, sha256_hex
+from edge.bundle import BUNDLE_FILES, MANIFEST_FILE, bundle_id_from_manifest, load_public_key, sha256_hex
 from edge.config import parse_config
 from edge.errors import ErrorCode, HotspotError
 from hardware.deploy.wheels import Target, Wheel
@@ -80,8 +80,8 @@ def file_sha256(path: Path) -> str:
 
 
 def bundle_id_of(bundle: Path) -> str:
-    """The id the runtime gives a bundle (first 12 hex digits of its manifest's sha256, as edge.bundle)."""
-    return sha256_hex((bundle / MANIFEST_FILE).read_bytes())[:12]
+    """The id the runtime gives the bundle in folder ``bundle``."""
+    return bundle_id_from_manifest((bundle / MANIFEST_FILE).read_bytes())
 
 
 def check_bundle_folder(bundle: Path) -> None:
