@@ -21,19 +21,20 @@ def test_example_config_loads_and_resolves_paths_against_its_folder() -> None:
     config = load_config(EXAMPLE)
     folder = EXAMPLE.parent
     assert config.device_id == "pt-0042"
-    assert config.state_dir == folder / "state"
+    assert config.state_dir == Path("/var/lib/hotspot-edge")
     assert config.bundle_path == folder / "bundle"
     assert config.public_key == folder / "keys" / "signing.pub"
-    assert config.board.type == "cyton" and config.board.serial_port == "/dev/ttyUSB0"
+    assert config.board.type == "cyton" and config.board.serial_port == "/dev/openbci"
     assert config.channels == {"FC3": 1, "C5": 2, "C3": 3, "C1": 4, "CP3": 5}
     assert config.serial.port == "/dev/ttyGS0" and config.serial.baud == 115200
     assert not config.ble.enabled
     assert config.session.trials == 20 and config.session.hotspot_hemisphere == "left"
 
 
-def test_absolute_paths_are_kept(tmp_path: Path) -> None:
+def test_absolute_paths_are_kept_and_relative_ones_resolve_against_the_file(tmp_path: Path) -> None:
     data = example()
     data["bundle"]["path"] = str(tmp_path / "b")
+    data["device"]["state_dir"] = "state"
     config = parse_config(data, tmp_path / "sub" / "device.toml")
     assert config.bundle_path == tmp_path / "b"
     assert config.state_dir == (tmp_path / "sub" / "state").resolve()
