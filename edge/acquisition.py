@@ -13,12 +13,13 @@ did not arrive while the link was down are filled with NaN from the host clock, 
 spans an outage is visibly incomplete.
 
 Loss accounting, per received sample with counter ``p`` after counter ``q``:
-``steps = ((p - q) mod 256) / step`` plus whole counter periods (256 / step samples) when the time
-between the two samples' host timestamps exceeds ``steps`` by at least 3/4 of a period (the counter
-alone cannot see whole periods); ``steps - 1`` samples were lost. Samples arrive late but never
-early, so the threshold sits above half a period: a delivery delay of 3/4 of a period (0.77 s)
-without loss would be counted as a lost period, and a sample before a long gap that itself
-arrived more than 1/4 of a period late would hide one.
+``steps = ((p - q) mod 256) / step``, and ``steps - 1`` samples were lost, plus any whole counter
+periods (256 / step samples) the counter alone cannot see. Those come from the host timestamps and
+causality: a sample is never received before it was sampled, so a period is added to a gap when
+every sample received after it arrived at least 3/4 of a period later than its count of slots
+allows. A burst after a gap (a delivery delay) satisfies that only for its first samples, so the
+decision waits until a quarter period of arrivals follows the gap (samples held back meanwhile);
+at the end of a session, without that evidence, no period is added.
 A counter repeated right after its original is a Daisy sample whose even half was lost: BrainFlow
 then repeats the previous Daisy channels, so the sample is counted as lost and set to NaN. (When
 the odd packet of one Daisy sample and the even packet of the next are both lost, BrainFlow pairs
