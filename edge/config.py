@@ -29,6 +29,7 @@ class BoardConfig:
     type: str
     serial_port: str
     file: Path | None
+    clock_scale: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -225,7 +226,7 @@ def parse_config(data: dict, path: Path) -> DeviceConfig:
     state_dir = _resolve(base, device.string("state_dir", "state"))
 
     board_table = _Table(path, "board", data.get("board"))
-    board_table.check_known(("type", "serial_port", "file"))
+    board_table.check_known(("type", "serial_port", "file", "clock_scale"))
     board_type = board_table.string("type", _REQUIRED, tuple(BOARD_CHANNELS))
     serial_port = board_table.string("serial_port", "")
     file_value = board_table.string("file", "")
@@ -234,7 +235,8 @@ def parse_config(data: dict, path: Path) -> DeviceConfig:
                           "(e.g. /dev/ttyUSB0)")
     if board_type == "playback" and not file_value:
         raise _fail(path, "[board] file is missing; board type playback needs a BrainFlow recording file")
-    board = BoardConfig(board_type, serial_port, _resolve(base, file_value) if file_value else None)
+    clock_scale = board_table.number("clock_scale", 1.0, 0.01, 100.0)
+    board = BoardConfig(board_type, serial_port, _resolve(base, file_value) if file_value else None, clock_scale)
 
     channels = _channels(path, data.get("channels"), board_type)
 

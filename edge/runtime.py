@@ -283,7 +283,7 @@ class Runtime:
         board = self.config.board
         acquisition = acquisition_factory(board=board.type, serial_port=board.serial_port,
                                           file=str(board.file) if board.file else None,
-                                          eeg_channels=self.board_inputs)
+                                          eeg_channels=self.board_inputs, clock_scale=board.clock_scale)
         if abs(acquisition.sampling_rate - self.bundle.spec.sfreq) > 1e-6:
             raise HotspotError(f"board type {board.type} samples at {acquisition.sampling_rate:g} Hz but the bundle's "
                                f"model expects {self.bundle.spec.sfreq:g} Hz; use a bundle trained for this board",

@@ -209,11 +209,15 @@ def offline_estimate(chain: Chain) -> tuple[np.ndarray, np.ndarray]:
 
 
 def write_device_config(path: Path, chain: Chain, names: Sequence[str], board_port: str, report_port: str,
-                        session: dict, autostart: bool = True) -> Path:
-    """Write the device TOML for a session on ``chain.holdout`` (board inputs 1..n in model order)."""
+                        session: dict, autostart: bool = True, clock_scale: float = 1.0) -> Path:
+    """Write the device TOML for a session on ``chain.holdout`` (board inputs 1..n in model order).
+
+    ``clock_scale`` is the emulator's speed (board seconds per host second), so that outages sized from
+    the host clock keep the device's sample index aligned with the recording.
+    """
     schedule = chain.schedule
     lines = ["[device]", 'id = "demo-01"', f'state_dir = "{path.parent / "state"}"', "",
-             "[board]", 'type = "cyton"', f'serial_port = "{board_port}"', "",
+             "[board]", 'type = "cyton"', f'serial_port = "{board_port}"', f"clock_scale = {clock_scale:g}", "",
              "[channels]", *[f"{name} = {index + 1}" for index, name in enumerate(names)], "",
              "[bundle]", f'path = "{chain.bundle_dir}"', f'public_key = "{chain.public_key}"', "",
              "[links.serial]", f'port = "{report_port}"', "baud = 115200", "",
@@ -250,7 +254,7 @@ def run_device_session(chain: Chain, settings: dict, show: Callable[[str], None]
     device_dir = chain.workdir / "device"
     with NullModem() as cable:
         config = write_device_config(device_dir / "device.toml", chain, names, board_port, cable.device_port,
-                                     settings["session"])
+                                     settings["session"], clock_scale=speed)
         client = MonitorClient(cable.host_port)
         with open(device_dir / "runtime.stderr", "w") as stderr:
             runtime = subprocess.Popen([sys.executable, "-m", "edge", "--config", str(config), "--once"],

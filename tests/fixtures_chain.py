@@ -79,7 +79,7 @@ class DeviceRig:
         chain_view = Chain(chain.workdir, chain.dataset, chain.holdout, chain.model_dir, chain.bundle_dir,
                            chain.public_key, self.schedule)
         self.config = write_device_config(folder / "device.toml", chain_view, self.names, self.board_port,
-                                          self.cable.device_port, session)
+                                          self.cable.device_port, session, clock_scale=speed)
         self.state_dir = folder / "state"
         self.client = MonitorClient(self.cable.host_port)
         self.received: list[tuple[float, Message]] = []

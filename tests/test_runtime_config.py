@@ -25,6 +25,7 @@ def test_example_config_loads_and_resolves_paths_against_its_folder() -> None:
     assert config.bundle_path == folder / "bundle"
     assert config.public_key == folder / "keys" / "signing.pub"
     assert config.board.type == "cyton" and config.board.serial_port == "/dev/openbci"
+    assert config.board.clock_scale == 1.0
     assert config.channels == {"FC3": 1, "C5": 2, "C3": 3, "C1": 4, "CP3": 5}
     assert config.serial.port == "/dev/ttyGS0" and config.serial.baud == 115200
     assert not config.ble.enabled
@@ -64,6 +65,7 @@ def _edit(path: tuple[str, ...], value) -> dict:
     (("board", "type"), "ganglion", r"\[board\] type = 'ganglion' must be one of cyton, cyton_daisy"),
     (("board", "serial_port"), None, r"\[board\] serial_port is missing"),
     (("board", "baud"), 3, r"\[board\] has unknown key\(s\) baud"),
+    (("board", "clock_scale"), 0, r"\[board\] clock_scale"),
     (("channels",), {"C3": 1, "C1": 2}, r"maps 2 electrodes; map 5 to 9"),
     (("channels", "C3"), 9, r"\[channels\] C3 = 9 must be a board input 1..8 for board type cyton"),
     (("channels", "C3"), 1, r"C3 and FC3 both use board input 1"),
