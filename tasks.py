@@ -93,11 +93,12 @@ def validate_real(c: Context, model: str = "models/default", data: str = "../sha
 @task(iterable=["float_layer"])
 def convert(c: Context, model: str = "models/default", data: str = "data/simulated", out: str = "bundles/default",
             key: str = "keys/signing.key", io: str = "float32", budget_mm: float = 0.3, holdout: str = "",
-            float_layer: list[str] | None = None) -> None:
+            float_layer: list[str] | None = None, int8_output: bool = False) -> None:
     """Quantise a model directory to int8 TFLite, check parity in mm, and write a signed bundle."""
     _delegate("convert.quantize", ["--model", model, "--data", data, "--out", out, "--key", key, "--io", io,
                                    "--budget-mm", str(budget_mm)] + _opt("--holdout", holdout)
-              + [arg for name in float_layer or [] for arg in ("--float-layer", name)])
+              + [arg for name in float_layer or [] for arg in ("--float-layer", name)]
+              + _opt("--int8-output", int8_output))
 
 
 @task(name="export-c")

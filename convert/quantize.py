@@ -20,13 +20,15 @@ A model directory (``invoke train``) becomes a signed bundle (:mod:`convert.bund
 
 Model I/O: float32 (default) or int8
 ------------------------------------
-Both variants compute every layer in int8; they differ only in whether the QUANTIZE of the input
-and the DEQUANTIZE of the output run inside the model. The output is a coordinate in mm, so
-float32 I/O hands the device millimetres directly: the device never has to apply a scale and
-zero point itself (a classic source of silent errors), and it costs no precision, because the
-last layer's int8 step is the same either way (it is recorded in the manifest as the golden
-tolerance). int8 I/O is for microcontroller ports that avoid float at the model boundary
-(``invoke export-c``); :class:`edge.tflite.TFLiteModel` handles both.
+The output is a coordinate in mm. With float32 I/O (the default) the device gets millimetres
+directly: it never applies a scale and zero point itself (a classic source of silent errors), and
+the model's last layer -- the fixed affine map ``to_head_mm`` from standardised units to head-frame
+mm (3 outputs) -- stays in float. An int8 tensor holding head-frame coordinates directly would have a
+step of about 0.6 mm (the coordinates span about 150 mm), twice the default parity budget;
+standardised units before it are quantised at about 0.02 SD. Every other layer is int8.
+``--int8-output`` quantises that last layer too. int8 I/O (``--io int8``) is fully integer, for
+microcontroller ports that avoid float at the model boundary (``invoke export-c``);
+:class:`edge.tflite.TFLiteModel` handles both.
 """
 
 from __future__ import annotations
@@ -118,7 +120,7 @@ def _op_output_names(model_content: bytes) -> set[str]:
 
 
 def int8_tflite(model, representative: np.ndarray, io_type: str = "float32",
-                float_layers: Sequence[str] = ()) -> bytes:
+                float_layers: Sequence[str] = (), float_output: bool = True) -> bytes:
     """Quantise a Keras model to a full-integer int8 TFLite flatbuffer.
 
     Parameters
@@ -133,6 +135,8 @@ def int8_tflite(model, representative: np.ndarray, io_type: str = "float32",
         Selective quantisation: output tensor names (the ``tensor_name`` column of the per-layer
         report) of layers to keep in float, e.g. the last Dense of the regression head. Needs
         float32 model I/O.
+    float_output : bool
+        With float32 I/O, keep the op producing the model's output in float (see the module notes).
 
     Returns
     -------
@@ -155,7 +159,8 @@ def int8_tflite(model, representative: np.ndarray, io_type: str = "float32",
         warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
         warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
         converter = _int8_converter(model, representative, io_type)
-        if not float_layers:
+        keep_output = float_output and io_type == "float32"
+        if not float_layers and not keep_output:
             return converter.convert()
         options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=list(float_layers))
         debugger = tf.lite.experimental.QuantizationDebugger(
@@ -164,6 +169,11 @@ def int8_tflite(model, representative: np.ndarray, io_type: str = "float32",
         if unknown:
             raise HotspotError(f"no layer output called {', '.join(map(repr, unknown))}; use a tensor_name from the "
                                "per-layer report", ErrorCode.BAD_ARGUMENT)
+        if keep_output:
+            _, interpreter = load_interpreter(debugger.calibrated_model)
+            outputs = [detail["name"] for detail in interpreter.get_output_details()]
+            debugger.options = tf.lite.experimental.QuantizationDebugOptions(
+                denylisted_nodes=sorted(set(float_layers) | set(outputs)))
         return debugger.get_nondebug_quantized_model()
 
 
@@ -336,7 +346,8 @@ def split_windows(model_dir, dataset, holdout=None) -> tuple[list, list]:
 
 def convert_model(model_dir: str | Path, dataset, out: str | Path, key: str | Path, io: str = "float32",
                   budget_mm: float = 0.3, holdout=None, n_representative: int = 300, seed: int = 0,
-                  report_dir: str | Path | None = None, float_layers: Sequence[str] = ()) -> ConversionResult:
+                  report_dir: str | Path | None = None, float_layers: Sequence[str] = (),
+                  float_output: bool = True) -> ConversionResult:
     """Quantise a model directory to int8, check parity in mm, and write a signed bundle.
 
     Parameters
@@ -367,6 +378,8 @@ def convert_model(model_dir: str | Path, dataset, out: str | Path, key: str | Pa
     float_layers : sequence of str
         Layers to keep in float (selective quantisation, see :func:`int8_tflite`), the usual
         remedy when the per-layer report blames the regression head.
+    float_output : bool
+        With float32 I/O, keep the output layer (standardised units to mm) in float (default).
 
     Returns
     -------
@@ -395,7 +408,7 @@ def convert_model(model_dir: str | Path, dataset, out: str | Path, key: str | Pa
     chosen = np.random.default_rng(seed).permutation(len(pool))[:n_representative]
     representative = model_dir.normalisation.apply(pool[chosen]) if len(pool) else pool
     float_model = float_tflite(model_dir.model)
-    int8_model = int8_tflite(model_dir.model, representative, io, float_layers)
+    int8_model = int8_tflite(model_dir.model, representative, io, float_layers, float_output)
     predictors = {"keras_float": model_dir.predict}
     for name, content in (("tflite_float", float_model), ("tflite_int8", int8_model)):
         tflite_model = TFLiteModel(content)
@@ -405,7 +418,7 @@ def convert_model(model_dir: str | Path, dataset, out: str | Path, key: str | Pa
     parity = parity_report([item.label for item in heldout], predictions, baseline)
     cost = parity["tflite_int8"]["delta_mean_error_mm"]
     parity.update({"budget_mm": float(budget_mm), "passed": bool(abs(cost) <= budget_mm), "io": io,
-                   "float_layers": list(float_layers),
+                   "float_layers": list(float_layers), "float_output": bool(float_output and io == "float32"),
                    "n_representative": int(len(representative)), "float_size_bytes": len(float_model),
                    "int8_size_bytes": len(int8_model)})
     if not parity["passed"]:
@@ -455,9 +468,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--budget-mm", type=float, default=0.3, help="allowed int8 change of the mean error (mm)")
     parser.add_argument("--float-layer", action="append", default=[],
                         help="keep this layer (tensor_name from the per-layer report) in float; repeatable")
+    parser.add_argument("--int8-output", action="store_true",
+                        help="quantise the output layer (standardised units to mm) too; float32 I/O keeps it float")
     args = parser.parse_args(argv)
     result = convert_model(args.model, args.data, args.out, args.key, io=args.io, budget_mm=args.budget_mm,
-                           holdout=args.holdout or None, float_layers=args.float_layer)
+                           holdout=args.holdout or None, float_layers=args.float_layer,
+                           float_output=not args.int8_output)
     print(format_parity(result.parity))
     print(f"bundle written to {result.bundle}")
     return 0

@@ -77,6 +77,9 @@ def test_conversion_writes_a_signed_bundle_with_a_parity_report(setup) -> None:
     assert parity["n_representative"] >= 100
     assert result.int8_size_bytes < result.float_size_bytes
     assert bundle.manifest["model"]["io"] == "float32"
+    assert parity["float_output"] is True  # only the 3-output layer to head-frame mm stays float
+    assert bundle.manifest["model"]["quantisation"]["weights"]["float"] == 1
+    assert bundle.manifest["golden"]["tolerance_mm"] <= 1e-3
     assert bundle.manifest["model"]["channel_set"] == "five"
     assert bundle.manifest["provenance"]["train_subjects"] == TRAIN
     assert "FCC3h" in bundle.electrodes
@@ -87,6 +90,8 @@ def test_int8_io_is_an_option(setup) -> None:
                            io="int8", budget_mm=5.0)
     bundle = load_bundle(result.bundle, setup["public"])
     assert bundle.model.input.dtype == "int8" and bundle.manifest["model"]["input"]["scale"] > 0
+    assert bundle.manifest["model"]["quantisation"]["weights"]["float"] == 0  # fully integer
+    assert result.parity["float_output"] is False
 
 
 def test_over_budget_fails_with_a_per_layer_report_and_no_bundle(setup) -> None:
