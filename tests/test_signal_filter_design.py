@@ -47,7 +47,8 @@ CASES = {
     "bandpass_8_30": (dict(l_freq=8.0, h_freq=30.0), (8.0, 30.0)),
     "notch_60": (dict(notch_freq=60.0), (1.0, 45.0)),
     "notch_50": (dict(notch_freq=50.0), (1.0, 40.0)),
-    "highpass_1": (dict(l_freq=1.0), (2.0, 45.0)),
+    "highpass_1": (dict(l_freq=1.0, order=1), (2.0, 45.0)),
+    "highpass_1_order2": (dict(l_freq=1.0, order=2), (2.0, 45.0)),
     "default": (dict(l_freq=6.0, h_freq=35.0, notch_freq=60.0), (6.0, 35.0)),
 }
 
@@ -59,11 +60,20 @@ def test_q31_passband_snr_at_least_100_db_with_cyton_dc_offset(case: str) -> Non
     assert passband_snr_db(design, "q31", x, band) >= 100.0
 
 
-@pytest.mark.parametrize("case", ["bandpass_8_30", "notch_60", "notch_50", "default"])
+@pytest.mark.parametrize("case", ["bandpass_8_30", "notch_60", "notch_50", "highpass_1", "default"])
 def test_q15_passband_snr_at_least_60_db_on_offset_free_eeg(case: str) -> None:
-    """q15 holds offset-free EEG only (full scale +-183 uV); the 1 Hz high-pass cannot reach 60 dB (see notes)."""
+    """q15 holds offset-free EEG only (full scale +-183 uV); its high-pass is first order (see the next test)."""
     design, band = CASES[case]
     assert passband_snr_db(design, "q15", realistic_eeg(), band) >= 60.0
+
+
+def test_q15_second_order_high_pass_loses_to_rounding_noise_as_documented() -> None:
+    """A second-order 1 Hz high-pass in q15 feeds each output rounding back through a pole pair at radius 0.98
+    (+34 dB over 2-45 Hz, against +13 dB for the first-order pole): the README's reason for first order in q15."""
+    design, band = CASES["highpass_1_order2"]
+    first, second = (passband_snr_db(dict(design, order=order), "q15", realistic_eeg(), band) for order in (1, 2))
+    assert second < 60.0 <= first
+    assert first - second > 20.0
 
 
 def test_quantised_response_matches_the_design() -> None:

@@ -23,6 +23,7 @@ DESIGNS = {
     "notch_50": dict(notch_freq=50.0),
     "notch_60": dict(notch_freq=60.0),
     "highpass_1": dict(l_freq=1.0),
+    "highpass_1_order1": dict(l_freq=1.0, order=1),
     "lowpass_40": dict(h_freq=40.0),
     "default_like": dict(l_freq=6.0, h_freq=35.0, notch_freq=60.0),
 }
