@@ -50,6 +50,7 @@ class ReproduceConfig:
     seed: int
     headline_level: str
     headline_channel_set: str
+    repair_channel_sets: tuple[str, ...] = ()
     paper: tuple[dict, ...] = ()
     training: dict = field(default_factory=dict)
 
@@ -79,14 +80,16 @@ def load_reproduce_config(path: Path | str | None = None, small: bool = False) -
             levels=tuple(data["levels"]), groups=tuple(data["groups"]), channel_sets=tuple(data["channel_sets"]),
             grouped_folds=int(data["grouped_folds"]), trial_test_fraction=float(data["trial_test_fraction"]),
             seed=int(data.get("seed", 0)), headline_level=data["headline"]["level"],
-            headline_channel_set=data["headline"]["channel_set"], paper=tuple(data.get("paper", [])),
+            headline_channel_set=data["headline"]["channel_set"],
+            repair_channel_sets=tuple(data.get("repair_bad_channels", ())), paper=tuple(data.get("paper", [])),
             training=training)
     except (KeyError, TypeError, ValueError) as err:
         raise HotspotError(f"{source}: missing or bad setting ({err}); compare with {REPRODUCE_FILE}",
                            ErrorCode.BAD_CONFIG) from None
     sets = load_channel_sets()
     bad = ([lvl for lvl in config.levels + (config.headline_level,) if lvl not in LEVELS]
-           + [s for s in config.channel_sets + (config.headline_channel_set,) if s not in sets]
+           + [s for s in config.channel_sets + (config.headline_channel_set,) + config.repair_channel_sets
+              if s not in sets]
            + [g for g in config.groups if g not in ("healthy", "stroke")])
     if bad:
         raise HotspotError(f"{source}: unknown level/channel set/group {', '.join(bad)}", ErrorCode.BAD_CONFIG)
@@ -99,8 +102,10 @@ def load_reproduce_config(path: Path | str | None = None, small: bool = False) -
 class Inputs:
     """Windows and ERD peaks per (level, channel set), computed once and cached on disk."""
 
-    def __init__(self, dataset: Dataset, training: TrainingConfig, cache_dir: Path) -> None:
+    def __init__(self, dataset: Dataset, training: TrainingConfig, cache_dir: Path,
+                 repair_channel_sets: Sequence[str] = ()) -> None:
         self.dataset, self.training, self.cache_dir = dataset, training, cache_dir
+        self.repair_channel_sets = tuple(repair_channel_sets)
         self.sfreq = dataset_sfreq(dataset)
         self.data_hash = dataset.content_hash()
         self._peaks: dict[str, dict] = {}
@@ -113,10 +118,12 @@ class Inputs:
         return self._channels[channel_set]
 
     def windows(self, level: str, channel_set: str):
-        """All subjects' windows for one level and channel set."""
+        """All subjects' windows for one level and channel set (session-bad channels repaired for the
+        sets named in ``repair_channel_sets`` or when the training configuration asks for it)."""
         spec = make_spec(level, self.channels(channel_set), self.sfreq, self.training.pipeline)
+        repair = self.training.data.repair_bad_channels or channel_set in self.repair_channel_sets
         return dataset_windows(self.dataset, spec, self.training.data.cue, self.training.data.mirror,
-                               self.cache_dir, self.data_hash)
+                               self.cache_dir, self.data_hash, repair)
 
     def peaks(self, channel_set: str) -> dict:
         """Each subject's ERD peak (model frame) on a channel set, for the ERD baseline."""
@@ -173,7 +180,7 @@ def run_reproduction(dataset: Dataset, config: ReproduceConfig, out: Path | str,
         for recording in subject.recordings:
             recording.data = np.asarray(recording.data, dtype=np.float32)
     training = load_training_config().replace(**config.training) if config.training else load_training_config()
-    inputs = Inputs(dataset, training, Path(cache_dir) if cache_dir else out / "cache")
+    inputs = Inputs(dataset, training, Path(cache_dir) if cache_dir else out / "cache", config.repair_channel_sets)
     groups_present = {subject.group for subject in dataset.subjects}
     groups = [group for group in config.groups if group in groups_present]
     cells = [(lvl, cs, g) for lvl in config.levels for cs in config.channel_sets for g in groups]

@@ -224,7 +224,8 @@ def train_model(dataset: Dataset, level: str, channels: str | Sequence[str],
     names = channel_list(dataset, channels, config.data.mirror)
     spec = make_spec(level, names, dataset_sfreq(dataset), config.pipeline)
     data_hash = dataset.content_hash()
-    items = labelled(dataset_windows(dataset, spec, config.data.cue, config.data.mirror, cache_dir, data_hash))
+    items = labelled(dataset_windows(dataset, spec, config.data.cue, config.data.mirror, cache_dir, data_hash,
+                                     config.data.repair_bad_channels))
     if config.data.augment_mirror:
         items = items + [mirrored_copy(item, spec) for item in items]
     inputs, targets = stack_training_data(items)

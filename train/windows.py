@@ -23,6 +23,7 @@ import numpy as np
 
 from edge.errors import ErrorCode, HotspotError
 from edge.montage import mirror_channel_name, mirror_points
+from train.bad_channels import repaired_data
 from train.configs import ALL_CHANNELS
 from train.dataset import Dataset, Recording, Subject
 
@@ -118,14 +119,20 @@ def make_spec(level: str, channels: list[str], sfreq: float, overrides: dict | N
                            ErrorCode.BAD_CONFIG) from None
 
 
-def _recording_input(recording: Recording, channels: list[str], spec, cue: str) -> tuple[np.ndarray, np.ndarray]:
-    """The recording's ``channels`` at ``spec.sfreq`` (resampled if needed) and its cue samples."""
+def _recording_input(recording: Recording, channels: list[str], spec, cue: str,
+                     repair: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """The recording's ``channels`` at ``spec.sfreq`` (resampled if needed) and its cue samples.
+
+    With ``repair``, channels bad over the whole recording are first interpolated
+    (:func:`train.bad_channels.repaired_data`).
+    """
     if cue not in recording.event_id:
         raise HotspotError(f"{recording.subject} {recording.session} has no {cue!r} events "
                            f"(found {', '.join(recording.event_id) or 'none'}); set [data] cue",
                            ErrorCode.NO_EVENTS)
     index = {name: i for i, name in enumerate(recording.ch_names)}
-    data = recording.data[[index[name] for name in channels]]
+    samples = repaired_data(recording) if repair else recording.data
+    data = samples[[index[name] for name in channels]]
     cues = recording.cue_samples(cue)
     if not np.isclose(recording.sfreq, spec.sfreq):
         from fractions import Fraction
@@ -168,11 +175,12 @@ def recording_windows(recording: Recording, spec, cue: str, mirrored: bool) -> n
     return _accepted(compute_epochs(spec, data, cues)).reshape((-1, *spec.input_shape))
 
 
-def compute_windows(dataset: Dataset, spec, cue: str, mirror: bool) -> list[SubjectWindows]:
+def compute_windows(dataset: Dataset, spec, cue: str, mirror: bool, repair: bool = False) -> list[SubjectWindows]:
     """Compute every subject's accepted windows in the model's frame (see module notes).
 
     All recordings go through :func:`edge.pipeline.compute_epochs_many` together (filtered side by
-    side, identical to one :func:`edge.pipeline.compute_epochs` call each).
+    side, identical to one :func:`edge.pipeline.compute_epochs` call each). ``repair`` interpolates
+    each recording's session-bad channels first (:mod:`train.bad_channels`; all-channel models only).
     """
     from edge.pipeline import compute_epochs_many
 
@@ -181,7 +189,7 @@ def compute_windows(dataset: Dataset, spec, cue: str, mirror: bool) -> list[Subj
         mirrored = needs_mirroring(subject, mirror)
         channels = [mirror_channel_name(name) for name in spec.channels] if mirrored else list(spec.channels)
         for recording in subject.recordings:
-            jobs.append(_recording_input(recording, channels, spec, cue))
+            jobs.append(_recording_input(recording, channels, spec, cue, repair))
             owners.append((index, recording.session))
     results = compute_epochs_many(spec, jobs) if jobs else []
     parts: dict[int, list[tuple[str, np.ndarray]]] = {}
@@ -202,15 +210,18 @@ def compute_windows(dataset: Dataset, spec, cue: str, mirror: bool) -> list[Subj
     return windows
 
 
-def cache_key(dataset_hash: str, spec, cue: str, mirror: bool) -> str:
+def cache_key(dataset_hash: str, spec, cue: str, mirror: bool, repair: bool = False) -> str:
     """A short hash identifying the windows of one dataset under one spec."""
-    text = json.dumps({"data": dataset_hash, "spec": spec.to_dict(), "cue": cue, "mirror": mirror},
-                      sort_keys=True, default=str)
+    fields = {"data": dataset_hash, "spec": spec.to_dict(), "cue": cue, "mirror": mirror}
+    if repair:
+        fields["repair_bad_channels"] = True
+    text = json.dumps(fields, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
 def dataset_windows(dataset: Dataset, spec, cue: str = "move", mirror: bool = True,
-                    cache_dir: Path | str | None = None, dataset_hash: str | None = None) -> list[SubjectWindows]:
+                    cache_dir: Path | str | None = None, dataset_hash: str | None = None,
+                    repair: bool = False) -> list[SubjectWindows]:
     """Compute (or load from the cache) the windows of every subject of ``dataset``.
 
     Parameters
@@ -223,6 +234,8 @@ def dataset_windows(dataset: Dataset, spec, cue: str = "move", mirror: bool = Tr
         Folder for ``windows-<key>.npz`` files; no caching when None.
     dataset_hash : str, optional
         ``dataset.content_hash()`` if already known.
+    repair : bool
+        Interpolate each recording's session-bad channels first (:mod:`train.bad_channels`).
 
     Returns
     -------
@@ -230,11 +243,11 @@ def dataset_windows(dataset: Dataset, spec, cue: str = "move", mirror: bool = Tr
     """
     path = None
     if cache_dir is not None:
-        key = cache_key(dataset_hash or dataset.content_hash(), spec, cue, mirror)
+        key = cache_key(dataset_hash or dataset.content_hash(), spec, cue, mirror, repair)
         path = Path(cache_dir) / f"windows-{key}.npz"
         if path.is_file():
             return _load_cache(path, dataset, mirror)
-    result = compute_windows(dataset, spec, cue, mirror)
+    result = compute_windows(dataset, spec, cue, mirror, repair)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         arrays = {}

@@ -38,6 +38,7 @@ class DataConfig:
     cue: str = "move"
     mirror: bool = True
     augment_mirror: bool = False
+    repair_bad_channels: bool = False
 
 
 @dataclass(frozen=True)
