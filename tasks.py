@@ -83,6 +83,14 @@ def reproduce(c: Context, data: str = "data/simulated", out: str = "reports/repr
     _delegate("train.reproduce", ["--data", data, "--out", out] + _opt("--config", config) + _opt("--small", small))
 
 
+@task(name="select-epochs")
+def select_epochs(c: Context, data: str = "data/dev-cohort", out: str = "reports/select-epochs.json",
+                  candidates: str = "3,5,10,20,40", level: str = "psd", channels: str = "nine", folds: int = 5) -> None:
+    """Choose the training length by subject-grouped k-fold on a development cohort (never the test cohort)."""
+    _delegate("train.selection", ["--data", data, "--out", out, "--candidates", candidates, "--level", level,
+                                  "--channels", channels, "--folds", str(folds)])
+
+
 @task(name="validate-real")
 def validate_real(c: Context, model: str = "models/default", data: str = "../shared/data/real/eegmmidb",
                   out: str = "reports/validate-real") -> None:

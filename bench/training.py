@@ -9,6 +9,8 @@ benchmarks below. Every number states its protocol, frame and baseline.
 - ``train_channel_ratio``: 9-channel vs all-channel skill under grouped k-fold (target >= 0.8).
 - ``train_trial_split_vs_paper``: trial split (identification) and its shuffled-label control beside
   the paper's numbers.
+- ``train_epoch_selection``: the training length chosen by subject-grouped k-fold on a development
+  cohort simulated with another seed (never the evaluation cohort).
 - ``train_validate_real``: the sim-to-real check on eegmmidb (contralateral share vs the ERD
   lateralisation baseline; target >= 85 % and not below the baseline).
 
@@ -38,7 +40,7 @@ BASELINE = "population mean of the training subjects' hotspots (skill floor = si
 def reproduction() -> dict:
     """Simulate the default cohort (once; cached in data/bench-cohort) and run the full table."""
     from train.io import load_dataset
-    from train.reproduce import load_reproduce_config, run_reproduction
+    from train.reproduce import config_record, effective_training, load_reproduce_config, run_reproduction
     from train.simulate import load_config, simulate_cohort
 
     simulate_started = time.perf_counter()
@@ -46,14 +48,16 @@ def reproduction() -> dict:
         simulate_cohort(load_config(None, {}), COHORT_DIR)
     simulate_s = time.perf_counter() - simulate_started
     dataset = load_dataset(COHORT_DIR)
+    config = load_reproduce_config()
     previous = REPORT_DIR / "results.json"
     if previous.is_file():
         report = json.loads(previous.read_text())
-        if report.get("complete") and report.get("data_hash") == dataset.content_hash():
+        if (report.get("complete") and report.get("data_hash") == dataset.content_hash()
+                and report.get("config") == config_record(config, effective_training(config))):
             report["reused_from"] = str(previous)
             report["simulate_s"] = round(simulate_s, 1)
             return report
-    report = run_reproduction(dataset, load_reproduce_config(), REPORT_DIR, progress=False)
+    report = run_reproduction(dataset, config, REPORT_DIR, progress=False)
     report["simulate_s"] = round(simulate_s, 1)
     return report
 
@@ -148,6 +152,21 @@ def trial_split_vs_paper() -> dict:
             "rows": rows}
 
 
+@benchmark("train_epoch_selection")
+def epoch_selection() -> dict:
+    """Score 3/5/10/20/40 epochs by grouped 5-fold on a development cohort (seed 1, not the evaluation cohort)."""
+    from train.io import load_dataset
+    from train.selection import select_epochs
+    from train.simulate import load_config, simulate_cohort
+
+    cohort = REPO / "data" / "dev-cohort"
+    if not (cohort / "participants.tsv").is_file():
+        simulate_cohort(load_config(None, {"cohort": {"seed": 1}}), cohort)
+    result = select_epochs(load_dataset(cohort), [3, 5, 10, 20, 40])
+    return {**result, "baseline": "the other candidates (same folds, same cohort)",
+            "evaluation_cohort_seed": 0, "development_cohort_seed": 1}
+
+
 @benchmark("train_validate_real")
 def validate_real() -> dict:
     """Train the both-hemisphere model (no mirroring) on a simulated cohort and check it on eegmmidb."""
@@ -195,10 +214,11 @@ def identification_long() -> dict:
         reproduction()
     dataset = load_dataset(COHORT_DIR)
     training = load_training_config()
-    inputs = Inputs(dataset, training, REPORT_DIR / "cache")
+    config = load_reproduce_config()
+    inputs = Inputs(dataset, training, REPORT_DIR / "cache", config.repair_channel_sets)
     long = training.replace(fit={"epochs": 60})
     rows = []
-    for paper in load_reproduce_config().paper:
+    for paper in config.paper:
         items = [item for item in inputs.windows(paper["level"], paper["channel_set"]) if item.group == paper["group"]]
         trial = evaluate_trial_split(items, long, 0)
         control = evaluate_trial_split(items, long, 0, shuffle_labels=True)

@@ -15,7 +15,7 @@ epoch as soon as its last sample has arrived, whether its cue came before or aft
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
 
 import numpy as np
@@ -371,7 +371,7 @@ def compute_epochs(spec: PipelineSpec, raw_uv: np.ndarray, cue_samples: Sequence
     return compute_epochs_many(spec, [(raw_uv, cue_samples)])[0]
 
 
-def compute_epochs_many(spec: PipelineSpec, recordings: Sequence[tuple[np.ndarray, Sequence[int]]],
+def compute_epochs_many(spec: PipelineSpec, recordings: Iterable[tuple[np.ndarray, Sequence[int]]],
                         batch_samples: int = 8_000_000) -> list[EpochInputs]:
     """:func:`compute_epochs` for many recordings, filtering several of them side by side.
 
@@ -383,8 +383,8 @@ def compute_epochs_many(spec: PipelineSpec, recordings: Sequence[tuple[np.ndarra
     Parameters
     ----------
     spec : PipelineSpec
-    recordings : sequence of (raw_uv, cue_samples)
-        As for :func:`compute_epochs`.
+    recordings : iterable of (raw_uv, cue_samples)
+        As for :func:`compute_epochs`; consumed lazily (a generator keeps only one batch in memory).
     batch_samples : int
         Memory bound: channel-samples filtered together.
 
@@ -393,10 +393,10 @@ def compute_epochs_many(spec: PipelineSpec, recordings: Sequence[tuple[np.ndarra
     list of EpochInputs
         One per recording, in order.
     """
-    data = [(_check_chunk(spec, raw, f"recording {i} raw_uv"), cues) for i, (raw, cues) in enumerate(recordings)]
     results: list[EpochInputs] = []
     batch: list[tuple[np.ndarray, Sequence[int]]] = []
-    for raw, cues in data:
+    for i, (raw, cues) in enumerate(recordings):
+        raw = _check_chunk(spec, raw, f"recording {i} raw_uv")
         longest = max([raw.shape[1]] + [item[0].shape[1] for item in batch])
         if batch and (len(batch) + 1) * len(spec.channels) * longest > batch_samples:
             results.extend(_batch_epochs(spec, batch))

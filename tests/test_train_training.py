@@ -200,6 +200,11 @@ def test_reproduce_rejects_a_bad_grid(tmp_path):
                                                       'channel_sets = ["all", "eleven"]'))
     with pytest.raises(HotspotError, match="eleven"):
         load_reproduce_config(bad)
+    bad.write_text(REPRODUCE_FILE.read_text().replace('repair_bad_channels = ["all"]',
+                                                      'repair_bad_channels = ["every"]'))
+    with pytest.raises(HotspotError, match="every"):
+        load_reproduce_config(bad)
+    assert load_reproduce_config().repair_channel_sets == ("all",)
     small = load_reproduce_config(small=True)
     assert small.training["fit"]["epochs"] < load_training_config().fit.epochs
 
@@ -258,3 +263,22 @@ def test_on_an_easy_simulator_configuration_the_model_beats_the_population_mean(
     errors = result.summary["errors"]["label"]
     assert errors["model"]["n"] >= 35
     assert errors["model"]["mean_mm"] < errors["population_mean"]["mean_mm"] - 1.0
+
+
+def test_select_epochs_scores_every_candidate_on_grouped_folds_and_picks_the_smallest_error(tiny_folder, tmp_path,
+                                                                                           capsys):
+    from train import selection
+
+    out = tmp_path / "selection.json"
+    code = run_cli(selection.main, ["--data", str(tiny_folder), "--out", str(out), "--candidates", "2,1",
+                                    "--folds", "2", "--channels", "five"])
+    assert code == 0
+    result = json.loads(out.read_text())
+    assert set(result["errors_mm"]) == {"healthy", "stroke"}
+    for epochs in ("1", "2"):
+        expected = np.mean([result["errors_mm"][group][epochs] for group in ("healthy", "stroke")])
+        assert result["mean_mm"][epochs] == pytest.approx(expected)
+    assert result["mean_mm"][str(result["selected"])] == min(result["mean_mm"].values())
+    assert "subject-grouped" in result["protocol"] and "selected" in capsys.readouterr().out
+    assert run_cli(selection.main, ["--data", str(tiny_folder), "--out", str(out), "--candidates", "5,x"]) == 2
+    assert "--candidates must be comma-separated integers" in capsys.readouterr().err

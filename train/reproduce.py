@@ -146,6 +146,18 @@ def _errors(result: ProtocolResult, target: str, method: str = "model") -> dict:
     return result.summary["errors"][target][method]
 
 
+def config_record(config: ReproduceConfig, training: TrainingConfig) -> dict:
+    """The settings a report was made with, as stored in ``results.json`` (JSON types only)."""
+    record = {**{k: v for k, v in vars(config).items() if k != "paper"}, "training_config": training.to_dict()}
+    return json.loads(json.dumps(record, default=_json_default))
+
+
+def effective_training(config: ReproduceConfig) -> TrainingConfig:
+    """``training.toml`` with the reproduction's ``[training]`` overrides applied."""
+    training = load_training_config()
+    return training.replace(**config.training) if config.training else training
+
+
 def run_reproduction(dataset: Dataset, config: ReproduceConfig, out: Path | str, cache_dir: Path | str | None = None,
                      progress: bool = True) -> dict:
     """Run the whole table and the headline protocols; write JSON, markdown and figures.
@@ -179,7 +191,7 @@ def run_reproduction(dataset: Dataset, config: ReproduceConfig, out: Path | str,
     for subject in dataset.subjects:
         for recording in subject.recordings:
             recording.data = np.asarray(recording.data, dtype=np.float32)
-    training = load_training_config().replace(**config.training) if config.training else load_training_config()
+    training = effective_training(config)
     inputs = Inputs(dataset, training, Path(cache_dir) if cache_dir else out / "cache", config.repair_channel_sets)
     groups_present = {subject.group for subject in dataset.subjects}
     groups = [group for group in config.groups if group in groups_present]
@@ -189,7 +201,7 @@ def run_reproduction(dataset: Dataset, config: ReproduceConfig, out: Path | str,
         "dataset": dataset.name, "data_hash": inputs.data_hash, "n_subjects": len(dataset.subjects),
         "frame": "head frame, mm; right-hemisphere subjects mirrored into the left frame",
         "baseline_for_skill": "population mean of the training subjects' hotspots; oracle = simulator source oracle",
-        "config": {**{k: v for k, v in vars(config).items() if k != "paper"}, "training_config": training.to_dict()},
+        "config": config_record(config, training),
         "headline": run_headline(inputs, config, training, groups), "rows": [], "complete": False}
     bar.update(1)
     for level, channel_set, group in cells:

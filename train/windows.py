@@ -178,20 +178,22 @@ def recording_windows(recording: Recording, spec, cue: str, mirrored: bool) -> n
 def compute_windows(dataset: Dataset, spec, cue: str, mirror: bool, repair: bool = False) -> list[SubjectWindows]:
     """Compute every subject's accepted windows in the model's frame (see module notes).
 
-    All recordings go through :func:`edge.pipeline.compute_epochs_many` together (filtered side by
-    side, identical to one :func:`edge.pipeline.compute_epochs` call each). ``repair`` interpolates
+    All recordings go through :func:`edge.pipeline.compute_epochs_many` (filtered side by side in
+    batches, identical to one :func:`edge.pipeline.compute_epochs` call each); each recording's input
+    is read only when its batch is filtered, so memory stays bounded for 64-channel cohorts. ``repair`` interpolates
     each recording's session-bad channels first (:mod:`train.bad_channels`; all-channel models only).
     """
     from edge.pipeline import compute_epochs_many
 
-    jobs, owners = [], []
+    owners, sources = [], []
     for index, subject in enumerate(dataset.subjects):
         mirrored = needs_mirroring(subject, mirror)
         channels = [mirror_channel_name(name) for name in spec.channels] if mirrored else list(spec.channels)
         for recording in subject.recordings:
-            jobs.append(_recording_input(recording, channels, spec, cue, repair))
             owners.append((index, recording.session))
-    results = compute_epochs_many(spec, jobs) if jobs else []
+            sources.append((recording, channels))
+    jobs = (_recording_input(recording, channels, spec, cue, repair) for recording, channels in sources)
+    results = compute_epochs_many(spec, jobs)
     parts: dict[int, list[tuple[str, np.ndarray]]] = {}
     for (index, session), epochs in zip(owners, results):
         parts.setdefault(index, []).append((session, _accepted(epochs).reshape((-1, *spec.input_shape))))

@@ -1,0 +1,105 @@
+"""``invoke select-epochs``: choose the training length on a development cohort, never on test subjects.
+
+The number of epochs is the one training setting that visibly trades under- against over-fitting.
+It is chosen here by subject-grouped k-fold on a *development* cohort (a simulated cohort drawn
+with another seed, so none of its subjects is in the evaluation cohort), scored against the TMS
+labels, which is all a clinic could score against. The winner is written into
+``train/configs/training.toml`` by hand, with the result file cited beside it; the evaluation
+cohort is never looked at.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from edge.errors import ErrorCode, HotspotError, run_cli
+from train.configs import TrainingConfig, load_training_config
+from train.dataset import Dataset
+from train.evaluation import evaluate_grouped
+from train.training import channel_list, dataset_sfreq
+from train.windows import dataset_windows, make_spec
+
+
+def select_epochs(dataset: Dataset, candidates: Sequence[int], level: str = "psd", channel_set: str = "nine",
+                  folds: int = 5, seed: int = 0, training: TrainingConfig | None = None) -> dict:
+    """Score each candidate epoch count by subject-grouped k-fold on ``dataset`` and pick the best.
+
+    Parameters
+    ----------
+    dataset : Dataset
+        The development cohort (never the evaluation cohort).
+    candidates : sequence of int
+        Epoch counts to try.
+    level, channel_set : str
+        The input level and channel set the choice is made for.
+    folds : int
+        Grouped folds per group.
+    seed : int
+    training : TrainingConfig, optional
+        Everything else (default: ``training.toml``).
+
+    Returns
+    -------
+    dict
+        ``errors_mm[group][epochs]`` (mean error vs TMS label over subjects), ``mean_mm[epochs]``
+        (mean over groups) and ``selected`` (the smallest mean; ties go to fewer epochs).
+    """
+    if not candidates or any(int(epochs) < 1 for epochs in candidates):
+        raise HotspotError("epoch candidates must be integers >= 1", ErrorCode.BAD_ARGUMENT)
+    training = training or load_training_config()
+    channels = channel_list(dataset, channel_set, training.data.mirror)
+    spec = make_spec(level, channels, dataset_sfreq(dataset), training.pipeline)
+    items = dataset_windows(dataset, spec, training.data.cue, training.data.mirror,
+                            repair=training.data.repair_bad_channels)
+    groups = sorted({item.group for item in items})
+    errors: dict[str, dict[int, float]] = {}
+    for group in groups:
+        members = [item for item in items if item.group == group]
+        errors[group] = {}
+        for epochs in sorted({int(c) for c in candidates}):
+            result = evaluate_grouped(members, training.replace(fit={"epochs": epochs}), folds, seed)
+            errors[group][epochs] = float(result.summary["errors"]["label"]["model"]["mean_mm"])
+    mean = {epochs: float(np.mean([errors[group][epochs] for group in groups])) for epochs in errors[groups[0]]}
+    selected = min(sorted(mean), key=lambda epochs: mean[epochs])
+    return {"dataset": dataset.name, "data_hash": dataset.content_hash(), "level": level,
+            "channel_set": channel_set, "protocol": f"subject-grouped {folds}-fold on the development cohort",
+            "target": "TMS label (what a clinic can measure)", "frame": "head frame, mm, model frame (mirrored)",
+            "errors_mm": errors, "mean_mm": mean, "selected": selected}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line of ``invoke select-epochs``."""
+    parser = argparse.ArgumentParser(prog="invoke select-epochs", description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True, help="development cohort folder (not the evaluation cohort)")
+    parser.add_argument("--out", required=True, help="JSON file for the scores")
+    parser.add_argument("--candidates", default="3,5,10,20,40", help="comma-separated epoch counts")
+    parser.add_argument("--level", default="psd")
+    parser.add_argument("--channels", default="nine")
+    parser.add_argument("--folds", type=int, default=5)
+    args = parser.parse_args(argv)
+    try:
+        candidates = [int(text) for text in args.candidates.split(",")]
+    except ValueError:
+        raise HotspotError(f"--candidates must be comma-separated integers, got {args.candidates!r}",
+                           ErrorCode.BAD_ARGUMENT) from None
+    data = Path(args.data)
+    if not data.exists():
+        raise HotspotError(f"dataset {data} not found; simulate a development cohort with another seed first",
+                           ErrorCode.BAD_FILE)
+    from train.io import load_dataset
+
+    result = select_epochs(load_dataset(data), candidates, args.level, args.channels, args.folds)
+    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+    for epochs, value in result["mean_mm"].items():
+        print(f"{epochs:4d} epochs: {value:.2f} mm mean grouped error vs label")
+    print(f"selected: {result['selected']} epochs (wrote {args.out})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))
