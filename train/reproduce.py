@@ -10,7 +10,9 @@ side by side with the numbers of Choi et al. 2025 and with the population-mean b
 headline configuration additionally gets leave-one-subject-out, its shuffled-label control, the
 session split and healthy -> stroke transfer. Outputs in ``--out``: ``results.json``, ``table.md``,
 ``scalp_map_<group>.png`` (true vs predicted hotspots per subject) and ``error_distributions.png``.
-Computed input windows are cached in ``<out>/cache`` (or ``--cache``).
+Computed input windows are cached in ``<out>/cache`` (or ``--cache``). The channel sets named in
+``repair_bad_channels`` (the all-channel rows) get each recording's session-bad channels
+interpolated first (:mod:`train.bad_channels`); the device's 9 and 5 channel sets keep its rule.
 """
 
 from __future__ import annotations
