@@ -284,9 +284,13 @@ def markdown_table(report: dict) -> str:
         "control trains and scores every subject with another subject's hotspot; an equally small error there "
         "shows the split measures subject identification, not localisation. **Subject-grouped** = no subject in "
         "both training and test (the honest number).", "",
+        "Baselines beside every subject-grouped row, on the same test subjects and against the truth: population "
+        "mean of the training subjects' hotspots, the FCC3h anatomical rule, interpolated ERD peak + mean training "
+        "offset, and the simulator's source oracle.", "",
         "| level | group | channels | paper (mm) | trial split (identification) vs label | shuffled-label control "
-        "| subject-grouped vs label | subject-grouped vs truth | population mean vs truth | skill (grouped, truth) |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+        "| subject-grouped vs label | subject-grouped vs truth | population mean | FCC3h rule | ERD peak + offset "
+        "| source oracle | skill (grouped, truth) |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for row in report["rows"]:
         paper = f"{row['paper']['mean_mm']:.2f}" if row["paper"] else "–"
         trial, control, grouped = row["trial_split"], row["trial_split_control"], row["subject_grouped"]
@@ -296,12 +300,14 @@ def markdown_table(report: dict) -> str:
             f"{_mm(control['summary']['errors']['label']['model'])} | "
             f"{_mm(grouped['summary']['errors']['label']['model'])} | "
             f"{_mm(grouped['summary']['errors']['truth']['model'])} | "
-            f"{_mm(grouped['summary']['errors']['truth']['population_mean'])} | "
-            f"{_skill(grouped['summary']['skill_vs_population_mean']['truth'])} |")
+            + "".join(f"{_mm(grouped['summary']['errors']['truth'][method])} | "
+                      for method in ("population_mean", "anatomical_rule", "erd_peak", "oracle"))
+            + f"{_skill(grouped['summary']['skill_vs_population_mean']['truth'])} |")
     if any(not row["subject_grouped"]["summary"]["n_subjects"] for row in report["rows"]):
         lines += ["", "n/a: no subject had enough accepted windows for this row (the device's quality verdict "
                   "rejects a whole window when any of its channels is flat, railed or above the artifact "
-                  "threshold; see `notes` in results.json)."]
+                  "threshold, and only the sets in `repair_bad_channels` get session-bad channels "
+                  "interpolated; see `notes` in results.json)."]
     if not report.get("complete", True):
         lines += ["", f"**Partial table**: {len(report['rows'])} of the configured cells were finished."]
     notes = [f"- {p['level']}/{p['group']}/{p['channel_set']}: {p['note']}" for p in
