@@ -11,6 +11,8 @@ benchmarks below. Every number states its protocol, frame and baseline.
   the paper's numbers.
 - ``train_epoch_selection``: the training length chosen by subject-grouped k-fold on a development
   cohort simulated with another seed (never the evaluation cohort).
+- ``train_simulator_sensitivity`` / ``train_large_cohort_transfer``: why the skill targets are missed
+  (wider hotspot spread, generators at the hotspot, 200 training subjects).
 - ``train_validate_real``: the sim-to-real check on eegmmidb (contralateral share vs the ERD
   lateralisation baseline; target >= 85 % and not below the baseline).
 
@@ -282,3 +284,58 @@ def simulator_sensitivity() -> dict:
                         "(and the same with 40 epochs)",
             "frame": FRAME, "baseline": BASELINE, "cohort": "30 healthy, one session, simulator seed 2",
             "configurations": rows}
+
+
+@benchmark("train_large_cohort_transfer")
+def large_cohort_transfer() -> dict:
+    """Does more training data help? Train on 200 other simulated healthy subjects, test on the evaluation cohort.
+
+    The training cohort (seed 11, one session, default simulator otherwise) shares no subject with the
+    evaluation cohort, so this is subject-grouped by construction. PSD, nine channels, the fixed
+    training settings and 30 epochs; errors vs the truth, baseline = population mean of the 200.
+    """
+    import dataclasses
+    import gc
+
+    from train.configs import load_training_config
+    from train.evaluation import evaluate_transfer
+    from train.io import load_dataset
+    from train.simulate import load_config, simulate_cohort
+    from train.training import channel_list
+    from train.windows import dataset_windows, make_spec
+
+    training = load_training_config()
+    large = REPO / "data" / "large-healthy"
+    if not (large / "participants.tsv").is_file():
+        simulate_cohort(load_config(None, {"cohort": {"seed": 11, "n_healthy": 200, "n_stroke": 0, "sessions": 1}}),
+                        large)
+    if not (COHORT_DIR / "participants.tsv").is_file():
+        reproduction()
+
+    def windows(folder: Path, prefix: str) -> list:
+        dataset = load_dataset(folder)
+        for subject in dataset.subjects:
+            for recording in subject.recordings:
+                recording.data = np.asarray(recording.data, dtype=np.float32)
+        spec = make_spec("psd", channel_list(dataset, "nine", True), 250.0, training.pipeline)
+        items = [dataclasses.replace(item, subject=prefix + item.subject) for item in dataset_windows(dataset, spec)]
+        del dataset
+        gc.collect()
+        return items
+
+    train = [dataclasses.replace(item, group="large") for item in windows(large, "large-")]
+    test = windows(COHORT_DIR, "eval-")
+    rows = []
+    for epochs in (training.fit.epochs, 30):
+        for group in ("healthy", "stroke"):
+            result = evaluate_transfer(train + [item for item in test if item.group == group],
+                                       training.replace(fit={"epochs": epochs}), 0, source="large", target=group)
+            errors = result.summary["errors"]["truth"]
+            rows.append({"epochs": epochs, "group": group, "n_test_subjects": result.summary["n_subjects"],
+                         "model_mm": errors["model"]["mean_mm"],
+                         "population_mean_mm": errors["population_mean"]["mean_mm"],
+                         "oracle_mm": errors["oracle"]["mean_mm"],
+                         "skill_vs_truth": result.summary["skill_vs_population_mean"]["truth"]})
+    return {"protocol": "train on 200 other simulated healthy subjects, test on the evaluation cohort (subject-grouped)",
+            "frame": FRAME, "baseline": "population mean of the 200 training subjects' TMS labels",
+            "n_training_subjects": len(train), "rows": rows}
