@@ -46,7 +46,8 @@ def filter_throughput() -> dict:
     from edge.fixedpoint import BiquadCascade
 
     results = {}
-    for n_channels, seconds in ((9, 20), (64, 10)):
+    # 1024 rows: recordings stacked side by side, as edge.pipeline.compute_epochs_many filters a cohort.
+    for n_channels, seconds in ((9, 20), (64, 10), (1024, 4)):
         data = _eeg(n_channels, int(seconds * SFREQ))
         channel_samples = data.size
         row = {}
