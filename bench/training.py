@@ -258,8 +258,7 @@ def simulator_sensitivity() -> dict:
     from train.evaluation import evaluate_grouped
     from train.io import load_dataset
     from train.simulate import load_config, simulate_cohort
-    from train.training import channel_list
-    from train.windows import dataset_windows, make_spec
+    from train.reproduce import Inputs
 
     training = load_training_config()
     rows = {}
@@ -268,9 +267,7 @@ def simulator_sensitivity() -> dict:
         if not (folder / "participants.tsv").is_file():
             cohort = {"cohort": {"seed": 2, "n_healthy": 30, "n_stroke": 0, "sessions": 1}}
             simulate_cohort(load_config(None, {**cohort, **overrides}), folder)
-        dataset = load_dataset(folder)
-        spec = make_spec("psd", channel_list(dataset, "nine", True), 250.0, training.pipeline)
-        windows = dataset_windows(dataset, spec)
+        windows = Inputs(load_dataset(folder), training).windows("psd", "nine")
         rows[name] = {"overrides": overrides}
         for epochs in (training.fit.epochs, 40):
             result = evaluate_grouped(windows, training.replace(fit={"epochs": epochs}), 5, 0)
@@ -301,8 +298,7 @@ def large_cohort_transfer() -> dict:
     from train.evaluation import evaluate_transfer
     from train.io import load_dataset
     from train.simulate import load_config, simulate_cohort
-    from train.training import channel_list
-    from train.windows import dataset_windows, make_spec
+    from train.reproduce import Inputs
 
     training = load_training_config()
     large = REPO / "data" / "large-healthy"
@@ -314,11 +310,9 @@ def large_cohort_transfer() -> dict:
 
     def windows(folder: Path, prefix: str) -> list:
         dataset = load_dataset(folder)
-        for subject in dataset.subjects:
-            for recording in subject.recordings:
-                recording.data = np.asarray(recording.data, dtype=np.float32)
-        spec = make_spec("psd", channel_list(dataset, "nine", True), 250.0, training.pipeline)
-        items = [dataclasses.replace(item, subject=prefix + item.subject) for item in dataset_windows(dataset, spec)]
+        dataset.to_float32()
+        items = [dataclasses.replace(item, subject=prefix + item.subject)
+                 for item in Inputs(dataset, training).windows("psd", "nine")]
         del dataset
         gc.collect()
         return items

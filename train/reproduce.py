@@ -104,7 +104,7 @@ def load_reproduce_config(path: Path | str | None = None, small: bool = False) -
 class Inputs:
     """Windows and ERD peaks per (level, channel set), computed once and cached on disk."""
 
-    def __init__(self, dataset: Dataset, training: TrainingConfig, cache_dir: Path,
+    def __init__(self, dataset: Dataset, training: TrainingConfig, cache_dir: Path | None = None,
                  repair_channel_sets: Sequence[str] = ()) -> None:
         self.dataset, self.training, self.cache_dir = dataset, training, cache_dir
         self.repair_channel_sets = tuple(repair_channel_sets)
@@ -190,9 +190,7 @@ def run_reproduction(dataset: Dataset, config: ReproduceConfig, out: Path | str,
     started = time.perf_counter()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    for subject in dataset.subjects:
-        for recording in subject.recordings:
-            recording.data = np.asarray(recording.data, dtype=np.float32)
+    dataset.to_float32()
     training = effective_training(config)
     inputs = Inputs(dataset, training, Path(cache_dir) if cache_dir else out / "cache", config.repair_channel_sets)
     groups_present = {subject.group for subject in dataset.subjects}

@@ -21,8 +21,7 @@ from edge.errors import ErrorCode, HotspotError, run_cli
 from train.configs import TrainingConfig, load_training_config
 from train.dataset import Dataset
 from train.evaluation import evaluate_grouped
-from train.training import channel_list, dataset_sfreq
-from train.windows import dataset_windows, make_spec
+from train.reproduce import Inputs
 
 
 def select_epochs(dataset: Dataset, candidates: Sequence[int], level: str = "psd", channel_set: str = "nine",
@@ -52,10 +51,8 @@ def select_epochs(dataset: Dataset, candidates: Sequence[int], level: str = "psd
     if not candidates or any(int(epochs) < 1 for epochs in candidates):
         raise HotspotError("epoch candidates must be integers >= 1", ErrorCode.BAD_ARGUMENT)
     training = training or load_training_config()
-    channels = channel_list(dataset, channel_set, training.data.mirror)
-    spec = make_spec(level, channels, dataset_sfreq(dataset), training.pipeline)
-    items = dataset_windows(dataset, spec, training.data.cue, training.data.mirror,
-                            repair=training.data.repair_bad_channels)
+    inputs = Inputs(dataset, training)
+    items = inputs.windows(level, channel_set)
     groups = sorted({item.group for item in items})
     errors: dict[str, dict[int, float]] = {}
     for group in groups:
@@ -66,7 +63,7 @@ def select_epochs(dataset: Dataset, candidates: Sequence[int], level: str = "psd
             errors[group][epochs] = float(result.summary["errors"]["label"]["model"]["mean_mm"])
     mean = {epochs: float(np.mean([errors[group][epochs] for group in groups])) for epochs in errors[groups[0]]}
     selected = min(sorted(mean), key=lambda epochs: mean[epochs])
-    return {"dataset": dataset.name, "data_hash": dataset.content_hash(), "level": level,
+    return {"dataset": dataset.name, "data_hash": inputs.data_hash, "level": level,
             "channel_set": channel_set, "protocol": f"subject-grouped {folds}-fold on the development cohort",
             "target": "TMS label (what a clinic can measure)", "frame": "head frame, mm, model frame (mirrored)",
             "errors_mm": errors, "mean_mm": mean, "selected": selected}
