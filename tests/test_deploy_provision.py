@@ -38,6 +38,12 @@ def test_unit_passes_systemd_analyze_verify(tmp_path):
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
         pytest.skip("systemd-analyze is not installed")
+    done = subprocess.run([analyze, "verify", str(_unit_for(tmp_path))], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def _unit_for(tmp_path: Path) -> Path:
+    """The unit with its prefix moved under ``tmp_path`` (where a runnable ExecStart exists)."""
     prefix = tmp_path / "prefix"
     executable = prefix / "current" / "venv" / "bin" / "hotspot-edge"
     executable.parent.mkdir(parents=True)
@@ -45,8 +51,28 @@ def test_unit_passes_systemd_analyze_verify(tmp_path):
     executable.chmod(0o755)
     unit = tmp_path / "hotspot-edge.service"
     unit.write_text((PROVISION / "hotspot-edge.service").read_text().replace(DEFAULT_PREFIX, str(prefix)))
-    done = subprocess.run([analyze, "verify", str(unit)], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
+    return unit
+
+
+HARDENING = ("UMask", "RestrictAddressFamilies", "IPAddressDeny", "DevicePolicy", "DeviceAllow", "SystemCallFilter",
+             "SystemCallArchitectures", "ProtectKernelTunables", "ProtectKernelModules", "ProtectKernelLogs",
+             "ProtectControlGroups", "ProtectClock", "CapabilityBoundingSet", "NoNewPrivileges", "PrivateNetwork",
+             "RestrictNamespaces", "MemoryDenyWriteExecute")
+
+
+def test_unit_is_hardened_and_systemd_analyze_security_rates_it_safe(tmp_path):
+    unit_text = (PROVISION / "hotspot-edge.service").read_text()
+    keys = {line.split("=", 1)[0] for line in unit_text.splitlines() if "=" in line and not line.startswith("#")}
+    assert set(HARDENING) <= keys, sorted(set(HARDENING) - keys)
+    assert "UMask=0077" in unit_text and "IPAddressDeny=any" in unit_text
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed (apt-get install systemd)")
+    done = subprocess.run([analyze, "security", "--offline=true", str(_unit_for(tmp_path))], capture_output=True,
+                          text=True)
+    last = done.stdout.strip().splitlines()[-1]
+    score = float(last.split(":")[-1].split()[0])
+    assert score <= 4.0 and ("OK" in last or "SAFE" in last), last
 
 
 def test_udev_rule_names_the_dongle_and_sets_latency_one_ms():
