@@ -12,20 +12,13 @@ prepares it again with a capped exponential backoff (``reconnecting``) until the
 did not arrive while the link was down are filled with NaN from the host clock, so a trial that
 spans an outage is visibly incomplete.
 
-Loss accounting, per received sample with counter ``p`` after counter ``q``:
-``steps = ((p - q) mod 256) / step``, and ``steps - 1`` samples were lost, plus any whole counter
-periods (256 / step samples) the counter alone cannot see. Those come from the host timestamps and
-causality: a sample is never received before it was sampled, so a period is added to a gap when
-every sample received after it arrived at least 3/4 of a period later than its count of slots
-allows. A burst after a gap (a delivery delay) satisfies that only for its first samples, so the
-decision waits until a quarter period of arrivals follows the gap (samples held back meanwhile);
-at the end of a session, without that evidence, no period is added.
-A counter repeated right after its original is a Daisy sample whose even half was lost: BrainFlow
-then repeats the previous Daisy channels, so the sample is counted as lost and set to NaN. (When
-the odd packet of one Daisy sample and the even packet of the next are both lost, BrainFlow pairs
-the older Daisy half with the newer Cyton half under the older counter; no host can tell.)
-A session's first sample is placed from the stream start, since the boards restart the counter
-at 0 on ``b``.
+Each drained block goes through :class:`edge.timebase.PacketCounter` (the time base shared with
+recorded files): packets the board cannot have sent (a stop byte other than 0xC0, a value beyond the
+ADC range, a counter off the sequence) are rejected, duplicates dropped, losses counted from the
+counter and checked against the host clock (whole lost periods added, a counter restart or jump
+re-aligned to the host clock). When the Daisy's halves arrive out of order (channels 9-16 would lag
+channels 1-8 by one sample), the session is restarted like a stalled one. :class:`edge.timebase.RateCheck`
+measures the board's real sampling rate over a sliding window (:attr:`Acquisition.measured_hz`).
 """
 
 from __future__ import annotations
@@ -42,6 +35,8 @@ import numpy as np
 from brainflow.board_shim import BoardIds, BoardShim, BrainFlowError, BrainFlowInputParams, LogLevels
 
 from edge.errors import ErrorCode, HotspotError
+from edge.fixedpoint import CYTON_DEFAULT_GAIN, ads1299_full_scale_uv
+from edge.timebase import PacketCounter, Placement, RateCheck
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +46,8 @@ BOARD_IDS = {
     "synthetic": BoardIds.SYNTHETIC_BOARD,
     "playback": BoardIds.PLAYBACK_FILE_BOARD,
 }
-COUNTER_PERIOD = 256
+STOP_BYTE = 0xC0
+"""The stop byte of every packet a Cyton sends in its default board mode (accelerometer data)."""
 
 
 class Status(str, enum.Enum):
@@ -123,6 +119,14 @@ class AcquisitionStats:
         Samples dropped because the reader fell behind the ring buffer.
     ambiguous_gaps : int
         Gaps longer than one counter period, sized from host timestamps.
+    duplicates : int
+        Packets dropped as repeats of the one before (not loss).
+    rejected : int
+        Packets the board cannot have sent (stop byte, value range, counter off the sequence).
+    realigned : int
+        Slots of loss the counter claimed but the host clock did not support (a counter restart or jump).
+    misordered : int
+        Sessions restarted because the Daisy's two packets per sample arrived out of order.
     """
 
     samples: int = 0
@@ -130,143 +134,10 @@ class AcquisitionStats:
     reconnects: int = 0
     overflowed: int = 0
     ambiguous_gaps: int = 0
-
-
-class PacketCounter:
-    """Turn the boards' 8-bit packet counter into sample slots, counting lost samples.
-
-    Parameters
-    ----------
-    step : int
-        Counter increment per sample (1; 2 for the Cyton + Daisy, whose even and odd packets
-        carry one sample).
-    sampling_rate : float
-        Samples per second, to size gaps from host timestamps.
-    starts_at_zero : bool
-        Whether the board restarts its counter at 0 when told to stream (the Cyton boards and the
-        synthetic board do; a played-back file does not).
-    """
-
-    def __init__(self, step: int, sampling_rate: float, starts_at_zero: bool = True) -> None:
-        self.step = step
-        self.sampling_rate = sampling_rate
-        self.starts_at_zero = starts_at_zero
-        self.period = COUNTER_PERIOD // step
-        self.ambiguous_gaps = 0
-        self._last_slot: int | None = None
-        self._last_received: int | None = None
-        self._last_time: float | None = None
-        self._session_start: float | None = None
-
-    @property
-    def evidence_s(self) -> float:
-        """Host seconds of arrivals after a gap needed to add a whole period to it (a quarter period)."""
-        return self.period / 4 / self.sampling_rate
-
-    def new_session(self, start_time: float) -> None:
-        """Start counting a new session whose stream was started at ``start_time`` (host seconds).
-
-        The samples the previous sessions did not deliver are sized from the host clock (from the
-        last received sample); a board whose counter restarts at 0 is placed from the session's start
-        on, any other from its first sample's arrival.
-        """
-        self._session_start = start_time
-        self._last_received = None
-        self._last_slot = (-self.step) % COUNTER_PERIOD if self.starts_at_zero else None
-
-    def place(self, counters: np.ndarray, times: np.ndarray, final: bool = True) -> tuple[np.ndarray, np.ndarray]:
-        """Place received samples.
-
-        A whole lost period is decided from the samples that arrived after the gap. When they span
-        less than a quarter period of host time (a burst), that evidence is weak: the samples from
-        that gap on are left unplaced (the returned arrays are shorter) for the caller to pass again
-        with the next samples, or, when ``final``, placed without the whole period.
-
-        Parameters
-        ----------
-        counters : ndarray, shape (n,)
-            The package-number row.
-        times : ndarray, shape (n,)
-            The host timestamps (seconds).
-        final : bool
-            Place every sample now (at the end of a session, or when no more samples came).
-
-        Returns
-        -------
-        missing : ndarray of int, shape (n_placed,)
-            Samples lost just before each placed sample.
-        stale : ndarray of bool, shape (n_placed,)
-            Samples whose data repeat an earlier sample's (a Daisy sample whose even half was lost).
-        """
-        state = (self._last_slot, self._last_received, self._last_time, self._session_start, self.ambiguous_gaps)
-        missing, stale, wraps = self._place_all(counters, times)
-        times = np.asarray(times, dtype=np.float64)
-        uncertain = np.flatnonzero((wraps > 0) & (times[-1] - times < self.evidence_s)) if times.size else []
-        if not len(uncertain):
-            return missing, stale
-        if final:
-            # no more evidence will come: a delivery delay is likelier than a lost whole period
-            missing[uncertain] -= wraps[uncertain] * self.period
-            self.ambiguous_gaps -= len(uncertain)
-            return missing, stale
-        (self._last_slot, self._last_received, self._last_time, self._session_start,
-         self.ambiguous_gaps) = state
-        placed = int(uncertain[0])
-        missing, stale, _ = self._place_all(counters[:placed], times[:placed])
-        return missing, stale
-
-    def _place_all(self, counters: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Place every sample; return (missing, stale, whole periods added per sample)."""
-        counters = np.rint(np.asarray(counters)).astype(np.int64) % COUNTER_PERIOD
-        times = np.asarray(times, dtype=np.float64)
-        n = counters.size
-        missing = np.zeros(n, dtype=np.int64)
-        stale = np.zeros(n, dtype=bool)
-        if n == 0:
-            return missing, stale, np.zeros(0, dtype=np.int64)
-        first = 0
-        outage = 0
-        reference_time = self._last_time
-        if self._session_start is not None and self.starts_at_zero:
-            # a virtual sample just before counter 0, one sample period before the stream started
-            if self._last_time is not None:
-                outage = max(0, int(round((self._session_start - self._last_time) * self.sampling_rate)) - 1)
-            reference_time = self._session_start - 1.0 / self.sampling_rate
-        self._session_start = None
-        if self._last_slot is None:
-            # a board whose counter says nothing about the start: size the outage from the clock
-            if self._last_time is not None:
-                missing[0] = max(0, int(round((times[0] - self._last_time) * self.sampling_rate)) - 1)
-            self._last_slot = self._last_received = int(counters[0])
-            self._last_time = float(times[0])
-            first = 1
-        # slots advanced by each sample, modulo whole counter periods
-        steps = np.ones(n, dtype=np.int64)
-        for k in range(first, n):
-            counter = int(counters[k])
-            elapsed = (times[k] - (times[k - 1] if k > 0 else reference_time)) * self.sampling_rate
-            if counter == self._last_received and elapsed < self.period / 2:
-                # a repeat right after its original: the slot after the last one holds stale data
-                stale[k] = True
-                self._last_slot = (self._last_slot + self.step) % COUNTER_PERIOD
-                continue
-            steps[k] = ((counter - self._last_slot) % COUNTER_PERIOD) // self.step or self.period
-            self._last_slot = self._last_received = counter
-        # whole periods: a sample is never received before it was sampled, so after a gap every later
-        # sample must leave room for the slots assigned to it; a period is added to a gap when all the
-        # samples after it arrived at least 3/4 of a period later than their count of slots implies
-        lateness = times * self.sampling_rate - np.cumsum(steps)
-        floor = np.minimum.accumulate(lateness[::-1])[::-1]
-        before = np.concatenate([[(reference_time or 0.0) * self.sampling_rate], lateness[:-1]])
-        wraps = np.maximum(0, np.floor((floor - before) / self.period + 0.25)).astype(np.int64)
-        wraps[:first] = 0
-        wraps[stale] = 0
-        self.ambiguous_gaps += int(np.count_nonzero(wraps))
-        missing[first:] = steps[first:] - 1 + wraps[first:] * self.period
-        if first < n:
-            missing[first] += outage
-        self._last_time = float(times[-1])
-        return missing, stale, wraps
+    duplicates: int = 0
+    rejected: int = 0
+    realigned: int = 0
+    misordered: int = 0
 
 
 class RingBuffer:
@@ -346,6 +217,9 @@ class Acquisition:
     clock_scale : float
         Board seconds per host second: 1 for a real board; ``speed`` for an emulator streaming
         faster than real time, so that gaps sized from the host clock stay aligned.
+    adc_gain : int
+        The channels' ADS1299 gain (BrainFlow's default 24): values beyond its full scale are
+        rejected as packets the board cannot have sent.
     on_status : callable, optional
         Called with each :class:`StatusChange`, from the worker thread; keep it short.
     """
@@ -354,7 +228,7 @@ class Acquisition:
                  master_board: str = "cyton", eeg_channels: Sequence[int] | None = None,
                  watchdog_s: float = 2.0, backoff_s: tuple[float, float] = (0.25, 1.0), buffer_s: float = 60.0,
                  poll_s: float = 0.02, loop: bool = True, clock_scale: float = 1.0,
-                 on_status: Callable[[StatusChange], None] | None = None) -> None:
+                 adc_gain: int = CYTON_DEFAULT_GAIN, on_status: Callable[[StatusChange], None] | None = None) -> None:
         if board not in BOARD_IDS:
             raise HotspotError(f"unknown board type {board!r}; use one of {', '.join(BOARD_IDS)}", ErrorCode.BAD_CONFIG)
         if board in ("cyton", "cyton_daisy") and not serial_port:
@@ -387,11 +261,17 @@ class Acquisition:
                                ErrorCode.BAD_CONFIG)
         self.eeg_channels = [int(channel) for channel in channels]
         self._rows = [board_rows[channel - 1] for channel in self.eeg_channels]
+        self._board_rows = board_rows
         self._counter_row = int(descr["package_num_channel"])
         self._time_row = int(descr["timestamp_channel"])
+        # a live Cyton's packets carry their stop byte (BrainFlow's first "other" row) and ADC counts
+        self._stop_row = int(descr["other_channels"][0]) if board in ("cyton", "cyton_daisy") else None
+        self._full_scale_uv = ads1299_full_scale_uv(adc_gain) * (1 + 1e-9)
         self.clock_scale = float(clock_scale)
         self._tracker = PacketCounter(step=2 if self._data_board_id == BoardIds.CYTON_DAISY_BOARD else 1,
                                       sampling_rate=self.sampling_rate * clock_scale, starts_at_zero=board != "playback")
+        self._rate = RateCheck(self.sampling_rate, clock_scale)
+        self._restart_reason: str | None = None
         self.watchdog_s = float(watchdog_s)
         self.backoff_s = (float(backoff_s[0]), float(backoff_s[1]))
         self.poll_s = float(poll_s)
@@ -415,6 +295,16 @@ class Acquisition:
     def status(self) -> Status:
         """The current link state."""
         return self._status
+
+    @property
+    def measured_hz(self) -> float | None:
+        """The board's sampling rate measured from host time over the last seconds (None until known)."""
+        return self._rate.measured_hz
+
+    @property
+    def rate_off(self) -> bool:
+        """Whether the measured rate differs from the declared one by more than 2 %."""
+        return self._rate.off
 
     @property
     def n_channels(self) -> int:
@@ -571,6 +461,7 @@ class Acquisition:
                     self._reconnected = True
                 self._set_status(Status.RECOVERED, self._where())
             self._tracker.new_session(self._stream_started)
+            self._rate.reset()
             reason = self._stream()
             if self._held is not None:
                 self._ingest(np.zeros((self._held.shape[0], 0)), final=True)
@@ -598,6 +489,9 @@ class Acquisition:
             if data.shape[1]:
                 last_data = now
                 self._ingest(data)
+                if self._restart_reason is not None:
+                    reason, self._restart_reason = self._restart_reason, None
+                    return reason
             elif port and not os.path.exists(port):
                 # the dongle was pulled: no need to wait for the watchdog
                 return f"{port} disappeared"
@@ -610,21 +504,41 @@ class Acquisition:
     def _ingest(self, data: np.ndarray, final: bool = False) -> None:
         if self._held is not None:
             data = np.concatenate([self._held, data], axis=1)
-            # a held-back burst is placed at the latest one poll after it could have been
-            final = final or time.monotonic() - self._held_since > 2 * self._tracker.evidence_s + self.poll_s
-        missing, stale = self._tracker.place(data[self._counter_row], data[self._time_row], final=final)
-        placed = missing.size
-        if placed < data.shape[1]:
-            if self._held is None or placed:
+            # held-back samples are placed at the latest one poll after the evidence could have come
+            final = final or time.monotonic() - self._held_since > 2 * self._tracker.realign_evidence_s + self.poll_s
+        values = data[self._board_rows]
+        valid = None
+        if self._stop_row is not None:
+            valid = (data[self._stop_row] == STOP_BYTE) & (np.abs(values) <= self._full_scale_uv).all(axis=0)
+        placement = self._tracker.place(data[self._counter_row], data[self._time_row], final=final, values=values,
+                                        valid=valid)
+        consumed = placement.consumed
+        if placement.misordered:
+            self._held = None
+            self.stats.misordered += 1
+            self._restart_reason = ("Daisy packets out of order (channels 9-16 would lag channels 1-8 by one "
+                                    "sample); restarting the stream")
+        elif consumed < data.shape[1]:
+            if self._held is None or consumed:
                 self._held_since = time.monotonic()
-            self._held = data[:, placed:]
+            self._held = data[:, consumed:]
         else:
             self._held = None
-        data = data[:, :placed]
-        if not placed:
+        self._place(data, placement)
+
+    def _place(self, data: np.ndarray, placement: Placement) -> None:
+        """Write the placed samples (and NaN for the lost ones) into the ring buffer."""
+        self.stats.duplicates += placement.duplicates
+        self.stats.rejected += placement.rejected
+        self.stats.realigned += placement.realigned
+        if not placement.placed.size:
             return
-        total = int(missing.sum()) + missing.size
+        missing, stale = placement.missing, placement.stale
+        data = data[:, placement.placed]
+        total = placement.slots
         slots = np.cumsum(missing + 1) - 1
+        fresh_slots = self._next_index + slots[~stale]
+        self._rate.add(fresh_slots, data[self._time_row, ~stale])
         # an outage longer than the ring buffer: only its end can be read, the index still advances
         skipped = max(0, total - self._buffer.capacity)
         keep = slots >= skipped

@@ -12,8 +12,9 @@ Definitions follow the OpenBCI GUI so that clinicians' habits carry over:
 * **clipped**: a raw sample at or beyond the fixed-point filter's input full scale (only possible with q15,
   whose range is +-183 uV: it needs offset-free input).
 
-:func:`count_lost_packets` counts losses from the Cyton's 8-bit sample counter and flags when a gap could
-hide whole wrap-arounds of the counter (a time gap longer than 256 sample periods).
+:func:`count_lost_packets` counts losses in a recording from the Cyton's 8-bit sample counter with the
+same time base as the live stream (:mod:`edge.timebase`): duplicates dropped, whole lost periods and counter
+restarts judged from the timestamps.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import numpy as np
 
 from edge.errors import ErrorCode, HotspotError
 from edge.fixedpoint import CYTON_DEFAULT_GAIN, ads1299_full_scale_uv
+from edge.timebase import PacketCounter
 
 
 @dataclass(frozen=True)
@@ -207,25 +209,34 @@ def assess_window(raw_uv: np.ndarray, channels: Sequence[str], thresholds: Quali
 
 @dataclass(frozen=True)
 class PacketLoss:
-    """Samples lost on the link, counted from the board's sample counter.
+    """Samples lost on the link, counted from the board's sample counter (:mod:`edge.timebase`).
 
     Attributes
     ----------
     received : int
-        Samples received.
+        Samples received (duplicates and rejected packets not counted).
     lost : int
-        Samples missing according to the counter (each gap counted modulo the counter's period).
+        Samples missing: counted from the counter, whole periods added and claimed loss removed by
+        the timestamps when given, stale Daisy halves included.
     ambiguous : bool
-        True when some gap lasted longer than a full counter period (by the timestamps), so whole
-        wrap-arounds may be hidden and ``lost`` is a lower bound.
+        True when whole counter periods were added from the timestamps (gaps longer than a period).
     gaps : tuple of int
-        Indices (into the received samples) after which samples are missing.
+        Indices (into the given samples) of the received samples after which samples are missing.
+    duplicates : int
+        Samples dropped as repeats of the previous one (same counter, same values).
+    rejected : int
+        Samples the board cannot have sent (counter off the sequence).
+    realigned : int
+        Samples of loss the counter claimed but the timestamps contradict (a counter restart or jump).
     """
 
     received: int
     lost: int
     ambiguous: bool
     gaps: tuple[int, ...]
+    duplicates: int = 0
+    rejected: int = 0
+    realigned: int = 0
 
     @property
     def lost_fraction(self) -> float:
@@ -235,41 +246,52 @@ class PacketLoss:
 
 
 def count_lost_packets(sample_counter: np.ndarray, timestamps_s: np.ndarray | None = None,
-                       sfreq: float | None = None, period: int = 256, step: int = 1) -> PacketLoss:
-    """Count lost samples from a wrapping sample counter (Cyton: 0..255, step 1; Daisy: even ids, step 2).
+                       sfreq: float | None = None, period: int = 256, step: int = 1,
+                       values: np.ndarray | None = None) -> PacketLoss:
+    """Count lost samples in a recording, the way the device counts them live.
+
+    The samples go through the same :class:`edge.timebase.PacketCounter` as a live stream
+    (:mod:`edge.acquisition`); a file's counter may start anywhere.
 
     Parameters
     ----------
     sample_counter : array_like of int
-        The counter of each received sample, in arrival order.
+        The counter of each received sample, in arrival order (Cyton: 0..255, step 1; Daisy: even ids,
+        step 2).
     timestamps_s : array_like of float, optional
-        Host timestamps (s) of the received samples; with ``sfreq`` they reveal gaps longer than one counter
-        period, which the counter alone cannot see.
+        Host timestamps (s) of the received samples; with ``sfreq`` they size gaps longer than one
+        counter period and reveal counter restarts, which the counter alone cannot see.
     sfreq : float, optional
         Sampling rate (Hz), needed with ``timestamps_s``.
     period : int
         Counter period (256 for an 8-bit counter).
     step : int
         Counter increment per sample.
+    values : array_like, shape (n_channels, n_samples), optional
+        The samples, to tell a duplicate (same counter, same values) from other repeats.
 
     Returns
     -------
     PacketLoss
     """
-    counter = np.asarray(sample_counter, dtype=np.int64)
+    counter = np.asarray(sample_counter, dtype=np.float64)
     if counter.ndim != 1:
         raise HotspotError("sample_counter must be one-dimensional", ErrorCode.BAD_SAMPLES)
-    if counter.size < 2:
-        return PacketLoss(received=int(counter.size), lost=0, ambiguous=False, gaps=())
-    missing = (np.mod(np.diff(counter), period) // step) - 1
-    missing = np.where(missing < 0, (period // step) - 1, missing)  # a repeated id: a full period lost
-    ambiguous = False
+    times = None
     if timestamps_s is not None:
-        if sfreq is None or sfreq <= 0:
+        if sfreq is None or not sfreq > 0:
             raise HotspotError("sfreq is needed to judge timestamp gaps", ErrorCode.BAD_ARGUMENT)
         times = np.asarray(timestamps_s, dtype=np.float64)
         if times.shape != counter.shape:
             raise HotspotError("timestamps_s must have one entry per sample", ErrorCode.BAD_SAMPLES)
-        ambiguous = bool(np.any(np.diff(times) > (period // step) / sfreq))
-    gaps = tuple(int(i) for i in np.flatnonzero(missing > 0))
-    return PacketLoss(received=int(counter.size), lost=int(missing.sum()), ambiguous=ambiguous, gaps=gaps)
+    if values is not None and np.shape(values)[-1] != counter.size:
+        raise HotspotError("values must have one column per sample", ErrorCode.BAD_SAMPLES)
+    tracker = PacketCounter(step, sfreq or 1.0, starts_at_zero=False, period=period)
+    tracker.new_session(float(times[0]) if times is not None and times.size else 0.0)
+    placement = tracker.place(counter, times, final=True, values=values)
+    missing = placement.missing + placement.stale
+    previous = np.concatenate([[-1], placement.placed[:-1]])
+    gaps = tuple(int(index) for index in previous[missing > 0] if index >= 0)
+    return PacketLoss(received=int(placement.placed.size - placement.stale.sum()), lost=int(missing.sum()),
+                      ambiguous=tracker.ambiguous_gaps > 0, gaps=gaps, duplicates=placement.duplicates,
+                      rejected=placement.rejected, realigned=placement.realigned)

@@ -45,8 +45,24 @@ the ``k``-th sample period after streaming first started, whatever is lost in be
     fault clears, a new pseudo-terminal appears behind the same path (like a udev symlink).
 ``reset``
     the board power-cycles once: streaming stops, settings return to defaults, the banner is sent.
+``duplicate`` (rate, count)
+    packets sent twice (a radio retransmission whose acknowledgement was lost): each packet at
+    ``rate`` is followed by an identical copy; the fault ends by itself after ``count`` copies.
+``restart``
+    the board's sample counter restarts at 0 once while the board keeps streaming (no sample is lost).
+``garbage`` (rate)
+    line noise between packets: after a packet, at ``rate``, 1-64 random bytes or, half of the time, a
+    well-framed fake packet (start byte, random counter and counts, a stop byte 0xC0-0xC6 as BrainFlow
+    accepts); parts of real packets that follow junk may be misframed too.
+``misorder`` (Cyton + Daisy only)
+    each sample's two packets are sent odd (channels 1-8) before even (channels 9-16); BrainFlow then
+    pairs channels 1-8 of one sample with channels 9-16 of the sample before.
+``rate`` (hz)
+    the board samples at ``hz`` instead of its declared rate (as after a sample-rate command): the
+    subject clock runs at that rate while the fault lasts.
 
-Every fault but ``reset`` lasts ``duration`` seconds (wall clock) or until :meth:`clear_faults`.
+Every fault but ``reset`` and ``restart`` lasts ``duration`` seconds (wall clock) or until
+:meth:`clear_faults`.
 """
 
 from __future__ import annotations
@@ -65,13 +81,16 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.acquisition import STOP_BYTE
 from edge.errors import ErrorCode, HotspotError
 from hardware.boards import Board, load_board, load_map
 
-FAULTS = ("drop", "corrupt", "railed", "flat", "stall", "unplug", "reset")
+FAULTS = ("drop", "corrupt", "railed", "flat", "stall", "unplug", "reset", "duplicate", "restart", "garbage",
+          "misorder", "rate")
+ONE_SHOT = ("reset", "restart")
 
 START_BYTE = 0xA0
-STOP_BYTE = 0xC0
+FAKE_STOP_BYTES = (0xC0, 0xC6)
 PACKET_SIZE = 33
 FIRMWARE = "v3.1.2"
 DONGLE_FAILURE = b"Failure: Communications timeout - Device failed to poll Host$$$"
@@ -97,6 +116,14 @@ class EmulatorStats:
         Packets written with a corrupted footer.
     packets_unsent : int
         Packets the board sampled while stalled or unplugged (never sent).
+    packets_duplicated : int
+        Extra copies sent by the ``duplicate`` fault.
+    fake_packets : int
+        Well-framed fake packets written by the ``garbage`` fault.
+    garbage_bytes : int
+        Bytes of junk (fake packets included) written by the ``garbage`` fault.
+    counter_restarts : list of int
+        The counter each ``restart`` fault interrupted (the value the next packet would have carried).
     commands : list of str
         Commands received, in order.
     """
@@ -105,6 +132,10 @@ class EmulatorStats:
     packets_dropped: int = 0
     packets_corrupted: int = 0
     packets_unsent: int = 0
+    packets_duplicated: int = 0
+    fake_packets: int = 0
+    garbage_bytes: int = 0
+    counter_restarts: list[int] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)
 
 
@@ -132,6 +163,13 @@ def encode_packets(counters: np.ndarray, counts: np.ndarray) -> bytes:
         packets[:, 2 + offset:26:3] = (raw >> shift) & 0xFF
     packets[:, 32] = STOP_BYTE
     return packets.tobytes()
+
+
+def fake_packet(rng: np.random.Generator) -> bytes:
+    """A packet made of line noise that BrainFlow's framing accepts: start byte, random body, stop 0xC0-0xC6."""
+    body = rng.integers(0, 256, size=PACKET_SIZE - 2, dtype=np.uint8).tobytes()
+    stop = int(rng.integers(FAKE_STOP_BYTES[0], FAKE_STOP_BYTES[1] + 1))
+    return bytes([START_BYTE]) + body + bytes([stop])
 
 
 def banner(daisy: bool) -> bytes:
@@ -184,6 +222,7 @@ class CytonEmulator:
         self._lock = threading.Lock()
         self._faults: dict[str, dict] = {}
         self._reset_requested = False
+        self._restart_requested = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._master: int | None = None
@@ -191,6 +230,8 @@ class CytonEmulator:
         self._pending = bytearray()
         self._command_buffer = ""
         self._clock_origin: float | None = None
+        self._origin_position = 0
+        self._rate = float(self.board.sampling_rate)
         self._position = 0
         self._counter_origin = 0
         self._streaming = False
@@ -245,6 +286,9 @@ class CytonEmulator:
             if fault == "reset":
                 self._reset_requested = True
                 return
+            if fault == "restart":
+                self._restart_requested = True
+                return
             duration = checked.pop("duration", None)
             checked["until"] = None if duration is None else time.monotonic() + float(duration)
             self._faults[fault] = checked
@@ -281,14 +325,16 @@ class CytonEmulator:
 
     def _check_params(self, fault: str, params: dict) -> dict:
         allowed = {"drop": {"rate", "burst"}, "corrupt": {"rate"}, "railed": {"channel", "polarity"},
-                   "flat": {"channel", "value_uv"}, "stall": set(), "unplug": set(), "reset": set()}[fault]
-        allowed = allowed | ({"duration"} if fault != "reset" else set())
+                   "flat": {"channel", "value_uv"}, "stall": set(), "unplug": set(), "reset": set(),
+                   "duplicate": {"rate", "count"}, "restart": set(), "garbage": {"rate"}, "misorder": set(),
+                   "rate": {"hz"}}[fault]
+        allowed = allowed | ({"duration"} if fault not in ONE_SHOT else set())
         unknown = set(params) - allowed
         if unknown:
             raise HotspotError(f"fault {fault} takes {sorted(allowed) or 'no parameters'}, not {sorted(unknown)}",
                                ErrorCode.BAD_ARGUMENT)
-        if fault in ("drop", "corrupt"):
-            params["rate"] = float(params.get("rate", 0.05))
+        if fault in ("drop", "corrupt", "duplicate", "garbage"):
+            params["rate"] = float(params.get("rate", 1.0 if fault == "duplicate" else 0.05))
             if not 0.0 <= params["rate"] <= 1.0:
                 raise HotspotError(f"fault {fault}: rate must be within 0..1", ErrorCode.BAD_ARGUMENT)
         if fault == "drop":
@@ -303,6 +349,17 @@ class CytonEmulator:
             params["polarity"] = 1 if float(params.get("polarity", 1)) >= 0 else -1
         if fault == "flat":
             params["value_uv"] = float(params.get("value_uv", 0.0))
+        if fault == "duplicate" and "count" in params:
+            params["count"] = int(params["count"])
+            if params["count"] < 1:
+                raise HotspotError("fault duplicate: count must be at least 1 packet", ErrorCode.BAD_ARGUMENT)
+        if fault == "misorder" and not self.daisy:
+            raise HotspotError("fault misorder needs the Cyton + Daisy (two packets per sample)",
+                               ErrorCode.BAD_ARGUMENT)
+        if fault == "rate":
+            params["hz"] = float(params.get("hz", self.board.sampling_rate))
+            if not 1.0 <= params["hz"] <= 16000.0:
+                raise HotspotError("fault rate: hz must be within 1..16000", ErrorCode.BAD_ARGUMENT)
         return params
 
     def _fault(self, name: str) -> dict | None:
@@ -347,6 +404,11 @@ class CytonEmulator:
             with self._lock:
                 unplugged = "unplug" in self._faults
                 reset, self._reset_requested = self._reset_requested, False
+                if self._restart_requested:
+                    self._restart_requested = False
+                    packets = self.board.packets_per_sample
+                    self.stats.counter_restarts.append((self._position - self._counter_origin) * packets % 256)
+                    self._counter_origin = self._position
             if unplugged and self._master is not None:
                 self._unplug()
             elif not unplugged and self._master is None:
@@ -467,6 +529,7 @@ class CytonEmulator:
     def _start_streaming(self) -> None:
         if self._clock_origin is None:
             self._clock_origin = time.monotonic()
+            self._origin_position = self._position
         self._counter_origin = self._position
         self._streaming = True
 
@@ -476,7 +539,13 @@ class CytonEmulator:
         """Sample every source sample that is due on the subject clock and send what gets through."""
         if self._clock_origin is None:
             return
-        due = int((now - self._clock_origin) * self.board.sampling_rate * self.speed)
+        with self._lock:
+            faults = {name: dict(params) for name, params in self._faults.items()}
+        rate = faults["rate"]["hz"] if "rate" in faults else float(self.board.sampling_rate)
+        due = self._origin_position + int((now - self._clock_origin) * self._rate * self.speed)
+        if rate != self._rate:
+            # the subject clock runs on at the new rate from here
+            self._clock_origin, self._origin_position, self._rate = now, max(due, self._position), rate
         if not self.loop:
             due = min(due, self._source.shape[1])
         if due <= self._position:
@@ -484,8 +553,6 @@ class CytonEmulator:
         start, self._position = self._position, due
         if not self._streaming:
             return
-        with self._lock:
-            faults = {name: dict(params) for name, params in self._faults.items()}
         samples = np.arange(start, due)
         packets_per_sample = self.board.packets_per_sample
         if "stall" in faults or self._master is None:
@@ -497,6 +564,9 @@ class CytonEmulator:
         if self.daisy:
             # each sample becomes two packets: even counter = Daisy channels 9-16, odd = channels 1-8
             counts = np.stack([counts[8:], counts[:8]], axis=2).reshape(8, -1)
+            if "misorder" in faults:
+                order = np.arange(counters.size).reshape(-1, 2)[:, ::-1].ravel()
+                counters, counts = counters[order], counts[:, order]
         self._emit(counters, counts, faults)
 
     def _sample_counts(self, columns: np.ndarray, faults: dict) -> np.ndarray:
@@ -525,15 +595,45 @@ class CytonEmulator:
         if len(self._pending) > MAX_PENDING_BYTES:
             keep[:] = False
         self.stats.packets_dropped += int(n - keep.sum())
-        data = bytearray(encode_packets(counters[keep], counts[:, keep]))
-        if "corrupt" in faults and data:
-            hit = np.flatnonzero(self._rng.random(int(keep.sum())) < faults["corrupt"]["rate"])
-            for packet in hit:
-                end = (packet + 1) * PACKET_SIZE
-                data[end - 4:end] = bytes(self._rng.integers(0x01, 0xA0, size=4, dtype=np.uint8))
+        packets = np.frombuffer(encode_packets(counters[keep], counts[:, keep]), dtype=np.uint8)
+        packets = packets.reshape(-1, PACKET_SIZE).copy()
+        if "corrupt" in faults and packets.size:
+            hit = np.flatnonzero(self._rng.random(len(packets)) < faults["corrupt"]["rate"])
+            packets[hit, -4:] = self._rng.integers(0x01, 0xA0, size=(hit.size, 4), dtype=np.uint8)
             self.stats.packets_corrupted += int(hit.size)
-        self.stats.packets_sent += int(keep.sum())
+        self.stats.packets_sent += len(packets)
+        if "duplicate" not in faults and "garbage" not in faults:
+            self._send(packets.tobytes())
+            return
+        data = bytearray()
+        for packet in packets:
+            data += packet.tobytes()
+            if "duplicate" in faults and self._rng.random() < faults["duplicate"]["rate"]:
+                data += packet.tobytes()
+                self._count_duplicate(faults["duplicate"])
+            if "garbage" in faults and self._rng.random() < faults["garbage"]["rate"]:
+                if self._rng.random() < 0.5:
+                    junk = fake_packet(self._rng)
+                    self.stats.fake_packets += 1
+                else:
+                    junk = self._rng.integers(0, 256, size=int(self._rng.integers(1, 65)), dtype=np.uint8).tobytes()
+                self.stats.garbage_bytes += len(junk)
+                data += junk
         self._send(bytes(data))
+
+    def _count_duplicate(self, params: dict) -> None:
+        """Count one extra copy; a ``duplicate`` fault with a ``count`` ends after that many."""
+        self.stats.packets_duplicated += 1
+        if "count" in params:
+            with self._lock:
+                current = self._faults.get("duplicate")
+                if current is not None:
+                    current["count"] = current["count"] - 1
+                    if current["count"] <= 0:
+                        del self._faults["duplicate"]
+            params["count"] -= 1
+            if params["count"] <= 0:
+                params["rate"] = 0.0
 
 
 # ---------------------------------------------------------------------- command line

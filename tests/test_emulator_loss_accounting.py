@@ -1,4 +1,4 @@
-"""Loss accounting of the acquisition: packet counter -> sample slots, and the ring buffer."""
+"""The time base: packet counter + host clock -> sample slots (edge.timebase), and the ring buffer."""
 
 from __future__ import annotations
 
@@ -7,33 +7,53 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge.acquisition import Acquisition, PacketCounter, RingBuffer
+from edge.acquisition import Acquisition, RingBuffer
 from edge.errors import ErrorCode, HotspotError
+from edge.timebase import PacketCounter, RateCheck
 
 FS = 250.0
 
 
-def place_all(counter: PacketCounter, slots: np.ndarray, step: int = 1, fs: float = FS):
+def place_all(counter: PacketCounter, slots: np.ndarray, step: int = 1, fs: float = FS, **kwargs):
     """Feed the samples received at ``slots`` (true sample numbers) with exact host times."""
     counter.new_session(0.0)
-    return counter.place((slots * step) % 256, slots / fs)
+    return counter.place((slots * step) % 256, slots / fs, **kwargs)
+
+
+def values_of(slots: np.ndarray) -> np.ndarray:
+    """Per-sample values that differ from sample to sample (what a duplicate repeats)."""
+    return np.stack([np.asarray(slots, dtype=float), -np.asarray(slots, dtype=float)])
 
 
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.integers(min_value=0, max_value=700), min_size=1, max_size=60))
 def test_cyton_gaps_of_any_length_are_counted_exactly(gaps: list[int]) -> None:
-    gaps = gaps + [0] * 100  # samples after the last gap: the evidence for whole lost periods
+    gaps = gaps + [0] * 300  # samples after the last gap: the evidence for whole lost periods
     slots = np.cumsum(np.asarray(gaps) + 1) - 1
-    missing, stale = place_all(PacketCounter(1, FS), slots)
-    assert not stale.any()
-    np.testing.assert_array_equal(missing, gaps)
+    placement = place_all(PacketCounter(1, FS), slots)
+    assert not placement.stale.any() and placement.realigned == 0
+    np.testing.assert_array_equal(placement.missing, gaps)
 
 
-def test_gaps_within_a_counter_period_need_no_clock() -> None:
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=300), min_size=1, max_size=30), st.integers(0, 2**16))
+def test_delivery_delays_never_remove_real_loss(gaps: list[int], seed: int) -> None:
+    # every sample arrives 0-12 ms late (serial latency, a loaded host): loss is still counted exactly
+    gaps = gaps + [0] * 300
+    slots = np.cumsum(np.asarray(gaps) + 1) - 1
+    delays = np.random.default_rng(seed).uniform(0.0, 0.012, slots.size)
     counter = PacketCounter(1, FS)
     counter.new_session(0.0)
-    missing, _ = counter.place(np.array([0, 1, 5, 255, 3]), np.zeros(5))  # all timestamps equal (a burst)
-    np.testing.assert_array_equal(missing, [0, 0, 3, 249, 3])
+    placement = counter.place(slots % 256, slots / FS + delays)
+    assert placement.realigned == 0
+    np.testing.assert_array_equal(placement.missing, gaps)
+
+
+def test_without_a_clock_only_the_counter_counts() -> None:
+    counter = PacketCounter(1, FS)
+    counter.new_session(0.0)
+    placement = counter.place(np.array([0, 1, 5, 255, 3]))
+    np.testing.assert_array_equal(placement.missing, [0, 0, 3, 249, 3])
     assert counter.ambiguous_gaps == 0
 
 
@@ -43,8 +63,8 @@ def test_a_late_burst_is_not_mistaken_for_a_lost_period() -> None:
     slots = np.arange(400)
     times = slots / FS
     times[10:] = 400 / FS  # samples 10..399 held up and delivered together (1.5 s late at first)
-    missing, _ = counter.place(slots % 256, times)
-    assert not missing.any() and counter.ambiguous_gaps == 0
+    placement = counter.place(slots % 256, times)
+    assert not placement.missing.any() and counter.ambiguous_gaps == 0
 
 
 def test_a_lost_period_is_found_even_when_the_next_samples_come_in_a_burst() -> None:
@@ -53,54 +73,152 @@ def test_a_lost_period_is_found_even_when_the_next_samples_come_in_a_burst() -> 
     slots = np.concatenate([np.arange(10), np.arange(310, 500)])  # 300 lost: more than a period
     times = slots / FS
     times[10:50] = 350 / FS  # the first samples after the gap arrive late, together
-    missing, _ = counter.place(slots % 256, times)
-    assert missing.tolist() == [0] * 10 + [300] + [0] * 189
+    placement = counter.place(slots % 256, times)
+    assert placement.missing.tolist() == [0] * 10 + [300] + [0] * 189
     assert counter.ambiguous_gaps == 1
 
 
 def test_a_period_decided_on_a_burst_alone_waits_for_more_samples() -> None:
     counter = PacketCounter(1, FS)
     counter.new_session(0.0)
-    assert counter.place(np.arange(10), np.arange(10) / FS, final=False)[0].tolist() == [0] * 10
+    assert counter.place(np.arange(10), np.arange(10) / FS, final=False).missing.tolist() == [0] * 10
     # after a 300-sample gap, 5 samples arrive together: too little evidence for a whole period
     burst = np.arange(310, 315)
-    missing, stale = counter.place(burst % 256, np.full(5, 314 / FS), final=False)
-    assert missing.size == 0 and stale.size == 0
+    placement = counter.place(burst % 256, np.full(5, 314 / FS), final=False)
+    assert placement.consumed == 0 and placement.missing.size == 0
     # with the next 0.34 s of arrivals (more than a quarter period) the period is clear
     later = np.arange(310, 400)
-    missing, _ = counter.place(later % 256, np.maximum(later, 314) / FS, final=False)
-    assert missing.tolist() == [300] + [0] * 89
+    placement = counter.place(later % 256, np.maximum(later, 314) / FS, final=False)
+    assert placement.missing.tolist() == [300] + [0] * 89
+
+
+def test_duplicates_are_dropped_not_counted_as_loss() -> None:
+    slots = np.arange(600)
+    repeated = np.sort(np.concatenate([slots, slots[100:400]]))  # 300 packets sent twice
+    counter = PacketCounter(1, FS)
+    counter.new_session(0.0)
+    placement = counter.place(repeated % 256, repeated / FS, values=values_of(repeated))
+    assert placement.duplicates == 300 and placement.rejected == 0
+    assert not placement.missing.any() and counter.next_slot == 600
+    np.testing.assert_array_equal(repeated[placement.placed], slots)
+
+
+def test_two_packets_with_one_counter_but_other_values_lose_their_slot_on_the_cyton() -> None:
+    counter = PacketCounter(1, FS)
+    counter.new_session(0.0)
+    slots = np.array([0, 1, 2, 2, 3])
+    values = values_of(slots)
+    values[0, 3] = 99.0
+    placement = counter.place(slots, slots / FS, values=values)
+    # nothing tells which of the two is the board's: the slot is lost, the second packet rejected
+    assert placement.rejected == 1 and placement.placed.tolist() == [0, 1, 2, 4] and not placement.missing.any()
+    assert placement.stale.tolist() == [False, False, True, False]
+
+
+@pytest.mark.parametrize("restart_at", [2, 30, 128, 250, 255])
+def test_a_counter_restart_while_streaming_is_realigned_to_the_host_clock(restart_at: int) -> None:
+    # the board's counter goes back to 0 at sample `restart_at`; nothing is lost. (At sample 1, right
+    # after counter 0, a restart cannot be told from a second packet with counter 0: that one is rejected.)
+    true = np.arange(1500)
+    counters = np.where(true < restart_at, true, true - restart_at) % 256
+    counter = PacketCounter(1, FS)
+    counter.new_session(0.0)
+    placement = counter.place(counters, true / FS, values=values_of(true))
+    assert placement.missing.sum() == 0 and counter.next_slot == 1500
+    assert placement.realigned == 256 - restart_at  # what the counter claimed: 0 follows restart_at - 1
+
+
+def test_a_counter_jump_keeps_the_loss_the_host_clock_supports() -> None:
+    # 40 samples really lost, and the counter jumps by another 100 at the same moment
+    true = np.concatenate([np.arange(500), np.arange(540, 1500)])
+    counters = np.where(true < 500, true, true + 100) % 256
+    counter = PacketCounter(1, FS)
+    counter.new_session(0.0)
+    placement = counter.place(counters, true / FS, values=values_of(true))
+    assert placement.missing.tolist() == [0] * 500 + [40] + [0] * 959
+    assert placement.realigned == 100
+
+
+def test_a_counter_that_does_not_start_at_zero_is_placed_from_the_clock() -> None:
+    counter = PacketCounter(1, FS)
+    counter.new_session(10.0)
+    true = np.arange(600)
+    placement = counter.place((true + 117) % 256, 10.0 + true / FS + 0.001)  # arriving 1 ms after sampling
+    assert placement.missing.sum() == 0 and placement.realigned == 117
+
+
+def test_a_fake_packet_off_the_sequence_is_rejected() -> None:
+    counter = PacketCounter(1, FS)
+    counter.new_session(0.0)
+    slots = np.arange(300)
+    counters = slots % 256
+    with_fake = np.insert(counters, 120, 7)  # line noise framed as a packet with counter 7
+    times = np.insert(slots / FS, 120, 120 / FS)
+    placement = counter.place(with_fake, times, values=np.insert(values_of(slots), 120, 1e5, axis=1))
+    assert placement.rejected == 1 and 120 not in placement.placed and not placement.missing.any()
+    valid = np.ones(slots.size, dtype=bool)
+    valid[[5, 6]] = False  # a stop byte the board does not send
+    other = PacketCounter(1, FS)
+    other.new_session(0.0)
+    placement = other.place(counters, slots / FS, valid=valid)
+    assert placement.rejected == 2 and placement.missing.tolist()[5] == 2
 
 
 def test_daisy_counter_steps_by_two_and_a_repeat_is_stale() -> None:
     counter = PacketCounter(2, 125.0)
     counter.new_session(0.0)
     # BrainFlow's Daisy join: a lost even packet leaves the previous counter on the next sample
-    missing, stale = counter.place(np.array([0, 2, 2, 6, 10, 10, 10, 16]), np.zeros(8))
-    np.testing.assert_array_equal(missing, [0, 0, 0, 0, 1, 0, 0, 0])
-    np.testing.assert_array_equal(stale, [False, False, True, False, False, True, True, False])
+    counters = np.array([0, 2, 2, 6, 10, 10, 10, 16])
+    values = values_of(np.arange(8))
+    placement = counter.place(counters, values=values)
+    np.testing.assert_array_equal(placement.missing, [0, 0, 0, 0, 1, 0, 0, 0])
+    np.testing.assert_array_equal(placement.stale, [False, False, True, False, False, True, True, False])
+
+
+def test_daisy_halves_out_of_order_are_reported() -> None:
+    counter = PacketCounter(2, 125.0)
+    counter.new_session(0.0)
+    # odd packets start coming before the even ones: the counter repeats once, then steps by one sample
+    counters = np.array([0, 2, 4, 4, 6, 8, 10])
+    placement = counter.place(counters, np.arange(7) / 125.0, values=values_of(np.arange(7)), final=False)
+    assert placement.misordered and placement.consumed == 3 and placement.placed.tolist() == [0, 1, 2]
 
 
 def test_session_start_and_reconnect_outage_are_sized_from_the_clock() -> None:
     counter = PacketCounter(1, FS)
     counter.new_session(100.0)
     # counter 3 arriving shortly after the start: samples 0-2 were lost
-    assert counter.place(np.array([3, 4]), np.array([100.02, 100.02]))[0].tolist() == [3, 0]
+    assert counter.place(np.array([3, 4]), np.array([100.02, 100.02])).missing.tolist() == [3, 0]
     counter.new_session(102.02)  # a new session started 2 s after the last sample (at 100.02)
-    assert counter.place(np.array([0, 1]), np.array([102.02, 102.024]))[0].tolist() == [499, 0]
+    assert counter.place(np.array([0, 1]), np.array([102.02, 102.024])).missing.tolist() == [499, 0]
     counter.new_session(104.02)  # a session that delivers nothing (the board stalled again) ...
     counter.new_session(106.02)  # ... does not hide the time since the last received sample
-    assert counter.place(np.array([0]), np.array([106.02]))[0].tolist() == [998]
+    assert counter.place(np.array([0]), np.array([106.02])).missing.tolist() == [998]
     late = PacketCounter(1, FS)
     late.new_session(0.0)
     slots = np.arange(260, 360)
-    assert late.place(slots % 256, slots / FS)[0][0] == 260  # a whole period before the first sample
+    assert late.place(slots % 256, slots / FS).missing[0] == 260  # a whole period before the first sample
     alone = PacketCounter(1, FS)
     alone.new_session(0.0)
-    assert alone.place(np.array([4]), np.array([260 / FS]))[0].tolist() == [4]  # no evidence: no period
+    assert alone.place(np.array([4]), np.array([260 / FS])).missing.tolist() == [4]  # no evidence: no period
     playback = PacketCounter(1, FS, starts_at_zero=False)
     playback.new_session(0.0)
-    assert playback.place(np.array([77, 78]), np.array([0.0, 0.004]))[0].tolist() == [0, 0]
+    assert playback.place(np.array([77, 78]), np.array([0.0, 0.004])).missing.tolist() == [0, 0]
+
+
+@pytest.mark.parametrize("actual_hz, off", [(250.0, False), (247.0, False), (200.0, True), (300.0, True)])
+def test_rate_check_measures_the_board_rate_from_host_time(actual_hz: float, off: bool) -> None:
+    rng = np.random.default_rng(1)
+    check = RateCheck(250.0)
+    slots = np.arange(int(8 * actual_hz))
+    times = slots / actual_hz + rng.uniform(0.0, 0.010, slots.size)  # delivery delays up to 10 ms
+    times[600:700] += 0.3  # and a stretch held up for 0.3 s
+    for block in range(0, slots.size, 50):
+        check.add(slots[block:block + 50], times[block:block + 50])
+    assert check.measured_hz == pytest.approx(actual_hz, rel=0.005)
+    assert check.off is off
+    check.reset()
+    assert check.measured_hz is None and not check.off
 
 
 def test_ring_buffer_returns_samples_in_order_and_counts_overwrites() -> None:

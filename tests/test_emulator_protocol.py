@@ -144,6 +144,47 @@ def test_daisy_interleaves_even_daisy_and_odd_board_packets() -> None:
         assert np.sign(counts[0]) == (-1 if k % 2 == 0 else 1)
 
 
+def test_duplicate_restart_garbage_and_misorder_faults_on_the_wire() -> None:
+    source = np.zeros((16, 5000))
+    with CytonEmulator(source, daisy=True, speed=2.0, seed=1) as emulator, \
+            serial.Serial(emulator.port, 115200, timeout=0.1) as port:
+        talk(port, "v")
+        emulator.inject("misorder")
+        emulator.inject("duplicate", count=3)
+        port.write(b"b")
+        data = read_packets(port, 12)
+        emulator.clear_faults()
+        emulator.inject("restart")
+        time.sleep(0.05)
+        emulator.inject("garbage", rate=1.0)
+        noisy = port.read(4000)
+        port.write(b"s")
+    counters = [decode(data[k * PACKET_SIZE:(k + 1) * PACKET_SIZE])[0] for k in range(12)]
+    # odd before even for each sample; the first three packets each sent twice
+    assert counters[:6] == [1, 1, 0, 0, 3, 3] and counters[6:10] == [2, 5, 4, 7]
+    assert emulator.stats.packets_duplicated == 3 and emulator.stats.counter_restarts
+    assert emulator.stats.fake_packets > 0 and emulator.stats.garbage_bytes > 0
+    assert len(noisy) > emulator.stats.fake_packets * PACKET_SIZE
+    with pytest.raises(HotspotError, match="Cyton \\+ Daisy"):
+        CytonEmulator(np.zeros((8, 10))).inject("misorder")
+    with pytest.raises(HotspotError, match="hz must be"):
+        CytonEmulator(np.zeros((8, 10))).inject("rate", hz=0)
+
+
+def test_rate_fault_changes_the_subject_clock() -> None:
+    with CytonEmulator(np.zeros((8, 100000)), speed=4.0) as emulator, \
+            serial.Serial(emulator.port, 115200, timeout=0.1) as port:
+        talk(port, "v")
+        port.write(b"b")
+        time.sleep(0.5)
+        emulator.inject("rate", hz=200.0)
+        before, start = emulator.position, time.monotonic()
+        time.sleep(1.0)
+        rate = (emulator.position - before) / (time.monotonic() - start) / 4.0
+        port.write(b"s")
+    assert rate == pytest.approx(200.0, rel=0.05)
+
+
 def test_stall_makes_the_dongle_answer_failure_until_cleared(emulator, port) -> None:
     emulator.inject("stall")
     assert talk(port, "v") == DONGLE_FAILURE

@@ -15,6 +15,7 @@ from brainflow.data_filter import DataFilter
 
 from edge.acquisition import Acquisition, Chunk, Status, StatusChange
 from edge.quality import assess_window
+from edge.timebase import REALIGN_TOLERANCE_S, REALIGN_TOLERANCE_SAMPLES
 from hardware.boards import load_board
 from hardware.emulator import CytonEmulator
 
@@ -50,13 +51,17 @@ def joined(chunks: list[Chunk]) -> tuple[np.ndarray, np.ndarray, int]:
     return data, index, sum(chunk.lost for chunk in chunks)
 
 
-def until_samples(acquisition: Acquisition, timeout_s: float) -> list[Chunk]:
-    """Read chunks until one holds a received (finite) sample or ``timeout_s`` passes."""
+def until_recovered(acquisition: Acquisition, timeout_s: float) -> list[Chunk]:
+    """Read chunks until a re-prepared session delivers a received (finite) sample or ``timeout_s`` passes.
+
+    (The last sample before an outage may arrive late: it waits for the next packet, which could
+    show that it is not the board's, until the session ends.)
+    """
     chunks = []
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         chunks.append(acquisition.read(timeout_s=0.05))
-        if np.isfinite(chunks[-1].data_uv).any():
+        if any(chunk.reconnected for chunk in chunks) and np.isfinite(chunks[-1].data_uv).any():
             break
     return chunks
 
@@ -132,7 +137,7 @@ def test_dropped_packets_are_counted_from_the_counter_and_nan_filled(rate: float
     source = ramp_source(8, 20000)
     with CytonEmulator(source, speed=4.0, seed=3) as emulator:
         emulator.inject("drop", rate=rate)
-        with Acquisition("cyton", serial_port=emulator.port, watchdog_s=1.0) as acquisition:
+        with Acquisition("cyton", serial_port=emulator.port, watchdog_s=1.0, clock_scale=4.0) as acquisition:
             data, index, lost = joined(collect(acquisition, 2.5))
         dropped = emulator.stats.packets_dropped
     received, lost = check_alignment(data, index, lost, RAMP_ROW)
@@ -149,7 +154,7 @@ def test_daisy_drops_are_counted_in_samples() -> None:
     source = ramp_source(16, 8000, seed=2)
     with CytonEmulator(source, daisy=True, speed=4.0, seed=4) as emulator:
         emulator.inject("drop", rate=0.03)
-        with Acquisition("cyton_daisy", serial_port=emulator.port, watchdog_s=1.0) as acquisition:
+        with Acquisition("cyton_daisy", serial_port=emulator.port, watchdog_s=1.0, clock_scale=4.0) as acquisition:
             data, index, lost = joined(collect(acquisition, 2.5))
     np.testing.assert_array_equal(np.diff(index), 1)
     received = np.isfinite(data[RAMP_ROW])
@@ -180,7 +185,7 @@ def test_corrupted_packets_are_discarded_and_counted_as_lost() -> None:
     source = ramp_source(8, 20000)
     with CytonEmulator(source, speed=4.0, seed=5) as emulator:
         emulator.inject("corrupt", rate=0.05)
-        with Acquisition("cyton", serial_port=emulator.port, watchdog_s=1.0) as acquisition:
+        with Acquisition("cyton", serial_port=emulator.port, watchdog_s=1.0, clock_scale=4.0) as acquisition:
             data, index, lost = joined(collect(acquisition, 2.5))
         corrupted = emulator.stats.packets_corrupted
     received, lost = check_alignment(data, index, lost, RAMP_ROW)
@@ -193,7 +198,7 @@ def test_railed_and_flat_channels_show_in_the_data() -> None:
     with CytonEmulator(source, speed=4.0) as emulator:
         emulator.inject("railed", channel=2)
         emulator.inject("flat", channel=5, value_uv=12.5)
-        with Acquisition("cyton", serial_port=emulator.port, eeg_channels=[2, 5, 3]) as acquisition:
+        with Acquisition("cyton", serial_port=emulator.port, eeg_channels=[2, 5, 3], clock_scale=4.0) as acquisition:
             data, _, _ = joined(collect(acquisition, 1.5))
     assert data.shape[0] == 3 and data.shape[1] > 500
     full_scale = CYTON.max_count * CYTON.uv_per_count()
@@ -219,7 +224,7 @@ def test_watchdog_recovers_within_5_s_after_a_fault_clears(fault: str, speed: fl
             collect(acquisition, 3.0)
             assert acquisition.status in (Status.RECONNECTING, Status.STALLED)
             emulator.clear_faults()
-            chunks = until_samples(acquisition, 5.0)
+            chunks = until_recovered(acquisition, 5.0)
             assert np.isfinite(chunks[-1].data_uv).any(), "no samples within 5 s after the fault cleared"
             assert any(chunk.reconnected for chunk in chunks)
             data, index, lost = joined(chunks + collect(acquisition, 1.0))
@@ -249,7 +254,7 @@ def test_board_reset_mid_stream_is_recovered(board) -> None:
             emulator.inject("reset")
             time.sleep(0.2)
             assert not emulator.streaming
-            chunks = collect(acquisition, 0.2) + until_samples(acquisition, 5.0)
+            chunks = collect(acquisition, 0.2) + until_recovered(acquisition, 5.0)
             assert np.isfinite(chunks[-1].data_uv).any()
             data, index, _ = joined(chunks + collect(acquisition, 0.5))
             assert acquisition.stats.reconnects == 1
@@ -298,3 +303,107 @@ def test_a_real_openbci_recording_streams_through_unchanged(real_data_dir) -> No
     assert lost == 0 and index[0] == 0 and data.shape[1] > 2000
     # the recording's microvolts (DC offsets of tens of thousands included) within the 24-bit quantisation
     assert np.abs(data - source[:, index]).max() <= CYTON.uv_per_count() / 2 + 1e-6
+
+
+# --- time-base faults: duplicates, counter restart, line noise, Daisy misorder, wrong sampling rate --------
+
+def fault_run(fault: str, params: dict, daisy: bool = False, speed: float = 4.0, fault_s: float = 1.5,
+              after_s: float = 2.0, seed: int = 3):
+    """Stream, inject ``fault`` for ``fault_s``, clear it; return (data, index, lost, acquisition, emulator, changes)."""
+    board = DAISY if daisy else CYTON
+    source = ramp_source(board.n_channels, 100000)
+    changes: list[StatusChange] = []
+    with CytonEmulator(source, daisy=daisy, speed=speed, seed=seed) as emulator:
+        with Acquisition(board.name, serial_port=emulator.port, watchdog_s=1.0, clock_scale=speed,
+                         on_status=changes.append) as acquisition:
+            chunks = collect(acquisition, 1.0)
+            emulator.inject(fault, **params)
+            chunks += collect(acquisition, fault_s)
+            emulator.clear_faults()
+            chunks += collect(acquisition, after_s)
+        data, index, lost = joined(chunks)
+    return data, index, lost, acquisition, emulator, changes
+
+
+def assert_exact(data: np.ndarray, index: np.ndarray, lost: int, source: np.ndarray | None = None) -> None:
+    """Every received sample sits at its true index and carries its own values (no fake packet got in)."""
+    check_alignment(data, index, lost, RAMP_ROW)
+    received = np.isfinite(data[RAMP_ROW])
+    assert np.all(np.isfinite(data[:, received]))
+    assert np.abs(data[:, received]).max() < 1e5  # EEG-sized values and the ramp only
+
+
+def test_300_duplicate_packets_are_dropped_and_cost_no_phantom_loss() -> None:
+    data, index, lost, acquisition, emulator, _ = fault_run("duplicate", {"count": 300})
+    assert emulator.stats.packets_duplicated == 300
+    assert acquisition.stats.duplicates == 300
+    assert_exact(data, index, lost)
+    assert lost == 0 and acquisition.stats.realigned == 0
+
+
+def test_a_counter_restart_while_streaming_is_realigned_without_phantom_loss() -> None:
+    speed = 4.0
+    tolerance = REALIGN_TOLERANCE_SAMPLES + REALIGN_TOLERANCE_S * CYTON.sampling_rate * speed
+    for seed in (3, 4):
+        data, index, lost, acquisition, emulator, _ = fault_run("restart", {}, seed=seed, speed=speed)
+        [interrupted] = emulator.stats.counter_restarts
+        claimed = (256 - interrupted) % 256  # the counter jumps from interrupted - 1 to 0
+        assert_exact(data, index, lost)
+        if claimed > tolerance:  # a claim within the host clock's tolerance cannot be contradicted
+            assert lost == 0 and acquisition.stats.realigned == claimed
+        else:
+            assert lost == claimed
+
+
+def test_a_garbage_flood_lets_no_fake_sample_through() -> None:
+    data, index, lost, acquisition, emulator, _ = fault_run("garbage", {"rate": 1.0})
+    assert emulator.stats.fake_packets > 300 and emulator.stats.garbage_bytes > 10000
+    assert acquisition.stats.rejected > 0
+    assert_exact(data, index, lost)
+    # real packets misframed by the noise are lost, and counted as lost; nothing else is
+    assert lost < emulator.stats.packets_sent * 0.5
+
+
+def test_daisy_misorder_restarts_the_stream_and_never_skews_channels_9_to_16() -> None:
+    data, index, lost, acquisition, _, changes = fault_run("misorder", {}, daisy=True, after_s=4.0)
+    stalls = [change for change in changes if change.status is Status.STALLED]
+    assert stalls and all("out of order" in change.detail for change in stalls)
+    assert acquisition.stats.misordered >= 1
+    received = np.isfinite(data[RAMP_ROW])
+    board_half = np.rint(data[RAMP_ROW, received]).astype(np.int64)
+    daisy_half = np.rint(data[15, received]).astype(np.int64)
+    nonzero = daisy_half != 0  # BrainFlow's first sample of a stream that opens with an odd packet has no Daisy half
+    np.testing.assert_array_equal(daisy_half[nonzero], board_half[nonzero])
+    # recovered after the fault: samples again, at their index (host-clock outage sizing, as after a stall)
+    recovered = [change.time for change in changes if change.status is Status.RECOVERED]
+    assert recovered
+    tail = received.copy()
+    tail[: int(0.75 * received.size)] = False
+    assert tail.any()
+    offsets = np.rint(data[RAMP_ROW, tail]).astype(np.int64) - index[tail]
+    assert np.abs(offsets).max() <= 0.05 * 4.0 * DAISY.sampling_rate
+
+
+@pytest.mark.parametrize("hz", [200.0, 300.0])
+def test_a_board_at_the_wrong_sampling_rate_is_measured_from_host_time(hz: float) -> None:
+    source = ramp_source(8, 200000)
+    speed = 4.0
+    with CytonEmulator(source, speed=speed) as emulator:
+        with Acquisition("cyton", serial_port=emulator.port, watchdog_s=1.0, clock_scale=speed) as acquisition:
+            collect(acquisition, 2.0)
+            assert acquisition.measured_hz == pytest.approx(250.0, rel=0.01) and not acquisition.rate_off
+            emulator.inject("rate", hz=hz)
+            started = time.monotonic()
+            while not acquisition.rate_off and time.monotonic() - started < 5.0:
+                collect(acquisition, 0.1)
+            detected_s = time.monotonic() - started
+            collect(acquisition, 1.5)
+            assert acquisition.rate_off and acquisition.measured_hz == pytest.approx(hz, rel=0.01)
+            emulator.clear_faults()
+            started = time.monotonic()
+            while acquisition.rate_off and time.monotonic() - started < 5.0:
+                collect(acquisition, 0.1)
+            cleared_s = time.monotonic() - started
+            assert not acquisition.rate_off
+    # within the check's window (6 board s = 1.5 s at 4x) both ways
+    assert detected_s < 6.0 / speed + 0.5 and cleared_s < 6.0 / speed + 0.5

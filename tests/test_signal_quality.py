@@ -76,12 +76,42 @@ def test_packet_loss_from_the_wrapping_counter() -> None:
     assert loss.lost == 5 and loss.gaps == (499,) and not loss.ambiguous
     times = np.arange(1000) / SFREQ
     long_gap = np.concatenate([np.arange(400), np.arange(700, 1000)])  # 300 gone; the counter sees 300 - 256
-    loss = count_lost_packets(counter[long_gap], times[long_gap], SFREQ)
-    assert loss.lost == 44 and loss.ambiguous
+    assert count_lost_packets(counter[long_gap]).lost == 44
+    loss = count_lost_packets(counter[long_gap], times[long_gap], SFREQ)  # the timestamps show the period
+    assert loss.lost == 300 and loss.ambiguous
     daisy = (np.arange(0, 600, 2) % 256)
     assert count_lost_packets(np.delete(daisy, [10, 11]), step=2).lost == 2
-    assert count_lost_packets([5, 5]).lost == 255  # a repeated id: a whole period lost (or a duplicate)
     assert count_lost_packets([3]).lost == 0
+
+
+def test_files_and_streams_share_one_loss_semantics() -> None:
+    from edge.timebase import PacketCounter
+
+    rng = np.random.default_rng(4)
+    true = np.arange(3000)
+    received = np.sort(rng.choice(true, 2700, replace=False))  # 10 % lost at random
+    received = np.sort(np.concatenate([received, received[500:800]]))  # 300 packets sent twice
+    counters = np.where(received < 2000, received, received - 2000 + 17) % 256  # the counter restarts at 2000
+    times = received / SFREQ + rng.uniform(0.0, 0.004, received.size)
+    values = np.stack([received, received * 2.0])
+    loss = count_lost_packets(counters, times, SFREQ, values=values)
+    assert loss.duplicates == 300 and loss.received == 2700
+    # the file's loss is what a live stream of the same packets counts, block by block
+    stream = PacketCounter(1, SFREQ, starts_at_zero=False)
+    stream.new_session(float(times[0]))
+    done, lost, offset = 0, 0, 0
+    while done < received.size:
+        block = slice(done, min(received.size, done + 37 + offset))
+        end = received.size if block.stop >= received.size else block.stop
+        placement = stream.place(counters[done:end], times[done:end], final=end == received.size,
+                                 values=values[:, done:end])
+        lost += int(placement.missing.sum())
+        offset = end - done - placement.consumed
+        done += placement.consumed
+    assert lost == loss.lost and stream.next_slot == loss.received + loss.lost
+    # the counter restart cost no phantom loss: every true gap is counted, nothing more
+    assert loss.lost == received.max() - received.min() + 1 - loss.received
+    assert count_lost_packets([5, 5]).lost == 0 and count_lost_packets([5, 5]).duplicates == 1
 
 
 @pytest.fixture(scope="module")
