@@ -4,13 +4,24 @@ One loop reads samples from the board, answers host commands (start, stop, statu
 the guided session, runs the live signal check and sends a STATUS message about once a
 second, and rewrites ``<state_dir>/health.json`` every few seconds. After each session it writes ``<state_dir>/last_result.json``
 and keeps the session's log under ``<state_dir>/sessions/``.
+
+The board's link events (stalls, recoveries, duplicates dropped, packets rejected, counter
+re-alignments) go into the session log. A board whose measured sampling rate is more than 2 % off
+its declared rate stops the session with a redo that says so (state FAULT until the rate is right).
+
+A storage fault (read-only or full SD card) never stops the runtime: the session's records stay in
+memory, the session finishes and its result is reported over the links with an ERROR saying the log
+could not be written; ``health.json`` says ``degraded: storage`` while the fault lasts (rewritten in
+place when there is no room for a new file).
 """
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import importlib.metadata
 import json
+import logging
 import os
 import signal
 import time
@@ -19,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.acquisition import Acquisition
+from edge.acquisition import Acquisition, StatusChange
 from edge.bundle import load_bundle
 from edge.config import DeviceConfig
 from edge.errors import ErrorCode, HotspotError
@@ -35,6 +46,11 @@ READ_WAIT_S = 0.02
 NO_SIGNAL_AFTER_S = 1.0
 MAX_GAP_S = 10.0
 LIVE_WINDOW_S = 1.0
+HEALTH_BYTES = 4096
+"""health.json is padded to this size so that it can be rewritten in place on a full disk."""
+BOARD_COUNTERS = ("duplicates", "rejected", "realigned", "misordered")
+
+logger = logging.getLogger(__name__)
 
 
 def software_version() -> str:
@@ -49,16 +65,56 @@ def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def write_json_atomic(path: Path, data: dict) -> None:
-    """Write JSON so a reader never sees a half-written file (write, fsync, rename)."""
+def _json_bytes(data: dict, pad_to: int = 0) -> bytes:
+    text = json.dumps(data, indent=2, default=float) + "\n"
+    return text.ljust(pad_to).encode("utf-8")
+
+
+def write_json_atomic(path: Path, data: dict, pad_to: int = 0) -> None:
+    """Write JSON so a reader never sees a half-written file (write, fsync, rename).
+
+    Parameters
+    ----------
+    path : Path
+    data : dict
+    pad_to : int
+        Pad with spaces to this many bytes (JSON allows trailing white space), so that the file can
+        later be rewritten in place (:func:`rewrite_json_in_place`).
+
+    Raises
+    ------
+    OSError
+        When the file cannot be written.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2, default=float)
-        handle.write("\n")
+    try:
+        with open(temporary, "wb") as handle:
+            handle.write(_json_bytes(data, pad_to))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except OSError:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def rewrite_json_in_place(path: Path, data: dict) -> None:
+    """Overwrite an existing (padded) JSON file without allocating space: for a full disk.
+
+    Raises
+    ------
+    OSError
+        When the file is missing, read-only, or too small for ``data``.
+    """
+    with open(path, "r+b") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        content = _json_bytes(data, size)
+        if len(content) > size:
+            raise OSError(f"{path} is too small to be rewritten in place")
+        handle.write(content)
         handle.flush()
         os.fsync(handle.fileno())
-    os.replace(temporary, path)
 
 
 def worn_channels(config: DeviceConfig, model_channels: list[str]) -> list[str]:
@@ -127,6 +183,14 @@ class Runtime:
         window = int(round(LIVE_WINDOW_S * self.bundle.spec.sfreq))
         self.recent = np.full((len(self.channels), window), np.nan)
         self.live_ok = False
+        self.acquisition: Acquisition | None = None
+        self.board_events: collections.deque[StatusChange] = collections.deque()
+        self.board_counts = dict.fromkeys(BOARD_COUNTERS, 0)
+        self.rate_fault: str | None = None
+        self.result_error: OSError | None = None
+        self.health_error: OSError | None = None
+        self.storage_reported = False
+        self.unflushed: list[SessionLog] = []  # ended sessions whose logs still hold unwritten records
 
     def _open_links(self) -> list:
         links = []
@@ -178,6 +242,8 @@ class Runtime:
     @property
     def state(self) -> SessionState:
         """What the STATUS message says the device is doing."""
+        if self.rate_fault is not None:
+            return SessionState.FAULT
         if not self.receiving:
             return SessionState.NO_SIGNAL
         if self.session is not None:
@@ -191,15 +257,44 @@ class Runtime:
                   n_trials=self.config.session.trials, n_good=session.n_good if session else 0,
                   samples=self.samples & 0xFFFFFFFF, lost=self.lost & 0xFFFFFFFF, signal_ok=int(self.signal_ok))
 
+    @property
+    def storage_problem(self) -> str | None:
+        """What cannot be written right now (the session log, the result, health.json), or None."""
+        logs = [log for log in (self.session_log, *self.unflushed) if log is not None]
+        errors = [("session log", log.error) for log in logs]
+        for what, error in (*errors, ("last_result.json", self.result_error), ("health.json", self.health_error)):
+            if error is not None:
+                return f"{what}: {error.strerror or error}"
+        return None
+
+    def retry_storage(self) -> None:
+        """Write again what a storage fault held back: ended sessions' log records and the last result."""
+        for log in list(self.unflushed):
+            if log.flush():
+                log.close()
+                self.unflushed.remove(log)
+        if self.result_error is not None and self.last_result is not None:
+            try:
+                write_json_atomic(self.config.state_dir / "last_result.json", self.last_result)
+                self.result_error = None
+            except OSError as err:
+                self.result_error = err
+
     def health(self) -> dict:
         """What health.json says (read by the deploy tooling and ``invoke device-status``).
 
         ``status`` is about the runtime itself: "healthy" while its loop runs with a verified
-        bundle (whether or not a headset is on), "stopped" after it exits; ``signal`` says
-        whether samples arrive and pass the live check ("ok", "poor" or "none").
+        bundle (whether or not a headset is on), "degraded: storage" while the session log or the
+        result cannot be written, "stopped" after it exits; ``signal`` says whether samples arrive
+        and pass the live check ("ok", "poor" or "none").
         """
         signal_state = "ok" if self.signal_ok else ("poor" if self.receiving else "none")
-        return {"status": "stopped" if self.stopped else "healthy", "signal": signal_state,
+        storage = self.storage_problem
+        status = "stopped" if self.stopped else ("degraded: storage" if storage else "healthy")
+        measured = self.acquisition.measured_hz if self.acquisition is not None else None
+        return {"status": status, "storage": storage, "signal": signal_state,
+                "board": {"measured_hz": None if measured is None else round(measured, 2),
+                          "rate_fault": self.rate_fault, **self.board_counts},
                 "bundle_id": self.bundle.bundle_id, "config": str(self.config.path),
                 "pid": os.getpid(), "time": _now(), "device_id": self.config.device_id,
                 "session": "running" if self.session else "idle", "samples": self.samples, "lost": self.lost,
@@ -207,8 +302,17 @@ class Runtime:
                 "links": {link.name: link.stats() for link in self.links}}
 
     def write_health(self) -> None:
-        """Rewrite ``<state_dir>/health.json``."""
-        write_json_atomic(self.config.state_dir / "health.json", self.health())
+        """Rewrite ``<state_dir>/health.json`` (in place when the disk has no room for a new file)."""
+        path = self.config.state_dir / "health.json"
+        try:
+            write_json_atomic(path, self.health(), pad_to=HEALTH_BYTES)
+            self.health_error = None
+        except OSError as err:
+            self.health_error = err
+            try:
+                rewrite_json_in_place(path, self.health())
+            except OSError as second:
+                logger.warning("cannot write %s: %s; then in place: %s", path, err, second)
 
     # --- control ---------------------------------------------------------------------------
     def _handle(self, command) -> None:
@@ -226,6 +330,7 @@ class Runtime:
 
     def _start_session(self) -> None:
         self.start_requested = False
+        self.storage_reported = False
         self.session_log = SessionLog.new(self.config.state_dir / "sessions")
         self.session_log.append("start", device_id=self.config.device_id, bundle_id=self.bundle.bundle_id,
                                 channels=self.channels, hemisphere=self.config.session.hotspot_hemisphere,
@@ -234,11 +339,23 @@ class Runtime:
         self.session = GuidedSession(self.config.session, self.bundle, self.emit, self.session_log)
 
     def _end_session(self, result) -> None:
+        self._log_board()
+        log = self.session_log
         record = {"device_id": self.config.device_id, "bundle_id": self.bundle.bundle_id, "time": _now(),
                   "hemisphere": self.config.session.hotspot_hemisphere, "channels": self.channels,
-                  "lost_samples": self.lost, **result.to_dict()}
-        write_json_atomic(self.config.state_dir / "last_result.json", record)
-        self.session_log.close()
+                  "lost_samples": self.lost, **result.to_dict(),
+                  "log": {"file": log.path.name, "written": log.error is None,
+                          "unwritten_records": len(log.unwritten)}}
+        try:
+            write_json_atomic(self.config.state_dir / "last_result.json", record)
+            self.result_error = None
+        except OSError as err:
+            self.result_error = err
+        self._report_storage(final=True)
+        if log.unwritten:
+            self.unflushed.append(log)
+        else:
+            log.close()
         self.session, self.session_log, self.last_result = None, None, record
         self.sessions_done += 1
         if self.once:
@@ -256,6 +373,51 @@ class Runtime:
             self.next_index = int(index[-1]) + 1
         return data
 
+    def _report_storage(self, final: bool = False) -> None:
+        """Say plainly, over the links, when the session log or the result cannot be written."""
+        problem = self.storage_problem
+        if problem is None or (self.storage_reported and not final):
+            return
+        self.storage_reported = True
+        unwritten = len(self.session_log.unwritten) if self.session_log is not None else 0
+        what = ("the result above is reported here only" if final else
+                "the session goes on; its records are kept in memory")
+        self.emit(MessageType.ERROR, code=int(ErrorCode.STORAGE_FAILED),
+                  message=f"storage fault: cannot write the {problem} ({unwritten} record(s) not on disk); "
+                          f"{what}; free space or replace the SD card"[:255])
+
+    def _log_board(self) -> None:
+        """Put the board's link events and time-base corrections of the last second into the session log."""
+        counts = dict.fromkeys(BOARD_COUNTERS, 0)
+        if self.acquisition is not None:
+            stats = self.acquisition.stats
+            counts = {name: int(getattr(stats, name)) for name in BOARD_COUNTERS}
+        changed = {name: counts[name] - self.board_counts[name] for name in BOARD_COUNTERS
+                   if counts[name] != self.board_counts[name]}
+        self.board_counts = counts
+        events = []
+        while self.board_events:
+            change = self.board_events.popleft()
+            events.append({"status": change.status.value, "detail": change.detail})
+        if self.session_log is not None and (changed or events):
+            self.session_log.append("board", events=events, **changed)
+
+    def _check_rate(self) -> None:
+        """Stop the session when the board's measured sampling rate is more than 2 % off its declared rate."""
+        acquisition = self.acquisition
+        if acquisition is None or not acquisition.rate_off:
+            self.rate_fault = None
+            return
+        declared = acquisition.sampling_rate
+        fault = (f"the board samples at {acquisition.measured_hz:.0f} Hz, not its declared {declared:g} Hz "
+                 f"(more than 2 % off): check the board's sample-rate setting, then redo the session")
+        if self.rate_fault is None:
+            self.emit(MessageType.ERROR, code=int(ErrorCode.BAD_SAMPLING_RATE), message=fault[:255])
+        self.rate_fault = fault
+        if self.session is not None:
+            self.session_log.append("board", rate_fault=fault, measured_hz=round(acquisition.measured_hz, 2))
+            self._end_session(self.session.stop(fault))
+
     def step(self, chunk) -> None:
         """Handle one chunk from the board (possibly empty) and the host's commands."""
         for link in self.links:
@@ -269,10 +431,11 @@ class Runtime:
                 self.samples += data.shape[1]
                 self.recent = np.concatenate([self.recent, data], axis=1)[:, -self.recent.shape[1]:]
                 self.last_sample_time = time.monotonic()
-                if self.session is None and self.start_requested:
+                if self.session is None and self.start_requested and self.rate_fault is None:
                     self._start_session()
                 if self.session is not None:
                     self.session.push(data)
+                    self._report_storage()
                     if self.session.done:
                         self._end_session(self.session.result)
         for link in self.links:
@@ -283,7 +446,9 @@ class Runtime:
         board = self.config.board
         acquisition = acquisition_factory(board=board.type, serial_port=board.serial_port,
                                           file=str(board.file) if board.file else None,
-                                          eeg_channels=self.board_inputs, clock_scale=board.clock_scale)
+                                          eeg_channels=self.board_inputs, clock_scale=board.clock_scale,
+                                          on_status=self.board_events.append)
+        self.acquisition = acquisition
         if abs(acquisition.sampling_rate - self.bundle.spec.sfreq) > 1e-6:
             raise HotspotError(f"board type {board.type} samples at {acquisition.sampling_rate:g} Hz but the bundle's "
                                f"model expects {self.bundle.spec.sfreq:g} Hz; use a bundle trained for this board",
@@ -296,12 +461,15 @@ class Runtime:
             next_status = next_health = 0.0
             while not self.stopping:
                 self.step(acquisition.read(timeout_s=READ_WAIT_S))
+                self._check_rate()
                 now = time.monotonic()
                 if now >= next_status:
+                    self._log_board()
                     self._live_check()
                     self._status()
                     next_status = now + STATUS_INTERVAL_S
                 if now >= next_health:
+                    self.retry_storage()
                     self.write_health()
                     next_health = now + HEALTH_INTERVAL_S
         except Exception as err:
@@ -310,18 +478,28 @@ class Runtime:
             self.emit(MessageType.ERROR, code=int(code), message=f"runtime stopped: {err}"[:255])
             raise
         finally:
+            # every step on its own: one failing must not skip the others or hide the first error
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-            acquisition.stop()
-            self.stopped = True
-            self._status()
-            self.write_health()
-            for link in self.links:
-                link.close()
-            if self.session_log is not None:
-                self.session_log.append("interrupted", trials_done=len(self.session.outcomes))
-                self.session_log.close()
+            for action in (acquisition.stop, self._close_session, self._final_status, *[link.close for link in
+                                                                                         self.links]):
+                try:
+                    action()
+                except Exception:
+                    logger.exception("while stopping: %s failed", getattr(action, "__qualname__", action))
         return 0
+
+    def _close_session(self) -> None:
+        """Record that the session in progress was interrupted (never raises on a storage fault)."""
+        if self.session_log is not None:
+            self._log_board()
+            self.session_log.append("interrupted", trials_done=len(self.session.outcomes))
+            self.session_log.close()
+
+    def _final_status(self) -> None:
+        self.stopped = True
+        self._status()
+        self.write_health()
 
     def _on_signal(self, signum, frame) -> None:
         self.stopping = True
