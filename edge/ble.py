@@ -1,11 +1,20 @@
 """The BLE report link: a GATT service with the same messages as the serial link.
 
-Service ``HOTSPOT_SERVICE_UUID`` has three characteristics:
+Service ``HOTSPOT_SERVICE_UUID`` has four characteristics:
 
-* hotspot (read, notify): the session result, a HOTSPOT or REDO message;
-* status (read, notify): everything else the device says (HELLO, STATUS, CUE, QUALITY,
-  TRIAL_RESULT, ERROR);
-* command (write): START, STOP or STATUS_REQUEST from a phone or host.
+* status (read, notify; open): what anyone near the device may see before pairing: STATUS, CUE,
+  QUALITY, ERROR and a HELLO whose device id is blank. None of them names the device or the patient
+  or carries a hotspot position;
+* device (read; encrypted link only): the full HELLO, device id included;
+* hotspot (read; encrypted link only): the results: HOTSPOT, REDO and TRIAL_RESULT. A phone reads it
+  when the status says a trial or the session is done;
+* command (write; encrypted link only): START, STOP or STATUS_REQUEST.
+
+"Encrypted link only" is bless's ``read_encryption_required`` / ``write_encryption_required``
+permission, which bless's BlueZ backend turns into BlueZ's ``encrypt-read`` / ``encrypt-write``
+flags: BlueZ refuses the request with "insufficient encryption" until the central has paired and
+encrypted the link (bonding is BlueZ's agent's business). bless cannot ask BlueZ for encrypted
+notifications (``encrypt-notify``), so no characteristic that carries results or identities notifies.
 
 A characteristic value is exactly one message as :func:`edge.protocol.encode_message`
 makes it (header, payload, CRC; no COBS, BLE frames it). Messages are at most
@@ -24,7 +33,7 @@ import asyncio
 import queue
 import threading
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from edge.errors import ErrorCode, HotspotError
 from edge.protocol import HOST_COMMANDS, MalformedMessage, Message, MessageType, decode_message, encode_message
@@ -33,8 +42,11 @@ HOTSPOT_SERVICE_UUID = "6f1d0001-3c1b-4b8e-9e1a-2a5b7c0de001"
 HOTSPOT_CHAR_UUID = "6f1d0002-3c1b-4b8e-9e1a-2a5b7c0de001"
 STATUS_CHAR_UUID = "6f1d0003-3c1b-4b8e-9e1a-2a5b7c0de001"
 COMMAND_CHAR_UUID = "6f1d0004-3c1b-4b8e-9e1a-2a5b7c0de001"
+DEVICE_CHAR_UUID = "6f1d0005-3c1b-4b8e-9e1a-2a5b7c0de001"
 MAX_BLE_MESSAGE_BYTES = 182
 START_TIMEOUT_S = 10.0
+IDENTIFYING_FIELDS = ("device_id",)
+"""Message fields an open (unencrypted) characteristic never carries."""
 
 
 @dataclass(frozen=True)
@@ -59,20 +71,36 @@ class Characteristic:
     permissions: tuple[str, ...]
     carries: frozenset
 
+    @property
+    def encrypted(self) -> bool:
+        """Whether only a paired, encrypted link may read or write it."""
+        return any(name.endswith("_encryption_required") for name in self.permissions)
+
 
 CHARACTERISTICS = (
-    Characteristic(HOTSPOT_CHAR_UUID, "hotspot", ("read", "notify"), ("readable",),
-                   frozenset({MessageType.HOTSPOT, MessageType.REDO})),
     Characteristic(STATUS_CHAR_UUID, "status", ("read", "notify"), ("readable",),
                    frozenset({MessageType.HELLO, MessageType.STATUS, MessageType.CUE, MessageType.QUALITY,
-                              MessageType.TRIAL_RESULT, MessageType.ERROR})),
-    Characteristic(COMMAND_CHAR_UUID, "command", ("write",), ("writeable",), frozenset(HOST_COMMANDS)),
+                              MessageType.ERROR})),
+    Characteristic(DEVICE_CHAR_UUID, "device", ("read",), ("readable", "read_encryption_required"),
+                   frozenset({MessageType.HELLO})),
+    Characteristic(HOTSPOT_CHAR_UUID, "hotspot", ("read",), ("readable", "read_encryption_required"),
+                   frozenset({MessageType.HOTSPOT, MessageType.REDO, MessageType.TRIAL_RESULT})),
+    Characteristic(COMMAND_CHAR_UUID, "command", ("write",), ("writeable", "write_encryption_required"),
+                   frozenset(HOST_COMMANDS)),
 )
 
 
-def characteristic_for(message_type: MessageType) -> Characteristic:
-    """The characteristic that carries ``message_type``."""
-    return next(c for c in CHARACTERISTICS if message_type in c.carries)
+def characteristics_for(message_type: MessageType) -> list[Characteristic]:
+    """The characteristics that carry ``message_type`` (HELLO: the open one without the device id, and one more)."""
+    return [c for c in CHARACTERISTICS if message_type in c.carries]
+
+
+def for_characteristic(message: Message, characteristic: Characteristic) -> Message:
+    """The message as ``characteristic`` carries it: identifying fields blank on an open characteristic."""
+    if characteristic.encrypted or not any(name in message.fields for name in IDENTIFYING_FIELDS):
+        return message
+    return replace(message, fields={**message.fields, **{name: "" for name in IDENTIFYING_FIELDS
+                                                        if name in message.fields}})
 
 
 def ble_payload(message: Message) -> bytes:
@@ -183,14 +211,15 @@ class BleLink:
         self._server.update_value(HOTSPOT_SERVICE_UUID, uuid)
 
     def send(self, message: Message) -> None:
-        """Set the matching characteristic to the message and notify subscribers."""
-        try:
-            payload = ble_payload(message)
-        except ValueError:
-            self.counters["too_long"] += 1
-            return
-        self._loop.call_soon_threadsafe(self._publish, characteristic_for(message.type).uuid, payload)
-        self.counters["sent"] += 1
+        """Set the matching characteristics to the message and notify subscribers of the open one."""
+        for characteristic in characteristics_for(message.type):
+            try:
+                payload = ble_payload(for_characteristic(message, characteristic))
+            except ValueError:
+                self.counters["too_long"] += 1
+                continue
+            self._loop.call_soon_threadsafe(self._publish, characteristic.uuid, payload)
+            self.counters["sent"] += 1
 
     def flush(self) -> None:
         """Nothing to do: bless sends on its own thread."""

@@ -20,6 +20,8 @@ HANDS = ("right", "left")
 MIN_CHANNELS, MAX_CHANNELS = 5, 9
 _ELECTRODE_NAME = re.compile(r"^(Fp|AFp|[A-Z]{1,4})(\d{1,2}h?|z)$")
 _DEVICE_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+_BLE_NAME = re.compile(r"^[A-Za-z0-9-]{1,12}$")
+"""An advertised name: short (it shares a 31-byte advertisement with the service UUID), no free text."""
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,7 @@ class SerialLinkConfig:
 
 @dataclass(frozen=True)
 class BleLinkConfig:
-    """The BLE report link (a GATT peripheral on the Pi's radio)."""
+    """The BLE report link (a GATT peripheral on the Pi's radio; ``name`` is advertised to anyone nearby)."""
 
     enabled: bool
     name: str
@@ -256,6 +258,12 @@ def parse_config(data: dict, path: Path) -> DeviceConfig:
     ble_table = _Table(path, "links.ble", links.data.get("ble"), required=False)
     ble_table.check_known(("enabled", "name"))
     ble = BleLinkConfig(ble_table.boolean("enabled", False), ble_table.string("name", "hotspot-edge"))
+    if not _BLE_NAME.match(ble.name):
+        raise _fail(path, f"[links.ble] name = {ble.name!r} must be 1-12 letters, digits or '-' (it is broadcast to "
+                          "anyone nearby: a generic or pseudonymous name, never a person's name)")
+    if device_id.lower() in ble.name.lower():
+        raise _fail(path, f"[links.ble] name = {ble.name!r} contains the device id; the advertised name is public, "
+                          "so use a name that does not identify the device (e.g. hotspot-edge)")
 
     session_table = _Table(path, "session", data.get("session"))
     session_table.check_known(("trials", "lead_in_s", "rest_s", "move_s", "post_s", "min_good_trials", "min_confidence",

@@ -9,23 +9,41 @@ import uuid
 from bless import GATTAttributePermissions, GATTCharacteristicProperties
 from bless.backends.server import BaseBlessServer
 
-from edge.ble import (CHARACTERISTICS, COMMAND_CHAR_UUID, HOTSPOT_CHAR_UUID, HOTSPOT_SERVICE_UUID,
-                      MAX_BLE_MESSAGE_BYTES, STATUS_CHAR_UUID, CommandInbox, ble_payload, characteristic_for,
-                      gatt_tree)
-from edge.protocol import DEVICE_MESSAGES, Message, MessageType, decode_message, encode_message
+from edge.ble import (CHARACTERISTICS, COMMAND_CHAR_UUID, DEVICE_CHAR_UUID, HOTSPOT_CHAR_UUID, HOTSPOT_SERVICE_UUID,
+                      MAX_BLE_MESSAGE_BYTES, STATUS_CHAR_UUID, CommandInbox, ble_payload, characteristics_for,
+                      for_characteristic, gatt_tree)
+from edge.protocol import DEVICE_MESSAGES, SCHEMAS, Message, MessageType, decode_message, encode_message
 
 NINE = ["FC5", "FC3", "FC1", "C5", "C3", "C1", "CP5", "CP3", "CP1"]
+HELLO = Message(MessageType.HELLO, dict(device_id="pt-0042", bundle_id="0123456789ab", software="0.1.0",
+                                        channels=NINE, hemisphere="left"))
 
 
-def test_every_message_type_has_exactly_one_characteristic() -> None:
+def test_every_message_type_has_its_characteristics() -> None:
     for message_type in MessageType:
-        assert sum(message_type in c.carries for c in CHARACTERISTICS) == 1
-    assert characteristic_for(MessageType.HOTSPOT).uuid == HOTSPOT_CHAR_UUID
-    assert characteristic_for(MessageType.REDO).uuid == HOTSPOT_CHAR_UUID
-    assert characteristic_for(MessageType.CUE).uuid == STATUS_CHAR_UUID
-    assert characteristic_for(MessageType.START).uuid == COMMAND_CHAR_UUID
+        expected = 2 if message_type == MessageType.HELLO else 1
+        assert len(characteristics_for(message_type)) == expected, message_type
+    assert [c.uuid for c in characteristics_for(MessageType.HOTSPOT)] == [HOTSPOT_CHAR_UUID]
+    assert [c.uuid for c in characteristics_for(MessageType.TRIAL_RESULT)] == [HOTSPOT_CHAR_UUID]
+    assert [c.uuid for c in characteristics_for(MessageType.CUE)] == [STATUS_CHAR_UUID]
+    assert [c.uuid for c in characteristics_for(MessageType.START)] == [COMMAND_CHAR_UUID]
+    assert [c.uuid for c in characteristics_for(MessageType.HELLO)] == [STATUS_CHAR_UUID, DEVICE_CHAR_UUID]
     uuids = [HOTSPOT_SERVICE_UUID] + [c.uuid for c in CHARACTERISTICS]
-    assert len({str(uuid.UUID(u)) for u in uuids}) == 4
+    assert len({str(uuid.UUID(u)) for u in uuids}) == 5
+
+
+def test_before_pairing_nothing_names_the_device_or_carries_a_result() -> None:
+    open_chars = [c for c in CHARACTERISTICS if not c.encrypted]
+    assert [c.name for c in open_chars] == ["status"]
+    for characteristic in open_chars:
+        assert not {MessageType.HOTSPOT, MessageType.REDO, MessageType.TRIAL_RESULT} & characteristic.carries
+        for message_type in characteristic.carries:
+            assert "position_mm" not in dict(SCHEMAS[message_type])
+    on_status = decode_message(ble_payload(for_characteristic(HELLO, characteristics_for(MessageType.HELLO)[0])))
+    assert on_status["device_id"] == "" and on_status["bundle_id"] == "0123456789ab"
+    paired = decode_message(ble_payload(for_characteristic(HELLO, characteristics_for(MessageType.HELLO)[1])))
+    assert paired["device_id"] == "pt-0042"
+    assert b"pt-0042" not in ble_payload(for_characteristic(HELLO, open_chars[0]))
 
 
 class RecordingServer(BaseBlessServer):
@@ -65,12 +83,27 @@ def test_gatt_tree_is_accepted_by_bless_add_gatt() -> None:
     server.loop.run_until_complete(server.add_gatt(gatt_tree()))
     server.loop.close()
     hosted = server.hosted[HOTSPOT_SERVICE_UUID]
-    props = GATTCharacteristicProperties
-    assert hosted[HOTSPOT_CHAR_UUID][0] == props.read | props.notify
+    props, perms = GATTCharacteristicProperties, GATTAttributePermissions
     assert hosted[STATUS_CHAR_UUID][0] == props.read | props.notify
+    assert hosted[STATUS_CHAR_UUID][2] == perms.readable
+    assert hosted[HOTSPOT_CHAR_UUID][0] == props.read and hosted[DEVICE_CHAR_UUID][0] == props.read
+    assert hosted[HOTSPOT_CHAR_UUID][2] == perms.readable | perms.read_encryption_required
+    assert hosted[DEVICE_CHAR_UUID][2] == perms.readable | perms.read_encryption_required
     assert hosted[COMMAND_CHAR_UUID][0] == props.write
-    assert hosted[COMMAND_CHAR_UUID][2] == GATTAttributePermissions.writeable
-    assert hosted[HOTSPOT_CHAR_UUID][2] == GATTAttributePermissions.readable
+    assert hosted[COMMAND_CHAR_UUID][2] == perms.writeable | perms.write_encryption_required
+
+
+def test_bless_asks_bluez_for_an_encrypted_link_on_the_command_and_the_results() -> None:
+    # what bless's BlueZ backend registers on D-Bus (org.bluez.GattCharacteristic1 "Flags")
+    from bless.backends.bluezdbus.characteristic import flags_to_dbus, transform_flags_with_permissions
+
+    hosted = gatt_tree()[HOTSPOT_SERVICE_UUID]
+    bluez = {uuid: sorted(transform_flags_with_permissions(flag, spec["Permissions"]).value
+                          for flag in flags_to_dbus(spec["Properties"]))
+             for uuid, spec in hosted.items()}
+    assert bluez[COMMAND_CHAR_UUID] == ["encrypt-write"]
+    assert bluez[HOTSPOT_CHAR_UUID] == ["encrypt-read"] and bluez[DEVICE_CHAR_UUID] == ["encrypt-read"]
+    assert bluez[STATUS_CHAR_UUID] == ["notify", "read"]
 
 
 def test_realistic_messages_fit_one_notification() -> None:

@@ -77,6 +77,9 @@ def _edit(path: tuple[str, ...], value) -> dict:
     (("session", "hand"), "both", r"hand = 'both' must be one of right, left"),
     (("session", "autostart"), 1, r"autostart = 1 must be true or false"),
     (("session",), None, r"missing table \[session\]"),
+    (("links", "ble"), {"name": "Jane's Pi \x1b[2J"}, r"\[links.ble\] name = .* must be 1-12 letters"),
+    (("links", "ble"), {"name": "hotspot-edge-of-the-living-room"}, r"must be 1-12 letters"),
+    (("links", "ble"), {"name": "PT-0042-pi"}, r"\[links.ble\] name = 'PT-0042-pi' contains the device id"),
 ])
 def test_mistakes_are_named(path: tuple[str, ...], value, expected: str) -> None:
     with pytest.raises(HotspotError, match=expected) as info:
