@@ -2,6 +2,8 @@
 
 Each task builds an argument list and calls the ``main`` function of one library module,
 which parses, validates and does the work; user errors come back as one line and exit 2.
+Numeric options are declared with string defaults so that invoke hands them over as typed: the
+module's parser checks them (``--seed abc`` is one line and exit 2, not invoke's traceback).
 """
 
 from __future__ import annotations
@@ -70,10 +72,10 @@ def bench(c: Context, only: str = "", out: str = "bench/results") -> None:
 
 @task
 def train(c: Context, data: str = "data/simulated", out: str = "models/default", level: str = "psd",
-          channels: str = "nine", config: str = "", seed: int = 0) -> None:
+          channels: str = "nine", config: str = "", seed: str = "0") -> None:
     """Train the deployable CNN for a dataset, input level and channel set; write a model directory."""
     _delegate("train.training", ["--data", data, "--out", out, "--level", level, "--channels", channels,
-                                 "--seed", str(seed)] + _opt("--config", config))
+                                 "--seed", seed] + _opt("--config", config))
 
 
 @task
@@ -85,10 +87,10 @@ def reproduce(c: Context, data: str = "data/simulated", out: str = "reports/repr
 
 @task(name="select-epochs")
 def select_epochs(c: Context, data: str = "data/dev-cohort", out: str = "reports/select-epochs.json",
-                  candidates: str = "3,5,10,20,40", level: str = "psd", channels: str = "nine", folds: int = 5) -> None:
+                  candidates: str = "3,5,10,20,40", level: str = "psd", channels: str = "nine", folds: str = "5") -> None:
     """Choose the training length by subject-grouped k-fold on a development cohort (never the test cohort)."""
     _delegate("train.selection", ["--data", data, "--out", out, "--candidates", candidates, "--level", level,
-                                  "--channels", channels, "--folds", str(folds)])
+                                  "--channels", channels, "--folds", folds])
 
 
 @task(name="validate-real")
@@ -100,13 +102,13 @@ def validate_real(c: Context, model: str = "models/default", data: str = "../sha
 
 @task(iterable=["float_layer"])
 def convert(c: Context, model: str = "models/default", data: str = "data/simulated", out: str = "bundles/default",
-            key: str = "keys/signing.key", io: str = "float32", budget_mm: float = 0.3, holdout: str = "",
-            float_layer: list[str] | None = None, int8_output: bool = False) -> None:
+            key: str = "keys/signing.key", io: str = "float32", budget_mm: str = "0.3", holdout: str = "",
+            float_layer: list[str] | None = None, int8_output: bool = False, bundle_version: str = "") -> None:
     """Quantise a model directory to int8 TFLite, check parity in mm, and write a signed bundle."""
     _delegate("convert.quantize", ["--model", model, "--data", data, "--out", out, "--key", key, "--io", io,
-                                   "--budget-mm", str(budget_mm)] + _opt("--holdout", holdout)
+                                   "--budget-mm", budget_mm] + _opt("--holdout", holdout)
               + [arg for name in float_layer or [] for arg in ("--float-layer", name)]
-              + _opt("--int8-output", int8_output))
+              + _opt("--int8-output", int8_output) + _opt("--bundle-version", bundle_version))
 
 
 @task(name="export-c")
@@ -122,20 +124,20 @@ def keygen(c: Context, out: str = "keys/signing.key", force: bool = False) -> No
 
 
 @task
-def emulate(c: Context, source: str = "", board: str = "cyton", speed: float = 1.0, fault: str = "",
+def emulate(c: Context, source: str = "", board: str = "cyton", speed: str = "1.0", fault: str = "",
             subject: str = "", map: str = "", port_link: str = "", seconds: float | None = None,
             interactive: bool = False) -> None:
     """Start the OpenBCI board emulator on a pseudo-terminal and print its port."""
-    _delegate("hardware.emulator", ["--board", board, "--speed", str(speed)] + _opt("--source", source)
+    _delegate("hardware.emulator", ["--board", board, "--speed", speed] + _opt("--source", source)
               + _opt("--fault", fault) + _opt("--subject", subject) + _opt("--map", map)
               + _opt("--port-link", port_link) + _opt("--seconds", seconds) + _opt("--interactive", interactive))
 
 
 @task
-def monitor(c: Context, port: str, baud: int = 115200, start: bool = False, until_result: bool = False,
+def monitor(c: Context, port: str, baud: str = "115200", start: bool = False, until_result: bool = False,
             timeout: float | None = None) -> None:
     """Show cues, progress and the result a device reports over its serial link (--start begins a session)."""
-    _delegate("hardware.monitor", ["--port", port, "--baud", str(baud)] + _opt("--start", start)
+    _delegate("hardware.monitor", ["--port", port, "--baud", baud] + _opt("--start", start)
               + _opt("--until-result", until_result) + _opt("--timeout", timeout))
 
 
@@ -147,7 +149,7 @@ def run(c: Context, config: str) -> None:
 
 DEPLOY_SETTINGS = ("user", "ssh_key", "port", "prefix", "python", "restart_command", "service_state_command",
                    "self_test_command", "health_timeout", "keep", "min_free_mb", "max_clock_skew", "connect_timeout",
-                   "strict_host_keys")
+                   "strict_host_keys", "known_hosts")
 
 
 def _deploy_config(c: Context, key: str, given: str = "") -> str:
@@ -170,13 +172,21 @@ def wheelhouse(c: Context, out: str = "", platform: str = "manylinux_2_36_aarch6
 
 @task
 def deploy(c: Context, host: str = "", hosts: str = "", bundle: str = "", config: str = "", public_key: str = "",
-           wheelhouse: str = "", edge_wheel: str = "") -> None:
-    """Deploy a release (edge wheel, bundle, config, public key) to one or many devices over SSH."""
+           wheelhouse: str = "", edge_wheel: str = "", trust_new_host: bool = False) -> None:
+    """Deploy a release (edge wheel, bundle, config) to devices over SSH; --trust-new-host for a device's first."""
     _delegate("hardware.deploy", ["deploy"] + [item for flag, key, given in (
         ("--host", "host", host), ("--hosts", "hosts", hosts), ("--bundle", "bundle", bundle),
         ("--config", "config", config), ("--public-key", "public_key", public_key),
         ("--wheelhouse", "wheelhouse", wheelhouse), ("--edge-wheel", "edge_wheel", edge_wheel))
-        for item in _opt(flag, _deploy_config(c, key, given))] + _deploy_settings(c))
+        for item in _opt(flag, _deploy_config(c, key, given))] + _opt("--trust-new-host", trust_new_host)
+        + _deploy_settings(c))
+
+
+@task(name="rotate-key")
+def rotate_key(c: Context, new_public_key: str, signing_key: str, host: str = "", yes: bool = False) -> None:
+    """Hand a device's trust to a new signing key, with a statement signed by the old key (asks to confirm)."""
+    _delegate("hardware.deploy", ["rotate-key", "--new-public-key", new_public_key, "--signing-key", signing_key]
+              + _opt("--host", _deploy_config(c, "host", host)) + _opt("--yes", yes) + _deploy_settings(c))
 
 
 @task

@@ -8,7 +8,6 @@ are noisy 2-core boxes.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import importlib
 import json
@@ -19,7 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from edge.errors import ErrorCode, HotspotError, run_cli
+from edge.errors import ArgumentParser, ErrorCode, HotspotError, run_cli
 
 BenchmarkFn = Callable[[], dict]
 _REGISTRY: dict[str, BenchmarkFn] = {}
@@ -108,7 +107,7 @@ def run_benchmarks(names: Sequence[str] | None, out_dir: Path) -> dict[str, dict
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: ``python -m bench.harness [--only a,b] [--out DIR]``."""
-    parser = argparse.ArgumentParser(prog="invoke bench", description=__doc__)
+    parser = ArgumentParser(prog="invoke bench", description=__doc__)
     parser.add_argument("--only", default="", help="comma-separated benchmark names (default: all)")
     parser.add_argument("--out", default="bench/results", help="output folder for the JSON files")
     parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from edge.bundle import MANIFEST_FILE, MODEL_FILE, sha256_hex
-from edge.errors import ErrorCode, HotspotError, run_cli
+from edge.errors import ArgumentParser, ErrorCode, HotspotError, run_cli
 from edge.pipeline import PipelineSpec
 
 BYTES_PER_LINE = 12
@@ -168,7 +168,7 @@ def export_c(bundle: str | Path, out: str | Path) -> list[Path]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: ``invoke export-c [--bundle bundles/default] [--out export/c]``."""
-    parser = argparse.ArgumentParser(prog="invoke export-c", description=__doc__,
+    parser = ArgumentParser(prog="invoke export-c", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bundle", default="bundles/default", help="bundle folder")
     parser.add_argument("--out", default="export/c", help="output folder for the C sources")

@@ -27,14 +27,13 @@ Scaling (the README's signal-path section explains it in full):
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections.abc import Sequence
 
 import numpy as np
 from scipy import signal
 
-from edge.errors import ErrorCode, HotspotError
+from edge.errors import ArgumentParser, ErrorCode, HotspotError
 from edge import fixedpoint
 from edge.fixedpoint import FixedPointFilter, ads1299_uv_per_count
 
@@ -254,7 +253,7 @@ def default_filter(sfreq: float, line_freq: float = 60.0, q_format: str = "q31")
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: print a designed filter as JSON (``python -m convert.filter_design --sfreq 250``)."""
-    parser = argparse.ArgumentParser(prog="python -m convert.filter_design", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="python -m convert.filter_design", description=__doc__.splitlines()[0])
     parser.add_argument("--sfreq", type=float, required=True, help="sampling rate (Hz)")
     parser.add_argument("--l-freq", type=float, help="high-pass / lower band edge (Hz)")
     parser.add_argument("--h-freq", type=float, help="low-pass / upper band edge (Hz)")

@@ -7,7 +7,6 @@ devices and out of version control); the public key (PEM) sits beside it with th
 
 from __future__ import annotations
 
-import argparse
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,7 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from edge.bundle import public_key_id, signature_document
-from edge.errors import ErrorCode, HotspotError, run_cli
+from edge.errors import ArgumentParser, ErrorCode, HotspotError, run_cli
 
 
 def public_key_path(private_key_path: str | Path) -> Path:
@@ -120,7 +119,7 @@ def sign_manifest(manifest_bytes: bytes, private_key: Ed25519PrivateKey) -> byte
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: ``invoke keygen [--out keys/signing.key] [--force]``."""
-    parser = argparse.ArgumentParser(prog="invoke keygen", description=__doc__)
+    parser = ArgumentParser(prog="invoke keygen", description=__doc__)
     parser.add_argument("--out", default="keys/signing.key",
                         help="private key file (the public key: same name ending in .pub)")
     parser.add_argument("--force", action="store_true", help="replace an existing key pair")

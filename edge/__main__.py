@@ -11,11 +11,11 @@ import sys
 from collections.abc import Sequence
 
 from edge.config import load_config
-from edge.errors import run_cli
+from edge.errors import ArgumentParser, run_cli
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    parser = argparse.ArgumentParser(prog="hotspot-edge", description=__doc__,
+    parser = ArgumentParser(prog="hotspot-edge", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True, help="the device TOML (see hardware/example-device.toml)")
     parser.add_argument("--self-test", action="store_true", help="verify config and bundle, then exit")

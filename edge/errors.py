@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import enum
 import sys
 from collections.abc import Callable, Sequence
@@ -25,6 +26,7 @@ class ErrorCode(enum.IntEnum):
     BOARD_ERROR = 13
     DEPLOY_FAILED = 14
     BUDGET_EXCEEDED = 15
+    STORAGE_FAILED = 16
 
 
 class HotspotError(Exception):
@@ -49,6 +51,17 @@ class HotspotError(Exception):
 
 
 USER_ERROR_EXIT = 2
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """An argument parser whose mistakes are user errors: one line naming the problem, exit 2 via :func:`run_cli`.
+
+    argparse would print its usage (several lines) and exit; every command of the project uses this
+    parser instead (subcommand parsers inherit it).
+    """
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise HotspotError(f"{self.prog}: {message}; see --help", ErrorCode.BAD_ARGUMENT)
 
 
 def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:

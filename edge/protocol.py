@@ -88,6 +88,12 @@ SCHEMAS: dict[MessageType, tuple[tuple[str, str], ...]] = {
     MessageType.STATUS_REQUEST: (),
 }
 
+ENUM_FIELDS: dict[tuple[MessageType, str], type[enum.IntEnum]] = {
+    (MessageType.STATUS, "state"): SessionState,
+    (MessageType.CUE, "kind"): CueKind,
+}
+"""Fields whose value must be a member of an enum; a frame with any other value is dropped."""
+
 LIVE_TRIAL = 0xFFFF
 """The ``trial`` value of a QUALITY message about the live signal rather than one trial."""
 
@@ -209,7 +215,7 @@ def decode_message(data: bytes) -> Message:
     ------
     MalformedMessage
         With the counter name as ``args[1]``: ``"short"``, ``"bad_crc"``, ``"bad_version"``,
-        ``"unknown_type"`` or ``"malformed"``.
+        ``"unknown_type"``, ``"malformed"`` or ``"bad_enum"`` (a value no enum member has).
     """
     if len(data) < _HEADER.size + _CRC.size:
         raise MalformedMessage("message shorter than header and CRC", "short")
@@ -230,6 +236,10 @@ def decode_message(data: bytes) -> Message:
         raise MalformedMessage(str(err), "malformed") from None
     if reader.pos != len(reader.data):
         raise MalformedMessage("trailing bytes after payload", "malformed")
+    for (enum_type, name), members in ENUM_FIELDS.items():
+        if enum_type == message_type and fields[name] not in members._value2member_map_:
+            raise MalformedMessage(f"{message_type.name} {name} = {fields[name]} is not a {members.__name__}",
+                                   "bad_enum")
     return Message(message_type, fields, seq)
 
 
@@ -251,7 +261,7 @@ class FrameDecoder:
     ----------
     counters : collections.Counter
         ``frames`` (accepted) and the drop reasons ``oversized``, ``cobs``, ``short``,
-        ``bad_crc``, ``bad_version``, ``unknown_type``, ``malformed``, ``unexpected``.
+        ``bad_crc``, ``bad_version``, ``unknown_type``, ``malformed``, ``bad_enum``, ``unexpected``.
     """
 
     def __init__(self, accept: Iterable[MessageType]) -> None:

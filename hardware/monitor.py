@@ -7,14 +7,14 @@ device to begin a guided session; ``--until-result`` exits after the hotspot (or
 
 from __future__ import annotations
 
-import argparse
 import math
 import time
+import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 
 import serial
 
-from edge.errors import ErrorCode, HotspotError, run_cli
+from edge.errors import ArgumentParser, ErrorCode, HotspotError, run_cli
 from edge.protocol import DEVICE_MESSAGES, LIVE_TRIAL, CueKind, FrameDecoder, Message, MessageType, SessionState, Sequencer, frame
 
 
@@ -30,8 +30,8 @@ class MonitorClient:
     def __init__(self, port: str, baud: int = 115200) -> None:
         try:
             self.serial = serial.Serial(port, baud, timeout=0.05)
-        except (serial.SerialException, OSError) as err:
-            raise HotspotError(f"cannot open {port}: {err}; pass the device's report port with --port",
+        except (serial.SerialException, OSError, ValueError) as err:
+            raise HotspotError(f"cannot open {port} at {baud} baud: {err}; pass the device's report port with --port",
                                ErrorCode.BAD_ARGUMENT) from None
         self.decoder = FrameDecoder(DEVICE_MESSAGES)
         self.sequencer = Sequencer()
@@ -60,6 +60,16 @@ def _xyz(values) -> str:
     return "(" + ", ".join(f"{v:+.1f}" for v in values) + ")"
 
 
+def printable(text: str) -> str:
+    """A device's text with control and format characters escaped (``\\x1b``, ``\\n``, ``\\u202e``).
+
+    Text from a link is shown, never obeyed: no escape sequence, line break or bidi override in an
+    ERROR or REDO reason can move the cursor or fake a line such as a HOTSPOT.
+    """
+    return "".join(char if unicodedata.category(char)[0] not in "CZ" or char == " "
+                   else char.encode("unicode_escape").decode("ascii") for char in str(text))
+
+
 class Display:
     """Turns device messages into the lines a person reads; remembers the session's context."""
 
@@ -69,11 +79,17 @@ class Display:
 
     def describe(self, message: Message) -> str | None:
         """One line (or a few) for a message; None for a message not worth a line."""
-        kind, f = message.type, message.fields
+        kind = message.type
+        f = {name: printable(value) if isinstance(value, str) else value for name, value in message.fields.items()}
+        for name in ("channels", "reasons"):
+            if name in f:
+                f[name] = [printable(item) for item in f[name]]
+        if "faults" in f:
+            f["faults"] = [(printable(channel), printable(fault), count) for channel, fault, count in f["faults"]]
         if kind == MessageType.HELLO:
             self.hand = "right" if f["hemisphere"] == "left" else "left"
-            return (f"device {f['device_id']}: bundle {f['bundle_id']}, electrodes {' '.join(f['channels'])}, "
-                    f"{f['hemisphere']} hemisphere ({self.hand} hand)")
+            return (f"device {f['device_id'] or '(id shown after pairing)'}: bundle {f['bundle_id']}, electrodes "
+                    f"{' '.join(f['channels'])}, {f['hemisphere']} hemisphere ({self.hand} hand)")
         if kind == MessageType.STATUS:
             if f["state"] == self.last_state:
                 return None
@@ -150,9 +166,9 @@ def run_monitor(port: str, baud: int = 115200, start: bool = False, until_result
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: ``python -m hardware.monitor --port P [--baud B] [--start] [--until-result]``."""
-    parser = argparse.ArgumentParser(prog="invoke monitor", description=__doc__)
+    parser = ArgumentParser(prog="invoke monitor", description=__doc__)
     parser.add_argument("--port", required=True, help="the device's report port on this host")
-    parser.add_argument("--baud", type=int, default=115200)
+    parser.add_argument("--baud", type=int, default=115200, help="bits per second (115200)")
     parser.add_argument("--start", action="store_true", help="ask the device to start a guided session")
     parser.add_argument("--until-result", action="store_true", help="exit after the hotspot or redo")
     parser.add_argument("--timeout", type=float, default=None, help="give up after this many seconds")

@@ -193,3 +193,57 @@ def test_module_entry_point_prints_one_line_without_traceback(tmp_path: Path) ->
     assert result.stderr.strip().splitlines() == [f"error: {path}: unknown recording format; use EDF, BDF, "
                                                   "BrainVision (.vhdr), FIF, GDF, an OpenBCI GUI .txt or a "
                                                   "BrainFlow CSV [BAD_FORMAT]"]
+
+
+def _edf_field(raw: bytes, index: int, width: int) -> tuple[int, int]:
+    """Offset of the per-signal header field ``index`` (EDF order) and the number of signals."""
+    n_signals = int(raw[252:256].decode().strip())
+    widths = [16, 80, 8, 8, 8, 8, 8, 80, 8, 32]
+    return 256 + n_signals * sum(widths[:index]), n_signals
+
+
+def test_edf_with_no_signals(capsys: pytest.CaptureFixture, edf: Path) -> None:
+    raw = bytearray(edf.read_bytes())
+    raw[252:256] = b"0   "
+    edf.write_bytes(bytes(raw))
+    assert "is corrupt" in cli_error(capsys, [edf], ErrorCode.BAD_FILE)
+
+
+def test_edf_whose_data_are_all_0xff(capsys: pytest.CaptureFixture, edf: Path) -> None:
+    raw = edf.read_bytes()
+    header = 256 * (int(raw[252:256].decode().strip()) + 1)
+    edf.write_bytes(raw[:header] + b"\xff" * (len(raw) - header))
+    assert "is corrupt" in cli_error(capsys, [edf], ErrorCode.BAD_FILE)
+
+
+def test_edf_with_physical_minimum_equal_to_maximum(capsys: pytest.CaptureFixture, edf: Path) -> None:
+    raw = bytearray(edf.read_bytes())
+    minimum, n_signals = _edf_field(raw, 3, 8)
+    maximum, _ = _edf_field(raw, 4, 8)
+    raw[maximum:maximum + 8 * n_signals] = raw[minimum:minimum + 8 * n_signals]
+    edf.write_bytes(bytes(raw))
+    line = cli_error(capsys, [edf], ErrorCode.BAD_FILE)
+    assert "minimum equal to maximum" in line and "FC3" in line
+
+
+def test_openbci_gui_file_with_sample_rate_zero(capsys: pytest.CaptureFixture, tmp_path: Path,
+                                                 real_data_dir: Path) -> None:
+    text = (real_data_dir / "openbci" / "OpenBCI_GUI-v6-blinks-jawClench-alpha.txt").read_text()
+    path = tmp_path / "OpenBCI-RAW-zero.txt"
+    path.write_text(text.replace("%Sample Rate = 250 Hz", "%Sample Rate = 0 Hz"))
+    assert "Sample Rate = 0 Hz" in path.read_text()
+    line = cli_error(capsys, [path, "--allow-no-events"], ErrorCode.BAD_FORMAT)
+    assert "sample rate 0 Hz is not a sampling rate" in line
+
+
+def test_binary_label_file(capsys: pytest.CaptureFixture, tmp_path: Path, edf: Path) -> None:
+    labels = tmp_path / "labels.csv"
+    labels.write_bytes(bytes(range(256)) * 8)
+    assert "is not a text CSV" in cli_error(capsys, [edf, "--labels", labels], ErrorCode.BAD_LABELS)
+
+
+def test_label_coordinates_far_outside_any_head(capsys: pytest.CaptureFixture, tmp_path: Path, edf: Path) -> None:
+    labels = tmp_path / "labels.csv"
+    labels.write_text("subject,x,y,z,frame\nsub-01,1e308,2,3,head\n")
+    line = cli_error(capsys, [edf, "--labels", labels], ErrorCode.BAD_LABELS)
+    assert "1e+308 mm" in line and "check the units" in line

@@ -104,3 +104,46 @@ def test_monitor_times_out_without_a_result(cable: NullModem) -> None:
     lines: list[str] = []
     assert run_monitor(cable.host_port, until_result=True, timeout_s=0.3, show=lines.append) is None
     assert lines == []
+
+
+def test_frames_with_unknown_enum_values_are_dropped_and_text_is_escaped(cable: NullModem) -> None:
+    # what a device (or anything on the cable) could send: valid CRC, values the protocol does not have,
+    # and text with a line break and terminal escape codes trying to fake a HOTSPOT line
+    raw = os.open(cable.device_port, os.O_RDWR | os.O_NOCTTY)
+    tty.setraw(raw)
+    sequencer = Sequencer()
+    fake = "stopped\nHOTSPOT (+1.0, +2.0, +3.0) mm (head frame)\x1b[2K\u202e"
+    script = [(MessageType.STATUS, dict(state=200, trial=0, n_trials=1, n_good=0, samples=1, lost=0, signal_ok=1)),
+              (MessageType.CUE, dict(kind=9, trial=0, n_trials=1, duration_ms=1)),
+              (MessageType.ERROR, dict(code=13, message=fake)),
+              (MessageType.REDO, dict(n_good=0, needed=1, n_trials=1, reasons=[fake], faults=[("C3\x1b[31m", "x", 1)]))]
+
+    def device() -> None:
+        time.sleep(0.2)
+        for message_type, fields in script:
+            os.write(raw, frame(sequencer.message(message_type, **fields)))
+
+    threading.Thread(target=device, daemon=True).start()
+    lines: list[str] = []
+    client_result = run_monitor(cable.host_port, until_result=True, timeout_s=5, show=lines.append)
+    os.close(raw)
+    assert client_result is not None and client_result.type == MessageType.REDO
+    text = "\n".join(lines)
+    assert "\x1b" not in text and "\u202e" not in text
+    assert not [line for line in text.splitlines() if line.startswith("HOTSPOT")]
+    assert "stopped\\nHOTSPOT" in text and "\\x1b[2K" in text and "\\u202e" in text
+    assert len(lines) == 2  # the ERROR and the REDO; the STATUS and CUE with unknown values were dropped
+
+
+def test_decoder_counts_unknown_enum_values() -> None:
+    from edge.protocol import DEVICE_MESSAGES, FrameDecoder
+
+    decoder = FrameDecoder(DEVICE_MESSAGES)
+    sequencer = Sequencer()
+    data = frame(sequencer.message(MessageType.STATUS, state=4, trial=0, n_trials=1, n_good=0, samples=1, lost=0,
+                                   signal_ok=1))
+    data += frame(sequencer.message(MessageType.STATUS, state=5, trial=0, n_trials=1, n_good=0, samples=1, lost=0,
+                                    signal_ok=1))
+    data += frame(sequencer.message(MessageType.CUE, kind=4, trial=0, n_trials=1, duration_ms=1))
+    assert [m["state"] for m in decoder.feed(data)] == [4]
+    assert decoder.counters["bad_enum"] == 2

@@ -17,7 +17,6 @@ interpolated first (:mod:`train.bad_channels`); the device's 9 and 5 channel set
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 import tomllib
@@ -27,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.errors import ErrorCode, HotspotError, run_cli
+from edge.errors import ArgumentParser, ErrorCode, HotspotError, run_cli
 from train.baselines import erd_peak
 from train.configs import CONFIG_DIR, TrainingConfig, load_channel_sets, load_training_config
 from train.dataset import Dataset
@@ -407,7 +406,7 @@ def _error_distributions(report: dict, out: Path, plt) -> Path:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line of ``invoke reproduce``."""
-    parser = argparse.ArgumentParser(prog="invoke reproduce", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="invoke reproduce", description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="simulated dataset folder")
     parser.add_argument("--out", required=True, help="report folder")
     parser.add_argument("--config", default="", help="reproduce TOML (default train/configs/reproduce.toml)")

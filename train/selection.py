@@ -10,14 +10,13 @@ cohort is never looked at.
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from edge.errors import ErrorCode, HotspotError, run_cli
+from edge.errors import ArgumentParser, ErrorCode, HotspotError, run_cli
 from train.configs import TrainingConfig, load_training_config
 from train.dataset import Dataset
 from train.evaluation import evaluate_grouped
@@ -71,7 +70,7 @@ def select_epochs(dataset: Dataset, candidates: Sequence[int], level: str = "psd
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line of ``invoke select-epochs``."""
-    parser = argparse.ArgumentParser(prog="invoke select-epochs", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="invoke select-epochs", description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="development cohort folder (not the evaluation cohort)")
     parser.add_argument("--out", required=True, help="JSON file for the scores")
     parser.add_argument("--candidates", default="3,5,10,20,40", help="comma-separated epoch counts")

@@ -8,7 +8,6 @@ the model's (left-hemisphere) frame.
 
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 from collections.abc import Sequence
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.errors import ErrorCode, HotspotError, run_cli
+from edge.errors import ArgumentParser, ErrorCode, HotspotError, run_cli
 from edge.normalisation import Normalisation
 from train.configs import TrainingConfig, load_channel_sets, load_training_config
 from train.dataset import Dataset
@@ -255,7 +254,7 @@ def train_model(dataset: Dataset, level: str, channels: str | Sequence[str],
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line of ``invoke train``."""
-    parser = argparse.ArgumentParser(prog="invoke train", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="invoke train", description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="dataset folder (simulated BIDS-like or EEG files)")
     parser.add_argument("--out", required=True, help="model directory to write")
     parser.add_argument("--level", default="psd", choices=LEVELS, help="input processing level")

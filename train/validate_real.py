@@ -16,7 +16,6 @@ with the larger drop is its hemisphere. Target: >= 85 % contralateral, never bel
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 from collections.abc import Sequence
@@ -24,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.errors import ErrorCode, HotspotError, run_cli
+from edge.errors import ArgumentParser, ErrorCode, HotspotError, run_cli
 from train.baselines import erd_map
 from train.dataset import Recording
 from train.metrics import aggregate_trials
@@ -140,7 +139,7 @@ def markdown_report(report: dict) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line of ``invoke validate-real``."""
-    parser = argparse.ArgumentParser(prog="invoke validate-real", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="invoke validate-real", description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="model directory trained with mirror = false")
     parser.add_argument("--data", required=True, help="folder with the eegmmidb SxxxRyy.edf files")
     parser.add_argument("--out", required=True, help="report folder")

@@ -7,16 +7,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from edge.errors import ErrorCode, HotspotError
+from edge.errors import ArgumentParser, ErrorCode, HotspotError
 from train.dataset import Dataset
 from train.io.loading import load_dataset
-
-
-class _Parser(argparse.ArgumentParser):
-    """An argument parser whose mistakes are user errors (one line, exit code 2 via run_cli)."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise HotspotError(f"{message}; see --help", ErrorCode.BAD_ARGUMENT)
 
 
 def _names(text: str | None) -> list[str] | None:
@@ -25,7 +18,7 @@ def _names(text: str | None) -> list[str] | None:
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the command-line parser of ``invoke load``."""
-    parser = _Parser(prog="invoke load", description="Import EEG recordings and TMS labels and summarise them.")
+    parser = ArgumentParser(prog="invoke load", description="Import EEG recordings and TMS labels and summarise them.")
     parser.add_argument("path", help="recording file, folder of recordings, or simulated (BIDS-like) folder")
     parser.add_argument("--labels", help="TMS labels: CSV (subject,x,y,z,frame), Brainsight .txt, Localite .xml")
     parser.add_argument("--fiducials", help="nasion/LPA/RPA per subject in the labels' space (CSV or Brainsight)")

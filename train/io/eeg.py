@@ -31,7 +31,7 @@ READERS: dict[str, Callable[..., mne.io.BaseRaw]] = {
 # MNE reads a truncated EDF/BDF/GDF with a warning and returns fewer samples; we refuse it.
 _TRUNCATION_WARNING = "does not match the file size"
 _READ_ERRORS = (OSError, ValueError, RuntimeError, EOFError, IndexError, KeyError, struct.error,
-                UnicodeDecodeError)
+                UnicodeDecodeError, AssertionError, ZeroDivisionError, OverflowError, MemoryError)
 _BRAINVISION_COMMENT = "Comment/"
 
 
@@ -89,12 +89,43 @@ def _read_raw(reader: Callable[..., mne.io.BaseRaw], path: Path) -> mne.io.BaseR
         try:
             raw = reader(path, preload=True, verbose="warning")
         except _READ_ERRORS as err:
-            raise HotspotError(f"cannot read {path} ({type(err).__name__}: {err}); the file is corrupt or "
-                               "truncated, export it again", ErrorCode.BAD_FILE) from err
+            raise HotspotError(f"cannot read {path} ({_one_line(err)}); the file is corrupt or truncated, export it "
+                               "again", ErrorCode.BAD_FILE) from None
+        except Exception as err:  # MNE's readers also raise a bare Exception on a corrupt file
+            if type(err) is not Exception:
+                raise
+            raise HotspotError(f"cannot read {path} ({_one_line(err)}); the file is corrupt, export it again",
+                               ErrorCode.BAD_FILE) from None
     if any(_TRUNCATION_WARNING in str(warning.message) for warning in caught):
         raise HotspotError(f"{path} is truncated (the header promises more data than the file holds); "
                            "copy or export it again", ErrorCode.BAD_FILE)
+    _check_scaling(path, raw)
     return raw
+
+
+def _one_line(err: BaseException) -> str:
+    """The error on one line: its type, and its message when it has one."""
+    message = " ".join(str(err).split())
+    return f"{type(err).__name__}: {message}" if message and type(err) is not Exception else message or type(err).__name__
+
+
+def _check_scaling(path: Path, raw: mne.io.BaseRaw) -> None:
+    """Refuse EDF/BDF/GDF channels whose header range is empty (physical or digital minimum = maximum).
+
+    MNE scales such a channel by 0 (or divides by 0) without a word; the range comes from MNE's
+    parsed header (``raw._raw_extras``).
+    """
+    extras = getattr(raw, "_raw_extras", [{}])[0]
+    if "physical_min" not in extras or "digital_min" not in extras:
+        return
+    names = list(extras.get("ch_names", raw.ch_names))
+    empty = [names[i] if i < len(names) else str(i) for i in range(len(extras["physical_min"]))
+             if extras["physical_max"][i] == extras["physical_min"][i]
+             or extras["digital_max"][i] == extras["digital_min"][i]]
+    if empty:
+        raise HotspotError(f"{path}: channel(s) {', '.join(empty[:5])} have physical or digital minimum equal to "
+                           "maximum in the header, so their values cannot be scaled; export the file again",
+                           ErrorCode.BAD_FILE)
 
 
 def _events_from_annotations(raw: mne.io.BaseRaw) -> tuple[np.ndarray, dict[str, int]]:

@@ -47,6 +47,8 @@ from edge.errors import ErrorCode, HotspotError
 HEAD = "head"
 AXES = ("RAS", "LPS")
 LABEL_SUFFIXES = (".csv", ".txt", ".xml")
+MAX_COORDINATE_MM = 500.0
+"""Largest coordinate magnitude accepted (mm): head frames and scanner spaces stay well inside it."""
 _LPS_TO_RAS = np.array([-1.0, -1.0, 1.0])
 _FIDUCIAL_NAMES = {"nasion": "nasion", "nas": "nasion", "lpa": "lpa", "rpa": "rpa"}
 _SUBJECT_PART = re.compile(r"sub-([A-Za-z0-9]+)")
@@ -224,10 +226,15 @@ def _subject_of(path: Path, subject: str | None) -> str:
 
 
 def _read_csv_rows(path: Path, required: tuple[str, ...]) -> list[dict[str, str]]:
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        rows = [{(key or "").strip().lower(): (value or "").strip() for key, value in row.items()} for row in reader]
-        columns = [(name or "").strip().lower() for name in reader.fieldnames or []]
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            rows = [{(key or "").strip().lower(): (value or "").strip() for key, value in row.items()
+                     if isinstance(value, str)} for row in reader]
+            columns = [(name or "").strip().lower() for name in reader.fieldnames or []]
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise HotspotError(f"{path} is not a text CSV ({type(err).__name__}); export the labels as CSV text "
+                           "(subject,x,y,z,frame)", ErrorCode.BAD_LABELS) from None
     missing = [name for name in required if name not in columns]
     if "frame" in missing:
         raise HotspotError(f"{path} has no frame column; add one saying head, RAS or LPS for each row",
@@ -247,6 +254,10 @@ def _position(path: Path, row: dict[str, str]) -> np.ndarray:
     if not np.all(np.isfinite(position)):
         raise HotspotError(f"{path}: row of {row.get('subject', '?')} has a NaN or infinite coordinate",
                            ErrorCode.BAD_LABELS)
+    if np.abs(position).max() > MAX_COORDINATE_MM:
+        raise HotspotError(f"{path}: row of {row.get('subject', '?')} has a coordinate of {np.abs(position).max():.4g} "
+                           f"mm, beyond +-{MAX_COORDINATE_MM:g} mm of any head or scanner space; check the units (mm) "
+                           "and the export", ErrorCode.BAD_LABELS)
     return position
 
 

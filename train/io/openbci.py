@@ -28,6 +28,8 @@ from edge.errors import ErrorCode, HotspotError
 from train.io.signals import Signals
 
 GUI_MAGIC = "%OpenBCI"
+MAX_SAMPLING_RATE_HZ = 16000.0
+"""The highest rate an OpenBCI board samples at (the Cyton's ADS1299 tops out at 16 kHz)."""
 BOARDS = {
     "cyton": BoardIds.CYTON_BOARD,
     "cyton_daisy": BoardIds.CYTON_DAISY_BOARD,
@@ -161,10 +163,14 @@ def _gui_board(path: Path, board_text: str) -> BoardIds:
 def _gui_sampling_rate(path: Path, header: dict[str, str]) -> float:
     text = header.get("Sample Rate", "").removesuffix("Hz").strip()
     try:
-        return float(text)
+        sfreq = float(text)
     except ValueError as err:
         raise HotspotError(f"{path}: the GUI header has no '%Sample Rate = <n> Hz' line",
                            ErrorCode.BAD_FORMAT) from err
+    if not 0 < sfreq <= MAX_SAMPLING_RATE_HZ:
+        raise HotspotError(f"{path}: the GUI header's sample rate {text} Hz is not a sampling rate (0 < rate <= "
+                           f"{MAX_SAMPLING_RATE_HZ:g} Hz); the header is damaged", ErrorCode.BAD_FORMAT)
+    return sfreq
 
 
 def _csv_board(path: Path, n_rows: int, board: str | None) -> BoardIds:

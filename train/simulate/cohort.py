@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -15,7 +14,7 @@ from typing import Any
 import numpy as np
 import tomli_w
 
-from edge.errors import ErrorCode, HotspotError
+from edge.errors import ArgumentParser, ErrorCode, HotspotError
 from edge.montage import mirror_channel_name
 from train.bids import write_dataset_files, write_recording
 from train.simulate.config import SimulationConfig, as_config, load_config
@@ -161,7 +160,7 @@ def format_summary(summary: Mapping, out: Path) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: simulate a cohort (``invoke simulate``) and print its summary."""
-    parser = argparse.ArgumentParser(prog="invoke simulate", description="Simulate a hand-movement EEG cohort with "
+    parser = ArgumentParser(prog="invoke simulate", description="Simulate a hand-movement EEG cohort with "
                                      "known motor hotspots into a BIDS-like folder.")
     parser.add_argument("--out", default="data/simulated", help="output folder")
     parser.add_argument("--config", default=None, help="TOML file overriding train/simulate/defaults.toml")
