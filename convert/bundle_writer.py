@@ -96,6 +96,32 @@ def _golden_bytes(inputs: np.ndarray, outputs: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+def device_provenance(metadata: Mapping, parity: Mapping | None = None) -> dict:
+    """What a device may know about a bundle's origin: hashes and counts, no subject ids or host paths.
+
+    Parameters
+    ----------
+    metadata : mapping
+        A model directory's metadata (``data_hash``, ``code_version``, ``seed``, ``metrics``,
+        ``train_subjects``, ``dataset``).
+    parity : mapping, optional
+        The conversion's parity report (numbers only).
+
+    Returns
+    -------
+    dict
+        ``data_hash``, ``code_version``, ``seed``, ``metrics``, ``train_subjects`` as ``{"count", "sha256"}``
+        (sha256 over the sorted ids, one per line: a holder of the list can check it, nobody can read
+        it back), ``dataset_sha256`` (of the dataset's name) and ``parity``.
+    """
+    subjects = sorted(str(subject) for subject in metadata.get("train_subjects") or [])
+    return {"data_hash": metadata.get("data_hash"), "code_version": metadata.get("code_version"),
+            "seed": metadata.get("seed"), "metrics": metadata.get("metrics"),
+            "train_subjects": {"count": len(subjects), "sha256": sha256_hex("\n".join(subjects).encode("utf-8"))},
+            "dataset_sha256": sha256_hex(str(metadata.get("dataset") or "").encode("utf-8")),
+            "parity": dict(parity or {})}
+
+
 def _check_replaceable(out: Path) -> None:
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST_FILE).exists())):
         raise HotspotError(f"{out} exists and is not a bundle; choose another output folder", ErrorCode.BAD_ARGUMENT)
@@ -104,7 +130,8 @@ def _check_replaceable(out: Path) -> None:
 def write_bundle(out: str | Path, *, model_content: bytes, spec: PipelineSpec, normalisation: Normalisation,
                  golden_inputs: np.ndarray, private_key: str | Path | Ed25519PrivateKey,
                  electrodes: Mapping[str, Sequence[float]], mirror: bool, channel_set: str | None = None,
-                 board_channels: Mapping[str, int] | None = None, provenance: Mapping | None = None) -> Path:
+                 board_channels: Mapping[str, int] | None = None, provenance: Mapping | None = None,
+                 version: int | None = None) -> Path:
     """Write, hash and sign a bundle folder (replacing an existing bundle at ``out``).
 
     Parameters
@@ -132,7 +159,10 @@ def write_bundle(out: str | Path, *, model_content: bytes, spec: PipelineSpec, n
     board_channels : mapping of str to int, optional
         Default board channel per model channel; 1, 2, ... in model order when omitted.
     provenance : mapping, optional
-        Dataset hash, code version, metrics, parity report, training subjects.
+        What a device may know about the bundle's origin (see :func:`device_provenance`).
+    version : int, optional
+        The bundle version (default: the UTC time as YYYYMMDDhhmmss, which grows with every build);
+        a device refuses a bundle older than the one it runs unless rolled back to it.
 
     Returns
     -------
@@ -141,6 +171,10 @@ def write_bundle(out: str | Path, *, model_content: bytes, spec: PipelineSpec, n
     """
     out = Path(out)
     _check_replaceable(out)
+    if version is None:
+        version = int(dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d%H%M%S"))
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise HotspotError(f"the bundle version must be a positive integer, not {version!r}", ErrorCode.BAD_ARGUMENT)
     key = private_key if isinstance(private_key, Ed25519PrivateKey) else load_private_key(private_key)
     channels = list(spec.channels)
     board_channels = dict(board_channels) if board_channels else {name: i + 1 for i, name in enumerate(channels)}
@@ -155,6 +189,7 @@ def write_bundle(out: str | Path, *, model_content: bytes, spec: PipelineSpec, n
     golden = _golden_bytes(golden_inputs, golden_outputs)
     manifest = {
         "schema": SCHEMA_VERSION,
+        "version": version,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "model": {
             "file": MODEL_FILE,

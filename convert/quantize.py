@@ -33,7 +33,6 @@ microcontroller ports that avoid float at the model boundary (``invoke export-c`
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
@@ -44,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.errors import ErrorCode, HotspotError, run_cli
+from edge.errors import ArgumentParser, ErrorCode, HotspotError, run_cli
 from edge.tflite import TFLiteModel, load_interpreter
 
 IO_TYPES = ("float32", "int8")
@@ -347,7 +346,7 @@ def split_windows(model_dir, dataset, holdout=None) -> tuple[list, list]:
 def convert_model(model_dir: str | Path, dataset, out: str | Path, key: str | Path, io: str = "float32",
                   budget_mm: float = 0.3, holdout=None, n_representative: int = 300, seed: int = 0,
                   report_dir: str | Path | None = None, float_layers: Sequence[str] = (),
-                  float_output: bool = True) -> ConversionResult:
+                  float_output: bool = True, bundle_version: int | None = None) -> ConversionResult:
     """Quantise a model directory to int8, check parity in mm, and write a signed bundle.
 
     Parameters
@@ -380,6 +379,8 @@ def convert_model(model_dir: str | Path, dataset, out: str | Path, key: str | Pa
         remedy when the per-layer report blames the regression head.
     float_output : bool
         With float32 I/O, keep the output layer (standardised units to mm) in float (default).
+    bundle_version : int, optional
+        The bundle's version (default: the build time, see :func:`convert.bundle_writer.write_bundle`).
 
     Returns
     -------
@@ -391,7 +392,7 @@ def convert_model(model_dir: str | Path, dataset, out: str | Path, key: str | Pa
         ``BUDGET_EXCEEDED`` when int8 costs more than ``budget_mm`` (the per-layer report is
         written and named in the message); ``BAD_ARGUMENT`` / ``BAD_FILE`` for unusable inputs.
     """
-    from convert.bundle_writer import write_bundle
+    from convert.bundle_writer import device_provenance, write_bundle
     from convert.signing import load_private_key
     from train.head import standard_positions_head_mm
     from train.model_dir import load_model_dir
@@ -430,13 +431,11 @@ def convert_model(model_dir: str | Path, dataset, out: str | Path, key: str | Pa
                            f"{budget_mm} mm budget; per-layer report: {report} (worst: {worst}; keep a layer in float with "
                            "--float-layer TENSOR_NAME); no bundle written",
                            ErrorCode.BUDGET_EXCEEDED)
-    provenance = {key_: metadata.get(key_) for key_ in ("data_hash", "code_version", "metrics", "seed",
-                                                          "train_subjects", "dataset")}
-    provenance.update({"parity": parity, "model_dir": str(model_dir.path)})
     bundle = write_bundle(out, model_content=int8_model, spec=model_dir.spec, normalisation=model_dir.normalisation,
                           golden_inputs=_golden_windows(heldout), private_key=signing_key,
                           electrodes=standard_positions_head_mm(), mirror=model_dir.mirror,
-                          channel_set=channel_set_name(model_dir.channels), provenance=provenance)
+                          channel_set=channel_set_name(model_dir.channels),
+                          provenance=device_provenance(metadata, parity), version=bundle_version)
     return ConversionResult(bundle=bundle, parity=parity, float_size_bytes=len(float_model),
                             int8_size_bytes=len(int8_model))
 
@@ -458,7 +457,7 @@ def format_parity(parity: dict) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line of ``invoke convert``."""
-    parser = argparse.ArgumentParser(prog="invoke convert", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="invoke convert", description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="model directory (invoke train)")
     parser.add_argument("--data", required=True, help="the dataset the model was trained on")
     parser.add_argument("--holdout", default="", help="a separate held-out dataset for the parity check")
@@ -470,10 +469,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="keep this layer (tensor_name from the per-layer report) in float; repeatable")
     parser.add_argument("--int8-output", action="store_true",
                         help="quantise the output layer (standardised units to mm) too; float32 I/O keeps it float")
+    parser.add_argument("--bundle-version", type=int, default=None,
+                        help="bundle version, a positive integer larger than the devices' (default: the build time "
+                             "as YYYYMMDDhhmmss)")
     args = parser.parse_args(argv)
     result = convert_model(args.model, args.data, args.out, args.key, io=args.io, budget_mm=args.budget_mm,
                            holdout=args.holdout or None, float_layers=args.float_layer,
-                           float_output=not args.int8_output)
+                           float_output=not args.int8_output, bundle_version=args.bundle_version)
     print(format_parity(result.parity))
     print(f"bundle written to {result.bundle}")
     return 0

@@ -8,6 +8,8 @@ A bundle is a folder with four files:
     Everything needed to run and interpret the model (schema version 1)::
 
         schema          1
+        version         positive integer, larger for every newer bundle (a device refuses an older
+                        one unless rolled back to it)
         created         ISO 8601 UTC time of writing
         model           level, channel_set, io ("float32" | "int8"), input / output tensor
                         dtype, scale, zero point and shape, quantisation description
@@ -18,7 +20,8 @@ A bundle is a folder with four files:
         output          {"frame": "head", "units": "mm", "hemisphere": "left"}
         electrodes      {name: [x, y, z]} 10-05 positions, head frame, mm (nearest-electrode reports)
         mirror          true when right-hemisphere subjects are mirrored into the left frame
-        provenance      dataset hash, code version, metrics, parity report, training subjects
+        provenance      dataset hash, code version, metrics, parity report; training subjects as a
+                        count and a hash (no subject ids, no host paths)
         golden          {"file": "golden.npz", "count", "tolerance_mm"}
         files           {"model.tflite": sha256, "golden.npz": sha256}
 ``golden.npz``
@@ -63,6 +66,8 @@ SIGNATURE_FILE = "manifest.json.sig"
 GOLDEN_FILE = "golden.npz"
 HASHED_FILES = (MODEL_FILE, GOLDEN_FILE)
 BUNDLE_FILES = (MANIFEST_FILE, SIGNATURE_FILE, MODEL_FILE, GOLDEN_FILE)
+MAX_HEAD_MM = 300.0
+"""Largest coordinate (head frame, mm) an electrode position may have: a head is about 200 mm across."""
 MANIFEST_KEYS = ("schema", "created", "model", "channels", "pipeline", "normalisation", "output", "electrodes",
                  "mirror", "provenance", "golden", "files")
 
@@ -241,6 +246,11 @@ class Bundle:
         return list(self.spec.channels)
 
     @property
+    def version(self) -> int:
+        """The bundle's version (manifest ``version``; newer bundles have larger ones)."""
+        return int(self.manifest["version"])
+
+    @property
     def runtime(self) -> str:
         """The TFLite runtime executing the model."""
         return self.model.runtime
@@ -272,11 +282,24 @@ def _read(folder: Path, name: str) -> bytes:
         raise _refuse(f"cannot read {folder / name} ({err.strerror}); check the bundle folder's permissions") from None
 
 
+def _finite_number(text: str) -> float:
+    value = float(text)
+    if not np.isfinite(value):
+        raise ValueError(f"number {text} is out of range")
+    return value
+
+
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
 def _read_manifest(manifest_bytes: bytes) -> dict:
     try:
-        manifest = json.loads(manifest_bytes.decode("utf-8"))
+        manifest = json.loads(manifest_bytes.decode("utf-8"), parse_float=_finite_number, parse_constant=_no_constant)
     except (UnicodeDecodeError, ValueError) as err:
         raise _refuse(f"{MANIFEST_FILE} is not valid JSON ({err}); rebuild the bundle") from None
+    except RecursionError:
+        raise _refuse(f"{MANIFEST_FILE} is nested too deeply to be a manifest; rebuild the bundle") from None
     if not isinstance(manifest, dict):
         raise _refuse(f"{MANIFEST_FILE} must hold a JSON object; rebuild the bundle")
     schema = manifest.get("schema")
@@ -287,6 +310,21 @@ def _read_manifest(manifest_bytes: bytes) -> dict:
     if missing:
         raise _refuse(f"{MANIFEST_FILE} lacks {', '.join(missing)}; rebuild the bundle with 'invoke convert'")
     return manifest
+
+
+def bundle_version(manifest: dict) -> int:
+    """The manifest's ``version``: a positive integer, larger for newer bundles.
+
+    Raises
+    ------
+    HotspotError
+        ``BAD_BUNDLE`` when it is missing or not a positive integer.
+    """
+    version = manifest.get("version")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise _refuse(f"{MANIFEST_FILE} 'version' must be a positive integer, not {version!r}; rebuild the bundle "
+                      "with 'invoke convert'")
+    return version
 
 
 def _check_hashes(folder: Path, manifest: dict) -> dict[str, bytes]:
@@ -321,8 +359,9 @@ def _parse_contents(manifest: dict) -> tuple[PipelineSpec, Normalisation, dict, 
         raise _refuse(f"{MANIFEST_FILE} 'channels' or 'electrodes' is malformed ({err}); rebuild the bundle") from None
     if names != list(spec.channels):
         raise _refuse(f"manifest channels {names} differ from the pipeline's {list(spec.channels)}; rebuild the bundle")
-    if not electrodes or any(p.shape != (3,) or not np.all(np.isfinite(p)) for p in electrodes.values()):
-        raise _refuse(f"{MANIFEST_FILE} 'electrodes' must map names to finite [x, y, z] in mm; rebuild the bundle")
+    if not electrodes or any(p.shape != (3,) or not np.all(np.abs(p) <= MAX_HEAD_MM) for p in electrodes.values()):
+        raise _refuse(f"{MANIFEST_FILE} 'electrodes' must map names to [x, y, z] in mm within +-{MAX_HEAD_MM:g} mm of "
+                      "the head origin; rebuild the bundle")
     if manifest["output"] != {"frame": "head", "units": "mm", "hemisphere": "left"}:
         raise _refuse(f"bundle output {manifest['output']} is not head-frame mm in the left hemisphere; "
                       "this device cannot interpret it")
@@ -388,6 +427,7 @@ def load_bundle(path: str | Path, public_key_path: str | Path, num_threads: int 
     manifest_bytes = _read(folder, MANIFEST_FILE)
     verify_manifest(manifest_bytes, _read(folder, SIGNATURE_FILE), public_key, public_key_path)
     manifest = _read_manifest(manifest_bytes)
+    bundle_version(manifest)
     contents = _check_hashes(folder, manifest)
     spec, normalisation, electrodes, board_channels, mirror = _parse_contents(manifest)
     bundle = Bundle(path=folder, bundle_id=bundle_id_from_manifest(manifest_bytes), manifest=manifest, spec=spec,

@@ -194,3 +194,28 @@ def test_the_golden_vectors_pass_on_the_fallback_runtime_too(made) -> None:
                             cwd=Path(__file__).resolve().parents[1])
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1].startswith("tensorflow.lite ")
+
+
+@pytest.mark.parametrize("edit, phrase", [
+    (lambda text: text.replace('"schema": 1,', '"schema": 1, "extra": 1e400,'), "out of range"),
+    (lambda text: text[:text.rindex("}")] + ', "deep": ' + "[" * 200000 + "]" * 200000 + "}\n", "nested too deeply"),
+    (lambda text: text.replace('"schema": 1,', '"schema": 1, "extra": NaN,'), "not a number JSON allows"),
+])
+def test_a_resigned_manifest_with_absurd_json_is_refused_in_one_line(made, slot, tmp_path, edit, phrase) -> None:
+    # signed with the right key: only the content checks stand between it and the device
+    folder = copy_bundle(made["bundle"], tmp_path / "absurd")
+    data = edit((folder / MANIFEST_FILE).read_text()).encode()
+    (folder / MANIFEST_FILE).write_bytes(data)
+    (folder / SIGNATURE_FILE).write_bytes(sign_manifest(data, load_private_key(made["private_key"])))
+    assert_refused(slot, folder, ErrorCode.BAD_BUNDLE, phrase)
+
+
+@pytest.mark.parametrize("change, phrase", [
+    (lambda m: m["electrodes"].update({"C3": [1e308, 0.0, 0.0]}), "within +-300 mm"),
+    (lambda m: m.update({"version": 0}), "'version' must be a positive integer"),
+    (lambda m: m.pop("version"), "'version' must be a positive integer"),
+])
+def test_resigned_manifest_values_out_of_range_are_refused(made, slot, tmp_path, change, phrase) -> None:
+    folder = copy_bundle(made["bundle"], tmp_path / "range")
+    rewrite_manifest(folder, made["private_key"], change)
+    assert_refused(slot, folder, ErrorCode.BAD_BUNDLE, phrase)

@@ -13,7 +13,7 @@ from bundle_factory import HOTSPOT_MM, tiny_model, tiny_spec
 
 from convert.quantize import convert_model, int8_tflite, main
 from convert.signing import generate_keypair
-from edge.bundle import load_bundle
+from edge.bundle import load_bundle, sha256_hex
 from edge.errors import ErrorCode, HotspotError, run_cli
 from edge.normalisation import Normalisation
 from train.dataset import Dataset, Recording, Subject
@@ -81,7 +81,13 @@ def test_conversion_writes_a_signed_bundle_with_a_parity_report(setup) -> None:
     assert bundle.manifest["model"]["quantisation"]["weights"]["float"] == 1
     assert bundle.manifest["golden"]["tolerance_mm"] <= 1e-3
     assert bundle.manifest["model"]["channel_set"] == "five"
-    assert bundle.manifest["provenance"]["train_subjects"] == TRAIN
+    # provenance on the device: hashes and counts, no subject ids and no host paths
+    provenance = bundle.manifest["provenance"]
+    assert provenance["train_subjects"] == {"count": len(TRAIN), "sha256": sha256_hex("\n".join(sorted(TRAIN)).encode())}
+    manifest_text = (result.bundle / "manifest.json").read_text()
+    assert not [subject for subject in TRAIN if subject in manifest_text]
+    assert str(setup["folder"]) not in manifest_text and str(Path.home()) not in manifest_text
+    assert isinstance(bundle.version, int) and bundle.version >= 20200101000000
     assert "FCC3h" in bundle.electrodes
 
 

@@ -9,10 +9,12 @@ synthetic board in the background), so the health check reads the real runtime's
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import json
 import os
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -51,12 +53,14 @@ echo $! > "$prefix/runtime.pid"
 """
 
 
-def _sign_again(bundle: Path, private_key: Path) -> None:
+def _sign_again(bundle: Path, private_key: Path, version: int | None = None) -> None:
     from convert.signing import load_private_key, sign_manifest
     from edge.bundle import GOLDEN_FILE, MANIFEST_FILE, SIGNATURE_FILE, sha256_hex
 
     manifest = json.loads((bundle / MANIFEST_FILE).read_text())
     manifest["files"][GOLDEN_FILE] = sha256_hex((bundle / GOLDEN_FILE).read_bytes())
+    if version is not None:
+        manifest["version"] = version
     manifest_bytes = (json.dumps(manifest, indent=2) + "\n").encode()
     (bundle / MANIFEST_FILE).write_bytes(manifest_bytes)
     (bundle / SIGNATURE_FILE).write_bytes(sign_manifest(manifest_bytes, load_private_key(private_key)))
@@ -64,19 +68,28 @@ def _sign_again(bundle: Path, private_key: Path) -> None:
 
 @pytest.fixture(scope="session")
 def bundles(tmp_path_factory) -> dict[str, Path]:
-    """Signed bundles (one key): good A and B, one failing its self-test, one tampered after signing."""
+    """Signed bundles with versions: good A (100), B (200), C (400) and an older copy of A (50), one failing its
+    self-test and one tampered after signing (300); D (500) signed with a second key (for a key rotation)."""
     from bundle_factory import build_bundle
 
     from convert.bundle_writer import write_bundle
+    from convert.signing import generate_keypair
     from edge.bundle import GOLDEN_FILE, MANIFEST_FILE
 
     folder = tmp_path_factory.mktemp("bundles")
     made = build_bundle(folder / "a")
-    bundle_b = write_bundle(folder / "b", model_content=(made["bundle"] / "model.tflite").read_bytes(),
-                            spec=made["spec"], normalisation=made["normalisation"],
-                            golden_inputs=made["windows"][130:134], private_key=made["private_key"],
-                            electrodes={"C3": [-52.0, 1.0, 62.0]}, mirror=True, channel_set="five",
-                            provenance={"purpose": "second release"})
+    _sign_again(made["bundle"], made["private_key"], version=100)
+
+    def another(name: str, version: int, private_key: Path, rows: slice) -> Path:
+        return write_bundle(folder / name, model_content=(made["bundle"] / "model.tflite").read_bytes(),
+                            spec=made["spec"], normalisation=made["normalisation"], golden_inputs=made["windows"][rows],
+                            private_key=private_key, electrodes={"C3": [-52.0, 1.0, 62.0]}, mirror=True,
+                            channel_set="five", provenance={"purpose": name}, version=version)
+
+    new_private, new_public = generate_keypair(folder / "keys-new" / "signing.key")
+    older = folder / "older"
+    shutil.copytree(made["bundle"], older)
+    _sign_again(older, made["private_key"], version=50)
     failing = folder / "failing"
     shutil.copytree(made["bundle"], failing)
     golden = dict(np.load(failing / GOLDEN_FILE))
@@ -84,14 +97,19 @@ def bundles(tmp_path_factory) -> dict[str, Path]:
     buffer = io.BytesIO()
     np.savez(buffer, **golden)
     (failing / GOLDEN_FILE).write_bytes(buffer.getvalue())
-    _sign_again(failing, made["private_key"])
+    _sign_again(failing, made["private_key"], version=300)
     tampered = folder / "tampered"
     shutil.copytree(made["bundle"], tampered)
     manifest = json.loads((tampered / MANIFEST_FILE).read_text())
     manifest["mirror"] = not manifest["mirror"]
+    manifest["version"] = 300
     (tampered / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
-    return {"a": made["bundle"], "b": bundle_b, "failing": failing, "tampered": tampered,
-            "public_key": made["public_key"]}
+    return {"a": made["bundle"], "b": another("b", 200, made["private_key"], slice(130, 134)),
+            "c": another("c", 400, made["private_key"], slice(134, 138)), "older": older, "failing": failing,
+            "tampered": tampered, "d": another("d", 500, new_private, slice(138, 142)),
+            "e": another("e", 600, made["private_key"], slice(142, 146)),
+            "public_key": made["public_key"], "private_key": made["private_key"], "new_public_key": new_public,
+            "new_private_key": new_private}
 
 
 def write_device_config(path: Path, state_dir: Path, device_id: str = "test-01", report_port: str = "") -> Path:
@@ -134,20 +152,26 @@ class SshDevice:
         self.script = folder / "restart.sh"
         self.script.write_text(RESTART_SCRIPT)
         self.config = write_device_config(folder / "device.toml", self.state)
+        self.known_hosts = folder / "known_hosts"
 
     def settings_argv(self, **overrides: str) -> list[str]:
         options = {"--ssh-key": str(self.server.key), "--prefix": str(self.prefix),
                    "--restart-command": f"sh {self.script} {{prefix}}",
                    "--service-state-command": f"sh {self.script} {{prefix}} state",
-                   "--health-timeout": "30", "--keep": "2", "--min-free-mb": "50"}
+                   "--health-timeout": "30", "--keep": "2", "--min-free-mb": "50",
+                   "--known-hosts": str(self.known_hosts)}
         options.update(overrides)
         return [item for pair in options.items() for item in pair]
 
+    def trusted_key(self) -> bytes:
+        return (self.prefix / "trust" / "signing.pub").read_bytes()
+
     def deploy(self, bundle: Path, public_key: Path, wheelhouse: Path, config: Path | None = None,
-               hosts: list[str] | None = None, **overrides: str):
+               hosts: list[str] | None = None, trust_new_host: bool = False, **overrides: str):
         parser = argparse.ArgumentParser()
         add_settings_arguments(parser)
         settings = settings_from_args(parser.parse_args(self.settings_argv(**overrides)))
+        settings = dataclasses.replace(settings, trust_new_host=trust_new_host)
         plan = DeployPlan(bundle=bundle, config=config or self.config, public_key=public_key, wheelhouse=wheelhouse,
                           edge_wheel=self.edge_wheel)
         try:
@@ -209,9 +233,21 @@ def device(tmp_path_factory, client_key, edge_wheel):
     server.stop()
 
 
-def test_fresh_deploy_installs_self_tests_switches_and_is_healthy(device, bundles, wheelhouse):
+def test_an_unknown_host_is_refused_by_default(device, bundles, wheelhouse):
     [result] = device.deploy(bundles["a"], bundles["public_key"], wheelhouse)
+    assert not result.ok and result.outcome == "refused" and result.step == "preflight", result
+    assert "not in known_hosts" in result.message and "--trust-new-host" in result.message
+    assert not device.prefix.exists() and not device.known_hosts.exists()
+
+
+def test_fresh_deploy_installs_self_tests_switches_and_is_healthy(device, bundles, wheelhouse):
+    [result] = device.deploy(bundles["a"], bundles["public_key"], wheelhouse, trust_new_host=True)
     assert result.ok and result.outcome == "deployed", result
+    # the first deploy recorded the host key and installed the device's trusted signing key, outside the release
+    assert f"[127.0.0.1]:{device.server.port}" in device.known_hosts.read_text()
+    assert device.trusted_key() == bundles["public_key"].read_bytes()
+    assert "provisioned" in (device.prefix / "trust" / "history").read_text()
+    assert not list((device.prefix / "releases").glob("*/signing.pub"))
     assert device.current() == result.release
     release = device.prefix / "releases" / result.release
     assert (release / "venv" / "bin" / "hotspot-edge").exists()
@@ -306,7 +342,7 @@ def test_tampered_bundle_is_refused_at_signature(device, bundles, wheelhouse):
 def test_release_that_cannot_start_is_rolled_back_to_the_running_one(device, bundles, wheelhouse, tmp_path):
     current, releases = device.current(), device.releases()
     config = write_device_config(tmp_path / "no-gadget.toml", device.state, report_port="/dev/no-such-usb-gadget")
-    [result] = device.deploy(bundles["a"], bundles["public_key"], wheelhouse, config=config,
+    [result] = device.deploy(bundles["b"], bundles["public_key"], wheelhouse, config=config,
                              **{"--health-timeout": "8"})
     assert not result.ok and result.outcome == "rolled back" and result.step == "health", result
     assert device.current() == current == result.release
@@ -328,6 +364,41 @@ def test_preflight_refuses_before_touching_the_device(device, bundles, wheelhous
     assert (device.current(), device.runtime_pid(), device.releases()) == (current, pid, releases)
 
 
+def test_an_older_bundle_is_refused_unless_rolled_back(device, bundles, wheelhouse):
+    current, pid, releases = device.current(), device.runtime_pid(), device.releases()
+    [result] = device.deploy(bundles["older"], bundles["public_key"], wheelhouse)
+    assert not result.ok and result.outcome == "refused" and result.step == "version", result
+    assert "version 50 is older than the installed 200" in result.message and "invoke rollback" in result.message
+    assert (device.current(), device.runtime_pid(), device.releases()) == (current, pid, releases)
+
+
+def test_a_normal_deploy_never_replaces_the_trusted_key(device, bundles, wheelhouse):
+    current, pid, key = device.current(), device.runtime_pid(), device.trusted_key()
+    for trust_new_host in (False, True):  # not even the first-deploy path replaces a key the device has
+        [result] = device.deploy(bundles["d"], bundles["new_public_key"], wheelhouse, trust_new_host=trust_new_host)
+        assert not result.ok and result.outcome == "refused" and result.step == "trust", result
+        assert "invoke rotate-key" in result.message
+    assert (device.current(), device.runtime_pid(), device.trusted_key()) == (current, pid, key)
+
+
+def test_a_replaced_host_key_is_refused(device, bundles, wheelhouse, tmp_path):
+    # another machine answers at the device's address: its host key differs from the recorded one
+    other = tmp_path / "other_host_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+    entry = f"[127.0.0.1]:{device.server.port}"
+    known = tmp_path / "known_hosts"
+    known.write_text(f"{entry} {other.with_suffix('.pub').read_text().split(' ', 2)[0]} "
+                     f"{other.with_suffix('.pub').read_text().split()[1]}\n")
+    current, pid = device.current(), device.runtime_pid()
+    for trust_new_host in (False, True):
+        [result] = device.deploy(bundles["c"], bundles["public_key"], wheelhouse, trust_new_host=trust_new_host,
+                                 **{"--known-hosts": str(known)})
+        assert not result.ok and result.outcome == "refused" and result.step == "preflight", result
+        assert "presented host key" in result.message and "refused" in result.message
+    assert (device.current(), device.runtime_pid()) == (current, pid)
+    assert known.read_text().count(entry) == 1
+
+
 def test_fleet_deploys_in_parallel_and_reports_each_device(device, bundles, wheelhouse, tmp_path_factory, capsys):
     stranger = make_client_key(tmp_path_factory.mktemp("stranger"))
     locked = start_sshd(tmp_path_factory.mktemp("device2") / "sshd", stranger)
@@ -341,8 +412,8 @@ def test_fleet_deploys_in_parallel_and_reports_each_device(device, bundles, whee
     stray.write_bytes(b"a wheel no release pins")
     hosts = [device.server.host, locked.host, dead, unconfigured]
     try:
-        argv = ["deploy", "--hosts", ",".join(hosts), "--bundle", str(bundles["a"]), "--config", str(configs),
-                "--public-key", str(bundles["public_key"]), "--wheelhouse", str(wheelhouse),
+        argv = ["deploy", "--hosts", ",".join(hosts), "--bundle", str(bundles["c"]), "--config", str(configs),
+                "--public-key", str(bundles["public_key"]), "--wheelhouse", str(wheelhouse), "--trust-new-host",
                 "--edge-wheel", str(device.edge_wheel), *device.settings_argv(**{"--connect-timeout": "3"})]
         assert deploy_main(argv) == 1
     finally:
@@ -356,7 +427,52 @@ def test_fleet_deploys_in_parallel_and_reports_each_device(device, bundles, whee
     assert " refused " in rows[unconfigured] and " config " in rows[unconfigured]
     assert "1 of 4 device(s) succeeded" in table
     health = device.health()
-    assert health["bundle_id"] == bundle_id_of(bundles["a"]) and health["device_id"] == "test-03"
+    assert health["bundle_id"] == bundle_id_of(bundles["c"]) and health["device_id"] == "test-03"
     assert len(device.releases()) == 2 and oldest not in device.releases(), "keep = 2 pruned the oldest release"
     assert not stray.exists(), "wheels no kept release pins are removed"
     assert len(list((device.prefix / "wheelhouse").glob("*.whl"))) > 5
+
+
+def test_rotate_key_hands_trust_to_a_new_key_only_when_the_old_key_signs_it(device, bundles, wheelhouse, capsys):
+    from hardware.deploy.device import Device, StepFailed, make_connection
+    from edge.trust import rotation_statement
+    from convert.signing import load_private_key
+
+    argv = ["rotate-key", "--host", device.server.host, "--new-public-key", str(bundles["new_public_key"]), "--yes",
+            *device.settings_argv()]
+    old_key = device.trusted_key()
+    # a signing key the device does not trust cannot rotate it
+    from edge.errors import run_cli
+
+    assert run_cli(deploy_main, [*argv, "--signing-key", str(bundles["new_private_key"])]) == 2
+    assert "is the key" in capsys.readouterr().err
+    stranger = bundles["new_private_key"].parent.parent / "stranger.key"
+    from convert.signing import generate_keypair
+
+    generate_keypair(stranger, overwrite=True)
+    assert deploy_main([*argv, "--signing-key", str(stranger)]) == 1
+    assert "the trusted key is unchanged" in capsys.readouterr().out and device.trusted_key() == old_key
+    # a statement signed by the new key itself is refused by the device's own check
+    settings = settings_from_args(_settings_parser().parse_args(device.settings_argv()))
+    new_private = load_private_key(bundles["new_private_key"])
+    forged = rotation_statement(load_private_key(bundles["private_key"]).public_key(), new_private.public_key())
+    with make_connection(device.server.host, settings) as connection:
+        with pytest.raises(StepFailed, match="not signed by the trusted key"):
+            Device(connection, settings).rotate_trusted_key(forged, __import__("base64").b64encode(new_private.sign(forged)))
+    assert device.trusted_key() == old_key
+    # the old key signs the hand-over: the device trusts the new key from now on
+    assert deploy_main([*argv, "--signing-key", str(bundles["private_key"])]) == 0
+    assert " rotated " in capsys.readouterr().out
+    assert device.trusted_key() == bundles["new_public_key"].read_bytes()
+    assert "rotated" in (device.prefix / "trust" / "history").read_text()
+    [result] = device.deploy(bundles["d"], bundles["new_public_key"], wheelhouse)
+    assert result.ok and result.outcome == "deployed", result
+    assert device.health()["bundle_id"] == bundle_id_of(bundles["d"])
+    [result] = device.deploy(bundles["e"], bundles["public_key"], wheelhouse)  # newer, but signed with the old key
+    assert not result.ok and result.step == "trust", result
+
+
+def _settings_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser()
+    add_settings_arguments(parser)
+    return parser

@@ -1,4 +1,4 @@
-"""``python -m hardware.deploy``: the deploy, rollback, status and wheelhouse commands.
+"""``python -m hardware.deploy``: the deploy, rollback, rotate-key, status and wheelhouse commands.
 
 Exit codes: 0 every device succeeded; 1 at least one device failed (the table says which step);
 2 bad input found before any device was touched.
@@ -7,21 +7,25 @@ Exit codes: 0 every device succeeded; 1 at least one device failed (the table sa
 from __future__ import annotations
 
 import argparse
+import base64
 import json
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from edge.errors import HotspotError
+from edge.bundle import load_public_key, public_key_id
+from edge.errors import ArgumentParser, ErrorCode, HotspotError
+from edge.trust import rotation_statement
 from hardware.deploy.device import Device, make_connection
 from hardware.deploy.fleet import deploy_fleet, result_table
 from hardware.deploy.plan import REPO, DeployPlan
-from hardware.deploy.procedure import device_status, rollback_device, unreachable
+from hardware.deploy.procedure import device_status, rollback_device, rotate_key, unreachable
 from hardware.deploy.settings import add_settings_arguments, settings_from_args
 from hardware.deploy.wheels import add_wheelhouse_arguments, wheelhouse_command
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hotspot-deploy", description=__doc__,
+    parser = ArgumentParser(prog="hotspot-deploy", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     deploy = commands.add_parser("deploy", help="deploy a release to one or many devices")
@@ -33,6 +37,9 @@ def _parser() -> argparse.ArgumentParser:
     deploy.add_argument("--public-key", default="keys/signing.pub", help="ed25519 public key, PEM")
     deploy.add_argument("--wheelhouse", default="wheelhouse", help="offline wheelhouse (invoke wheelhouse)")
     deploy.add_argument("--edge-wheel", default="", help="deploy this hotspot-edge wheel instead of building one")
+    deploy.add_argument("--trust-new-host", action="store_true",
+                        help="first deploy to a device: record its SSH host key and install --public-key as its "
+                             "trusted signing key (a device that already has a different key is still refused)")
     add_settings_arguments(deploy)
     for name, text in (("rollback", "switch a device back to its previous release"),
                        ("status", "show a device's release, bundle, service, health and last result")):
@@ -41,6 +48,12 @@ def _parser() -> argparse.ArgumentParser:
         add_settings_arguments(command)
         if name == "status":
             command.add_argument("--json", action="store_true", help="print JSON")
+    rotate = commands.add_parser("rotate-key", help="hand a device's trust to a new signing key (signed by the old one)")
+    rotate.add_argument("--host", required=True, help="[user@]host[:port] or an ~/.ssh/config alias")
+    rotate.add_argument("--new-public-key", required=True, help="the new key's .pub (invoke keygen --out NEW.key)")
+    rotate.add_argument("--signing-key", required=True, help="the old private key, the one the device trusts")
+    rotate.add_argument("--yes", action="store_true", help="do not ask for confirmation (scripts)")
+    add_settings_arguments(rotate)
     add_wheelhouse_arguments(commands.add_parser("wheelhouse", help="download the device's wheels"))
     return parser
 
@@ -107,6 +120,38 @@ def _status(device: Device, as_json: bool) -> int:
     return 0
 
 
+def _confirm(question: str) -> None:
+    """Ask on the terminal; refuse (one line) when there is none or the answer is not 'yes'."""
+    if not sys.stdin.isatty():
+        raise HotspotError("rotate-key changes what the device trusts and needs a confirmation: run it in a terminal "
+                           "or pass --yes", ErrorCode.BAD_ARGUMENT)
+    if input(f"{question} Type yes to go on: ").strip().lower() != "yes":
+        raise HotspotError("not confirmed; the device's trusted key is unchanged", ErrorCode.BAD_ARGUMENT)
+
+
+def _rotation(args) -> tuple[bytes, bytes, str]:
+    """The rotation statement and its signature by the old key (asked for confirmation first)."""
+    from convert.signing import load_private_key
+
+    old_private = load_private_key(args.signing_key)
+    old_key, new_key = old_private.public_key(), load_public_key(args.new_public_key)
+    old_id, new_id = public_key_id(old_key), public_key_id(new_key)
+    if old_id == new_id:
+        raise HotspotError(f"{args.new_public_key} is the key {args.signing_key} belongs to; make a new pair with "
+                           "'invoke keygen --out keys/NEW.key'", ErrorCode.BAD_ARGUMENT)
+    if not args.yes:
+        _confirm(f"{args.host} will trust signing key {new_id} instead of {old_id} and refuse bundles signed with the "
+                 "old key from its next restart on.")
+    statement = rotation_statement(old_key, new_key)
+    return statement, base64.b64encode(old_private.sign(statement)) + b"\n", old_id
+
+
+def _rotate(device: Device, host: str, rotation: tuple[bytes, bytes, str]) -> int:
+    result = rotate_key(device, host, *rotation)
+    print(result_table([result]))
+    return 0 if result.ok else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run a deploy command; see the module docstring for exit codes."""
     args = _parser().parse_args(argv)
@@ -114,6 +159,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return wheelhouse_command(args, REPO)
     if args.command == "deploy":
         return _deploy(args)
+    if args.command == "rotate-key":
+        rotation = _rotation(args)
+        return _one_device(args, lambda device: _rotate(device, args.host, rotation))
     if args.command == "rollback":
         return _one_device(args, lambda device: _rollback(device, args.host))
     return _one_device(args, lambda device: _status(device, args.json))

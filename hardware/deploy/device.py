@@ -8,24 +8,33 @@ live under the deploy prefix::
     <prefix>/current          symlink to releases/<id> (switched atomically: new link + rename)
     <prefix>/wheelhouse/      dependency wheels shared by releases (uploaded once, sha256-checked)
     <prefix>/history          "<unix time> <release id>" per activation (rollback order)
+    <prefix>/trust/           the device's trusted signing key (signing.pub), installed by the first
+                              deploy (--trust-new-host), replaced only by a signed rotation (edge.trust)
+
+Host keys are checked against a known_hosts file with paramiko: an unknown device is refused
+unless this is its first deploy (``--trust-new-host``), which records its key; a device whose key
+differs from the recorded one is always refused.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import posixpath
 import shlex
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from fabric import Connection
 from invoke.exceptions import CommandTimedOut
-from paramiko import RejectPolicy
+from paramiko import HostKeys, MissingHostKeyPolicy, RejectPolicy
 
-from hardware.deploy.release import (BUNDLE_DIR, CONFIG_FILE, PUBLIC_KEY_FILE, RELEASE_FILE, SUMS_FILE,
-                                     VERIFIED_MARKER, Release)
+from edge.bundle import MANIFEST_FILE, bundle_id_from_manifest
+from edge.trust import HISTORY_FILE, KEY_FILE, TRUST_DIR
+from hardware.deploy.release import BUNDLE_DIR, CONFIG_FILE, RELEASE_FILE, SUMS_FILE, VERIFIED_MARKER, Release
 from hardware.deploy.settings import MIN_PYTHON, DeploySettings
 from hardware.deploy.wheels import ELF_MACHINES, Target
 
@@ -183,6 +192,8 @@ class Device:
         self.current_link = posixpath.join(self.prefix, "current")
         self.wheelhouse = posixpath.join(self.prefix, "wheelhouse")
         self.history = posixpath.join(self.prefix, "history")
+        self.trust_dir = posixpath.join(self.prefix, TRUST_DIR)
+        self.trusted_key_path = posixpath.join(self.trust_dir, KEY_FILE)
 
     # --- plumbing -----------------------------------------------------------------------------
     def run(self, command: str, step: str, timeout: float | None = None) -> str:
@@ -311,11 +322,52 @@ class Device:
                  timeout=INSTALL_TIMEOUT_S)
 
     def verify_signature(self, release: Release) -> None:
-        """Check the bundle signature with the release's own code and key (step ``signature``)."""
+        """Check the bundle signature with the release's own code and the device's trusted key (step ``signature``)."""
         folder = self.release_dir(release.release_id)
         self.run(f"{_q(posixpath.join(folder, 'venv/bin/python'))} -c {_q(VERIFY_SIGNATURE)} "
-                 f"{_q(posixpath.join(folder, BUNDLE_DIR))} {_q(posixpath.join(folder, PUBLIC_KEY_FILE))}",
-                 "signature")
+                 f"{_q(posixpath.join(folder, BUNDLE_DIR))} {_q(self.trusted_key_path)}", "signature")
+
+    # --- trust --------------------------------------------------------------------------------
+    def trusted_key(self) -> str | None:
+        """The device's trusted public key (PEM text), None when none is installed yet."""
+        return self.query(f"cat {_q(self.trusted_key_path)}")
+
+    def install_trusted_key(self, pem: bytes, key_id: str) -> None:
+        """Install the first trusted key of a device that has none (step ``trust``); never replaces one."""
+        temporary = self.trusted_key_path + ".new"
+        self.run(f"mkdir -p {_q(self.trust_dir)} && rm -f {_q(temporary)}", "trust")
+        self.connection.put(io.BytesIO(pem), temporary)
+        # `ln` refuses to overwrite: a key that appeared meanwhile is never replaced
+        self.run(f"chmod 444 {_q(temporary)} && ln {_q(temporary)} {_q(self.trusted_key_path)} && rm {_q(temporary)}"
+                 f" && echo \"$(date -u +%Y-%m-%dT%H:%M:%S+00:00) provisioned {key_id}\" >> "
+                 f"{_q(posixpath.join(self.trust_dir, HISTORY_FILE))}", "trust")
+
+    def rotate_trusted_key(self, statement: bytes, signature: bytes) -> str:
+        """Hand the device's trust to a new key with a rotation the old key signed (step ``rotate-key``).
+
+        The current release's own code checks the statement against the trusted key (``edge.trust``);
+        returns what it printed.
+        """
+        python = posixpath.join(self.current_link, "venv", "bin", "python")
+        if self.query(f"test -x {_q(python)}") is None:
+            raise StepFailed("rotate-key", "the device runs no release yet; deploy one first")
+        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        paths = [posixpath.join(self.trust_dir, f"rotation-{stamp}.{suffix}") for suffix in ("json", "sig")]
+        for path, content in zip(paths, (statement, signature)):
+            self.connection.put(io.BytesIO(content), path)
+        return self.run(f"{_q(python)} -m edge.trust rotate {_q(self.trust_dir)} {_q(paths[0])} {_q(paths[1])}",
+                        "rotate-key").strip()
+
+    def installed_bundle(self) -> tuple[int | None, str | None]:
+        """The version and id of the bundle the current release runs ((None, None) on a fresh device)."""
+        text = self.query(f"cat {_q(posixpath.join(self.current_link, BUNDLE_DIR, MANIFEST_FILE))}")
+        if not text:
+            return None, None
+        try:
+            version = json.loads(text).get("version")
+        except ValueError:
+            version = None
+        return (version if isinstance(version, int) else None), bundle_id_from_manifest(text.encode("utf-8"))
 
     def self_test(self, release: Release) -> None:
         """Run the runtime's self-test inside the new release, then mark it verified (step ``self-test``)."""
@@ -423,6 +475,32 @@ class Device:
             return None
 
 
+_KNOWN_HOSTS_LOCK = threading.Lock()
+
+
+class RecordHostKey(MissingHostKeyPolicy):
+    """paramiko policy for a device's first deploy: accept its unknown host key and record it.
+
+    The known_hosts file is re-read and saved under a lock, so the devices of a fleet connecting in
+    parallel all end up in it.
+
+    Parameters
+    ----------
+    known_hosts : Path
+        The OpenSSH known_hosts file.
+    """
+
+    def __init__(self, known_hosts: Path) -> None:
+        self.known_hosts = known_hosts
+
+    def missing_host_key(self, client, hostname: str, key) -> None:
+        with _KNOWN_HOSTS_LOCK:
+            keys = HostKeys(str(self.known_hosts)) if self.known_hosts.exists() else HostKeys()
+            keys.add(hostname, key.get_name(), key)
+            keys.save(str(self.known_hosts))
+        client.get_host_keys().add(hostname, key.get_name(), key)
+
+
 def make_connection(host: str, settings: DeploySettings) -> Connection:
     """A Fabric connection that authenticates with keys only (agent, ~/.ssh keys or deploy.ssh_key).
 
@@ -435,8 +513,9 @@ def make_connection(host: str, settings: DeploySettings) -> Connection:
     Returns
     -------
     fabric.Connection
-        Host keys are checked against ``~/.ssh/known_hosts`` (a changed key is refused); with
-        ``strict_host_keys`` an unknown host is refused too instead of trusted on first use.
+        Host keys are checked against ``settings.known_hosts`` with paramiko: a changed key is always
+        refused; an unknown host is refused (``strict_host_keys``, the default) unless this is its
+        first deploy (``trust_new_host``) or strict checking is off, which record its key.
     """
     connect_kwargs = {"look_for_keys": settings.ssh_key is None, "allow_agent": settings.ssh_key is None,
                       "banner_timeout": settings.connect_timeout_s, "auth_timeout": settings.connect_timeout_s}
@@ -444,6 +523,11 @@ def make_connection(host: str, settings: DeploySettings) -> Connection:
         connect_kwargs["key_filename"] = [str(Path(settings.ssh_key))]
     connection = Connection(host, user=settings.user, port=settings.port, connect_timeout=settings.connect_timeout_s,
                             connect_kwargs=connect_kwargs)
-    if settings.strict_host_keys:
-        connection.client.set_missing_host_key_policy(RejectPolicy())
+    known_hosts = settings.known_hosts
+    if known_hosts.exists():
+        connection.client.load_system_host_keys(str(known_hosts))
+    else:
+        known_hosts.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    trusting = settings.trust_new_host or not settings.strict_host_keys
+    connection.client.set_missing_host_key_policy(RecordHostKey(known_hosts) if trusting else RejectPolicy())
     return connection

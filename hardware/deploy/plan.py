@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edge.errors import ErrorCode, HotspotError
-from hardware.deploy.release import Release, check_bundle_folder, device_config_text, file_sha256, stage_release
+from hardware.deploy.release import (Release, bundle_version_of, check_bundle_folder, device_config_text, file_sha256,
+                                     stage_release)
 from hardware.deploy.wheels import Target, Wheel, build_project_wheel, check_native, resolve
 
 REPO = Path(__file__).resolve().parents[2]
@@ -48,7 +49,7 @@ class DeployPlan:
     edge_wheel: Path | None = None
     _scratch: tempfile.TemporaryDirectory = field(init=False, repr=False)
     _project: Wheel | None = field(default=None, init=False, repr=False)
-    _releases: dict[tuple[Target, Path], Release] = field(default_factory=dict, init=False, repr=False)
+    _releases: dict[tuple[Target, Path, str], Release] = field(default_factory=dict, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -61,6 +62,7 @@ class DeployPlan:
         if not self.public_key.is_file():
             raise HotspotError(f"public key {self.public_key} not found; pass --public-key with the .pub file made "
                                "by 'invoke keygen'", ErrorCode.BAD_FILE)
+        self.bundle_version = bundle_version_of(self.bundle)
         if self.edge_wheel is not None and not self.edge_wheel.name.startswith("hotspot_edge-"):
             raise HotspotError(f"{self.edge_wheel} is not a hotspot-edge wheel (hotspot_edge-<version>-...whl)",
                                ErrorCode.BAD_FILE)
@@ -98,8 +100,8 @@ class DeployPlan:
             raise HotspotError(f"no device config for {host}: expected {path}", ErrorCode.BAD_FILE)
         return path
 
-    def release_for(self, target: Target, config: Path) -> Release:
-        """The release staged for a target and device config (staged on first use; thread-safe).
+    def release_for(self, target: Target, config: Path, trusted_key: str) -> Release:
+        """The release staged for a target, device config and trusted-key path (staged on first use; thread-safe).
 
         Raises
         ------
@@ -107,12 +109,13 @@ class DeployPlan:
             ``DEPLOY_FAILED`` when the wheelhouse lacks a wheel for the target.
         """
         with self._lock:
-            if (target, config) not in self._releases:
+            key = (target, config, trusted_key)
+            if key not in self._releases:
                 project = self.project_wheel()
                 chosen = resolve(f"{project.path}[edge]", [self.wheelhouse], target)
                 wheels = [wheel for wheel in chosen if wheel.path != project.path]
                 check_native(wheels, target, str(self.wheelhouse))
                 staging = Path(self._scratch.name) / f"release-{len(self._releases)}"
-                self._releases[target, config] = stage_release(staging, project, wheels, self.bundle, config,
-                                                               self.public_key, target)
-            return self._releases[target, config]
+                self._releases[key] = stage_release(staging, project, wheels, self.bundle, config, self.public_key,
+                                                    target, trusted_key)
+            return self._releases[key]

@@ -1,7 +1,10 @@
-"""Deploy, roll back and inspect one device; every outcome is a :class:`HostResult`.
+"""Deploy, roll back, rotate the trusted key of and inspect one device; every outcome is a :class:`HostResult`.
 
-Deploy order: preflight → config → wheelhouse (resolve for the device) → upload → checksums → install →
-signature → self-test → switch → restart → health → prune. A release already on the device (an
+Deploy order: preflight → config → wheelhouse (resolve for the device) → trust → version → upload → checksums →
+install → signature → self-test → switch → restart → health → prune. ``trust``: the bundle must be signed
+with the key the device trusts (installed by its first deploy, ``--trust-new-host``; replaced only by
+``invoke rotate-key``). ``version``: a bundle older than the running one is refused (``invoke rollback``
+goes back on purpose). A release already on the device (an
 earlier one deployed again) skips upload and install but is checked again. Before ``switch``
 nothing the device runs has changed, so a failure only deletes the new release folder. From ``switch`` on, a failure
 switches ``current`` back to the previous release, restarts it and checks it is healthy again.
@@ -12,8 +15,11 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass
 
-from paramiko.ssh_exception import AuthenticationException, NoValidConnectionsError, SSHException
+from cryptography.hazmat.primitives import serialization
+from paramiko.ssh_exception import (AuthenticationException, BadHostKeyException, NoValidConnectionsError,
+                                    SSHException)
 
+from edge.bundle import load_public_key, public_key_id
 from edge.errors import HotspotError
 from hardware.deploy.device import Device, Probe, StepFailed
 from hardware.deploy.plan import DeployPlan
@@ -52,6 +58,13 @@ class HostResult:
 
 def connection_problem(err: BaseException, host: str) -> str:
     """One line for an SSH-level failure."""
+    if isinstance(err, BadHostKeyException):
+        return (f"{host} presented host key {err.key.get_fingerprint().hex()} but known_hosts has "
+                f"{err.expected_key.get_fingerprint().hex()}: refused (another machine, or the device was re-imaged); "
+                f"if you know why, remove the old key (ssh-keygen -R) and deploy with --trust-new-host")
+    if isinstance(err, SSHException) and "not found in known_hosts" in str(err):
+        return (f"{host} is not in known_hosts: refused; if this is the device's first deploy, check its host key "
+                "and run 'invoke deploy --trust-new-host'")
     if isinstance(err, AuthenticationException):
         return (f"SSH key authentication to {host} failed (passwords are never used): put your public key in the "
                 "device's ~/.ssh/authorized_keys or set deploy.ssh_key")
@@ -101,12 +114,16 @@ def deploy_device(device: Device, host: str, plan: DeployPlan, probe: Probe) -> 
     try:
         config = plan.config_for(host)
         step = "wheelhouse"
-        release = plan.release_for(probe.target, config)
+        release = plan.release_for(probe.target, config, device.trusted_key_path)
     except HotspotError as err:
         return HostResult(host, False, "refused", None, step, str(err))
-    step, current = "upload", None
+    step, current = "trust", None
     try:
         current = device.current()
+        check_trust(device, plan)
+        step = "version"
+        check_version(device, release)
+        step = "upload"
         if current == release.release_id and device.is_verified(current):
             return HostResult(host, True, "unchanged", current, None, f"release {current} is already current")
         device.remove_incomplete()
@@ -142,6 +159,91 @@ def deploy_device(device: Device, host: str, plan: DeployPlan, probe: Probe) -> 
     note = f"; removed old releases {', '.join(removed)}" if removed else ""
     return HostResult(host, True, "deployed", release.release_id, None,
                       f"release {release.release_id} (bundle {release.bundle_id}) healthy{note}")
+
+
+def _key_id(pem: str, device: Device) -> str:
+    """The id of the device's trusted key (PEM text).
+
+    Raises
+    ------
+    StepFailed
+        ``trust`` when the file is not a public key.
+    """
+    try:
+        return public_key_id(serialization.load_pem_public_key(pem.encode("ascii")))
+    except (ValueError, UnicodeError, TypeError):
+        raise StepFailed("trust", f"{device.trusted_key_path} on the device is not a public key; repair it by hand "
+                                  "(a deploy never replaces it)") from None
+
+
+def check_trust(device: Device, plan: DeployPlan) -> None:
+    """The bundle must be signed with the key the device trusts; a device without one gets it only on --trust-new-host.
+
+    Raises
+    ------
+    StepFailed
+        ``trust``: another key, or a device without a trusted key on a normal deploy.
+    """
+    local = load_public_key(plan.public_key)
+    local_id = public_key_id(local)
+    trusted = device.trusted_key()
+    if trusted is None:
+        if not device.settings.trust_new_host:
+            raise StepFailed("trust", "the device has no trusted signing key yet; a device's first deploy is "
+                                      "'invoke deploy --trust-new-host' (it records the host key and installs "
+                                      f"{plan.public_key.name} as the device's key)")
+        device.install_trusted_key(plan.public_key.read_bytes(), local_id)
+        return
+    device_id = _key_id(trusted, device)
+    if device_id != local_id:
+        raise StepFailed("trust", f"the device trusts signing key {device_id} but this bundle is checked with "
+                                  f"{local_id} ({plan.public_key}); sign it with the device's key, or hand the "
+                                  "device over to the new key first with 'invoke rotate-key'")
+
+
+def check_version(device: Device, release: Release) -> None:
+    """Refuse a bundle older than the one the device runs (or the same version with other contents).
+
+    Raises
+    ------
+    StepFailed
+        ``version``.
+    """
+    installed, installed_id = device.installed_bundle()
+    if installed is None:
+        return
+    if release.bundle_version < installed:
+        raise StepFailed("version", f"bundle version {release.bundle_version} is older than the installed "
+                                    f"{installed}: refused; to go back to an earlier release use 'invoke rollback'")
+    if release.bundle_version == installed and release.bundle_id != installed_id:
+        raise StepFailed("version", f"bundle version {installed} is installed with other contents (bundle "
+                                    f"{installed_id}); give the new bundle a higher version (invoke convert "
+                                    "--bundle-version)")
+
+
+def rotate_key(device: Device, host: str, statement: bytes, signature: bytes, old_key_id: str) -> HostResult:
+    """Hand a device's trust to a new key with a rotation statement the old key signed.
+
+    The device must trust ``old_key_id``; its running release's code checks the signature before the
+    key is replaced, and the bundle it runs keeps running (the next deploy brings one signed with the
+    new key).
+    """
+    trusted = device.trusted_key()
+    current = device.current()
+    if trusted is None:
+        return HostResult(host, False, "refused", current, "rotate-key",
+                          "the device has no trusted key to rotate; its first deploy installs one (--trust-new-host)")
+    try:
+        device_id = _key_id(trusted, device)
+        if device_id != old_key_id:
+            raise StepFailed("rotate-key", f"the device trusts key {device_id}, not {old_key_id}: sign the rotation "
+                                           "with the device's key")
+        printed = device.rotate_trusted_key(statement, signature)
+    except StepFailed as err:
+        return HostResult(host, False, "refused", current, err.step, f"{err.message}; the trusted key is unchanged")
+    return HostResult(host, True, "rotated", current, None,
+                      f"{printed} (was {old_key_id}); the running bundle keeps running: deploy one signed with the "
+                      "new key next (a restart would refuse the old one)")
 
 
 def unreachable(device: Device, host: str) -> HostResult | None:

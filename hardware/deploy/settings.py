@@ -18,6 +18,7 @@ DEFAULT_PREFIX = "/opt/hotspot-edge"
 DEFAULT_RESTART = "sudo systemctl restart hotspot-edge.service"
 DEFAULT_SERVICE_STATE = "systemctl is-active hotspot-edge.service"
 DEFAULT_SELF_TEST = "{python} -m edge --config {config} --self-test"
+DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
 MIN_PYTHON = (3, 11)
 
 
@@ -54,8 +55,13 @@ class DeploySettings:
     connect_timeout_s : float
         SSH connection timeout.
     strict_host_keys : bool
-        Refuse devices whose host key is not in ``~/.ssh/known_hosts`` (instead of trusting
-        them on first use).
+        Refuse devices whose host key is not in ``known_hosts`` (the default) instead of trusting
+        them on first use. A key that differs from the recorded one is always refused.
+    known_hosts : Path
+        The OpenSSH known_hosts file host keys are checked against and recorded in.
+    trust_new_host : bool
+        This deploy is a device's first: record its host key (refused if a different one is
+        recorded) and install the bundle's public key as the device's trusted signing key.
     """
 
     user: str | None
@@ -72,6 +78,8 @@ class DeploySettings:
     max_clock_skew_s: float
     connect_timeout_s: float
     strict_host_keys: bool
+    known_hosts: Path
+    trust_new_host: bool = False
 
 
 def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
@@ -91,8 +99,10 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--min-free-mb", type=int, default=500, help="free disk a deploy needs (500)")
     group.add_argument("--max-clock-skew", type=float, default=120.0, help="accepted clock difference, s (120)")
     group.add_argument("--connect-timeout", type=float, default=10.0, help="SSH connect timeout, s (10)")
-    group.add_argument("--strict-host-keys", choices=("yes", "no"), default="no",
-                       help="refuse devices missing from ~/.ssh/known_hosts (no: trust on first use)")
+    group.add_argument("--strict-host-keys", choices=("yes", "no"), default="yes",
+                       help="yes (default): refuse devices missing from known_hosts; no: trust and record them")
+    group.add_argument("--known-hosts", default=DEFAULT_KNOWN_HOSTS,
+                       help=f"known_hosts file host keys are checked against and recorded in ({DEFAULT_KNOWN_HOSTS})")
 
 
 def _bad(message: str) -> HotspotError:
@@ -133,4 +143,6 @@ def settings_from_args(args: argparse.Namespace) -> DeploySettings:
                           restart_command=args.restart_command, service_state_command=args.service_state_command,
                           self_test_command=args.self_test_command, health_timeout_s=args.health_timeout,
                           keep=args.keep, min_free_mb=args.min_free_mb, max_clock_skew_s=args.max_clock_skew,
-                          connect_timeout_s=args.connect_timeout, strict_host_keys=args.strict_host_keys == "yes")
+                          connect_timeout_s=args.connect_timeout, strict_host_keys=args.strict_host_keys == "yes",
+                          known_hosts=Path(args.known_hosts).expanduser(),
+                          trust_new_host=bool(getattr(args, "trust_new_host", False)))
