@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.errors import ErrorCode, HotspotError, run_cli
+from edge.errors import ArgumentParser, ErrorCode, HotspotError, run_cli
 from edge.montage import mirror_channel_name, mirror_points
 
 SETTINGS = Path(__file__).with_name("demo.toml")
@@ -209,7 +209,8 @@ def offline_estimate(chain: Chain) -> tuple[np.ndarray, np.ndarray]:
 
 
 def write_device_config(path: Path, chain: Chain, names: Sequence[str], board_port: str, report_port: str,
-                        session: dict, autostart: bool = True, clock_scale: float = 1.0) -> Path:
+                        session: dict, autostart: bool = True, clock_scale: float = 1.0,
+                        board_type: str = "cyton") -> Path:
     """Write the device TOML for a session on ``chain.holdout`` (board inputs 1..n in model order).
 
     ``clock_scale`` is the emulator's speed (board seconds per host second), so that outages sized from
@@ -217,7 +218,7 @@ def write_device_config(path: Path, chain: Chain, names: Sequence[str], board_po
     """
     schedule = chain.schedule
     lines = ["[device]", 'id = "demo-01"', f'state_dir = "{path.parent / "state"}"', "",
-             "[board]", 'type = "cyton"', f'serial_port = "{board_port}"', f"clock_scale = {clock_scale:g}", "",
+             "[board]", f'type = "{board_type}"', f'serial_port = "{board_port}"', f"clock_scale = {clock_scale:g}", "",
              "[channels]", *[f"{name} = {index + 1}" for index, name in enumerate(names)], "",
              "[bundle]", f'path = "{chain.bundle_dir}"', f'public_key = "{chain.public_key}"', "",
              "[links.serial]", f'port = "{report_port}"', "baud = 115200", "",
@@ -289,7 +290,7 @@ def _xyz(values) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line of ``invoke demo``."""
-    parser = argparse.ArgumentParser(prog="invoke demo", description=__doc__,
+    parser = ArgumentParser(prog="invoke demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workdir", default="demo-run", help="where everything is written (replaced)")
     parser.add_argument("--config", default="", help="a simulation TOML applied over the demo's simulation "

@@ -67,7 +67,6 @@ Every fault but ``reset`` and ``restart`` lasts ``duration`` seconds (wall clock
 
 from __future__ import annotations
 
-import argparse
 import os
 import select
 import sys
@@ -82,7 +81,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.acquisition import STOP_BYTE
-from edge.errors import ErrorCode, HotspotError
+from edge.errors import ArgumentParser, ErrorCode, HotspotError
 from hardware.boards import Board, load_board, load_map
 
 FAULTS = ("drop", "corrupt", "railed", "flat", "stall", "unplug", "reset", "duplicate", "restart", "garbage",
@@ -755,7 +754,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     int
         0 when stopped by Ctrl-C or after ``--seconds``.
     """
-    parser = argparse.ArgumentParser(prog="emulate", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="invoke emulate", description=__doc__.splitlines()[0])
     parser.add_argument("--board", choices=("cyton", "cyton_daisy"), default="cyton")
     parser.add_argument("--source", type=Path, help="EEG file or dataset folder (default: synthetic EEG)")
     parser.add_argument("--subject", help="subject of a dataset folder (default: the first)")

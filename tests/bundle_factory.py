@@ -16,12 +16,12 @@ CHANNELS = ("FC3", "C5", "C3", "C1", "CP3")
 HOTSPOT_MM = (-38.0, 12.0, 78.0)
 
 
-def tiny_spec():
-    """A real PipelineSpec (PSD level, five channels, the default fixed-point filter at 250 Hz)."""
+def tiny_spec(sfreq: float = 250.0):
+    """A real PipelineSpec (PSD level, five channels, the default fixed-point filter; 250 Hz: a Cyton)."""
     from convert.filter_design import default_filter
     from edge.pipeline import PipelineSpec
 
-    return PipelineSpec(sfreq=250.0, channels=CHANNELS, level="psd", filter=default_filter(250.0))
+    return PipelineSpec(sfreq=sfreq, channels=CHANNELS, level="psd", filter=default_filter(sfreq))
 
 
 def tiny_model(input_shape: tuple[int, int], seed: int = 0):
@@ -46,9 +46,9 @@ def fake_windows(input_shape: tuple[int, int], n: int, seed: int = 0) -> np.ndar
     return rng.gamma(2.0, 3.0, size=(n, *input_shape)).astype(np.float32)
 
 
-def build_bundle(folder: Path, io_type: str = "float32") -> dict:
+def build_bundle(folder: Path, io_type: str = "float32", sfreq: float = 250.0) -> dict:
     """Write a key pair and a signed bundle under ``folder``; return what a test needs to check it."""
-    spec = tiny_spec()
+    spec = tiny_spec(sfreq)
     windows = fake_windows(spec.input_shape, 160)
     normalisation = Normalisation.fit(windows[:120])
     model = tiny_model(spec.input_shape)

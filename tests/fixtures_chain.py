@@ -57,29 +57,39 @@ class DeviceRig:
     speed : float
         Emulator speed.
     source : ndarray, optional
-        Board source (8, n) µV; default: the held-out subject's recording on the worn inputs.
+        Board source (8, n) µV (16 rows with ``daisy``); default: the held-out subject's recording on the
+        worn inputs.
+    daisy : bool
+        Emulate a Cyton + Daisy (125 Hz); give a ``bundle`` for that rate and a 16-row ``source``.
+    bundle : (Path, Path), optional
+        Another signed bundle folder and its public key (default: the chain's).
+    once : bool
+        Run the runtime with ``--once`` (it exits after the first result).
     """
 
     def __init__(self, chain: Chain, folder: Path, session: dict, trials: int | None = None,
-                 speed: float = SPEED, source: np.ndarray | None = None) -> None:
+                 speed: float = SPEED, source: np.ndarray | None = None, daisy: bool = False,
+                 bundle: tuple[Path, Path] | None = None, once: bool = True) -> None:
         from edge.bundle import load_bundle
 
-        bundle = load_bundle(chain.bundle_dir, chain.public_key)
-        self.spec = bundle.spec
-        self.names = worn_names(bundle.channels, chain.holdout.hand)
+        bundle_dir, public_key = bundle or (chain.bundle_dir, chain.public_key)
+        loaded = load_bundle(bundle_dir, public_key)
+        self.spec = loaded.spec
+        self.names = worn_names(loaded.channels, chain.holdout.hand)
         self.source = board_source(chain.holdout.recordings[0], self.names) if source is None else source
         self.speed = speed
-        self.emulator = CytonEmulator(self.source, speed=speed)
+        self.emulator = CytonEmulator(self.source, daisy=daisy, speed=speed)
         self.board_port = self.emulator.start()
         self.cable = NullModem()
         self.folder = folder
         self.schedule = dict(chain.schedule)
         if trials is not None:
             self.schedule["trials"] = trials
-        chain_view = Chain(chain.workdir, chain.dataset, chain.holdout, chain.model_dir, chain.bundle_dir,
-                           chain.public_key, self.schedule)
+        chain_view = Chain(chain.workdir, chain.dataset, chain.holdout, chain.model_dir, bundle_dir,
+                           public_key, self.schedule)
         self.config = write_device_config(folder / "device.toml", chain_view, self.names, self.board_port,
-                                          self.cable.device_port, session, clock_scale=speed)
+                                          self.cable.device_port, session, clock_scale=speed,
+                                          board_type="cyton_daisy" if daisy else "cyton")
         self.state_dir = folder / "state"
         self.client = MonitorClient(self.cable.host_port)
         self.received: list[tuple[float, Message]] = []
@@ -89,8 +99,8 @@ class DeviceRig:
         self._reader.start()
         self.stderr_path = folder / "runtime.stderr"
         with open(self.stderr_path, "w") as stderr:
-            self.process = subprocess.Popen([sys.executable, "-m", "edge", "--config", str(self.config), "--once"],
-                                            stderr=stderr)
+            self.process = subprocess.Popen([sys.executable, "-m", "edge", "--config", str(self.config)]
+                                            + (["--once"] if once else []), stderr=stderr)
 
     def _read(self) -> None:
         while not self._stop.is_set():
@@ -132,9 +142,20 @@ class DeviceRig:
         s = self.schedule
         return (s["lead_in_s"] + s["trials"] * (s["rest_s"] + s["move_s"] + s["post_s"])) / self.speed
 
-    def close(self) -> int | None:
-        """Stop everything; return the runtime's exit code (None if it had to be killed)."""
+    def session_log(self):
+        """The session log written so far (the newest one), read back."""
+        from edge.sessionlog import read_session_log
+
+        return read_session_log(sorted((self.state_dir / "sessions").glob("session-*.log"))[-1])
+
+    def close(self, terminate: bool = False) -> int | None:
+        """Stop everything; return the runtime's exit code (None if it had to be killed).
+
+        With ``terminate`` the runtime is sent SIGTERM first (a runtime without ``--once``).
+        """
         code = None
+        if terminate and self.process.poll() is None:
+            self.process.terminate()
         try:
             code = self.process.wait(timeout=30)
         except subprocess.TimeoutExpired:
