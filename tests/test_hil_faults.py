@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -113,44 +114,64 @@ def _mount_tmpfs(folder: Path, size: str) -> None:
         pytest.skip(f"cannot mount a small tmpfs ({done.stderr.strip()}); needs root (CAP_SYS_ADMIN)")
 
 
-def _fill(folder: Path) -> Path:
-    """Fill the file system under ``folder`` to the last byte; return the filler file."""
-    filler = folder / "filler"
-    descriptor = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
+class DiskFiller:
+    """Keep the file system under ``folder`` full: take every page as soon as something frees one.
+
+    (A writer whose temporary file fails frees its pages again; a real full disk stays full.)
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / "filler"
+        self._descriptor = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600)
+        self._stop = threading.Event()
+        self._fill()
+        self._thread = threading.Thread(target=self._keep, daemon=True)
+        self._thread.start()
+
+    def _fill(self) -> None:
         for size in (4096, 1):
             while True:
                 try:
-                    os.write(descriptor, b"\0" * size)
+                    os.write(self._descriptor, b"\0" * size)
                 except OSError:
                     break
-    finally:
-        os.close(descriptor)
-    return filler
+
+    def _keep(self) -> None:
+        while not self._stop.wait(0.01):
+            self._fill()
+
+    def release(self) -> None:
+        """Stop filling and free the space (once)."""
+        if self._stop.is_set():
+            return
+        self._stop.set()
+        self._thread.join(5)
+        os.close(self._descriptor)
+        self.path.unlink()
 
 
 def test_full_disk_reports_the_result_over_the_link_and_recovers_when_space_returns(chain, chain_settings,
                                                                                    tmp_path: Path) -> None:
     state = tmp_path / "state"
     _mount_tmpfs(state, "64k")
-    rig = None
+    rig = filler = None
     try:
         rig = DeviceRig(chain, tmp_path, dict(chain_settings["session"], min_good_trials=1), trials=6, once=False)
         rig.wait_for(lambda: rig.messages(MessageType.TRIAL_RESULT), 40, "the first trial")
         rig.wait_for(lambda: _health(rig).get("status") == "healthy", 15, "health.json")
-        filler = _fill(state)
+        filler = DiskFiller(state)
         rig.wait_for(lambda: _errors(rig, "storage fault"), 30, "the storage-fault report")
         # health.json is rewritten in place (no room for a new file) and says so
         rig.wait_for(lambda: _health(rig).get("status") == "degraded: storage", 15, "health.json saying degraded")
         assert "No space left" in _health(rig)["storage"]
         result = rig.result(rig.session_seconds() + 60)
         assert result.type in (MessageType.HOTSPOT, MessageType.REDO)
-        assert _errors(rig, "reported here only"), "the device must say the result is not stored"
+        rig.wait_for(lambda: _errors(rig, "reported here only"), 5, "the device saying the result is not stored")
         assert not (state / "last_result.json").exists()
         # the log is readable up to its last complete record, a cut record costing only itself
         before = rig.session_log()
         assert before.corrupt <= 1 and before.of_kind("start") and before.of_kind("trial")
-        filler.unlink()
+        filler.release()
         freed = time.monotonic()
         healthy = rig.wait_for(lambda: _health(rig).get("status") == "healthy" and time.monotonic(), 30,
                                "health.json healthy again")
@@ -158,6 +179,8 @@ def test_full_disk_reports_the_result_over_the_link_and_recovers_when_space_retu
         last = json.loads((state / "last_result.json").read_text())
         code = rig.close(terminate=True)
     finally:
+        if filler is not None:
+            filler.release()
         if rig is not None and rig.process.poll() is None:
             rig.close(terminate=True)
         subprocess.run(["umount", "-l", str(state)], capture_output=True)
