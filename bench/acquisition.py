@@ -173,17 +173,18 @@ def acquisition_soak() -> dict:
 
 
 TIMEBASE_EVENTS = 40
-TIMEBASE_GAP_S = 2.0
+TIMEBASE_GAP_S = (1.5, 2.5)
 
 
 @benchmark("acquisition_timebase")
 def acquisition_timebase() -> dict:
-    """Duplicated packets and counter restarts at real time (1x), one every 2 s: the phantom loss of each.
+    """Duplicated packets and counter restarts at real time (1x), one every 1.5-2.5 s: the phantom loss of each.
 
     At 1x the host clock resolves a sample (4 ms) well, so every counter restart is re-aligned; the
     soak runs at 10x, where a restart that claims fewer than 3 samples stays within the clock's tolerance.
     """
-    source = _ramp_source(TIMEBASE_EVENTS * TIMEBASE_GAP_S + 30.0)
+    source = _ramp_source(TIMEBASE_EVENTS * TIMEBASE_GAP_S[1] + 30.0)
+    rng = np.random.default_rng(3)  # random spacing: the restarts hit the counter anywhere in its period
     tracker = IndexTracker(7, 0.05 * 250)
     phantom: dict[str, list[int]] = {"duplicate": [], "restart": []}
     with CytonEmulator(source, speed=1.0, loop=False, seed=2) as emulator:
@@ -195,7 +196,7 @@ def acquisition_timebase() -> dict:
                 name = ("duplicate", "restart")[event % 2]
                 before = tracker.offset
                 emulator.inject(name, **({"count": 300} if name == "duplicate" else {}))
-                deadline = time.monotonic() + TIMEBASE_GAP_S
+                deadline = time.monotonic() + float(rng.uniform(*TIMEBASE_GAP_S))
                 while time.monotonic() < deadline:
                     tracker.add(acquisition.read(timeout_s=0.05))
                 phantom[name].append(tracker.offset - before)

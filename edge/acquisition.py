@@ -269,7 +269,9 @@ class Acquisition:
         self._full_scale_uv = ads1299_full_scale_uv(adc_gain) * (1 + 1e-9)
         self.clock_scale = float(clock_scale)
         self._tracker = PacketCounter(step=2 if self._data_board_id == BoardIds.CYTON_DAISY_BOARD else 1,
-                                      sampling_rate=self.sampling_rate * clock_scale, starts_at_zero=board != "playback")
+                                      sampling_rate=self.sampling_rate * clock_scale, starts_at_zero=board != "playback",
+                                      full_scale_uv=ads1299_full_scale_uv(adc_gain) if self._stop_row is not None
+                                      else None)
         self._rate = RateCheck(self.sampling_rate, clock_scale)
         self._restart_reason: str | None = None
         self.watchdog_s = float(watchdog_s)

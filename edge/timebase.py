@@ -6,8 +6,10 @@ One implementation for live streams (:class:`edge.acquisition.Acquisition`) and 
 A packet takes a slot when the board can have sent it. Before any counting, a packet is
 
 * **rejected** when the board cannot have sent it: a stop byte other than the one its board mode
-  sends, a value beyond the ADC's range, or a counter off the sequence (the packets before and
-  after it continue the sequence without it: a fake packet framed out of line noise);
+  sends, a value beyond the ADC's range, a counter off the sequence (the packets before and
+  after it continue the sequence without it: a fake packet framed out of line noise), or values
+  outside what the board's front end can produce between its neighbours (most channels leaping by
+  more than a tenth of full scale for one sample while the samples around it agree);
 * **dropped as a duplicate** when it repeats the previous packet's counter and values (a radio
   retransmission); a duplicate is not loss.
 
@@ -36,7 +38,9 @@ stops there and reports the misorder (the acquisition restarts the stream). On t
 repeated counter with other values is one packet too many and is rejected.
 
 A session's first sample is placed from the stream start, since the boards restart the counter at
-0 on ``b``; the samples a previous session did not deliver are sized from the host clock.
+0 on ``b``; the samples a previous session did not deliver are sized from the host clock. (The board
+starts when the command reaches it, so whole periods are added at a stream's start only beyond
+:data:`START_LATENCY_S` of delay.)
 
 :class:`RateCheck` measures the board's real sampling rate from the same lateness over a sliding
 window of host time.
@@ -58,6 +62,13 @@ claimed loss is removed (after real gaps the emulated board over BrainFlow's dri
 samples, 0.2 ms, at 8x real time)."""
 FLOOR_PERIODS = 2
 """Counter periods of earlier arrivals whose lowest lateness is the reference for removing loss."""
+EXCURSION_FRACTION = 0.1
+"""Share of the ADC full scale (18.75 mV at gain 24) by which most channels of a sample must leap away from
+both neighbours, which agree, for the sample to count as line noise."""
+EXCURSION_SPAN = 8
+"""Neighbours at most this many samples away count (over longer gaps the signal may really have moved)."""
+START_LATENCY_S = 0.2
+"""Host seconds a stream may take to start after the start command before whole periods are added to it."""
 RATE_TOLERANCE = 0.02
 """Largest accepted relative difference between a board's measured and declared sampling rate."""
 RATE_WINDOW_S = 6.0
@@ -115,6 +126,7 @@ class _Sequence:
     last_slot: int | None = None
     last_received: int | None = None
     last_values: bytes | None = None
+    last_row: np.ndarray | None = None
     last_time: float | None = None
     session_start: float | None = None
 
@@ -185,6 +197,9 @@ class PacketCounter:
         synthetic board do; a played-back file does not).
     period : int
         Counter period (256 for the 8-bit counter).
+    full_scale_uv : float, optional
+        The ADC's full scale (µV): with it, and the samples' values given to :meth:`place`, a packet whose
+        values make a one-sample excursion no front end produces is rejected.
 
     Attributes
     ----------
@@ -195,7 +210,7 @@ class PacketCounter:
     """
 
     def __init__(self, step: int, sampling_rate: float, starts_at_zero: bool = True,
-                 period: int = COUNTER_PERIOD) -> None:
+                 period: int = COUNTER_PERIOD, full_scale_uv: float | None = None) -> None:
         self.step = step
         self.sampling_rate = float(sampling_rate)
         self.starts_at_zero = starts_at_zero
@@ -207,6 +222,7 @@ class PacketCounter:
         self._last_lateness: float | None = None
         self._floor = _WindowMinimum(FLOOR_PERIODS * self.period / self.sampling_rate)
         self._tolerance = REALIGN_TOLERANCE_SAMPLES + REALIGN_TOLERANCE_S * self.sampling_rate
+        self.excursion_uv = None if full_scale_uv is None else EXCURSION_FRACTION * full_scale_uv
 
     @property
     def evidence_s(self) -> float:
@@ -336,6 +352,13 @@ class PacketCounter:
                                                              float(times[ahead]), clock):
                         kinds[k] = REJECTED  # the next packet continues the sequence without this one
                         continue
+                if self.excursion_uv is not None and rows is not None and sequence.last_row is not None:
+                    if ahead == n and not final:
+                        return stop(k)
+                    if ahead < n and self._excursion(sequence.last_row, rows[k], rows[ahead], steps,
+                                                     self._distance(counter, int(counters[ahead]))):
+                        kinds[k] = REJECTED  # values no analogue front end produces between its neighbours
+                        continue
                 decision = _Decision(k, steps)
                 if self.step == 1 and value is not None:
                     # a second packet with this counter and other values right after: one of the two is
@@ -352,7 +375,22 @@ class PacketCounter:
             kinds[k] = STALE if decision.stale else PLACED
             sequence.last_slot = sequence.last_received = counter
             sequence.last_values, sequence.last_time, sequence.session_start = value, now, None
+            sequence.last_row = None if rows is None else rows[k]
         return stop(n)
+
+    def _excursion(self, before: np.ndarray, here: np.ndarray, after: np.ndarray, steps_before: int,
+                   steps_after: int) -> bool:
+        """Whether most channels jump far away from both close neighbours, which agree with each other.
+
+        The ADS1299's decimation filter spreads any input step over several samples and a real step stays;
+        a one-sample excursion of most channels by more than :data:`EXCURSION_FRACTION` of full scale is
+        a packet made of line noise.
+        """
+        if max(steps_before, steps_after) > EXCURSION_SPAN:
+            return False
+        limit = self.excursion_uv
+        away = (np.abs(here - before) > limit) & (np.abs(here - after) > limit) & (np.abs(after - before) < limit / 2)
+        return 2 * int(np.count_nonzero(away)) >= away.size
 
     def _continues_without(self, sequence: _Sequence, steps: int, counter: int, when: float, clock: bool) -> bool:
         """Whether the packet after a gap of ``steps`` follows the last slot sooner than it (so the gap is fake).
@@ -404,8 +442,10 @@ class PacketCounter:
                 floor.add(decision.session_start, previous, weight=self.period)  # exact: no delivery delay
             span = arrival[-1] - arrival[j]
             lowest = after[j] + shift
-            wraps = 0 if previous is None or decision.stale else max(0, math.floor((lowest - previous) / self.period
-                                                                                  + 0.25))
+            # at a stream's start the board begins when the command reaches it, not when it was sent
+            latency = START_LATENCY_S * fs if decision.session_start is not None else 0.0
+            wraps = 0 if previous is None or decision.stale else max(0, math.floor(
+                (lowest - previous - latency) / self.period + 0.25))
             if wraps:
                 if span < self.evidence_s and not final:
                     return missing, removed, added, j

@@ -164,6 +164,30 @@ def test_a_fake_packet_off_the_sequence_is_rejected() -> None:
     assert placement.rejected == 2 and placement.missing.tolist()[5] == 2
 
 
+def test_a_one_sample_excursion_of_most_channels_is_rejected_but_real_steps_and_spikes_are_kept() -> None:
+    full_scale = 187_500.0
+    slots = np.arange(40)
+    values = np.stack([np.full(40, 100.0 * channel) + slots for channel in range(8)])
+    values[:, 10] = [-150_000.0, 90_000.0, 170_000.0, -60_000.0, 120_000.0, 30_000.0, -90_000.0, 60_000.0]
+    values[3, 20] += 60_000.0  # one channel pops: an artifact the quality check judges, not line noise
+    values[:, 30:] += 50_000.0  # every channel steps and stays (a reference electrode shifting)
+    counter = PacketCounter(1, FS, full_scale_uv=full_scale)
+    counter.new_session(0.0)
+    placement = counter.place(slots, slots / FS, values=values)
+    assert placement.rejected == 1 and 10 not in placement.placed and placement.missing.tolist()[10] == 1
+    assert {20, 30, 31}.issubset(set(placement.placed.tolist()))
+
+
+def test_a_slow_stream_start_adds_no_phantom_period() -> None:
+    # an emulator at 10x (2500 samples per host second): the board starts 0.15 s of host time after the
+    # start command was sent, i.e. 375 samples "late"; no sample was lost
+    counter = PacketCounter(1, 2500.0)
+    counter.new_session(0.0)
+    slots = np.arange(2000)
+    placement = counter.place(slots % 256, 0.15 + slots / 2500.0)
+    assert placement.missing.sum() == 0 and counter.ambiguous_gaps == 0
+
+
 def test_daisy_counter_steps_by_two_and_a_repeat_is_stale() -> None:
     counter = PacketCounter(2, 125.0)
     counter.new_session(0.0)

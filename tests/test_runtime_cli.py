@@ -128,3 +128,39 @@ def test_host_starts_and_stops_a_session_and_the_runtime_keeps_its_files(tiny, t
     assert code == 0, (tmp_path / "stderr").read_text()[-2000:]
     assert not os.path.exists(tmp_path / "state" / "health.json.tmp")
     assert json.loads((tmp_path / "state" / "health.json").read_text())["status"] == "stopped"
+
+
+def test_a_session_log_that_cannot_be_written_never_stops_the_runtime(tiny, tmp_path: Path) -> None:
+    # the sessions folder cannot be made (a file has its name): every append fails from the start;
+    # the runtime is stopped mid-session, so the 'interrupted' record is written in the stopping path too
+    with NullModem() as cable:
+        config = write_config(tmp_path, tiny, report_port=cable.device_port, autostart=True)
+        (tmp_path / "state").mkdir()
+        (tmp_path / "state" / "sessions").write_text("not a folder")
+        client = MonitorClient(cable.host_port)
+        runtime = subprocess.Popen([sys.executable, "-m", "edge", "--config", str(config)],
+                                   stderr=open(tmp_path / "stderr", "w"))
+        seen = []
+        try:
+            deadline = time.monotonic() + 60
+            for message in client.messages(60):
+                seen.append(message)
+                if message.type == MessageType.ERROR or time.monotonic() > deadline:
+                    break
+            health = {}
+            while time.monotonic() < deadline and health.get("status") != "degraded: storage":
+                time.sleep(0.2)
+                try:
+                    health = json.loads((tmp_path / "state" / "health.json").read_text())
+                except (OSError, ValueError):
+                    pass
+        finally:
+            runtime.terminate()
+            code = runtime.wait(timeout=30)
+            client.close()
+    stderr = (tmp_path / "stderr").read_text()
+    assert code == 0 and "Traceback" not in stderr, stderr[-2000:]
+    errors = [m["message"] for m in seen if m.type == MessageType.ERROR]
+    assert errors and "storage fault: cannot write the session log" in errors[0]
+    assert health["status"] == "degraded: storage" and "session log" in health["storage"]
+    assert json.loads((tmp_path / "state" / "health.json").read_text())["status"] == "stopped"
