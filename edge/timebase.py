@@ -19,15 +19,18 @@ causality (a sample is never received before it was sampled): with ``lateness = 
 (host arrival time in sample periods minus the slot),
 
 * a whole counter period is **added** to a gap when every sample after it arrived at least 3/4 of
-  a period later than its count of slots allows (the counter cannot see whole periods). A burst
-  after a delivery delay satisfies that only for its first samples, so the decision waits for a
-  quarter period of arrivals after the gap;
+  a period later than its count of slots allows (the counter cannot see whole periods) and the host
+  received nothing for at least half a period before it (lost samples leave a silence; a reader that
+  merely lags keeps receiving). A burst after a delivery delay satisfies the first test only for its
+  first samples, so the decision waits for a quarter period of arrivals after the gap;
 * claimed loss is **removed** when the samples after the gap (up to the next gap) arrived earlier
   than the lowest lateness of the last two periods allows by more than a tolerance
   (:data:`REALIGN_TOLERANCE_S`): a counter that restarted or jumped while streaming. The slot index is
   then re-aligned to the host clock (to no loss when the clock supports less than the tolerance),
   after a period of arrivals confirms it. A minimum over fewer than a quarter period of earlier
-  samples is no reference (the stream start is: no sample arrives before it).
+  samples is no reference (the stream start is: no sample arrives before it), nor is one taken while
+  the stream is not settled (a reader lagging or draining a backlog: the lateness of the reference
+  window spread over more than :data:`SETTLED_S`).
 
 A counter repeated right after its original with other values is, on the Cyton + Daisy (counter
 step 2), a sample whose even half (channels 9-16) was lost: BrainFlow then repeats the previous
@@ -62,6 +65,11 @@ claimed loss is removed (after real gaps the emulated board over BrainFlow's dri
 samples, 0.2 ms, at 8x real time)."""
 FLOOR_PERIODS = 2
 """Counter periods of earlier arrivals whose lowest lateness is the reference for removing loss."""
+SETTLED_SAMPLES = 16
+SETTLED_S = 0.008
+"""Loss is removed only while the stream is settled: the lateness of the reference window spans at most
+this many samples plus host seconds (a reader lagging behind or draining a backlog moves it by far more,
+and would look like a counter jump)."""
 EXCURSION_FRACTION = 0.1
 """Share of the ADC full scale (18.75 mV at gain 24) by which most channels of a sample must leap away from
 both neighbours, which agree, for the sample to count as line noise."""
@@ -144,42 +152,49 @@ PLACED, STALE, DUPLICATE, REJECTED = 1, 2, 3, 4
 
 
 class _WindowMinimum:
-    """The lowest value among those added within the last ``span`` seconds, and their weight.
+    """The lowest and highest values among those added within the last ``span`` seconds, and their weight.
 
-    A monotonic queue keeps the minimum; a second queue counts the weight (samples) in the window,
-    since a minimum over a few samples says little.
+    Monotonic queues keep the extremes; a third queue counts the weight (samples) in the window, since
+    a minimum over a few samples says little.
     """
 
     def __init__(self, span: float) -> None:
         self.span = span
-        self._queue: deque[tuple[float, float]] = deque()
+        self._low: deque[tuple[float, float]] = deque()
+        self._high: deque[tuple[float, float]] = deque()
         self._weights: deque[tuple[float, float]] = deque()
         self._total = 0.0
 
     def copy(self) -> "_WindowMinimum":
         twin = _WindowMinimum(self.span)
-        twin._queue, twin._weights, twin._total = deque(self._queue), deque(self._weights), self._total
+        twin._low, twin._high = deque(self._low), deque(self._high)
+        twin._weights, twin._total = deque(self._weights), self._total
         return twin
 
     def clear(self) -> None:
-        self._queue.clear()
+        self._low.clear()
+        self._high.clear()
         self._weights.clear()
         self._total = 0.0
 
     def add(self, when: float, value: float, weight: float = 1.0) -> None:
-        while self._queue and self._queue[-1][1] >= value:
-            self._queue.pop()
-        self._queue.append((when, value))
+        while self._low and self._low[-1][1] >= value:
+            self._low.pop()
+        self._low.append((when, value))
+        while self._high and self._high[-1][1] <= value:
+            self._high.pop()
+        self._high.append((when, value))
         self._weights.append((when, weight))
         self._total += weight
 
-    def minimum(self, now: float, min_weight: float) -> float | None:
-        """The minimum over the window ending ``now`` (None when it holds less than ``min_weight``)."""
-        while self._queue and self._queue[0][0] < now - self.span:
-            self._queue.popleft()
+    def extremes(self, now: float, min_weight: float) -> tuple[float, float] | None:
+        """(lowest, highest) over the window ending ``now`` (None when it holds less than ``min_weight``)."""
+        for queue in (self._low, self._high):
+            while queue and queue[0][0] < now - self.span:
+                queue.popleft()
         while self._weights and self._weights[0][0] < now - self.span:
             self._total -= self._weights.popleft()[1]
-        return self._queue[0][1] if self._queue and self._total >= min_weight else None
+        return (self._low[0][1], self._high[0][1]) if self._low and self._total >= min_weight else None
 
 
 class PacketCounter:
@@ -220,7 +235,9 @@ class PacketCounter:
         self.next_slot = 0
         self._sequence = _Sequence()
         self._last_lateness: float | None = None
+        self._last_arrival: float | None = None
         self._floor = _WindowMinimum(FLOOR_PERIODS * self.period / self.sampling_rate)
+        self._settled_range = SETTLED_SAMPLES + SETTLED_S * self.sampling_rate
         self._tolerance = REALIGN_TOLERANCE_SAMPLES + REALIGN_TOLERANCE_S * self.sampling_rate
         self.excursion_uv = None if full_scale_uv is None else EXCURSION_FRACTION * full_scale_uv
 
@@ -430,7 +447,7 @@ class PacketCounter:
         segment_ends = np.searchsorted(gap_starts, np.arange(len(decisions)), side="right")
         segment_ends = np.append(gap_starts, len(decisions))[segment_ends]
         floor = self._floor.copy()
-        previous = self._last_lateness
+        previous, previous_arrival = self._last_lateness, self._last_arrival
         shift = 0.0  # added to the lateness of the samples from the current one on
         removed = added = 0
         for j, decision in enumerate(decisions):
@@ -438,6 +455,7 @@ class PacketCounter:
                 # a virtual sample just before counter 0, one sample period before the stream started
                 virtual_slot = slots[j] - shift - decision.steps
                 previous = (decision.session_start - 1.0 / fs) * fs - virtual_slot
+                previous_arrival = decision.session_start
                 floor.clear()
                 floor.add(decision.session_start, previous, weight=self.period)  # exact: no delivery delay
             span = arrival[-1] - arrival[j]
@@ -446,6 +464,9 @@ class PacketCounter:
             latency = START_LATENCY_S * fs if decision.session_start is not None else 0.0
             wraps = 0 if previous is None or decision.stale else max(0, math.floor(
                 (lowest - previous - latency) / self.period + 0.25))
+            # samples lost for a whole period leave the host without arrivals for about that long
+            silence = 0.0 if previous_arrival is None else max(0.0, (arrival[j] - previous_arrival) * fs)
+            wraps = min(wraps, int(silence // (self.period / 2)))
             if wraps:
                 if span < self.evidence_s and not final:
                     return missing, removed, added, j
@@ -454,9 +475,10 @@ class PacketCounter:
                     shift -= wraps * self.period
                     added += 1
             elif missing[j] > 0:
-                reference = floor.minimum(float(arrival[j]), min_weight=self.period / 4)
+                window = floor.extremes(float(arrival[j]), min_weight=self.period / 4)
                 segment = lateness[j:segment_ends[j]].min() + shift
-                deficit = 0.0 if reference is None else reference - segment
+                stable = window is not None and window[1] - window[0] <= self._settled_range
+                deficit = window[0] - segment if stable else 0.0
                 if deficit > self._tolerance:
                     # more arrivals help only while no later gap closes the segment
                     if segment_ends[j] == len(decisions) and span < self.realign_evidence_s and not final:
@@ -467,9 +489,10 @@ class PacketCounter:
                     missing[j] = kept
                     shift += claimed - kept
                     removed += claimed - kept
-            previous = float(lateness[j] + shift)
-            floor.add(float(arrival[j]), previous)
-        self._floor, self._last_lateness = floor, previous
+            previous, previous_arrival = float(lateness[j] + shift), float(arrival[j])
+            floor.add(previous_arrival, previous)
+        self._floor = floor
+        self._last_lateness, self._last_arrival = previous, previous_arrival
         return missing, removed, added, None
 
 

@@ -44,7 +44,7 @@ def test_delivery_delays_never_remove_real_loss(gaps: list[int], seed: int) -> N
     delays = np.random.default_rng(seed).uniform(0.0, 0.012, slots.size)
     counter = PacketCounter(1, FS)
     counter.new_session(0.0)
-    placement = counter.place(slots % 256, slots / FS + delays)
+    placement = counter.place(slots % 256, np.maximum.accumulate(slots / FS + delays))  # arrivals keep their order
     assert placement.realigned == 0
     np.testing.assert_array_equal(placement.missing, gaps)
 
@@ -176,6 +176,22 @@ def test_a_one_sample_excursion_of_most_channels_is_rejected_but_real_steps_and_
     placement = counter.place(slots, slots / FS, values=values)
     assert placement.rejected == 1 and 10 not in placement.placed and placement.missing.tolist()[10] == 1
     assert {20, 30, 31}.issubset(set(placement.placed.tolist()))
+
+
+def test_a_reader_lagging_behind_and_catching_up_neither_adds_nor_removes_loss() -> None:
+    # line noise at 10x: the reader falls up to 0.3 s behind, then drains the backlog faster than real time;
+    # meanwhile 10 % of the packets are lost at random
+    fs = 2500.0
+    rng = np.random.default_rng(7)
+    true = np.arange(int(4 * fs))
+    received = np.sort(rng.choice(true[1:], int(0.9 * true.size), replace=False))
+    t = received / fs
+    lag = np.interp(t, [0.0, 1.0, 2.0, 2.5, 4.0], [0.0, 0.0, 0.3, 0.0, 0.0])
+    counter = PacketCounter(1, fs)
+    counter.new_session(0.0)
+    placement = counter.place(received % 256, np.maximum.accumulate(t + lag), values=values_of(received))
+    np.testing.assert_array_equal(np.cumsum(placement.missing + 1) - 1, received)
+    assert placement.realigned == 0 and counter.ambiguous_gaps == 0
 
 
 def test_a_slow_stream_start_adds_no_phantom_period() -> None:
