@@ -30,7 +30,7 @@ causality (a sample is never received before it was sampled): with ``lateness = 
   after a period of arrivals confirms it. A minimum over fewer than a quarter period of earlier
   samples is no reference (the stream start is: no sample arrives before it), nor is one taken while
   the stream is not settled (a reader lagging or draining a backlog: the lateness of the reference
-  window spread over more than :data:`SETTLED_S`).
+  window spread over more than :data:`SETTLED_S`, measured on the lowest lateness of each bin).
 
 A counter repeated right after its original with other values is, on the Cyton + Daisy (counter
 step 2), a sample whose even half (channels 9-16) was lost: BrainFlow then repeats the previous
@@ -65,11 +65,13 @@ claimed loss is removed (after real gaps the emulated board over BrainFlow's dri
 samples, 0.2 ms, at 8x real time)."""
 FLOOR_PERIODS = 2
 """Counter periods of earlier arrivals whose lowest lateness is the reference for removing loss."""
-SETTLED_SAMPLES = 16
-SETTLED_S = 0.008
-"""Loss is removed only while the stream is settled: the lateness of the reference window spans at most
-this many samples plus host seconds (a reader lagging behind or draining a backlog moves it by far more,
-and would look like a counter jump)."""
+FLOOR_BINS_PER_PERIOD = 8
+"""The reference lateness is kept per eighth of a counter period (the lowest arrival in each)."""
+SETTLED_SAMPLES = 4
+SETTLED_S = 0.004
+"""Loss is removed only while the stream is settled: the bins' lowest lateness over the reference window
+spreads by at most this many samples plus host seconds (a reader falling behind or draining a backlog
+moves it by far more, and would look like a counter jump)."""
 EXCURSION_FRACTION = 0.1
 """Share of the ADC full scale (18.75 mV at gain 24) by which most channels of a sample must leap away from
 both neighbours, which agree, for the sample to count as line noise."""
@@ -151,50 +153,42 @@ class _Decision:
 PLACED, STALE, DUPLICATE, REJECTED = 1, 2, 3, 4
 
 
-class _WindowMinimum:
-    """The lowest and highest values among those added within the last ``span`` seconds, and their weight.
+class _LatenessWindow:
+    """The lateness of the last ``span`` seconds of arrivals, kept as the lowest value of each short bin.
 
-    Monotonic queues keep the extremes; a third queue counts the weight (samples) in the window, since
-    a minimum over a few samples says little.
+    Delivery delays raise single values, never a bin's lowest, so the lowest bin is the reference floor
+    and the spread of the bins' lows shows a trend (a reader falling behind or catching up), not jitter.
     """
 
-    def __init__(self, span: float) -> None:
-        self.span = span
-        self._low: deque[tuple[float, float]] = deque()
-        self._high: deque[tuple[float, float]] = deque()
-        self._weights: deque[tuple[float, float]] = deque()
-        self._total = 0.0
+    def __init__(self, span: float, bin_s: float) -> None:
+        self.span, self.bin_s = span, bin_s
+        self._bins: deque[list] = deque()  # [bin number, lowest value, weight]
 
-    def copy(self) -> "_WindowMinimum":
-        twin = _WindowMinimum(self.span)
-        twin._low, twin._high = deque(self._low), deque(self._high)
-        twin._weights, twin._total = deque(self._weights), self._total
+    def copy(self) -> "_LatenessWindow":
+        twin = _LatenessWindow(self.span, self.bin_s)
+        twin._bins = deque(list(item) for item in self._bins)
         return twin
 
     def clear(self) -> None:
-        self._low.clear()
-        self._high.clear()
-        self._weights.clear()
-        self._total = 0.0
+        self._bins.clear()
 
     def add(self, when: float, value: float, weight: float = 1.0) -> None:
-        while self._low and self._low[-1][1] >= value:
-            self._low.pop()
-        self._low.append((when, value))
-        while self._high and self._high[-1][1] <= value:
-            self._high.pop()
-        self._high.append((when, value))
-        self._weights.append((when, weight))
-        self._total += weight
+        number = math.floor(when / self.bin_s)
+        if self._bins and self._bins[-1][0] == number:
+            self._bins[-1][1] = min(self._bins[-1][1], value)
+            self._bins[-1][2] += weight
+        else:
+            self._bins.append([number, value, weight])
 
     def extremes(self, now: float, min_weight: float) -> tuple[float, float] | None:
-        """(lowest, highest) over the window ending ``now`` (None when it holds less than ``min_weight``)."""
-        for queue in (self._low, self._high):
-            while queue and queue[0][0] < now - self.span:
-                queue.popleft()
-        while self._weights and self._weights[0][0] < now - self.span:
-            self._total -= self._weights.popleft()[1]
-        return (self._low[0][1], self._high[0][1]) if self._low and self._total >= min_weight else None
+        """(lowest, highest) bin low over the window ending ``now`` (None when it holds less than ``min_weight``)."""
+        oldest = math.floor((now - self.span) / self.bin_s)
+        while self._bins and self._bins[0][0] < oldest:
+            self._bins.popleft()
+        if not self._bins or sum(item[2] for item in self._bins) < min_weight:
+            return None
+        lows = [item[1] for item in self._bins]
+        return min(lows), max(lows)
 
 
 class PacketCounter:
@@ -236,7 +230,8 @@ class PacketCounter:
         self._sequence = _Sequence()
         self._last_lateness: float | None = None
         self._last_arrival: float | None = None
-        self._floor = _WindowMinimum(FLOOR_PERIODS * self.period / self.sampling_rate)
+        self._floor = _LatenessWindow(FLOOR_PERIODS * self.period / self.sampling_rate,
+                                      self.period / FLOOR_BINS_PER_PERIOD / self.sampling_rate)
         self._settled_range = SETTLED_SAMPLES + SETTLED_S * self.sampling_rate
         self._tolerance = REALIGN_TOLERANCE_SAMPLES + REALIGN_TOLERANCE_S * self.sampling_rate
         self.excursion_uv = None if full_scale_uv is None else EXCURSION_FRACTION * full_scale_uv
