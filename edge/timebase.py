@@ -177,8 +177,11 @@ class _LatenessWindow:
         if self._bins and self._bins[-1][0] == number:
             self._bins[-1][1] = min(self._bins[-1][1], value)
             self._bins[-1][2] += weight
-        else:
-            self._bins.append([number, value, weight])
+            return
+        self._bins.append([number, value, weight])
+        oldest = number - math.ceil(self.span / self.bin_s) - 1
+        while self._bins[0][0] < oldest:
+            self._bins.popleft()
 
     def extremes(self, now: float, min_weight: float) -> tuple[float, float] | None:
         """(lowest, highest) bin low over the window ending ``now`` (None when it holds less than ``min_weight``)."""
@@ -325,6 +328,14 @@ class PacketCounter:
         def stop(k: int, misordered: bool = False):
             return decisions, kinds, k, misordered, states + [replace(sequence)]
 
+        # samples that leap away from both input neighbours: the only ones the excursion check can reject
+        candidate = np.zeros(n, dtype=bool)
+        if self.excursion_uv is not None and rows is not None and n:
+            before = np.vstack([rows[:1] if sequence.last_row is None else sequence.last_row[None], rows[:-1]])
+            after = np.vstack([rows[1:], rows[-1:]])
+            leap = (np.abs(rows - before) > self.excursion_uv) & (np.abs(rows - after) > self.excursion_uv)
+            candidate = 2 * leap.sum(axis=1) >= rows.shape[1]
+            candidate[-1] = True  # its next neighbour is not known yet
         for k in range(n):
             states.append(replace(sequence))
             counter, now = int(counters[k]), float(times[k])
@@ -364,7 +375,7 @@ class PacketCounter:
                                                              float(times[ahead]), clock):
                         kinds[k] = REJECTED  # the next packet continues the sequence without this one
                         continue
-                if self.excursion_uv is not None and rows is not None and sequence.last_row is not None:
+                if candidate[k] and sequence.last_row is not None:
                     if ahead == n and not final:
                         return stop(k)
                     if ahead < n and self._excursion(sequence.last_row, rows[k], rows[ahead], steps,
