@@ -15,7 +15,10 @@ import pytest
 
 from arm_factory import pi, pi_wheelhouse  # noqa: F401  (fixtures)
 from deploy_factory import edge_wheel  # noqa: F401  (session fixture)
+from hardware.deploy.plan import REPO
 from hardware.deploy.release import bundle_id_of
+from hardware.deploy.wheels import ELF_MACHINES, elf_machine
+from hardware.pi.brainflow import vendored_source, wheel_version
 from sshd_fixture import start_sshd
 from test_deploy_ssh import SshDevice, bundles, client_key  # noqa: F401  (fixtures)
 
@@ -44,9 +47,9 @@ def test_deploy_of_the_pi_wheelhouse_runs_on_aarch64_and_switches(pi, pi_wheelho
     # what pip installed is the Pi wheelhouse's aarch64 BrainFlow and LiteRT.
     assert (release / "venv" / "bin" / "python").resolve() == pi.python.resolve()
     site = release / "venv" / "lib" / "python3.11" / "site-packages"
-    assert (site / "brainflow" / "lib" / "libBoardController.so").read_bytes()[18:20] == (0xB7).to_bytes(2, "little")
-    assert next(site.glob("ai_edge_litert/libpywrap_litert_common.so")).read_bytes()[18:20] == b"\xb7\x00"
-    assert any(site.glob("brainflow-5.23.0+g9097190.dist-info"))
+    for library in ("brainflow/lib/libBoardController.so", "ai_edge_litert/libpywrap_litert_common.so"):
+        assert elf_machine((site / library).read_bytes()[:20]) == ELF_MACHINES["aarch64"], library
+    assert (site / f"brainflow-{wheel_version(vendored_source(REPO))}.dist-info").is_dir()
     # The runtime now running is the new release's, healthy with the new bundle, on aarch64.
     health = pi_device.health()
     assert health["status"] == "healthy" and health["bundle_id"] == bundle_id_of(bundles["a"])

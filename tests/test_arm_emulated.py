@@ -20,14 +20,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from arm_factory import pi, pi_env, pi_site, pi_wheelhouse, require_arm_tools  # noqa: F401  (fixtures)
-from edge.errors import run_cli
+from arm_factory import pi, pi_env, pi_site, pi_wheelhouse  # noqa: F401  (fixtures)
 from edge.protocol import MessageType
 from edge.tflite import LITERT_PROVEN
 from fixtures_chain import SPEED, DeviceRig, chain, chain_settings  # noqa: F401  (fixtures)
 from hardware.deploy.plan import REPO
-from hardware.deploy.wheels import ELF_MACHINES, PI_TARGET, elf_machines, resolve, run_pip
-from hardware.pi.brainflow import LIBRARIES, build_brainflow_wheel, vendored_source
+from hardware.deploy.wheels import ELF_MACHINES, PI_TARGET, elf_machine, elf_machines, resolve, run_pip
+from hardware.pi.brainflow import LIBRARIES, build_brainflow_wheel, vendored_source, wheel_version
 from hardware.pi.cache import cache_dir, sha256_file
 from hardware.pi.root import emulated_pi
 
@@ -72,13 +71,13 @@ def test_pi_wheelhouse_holds_hotspot_edge_litert_and_brainflow_built_for_aarch64
         machines = elf_machines(wheel.path)
         assert not machines or machines == {ELF_MACHINES["aarch64"]}, wheel.path.name
     brainflow = by_name["brainflow"].path
-    assert brainflow.name.endswith("-py3-none-linux_aarch64.whl") and "+g9097190" in brainflow.name
+    source = vendored_source(REPO)
+    assert brainflow.name == f"brainflow-{wheel_version(source)}-py3-none-linux_aarch64.whl"
     with zipfile.ZipFile(brainflow) as archive:
         libraries = {name.rsplit("/", 1)[-1] for name in archive.namelist() if "/lib/" in name}
     assert set(LIBRARIES) <= libraries
     # The cross-build is cached outside the clone, keyed by the source tarball's sha256: asking
     # again returns the same wheel without building.
-    source = vendored_source(REPO)
     with caplog.at_level("INFO", logger="hardware.pi.brainflow"):
         again = build_brainflow_wheel(source)
     assert again.parent == cache_dir() / f"brainflow-aarch64-{sha256_file(source)[:16]}"
@@ -96,7 +95,7 @@ def test_emulated_pi_is_debian_bookworm_python_on_aarch64_with_brainflows_own_li
     assert (machine, glibc, python[:5]) == ("aarch64", "2.36", "3.11.") and cyton_rate == "250"
     assert location.startswith(str(pi_site))
     library = pi_site / "brainflow" / "lib" / "libBoardController.so"
-    assert library.read_bytes()[18:20] == ELF_MACHINES["aarch64"].to_bytes(2, "little")
+    assert elf_machine(library.read_bytes()[:20]) == ELF_MACHINES["aarch64"]
 
 
 @pytest.mark.parametrize("model", ["pi4", "pi5"])

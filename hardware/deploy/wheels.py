@@ -183,6 +183,13 @@ def resolve(requirement: str, wheelhouses: list[Path], target: Target) -> list[W
                   sha256=item["download_info"]["archive_info"]["hashes"]["sha256"]) for item in chosen]
 
 
+def elf_machine(header: bytes) -> int | None:
+    """The ELF machine code (``e_machine``) from a file's first 20 bytes; None when it is not ELF."""
+    if header[:4] != b"\x7fELF" or len(header) < 20:
+        return None
+    return int.from_bytes(header[18:20], "little" if header[5] == 1 else "big")
+
+
 def elf_machines(wheel: Path) -> set[int]:
     """Return the ELF machine codes of the shared libraries inside a wheel (empty for pure Python)."""
     machines = set()
@@ -192,9 +199,9 @@ def elf_machines(wheel: Path) -> set[int]:
             if not (base.endswith(".so") or ".so." in base):
                 continue
             with archive.open(name) as member:
-                header = member.read(20)
-            if header[:4] == b"\x7fELF" and len(header) == 20:
-                machines.add(int.from_bytes(header[18:20], "little" if header[5] == 1 else "big"))
+                machine = elf_machine(member.read(20))
+            if machine is not None:
+                machines.add(machine)
     return machines
 
 

@@ -28,6 +28,7 @@ import zipfile
 from pathlib import Path
 
 from edge.errors import ErrorCode, HotspotError
+from hardware.deploy.wheels import ELF_MACHINES, elf_machine
 from hardware.pi.cache import cache_dir, publish, require_tools, run_logged, scratch_next_to, sha256_file
 
 log = logging.getLogger(__name__)
@@ -79,7 +80,8 @@ def _extract(source: Path, into: Path) -> Path:
         with tarfile.open(source) as archive:
             archive.extractall(into, filter="data")
     except (tarfile.TarError, OSError) as err:
-        raise HotspotError(f"cannot unpack BrainFlow source {source} ({err}); copy the tarball again",
+        reason = " ".join(str(err).split()) if isinstance(err, OSError) else "not a readable .tar.gz"
+        raise HotspotError(f"cannot unpack BrainFlow source {source} ({reason}); copy the tarball again",
                            ErrorCode.BAD_FILE) from None
     found = [path.parent for path in into.glob("*/CMakeLists.txt") if (path.parent / "python_package").is_dir()]
     if len(found) != 1:
@@ -100,12 +102,10 @@ def _cross_compile(tree: Path, build: Path, log_file: Path, jobs: int) -> None:
 
 def _drop_foreign_libraries(lib: Path, log_file: Path) -> None:
     """Delete prebuilt vendor libraries CMake copied in that are not aarch64 (x86-64 and 32-bit ARM blobs)."""
-    from hardware.deploy.wheels import ELF_MACHINES
-
     for library in sorted(lib.glob("*.so*")):
         with open(library, "rb") as handle:
-            header = handle.read(20)
-        if header[:4] == b"\x7fELF" and int.from_bytes(header[18:20], "little") != ELF_MACHINES["aarch64"]:
+            machine = elf_machine(handle.read(20))
+        if machine is not None and machine != ELF_MACHINES["aarch64"]:
             library.unlink()
             with open(log_file, "a", encoding="utf-8") as handle:
                 handle.write(f"left out {library.name}: a prebuilt library for another CPU\n")
@@ -137,15 +137,14 @@ def check_wheel(wheel: Path) -> None:
     HotspotError
         ``DEPLOY_FAILED`` naming what is missing or built for another CPU.
     """
-    from hardware.deploy.wheels import ELF_MACHINES
-
     with zipfile.ZipFile(wheel) as archive:
         names = {name.rsplit("/", 1)[-1]: name for name in archive.namelist() if "/lib/" in name}
         for library in LIBRARIES:
             if library not in names:
                 raise HotspotError(f"{wheel.name} lacks brainflow/lib/{library}; rebuild it", ErrorCode.DEPLOY_FAILED)
-            header = archive.open(names[library]).read(20)
-            if header[:4] != b"\x7fELF" or int.from_bytes(header[18:20], "little") != ELF_MACHINES["aarch64"]:
+            with archive.open(names[library]) as member:
+                machine = elf_machine(member.read(20))
+            if machine != ELF_MACHINES["aarch64"]:
                 raise HotspotError(f"{wheel.name}: {library} is not an aarch64 shared library; rebuild it",
                                    ErrorCode.DEPLOY_FAILED)
 
@@ -183,13 +182,13 @@ def build_brainflow_wheel(source: Path, cache: Path | None = None, jobs: int | N
     if cached:
         log.info("BrainFlow aarch64 wheel from the cache: %s", cached[0])
         return cached[0]
-    require_tools(TOOLCHAIN, "cross-building BrainFlow for aarch64")
     scratch = scratch_next_to(final)
     log_file = final.parent / f"{final.name}.log"
     log_file.write_text(f"BrainFlow {version} from {source}\n", encoding="utf-8")
     try:
         log.info("cross-building BrainFlow %s for aarch64 (a few minutes; log %s)", version, log_file)
         tree = _extract(source, scratch / "src")
+        require_tools(TOOLCHAIN, "cross-building BrainFlow for aarch64")
         _cross_compile(tree, scratch / "build", log_file, jobs or os.cpu_count() or 2)
         wheel = _pack_wheel(tree / "python_package", version, scratch / "dist", log_file)
         check_wheel(wheel)

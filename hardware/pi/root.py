@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge.errors import ErrorCode, HotspotError
+from hardware.deploy.wheels import PI_TARGET, run_pip
 from hardware.pi.cache import cache_dir, publish, require_tools, run_logged, scratch_next_to
 
 log = logging.getLogger(__name__)
@@ -163,8 +164,6 @@ def install_target(pi: EmulatedPi, requirement: str, wheelhouse: Path, target: P
     HotspotError
         ``DEPLOY_FAILED`` when pip cannot install it from the wheelhouse.
     """
-    from hardware.deploy.wheels import PI_TARGET, run_pip
-
     done = run_pip(["install", "--quiet", "--no-index", "--find-links", str(wheelhouse), "--target", str(target),
                     *PI_TARGET.pip_options(), requirement])
     if done.returncode:
