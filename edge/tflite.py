@@ -102,14 +102,18 @@ def interpreter_class(built_with: str | None = None) -> tuple[str, type]:
     """
     for name, module_name, distribution in RUNTIMES:
         try:
+            version = importlib.metadata.version(distribution)
+        except importlib.metadata.PackageNotFoundError:
+            version = None
+        if version is not None:
+            check_runtime_version(name, version, built_with)  # before importing: an unproven build may crash
+        try:
             module = importlib.import_module(module_name)
         except ImportError:
             continue
-        try:
-            version = importlib.metadata.version(distribution)
-        except importlib.metadata.PackageNotFoundError:
+        if version is None:
             version = "(version unknown)"
-        check_runtime_version(name, version, built_with)
+            check_runtime_version(name, version, built_with)
         return f"{name} {version}", module.Interpreter
     raise HotspotError("no TFLite runtime found; install one with 'pip install ai-edge-litert'",
                        ErrorCode.BAD_BUNDLE)
