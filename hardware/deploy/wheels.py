@@ -172,8 +172,8 @@ def resolve(requirement: str, wheelhouses: list[Path], target: Target) -> list[W
         report = Path(scratch) / "report.json"
         links = [option for folder in wheelhouses for option in ("--find-links", str(folder))]
         done = run_pip(["install", "--dry-run", "--ignore-installed", "--quiet", "--report", str(report),
-                         "--no-index", *links, *target.pip_options(), "--target", str(Path(scratch) / "target"),
-                         requirement])
+                        "--no-index", *links, *target.pip_options(), "--target", str(Path(scratch) / "target"),
+                        requirement])
         if done.returncode:
             raise HotspotError(_missing_message(done.stderr, ", ".join(map(str, wheelhouses)), target),
                                ErrorCode.DEPLOY_FAILED)
@@ -318,7 +318,7 @@ def make_wheelhouse(out: Path, target: Target, extra_wheels: list[Path], repo: P
                                encoding="utf-8")
         downloads = Path(scratch) / "downloads"
         done = run_pip(["download", "--quiet", "--dest", str(downloads), "--find-links", str(out),
-                         "--constraint", str(constraints), *target.pip_options(), f"{project}[edge]"])
+                        "--constraint", str(constraints), *target.pip_options(), f"{project}[edge]"])
         if done.returncode:
             raise HotspotError(_missing_message(done.stderr, "download (PyPI and " + str(out) + ")", target),
                                ErrorCode.DEPLOY_FAILED)
