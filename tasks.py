@@ -162,10 +162,11 @@ def _deploy_settings(c: Context) -> list[str]:
 
 @task
 def wheelhouse(c: Context, out: str = "", platform: str = "manylinux_2_36_aarch64", python: str = "3.11",
-               extra_wheels: str = "") -> None:
-    """Download the device's wheels (platform, Python) into an offline wheelhouse; add wheels built elsewhere."""
+               extra_wheels: str = "", brainflow_source: str = "") -> None:
+    """Download the device's wheels into an offline wheelhouse; --platform pi: the whole Pi set, BrainFlow built."""
     _delegate("hardware.deploy", ["wheelhouse", "--platform", platform, "--python", python]
-              + _opt("--out", _deploy_config(c, "wheelhouse", out)) + _opt("--extra-wheels", extra_wheels))
+              + _opt("--out", _deploy_config(c, "wheelhouse", out)) + _opt("--extra-wheels", extra_wheels)
+              + _opt("--brainflow-source", brainflow_source))
 
 
 @task

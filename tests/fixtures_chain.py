@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -58,10 +58,14 @@ class DeviceRig:
         Emulator speed.
     source : ndarray, optional
         Board source (8, n) µV; default: the held-out subject's recording on the worn inputs.
+    python : sequence of str, optional
+        The interpreter command running the runtime (default: this Python; the arm tier passes the
+        emulated Pi's) and ``env`` its environment (default: this one).
     """
 
     def __init__(self, chain: Chain, folder: Path, session: dict, trials: int | None = None,
-                 speed: float = SPEED, source: np.ndarray | None = None) -> None:
+                 speed: float = SPEED, source: np.ndarray | None = None, python: Sequence[str] = (sys.executable,),
+                 env: dict | None = None) -> None:
         from edge.bundle import load_bundle
 
         bundle = load_bundle(chain.bundle_dir, chain.public_key)
@@ -89,8 +93,8 @@ class DeviceRig:
         self._reader.start()
         self.stderr_path = folder / "runtime.stderr"
         with open(self.stderr_path, "w") as stderr:
-            self.process = subprocess.Popen([sys.executable, "-m", "edge", "--config", str(self.config), "--once"],
-                                            stderr=stderr)
+            self.process = subprocess.Popen([*python, "-m", "edge", "--config", str(self.config), "--once"],
+                                            stderr=stderr, env=env)
 
     def _read(self) -> None:
         while not self._stop.is_set():
