@@ -22,7 +22,7 @@ import numpy as np
 
 from edge.errors import ErrorCode, HotspotError
 from edge.fixedpoint import BiquadCascade, FixedPointFilter
-from edge.levels import LEVELS, level_input
+from edge.levels import LEVELS, level_input, movement_erd
 from edge.quality import QualityThresholds, Verdict, assess_window
 
 
@@ -485,6 +485,7 @@ class OnlinePipeline:
         self.n_samples = 0
         self._pending: list[int] = []
         self._ready: list[tuple[int, np.ndarray, Verdict]] = []
+        self._erd: dict[int, np.ndarray | None] = {}
         self.dropped_cues: list[int] = []
 
     def push(self, chunk_uv: np.ndarray) -> None:
@@ -519,6 +520,10 @@ class OnlinePipeline:
         ready, self._ready = self._ready, []
         return ready
 
+    def pop_erd(self, cue_sample: int) -> np.ndarray | None:
+        """The movement-period ERD (n_bands, n_channels, percent) of a finished epoch, once (None for level "raw")."""
+        return self._erd.pop(int(cue_sample), None)
+
     def _collect(self) -> None:
         offset, length = self.spec.epoch_offset, self.spec.epoch_samples
         while self._pending and self._pending[0] + offset + length <= self.n_samples:
@@ -529,3 +534,5 @@ class OnlinePipeline:
             filtered = np.ascontiguousarray(self._filtered[:, slots]) if self.spec.level != "raw" else None
             level, verdict = epoch_input(self.spec, raw, held, filtered)
             self._ready.append((cue, level, verdict))
+            if filtered is not None:
+                self._erd[cue] = movement_erd(self.spec, filtered)

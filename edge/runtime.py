@@ -320,6 +320,7 @@ class Runtime:
                                 schedule={k: getattr(self.config.session, k) for k in
                                           ("trials", "lead_in_s", "rest_s", "move_s", "post_s")},
                                 provenance={k: provenance.get(k) for k in ("data_hash", "code_version")},
+                                erd_bands=[list(band) for band in self.bundle.spec.bands],
                                 contact=self.contact_results)
         self.session = GuidedSession(self.config.session, self.bundle, self.emit, self.session_log)
         if self.page is not None:
