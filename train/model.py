@@ -35,6 +35,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from train.tensorflow_setup import import_tensorflow
+
 INT8_BUDGET_BYTES = 64 * 1024
 
 
@@ -105,6 +107,7 @@ def build_model(input_shape: tuple[int, int], target_mean: np.ndarray, target_st
     keras.Model
         Input ``(rows, cols)`` float32, output ``(3,)`` head-frame millimetres.
     """
+    import_tensorflow()
     import keras
     from keras import layers
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from edge.errors import ErrorCode, HotspotError
 from edge.normalisation import Normalisation
+from train.tensorflow_setup import import_tensorflow
 
 SCHEMA = 1
 MODEL_FILE = "model.keras"
@@ -165,6 +166,7 @@ def load_model_dir(path: Path | str) -> ModelDir:
     -------
     ModelDir
     """
+    import_tensorflow()
     import keras
 
     from edge.pipeline import PipelineSpec
