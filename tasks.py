@@ -141,6 +141,13 @@ def monitor(c: Context, port: str, baud: int = 115200, start: bool = False, unti
               + _opt("--until-result", until_result) + _opt("--timeout", timeout))
 
 
+@task(iterable=["logs"])
+def report(c: Context, logs: list[str] | None = None, evaluation: str = "", out: str = "reports/report.html") -> None:
+    """One self-contained HTML report: from device session logs (--logs DIR, repeatable) or a model's evaluation."""
+    _delegate("train.report.document", [arg for folder in logs or [] for arg in ("--logs", folder)]
+              + _opt("--evaluation", evaluation) + ["--out", out])
+
+
 @task(name="export-target")
 def export_target(c: Context, result: str, subject: str, out: str = "export/target", fiducials: str = "",
                   name: str = "hotspot") -> None:

@@ -120,6 +120,35 @@ def placement_point(electrode_mm: Sequence[float], anterior_mm: float, lateral_m
     return moved / np.linalg.norm(moved) * np.linalg.norm(point)
 
 
+def scalp_circle(centre_mm: Sequence[float], radius_mm: float, n: int = 72) -> np.ndarray:
+    """Points ``radius_mm`` of arc from a scalp point on the sphere (about the origin) through it.
+
+    Parameters
+    ----------
+    centre_mm : 3 floats
+        The circle's centre, head frame, mm.
+    radius_mm : float
+        Its radius along the scalp (arc length), mm.
+    n : int
+        Number of points.
+
+    Returns
+    -------
+    ndarray, shape (n, 3)
+        Head frame, mm (project them with :func:`project` to draw the region).
+    """
+    centre = np.asarray(centre_mm, dtype=float)
+    sphere = np.linalg.norm(centre)
+    axis = centre / sphere
+    helper = np.array([1.0, 0.0, 0.0]) if abs(axis[0]) < 0.9 else np.array([0.0, 1.0, 0.0])
+    u = np.cross(axis, helper)
+    u /= np.linalg.norm(u)
+    v = np.cross(axis, u)
+    angle = float(radius_mm) / sphere
+    phi = np.linspace(0.0, 2.0 * np.pi, n, endpoint=False)[:, None]
+    return sphere * (np.cos(angle) * axis + np.sin(angle) * (np.cos(phi) * u + np.sin(phi) * v))
+
+
 def mm_to_drawing(length_mm: float) -> float:
     """A length along the scalp in head-outline units (exact along the radial direction; see the notes)."""
     return float(length_mm) * 2.0 / np.pi / HEAD_RADIUS_MM

@@ -48,3 +48,12 @@ def test_placement_point_moves_along_the_scalp_without_depth() -> None:
     # On the drawing, 10 mm of scalp arc toward the nose moves the point by mm_to_drawing(10) (to ~10 %).
     moved = headmap.project(headmap.placement_point(c3, 10.0, 0.0, -1)) - headmap.project(c3)
     assert np.linalg.norm(moved) / headmap.HEAD_RADIUS_MM == pytest.approx(headmap.mm_to_drawing(10.0), rel=0.12)
+
+
+def test_scalp_circle_keeps_its_arc_radius_on_the_sphere() -> None:
+    c3 = standard_positions_head_mm(["C3"])["C3"]
+    ring = headmap.scalp_circle(c3, 15.0, n=36)
+    sphere = np.linalg.norm(c3)
+    np.testing.assert_allclose(np.linalg.norm(ring, axis=1), sphere)
+    arcs = sphere * np.arccos(np.clip(ring @ c3 / sphere ** 2, -1, 1))
+    np.testing.assert_allclose(arcs, 15.0, rtol=1e-9)
