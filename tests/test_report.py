@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import re
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import matplotlib.image
 import numpy as np
 import pytest
 
+from browser import Traffic, browser  # noqa: F401  (fixture)
 from edge.sessionlog import SessionLog
 from fixtures_chain import DeviceRig, chain, chain_settings  # noqa: F401  (fixtures)
 from hardware.demo import run_device_session
@@ -109,7 +111,8 @@ def test_bad_inputs_are_one_line_and_exit_2(tmp_path: Path) -> None:
 
 @pytest.mark.hil
 @pytest.mark.slow
-def test_report_from_a_demo_session_and_from_several_device_sessions(chain, chain_settings, tmp_path: Path) -> None:
+def test_report_from_a_demo_session_and_from_several_device_sessions(chain, chain_settings, browser,
+                                                                     tmp_path: Path) -> None:
     # The demo's own device session (emulator → BrainFlow → runtime), then two more sessions of the runtime.
     run_device_session(chain, chain_settings, show=lambda line: None)
     demo_logs = chain.workdir / "device" / "state" / "sessions"
@@ -138,6 +141,16 @@ def test_report_from_a_demo_session_and_from_several_device_sessions(chain, chai
     sessions = read_sessions(folders)
     assert sessions[0].path.parent == demo_logs  # the demo ran first
     assert sessions[0].start["bundle_id"] in document and provenance_hash(sessions) in document
+    # Self-contained: opened in a browser it loads nothing but itself (figures are inline).
+    page = browser.new_page(viewport={"width": 1100, "height": 900})
+    traffic = Traffic(page)
+    page.goto(multi.as_uri())
+    assert [url for url in traffic.requests if not url.startswith(("file://", "data:"))] == []
+    folder = Path(os.environ.get("HOTSPOT_SCREENSHOTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(folder / "report.png"), full_page=True,
+                    clip={"x": 0, "y": 0, "width": 1100, "height": 2400})
+    assert (folder / "report.png").stat().st_size > 10_000
 
 
 @pytest.mark.slow

@@ -109,7 +109,7 @@ function drawCue(snapshot) {
 function tick() {
   if (state && state.cue && state.cue.kind !== "done") {
     const left = Math.max(0, (cueEnd - performance.now()) / 1000);
-    $("cue-count").textContent = left.toFixed(0);
+    $("cue-count").textContent = Math.ceil(left).toString();
   } else {
     $("cue-count").textContent = "";
   }

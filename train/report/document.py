@@ -116,9 +116,9 @@ def session_summary(session: Session) -> str:
     return text
 
 
-def session_section(session: Session, electrodes: Mapping[str, np.ndarray]) -> str:
+def session_section(session: Session, electrodes: Mapping[str, np.ndarray], heading: str = "Session") -> str:
     """One session: summary, scalp map, trials, ERD topography."""
-    parts = [f"<h2>Session {_e(session.label)}</h2>", session_summary(session),
+    parts = [f"<h2>{_e(heading)} {_e(session.label)}</h2>", session_summary(session),
              figure_html(figures.scalp_map(session, electrodes),
                          "Estimated hotspot on the template cap (top view, nose up) with the 90 % credible region "
                          "where the model reports one, the nearest cap electrodes and their distances, and the "
@@ -163,8 +163,8 @@ def session_report(sessions: Sequence[Session]) -> str:
             "is the model's own 90 % credible radius where it reports one; trial agreement (consistency) is not "
             "accuracy.</p>",
             f"<p class=\"muted\">Made from {len(sessions)} log(s) with SHA-256 <code>{provenance_hash(sessions)}</code>.</p>",
-            history_section(sessions)]
-    body += [session_section(session, electrodes) for session in reversed(sessions)]
+            session_section(latest, electrodes, "Latest session"), history_section(sessions)]
+    body += [session_section(session, electrodes) for session in reversed(sessions[:-1])]
     return PAGE.substitute(title="Motor hotspot report", subtitle=_e(_made()), body="\n".join(body))
 
 

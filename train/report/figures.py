@@ -231,9 +231,15 @@ def history_figure(sessions: Sequence[Session]) -> plt.Figure:
     pad = max((max(times) - min(times)) * 0.08, dt.timedelta(hours=1))
     axes[0].set_xlim(min(times) - pad, max(times) + pad)
     frames = sorted({session.frame for session in sessions if session.position_mm is not None}) or ["head"]
-    for axis, label in zip(axes, ("x (right) mm", "y (nose) mm", "z (up) mm")):
+    positions = np.array([s.position_mm for s in sessions if s.position_mm is not None]).reshape(-1, 3)
+    radii = [float((s.result or {}).get("radius90_mm") or 0.0) for s in sessions if s.position_mm is not None]
+    for column, (axis, label) in enumerate(zip(axes, ("x (right) mm", "y (nose) mm", "z (up) mm"))):
         axis.set_ylabel(label)
         axis.grid(alpha=0.3)
+        if len(positions):  # at least +-10 mm, so that sub-millimetre wobble does not look like a change
+            centre = (positions[:, column].max() + positions[:, column].min()) / 2
+            half = max(10.0, (positions[:, column].max() - positions[:, column].min()) / 2 + max(radii) + 3.0)
+            axis.set_ylim(centre - half, centre + half)
     axes[0].set_title(f"Estimate per session, {'/'.join(frames)} frame (error bars: 90 % credible radius where "
                       "reported; red lines: sessions without an estimate)", fontsize=9)
     figure.autofmt_xdate()

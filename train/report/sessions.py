@@ -48,7 +48,7 @@ class Session:
     @property
     def label(self) -> str:
         """The start time, as a clinician reads it (UTC)."""
-        return self.started.strftime("%Y-%m-%d %H:%M UTC")
+        return self.started.strftime("%Y-%m-%d %H:%M:%S UTC")
 
     @property
     def kind(self) -> str:
