@@ -1,4 +1,4 @@
-"""The five input levels: each turns one epoch (channels x samples) into the CNN's 2-D float32 input.
+"""The input levels: each turns one epoch (channels x samples) into the CNN's 2-D float32 input.
 
 The epoch spans ``[tmin, tmax)`` seconds around the movement cue (``edge.pipeline.PipelineSpec``; default
 -2...+4 s at 250 Hz = 1500 samples). Definitions (all numpy; the filter is the device's fixed-point one):
@@ -18,6 +18,8 @@ L4 ``erd``       event-related (de)synchronisation per band: short-time band pow
 L5 ``psd``       log10 Welch PSD (uV^2/Hz; Hann, ``nperseg``, ``noverlap``, constant detrend, density
                  scaling, mean over segments: scipy.signal.welch's defaults) of the L3 signal over
                  ``[psd_tmin, psd_tmax)``, frequencies ``fmin..fmax`` (channels x frequency).
+L6 ``source``    DICS beamformer power change, movement vs rest, on a cortical grid of the hand region
+                 (:mod:`edge.source`; bands x grid rows, grid columns).
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ from edge.errors import ErrorCode, HotspotError
 if TYPE_CHECKING:
     from edge.pipeline import PipelineSpec
 
-LEVELS = ("raw", "filtered", "clean", "erd", "psd")
+LEVELS = ("raw", "filtered", "clean", "erd", "psd", "source")
+"""Level names; "source" is defined in :mod:`edge.source`."""
 
 #: Floor added before log10 of the PSD (uV^2/Hz), so that a flat channel does not give -inf.
 PSD_FLOOR = 1e-12
@@ -185,6 +188,10 @@ def level_input(spec: "PipelineSpec", raw_epoch_uv: np.ndarray, filtered_epoch_u
         out = baseline_correct(raw_epoch_uv, baseline)[:, ::spec.decim]
     elif spec.level == "filtered":
         out = filtered_epoch_uv[:, ::spec.decim]
+    elif spec.level == "source":
+        from edge.source import epoch_csds, source_image
+
+        out = source_image(spec, *epoch_csds(spec, rereference(filtered_epoch_uv, spec.reference, spec.channels)))
     else:
         clean = baseline_correct(rereference(filtered_epoch_uv, spec.reference, spec.channels), baseline)
         if spec.level == "clean":
