@@ -8,9 +8,8 @@ default sphere (origin 0, radius 95 mm) the head outline is the circle of radius
 electrodes of the 10-20 equator (Fpz, T7, Oz, T8) lie near it.
 
 A placement instruction (a cap electrode plus a tangential offset on the scalp, anterior = toward
-the nose, lateral = away from the midline) becomes a point on the sphere through that electrode:
-the offset is taken in the scalp's tangent plane at the electrode and the result is put back on
-the sphere. Along the scalp, ``s`` mm of arc from the vertex become ``s * 2 / pi`` mm on the drawing
+the nose, lateral = away from the midline; :mod:`edge.placement`) becomes the point on the sphere
+through that electrode it was computed from. Along the scalp, ``s`` mm of arc from the vertex become ``s * 2 / pi`` mm on the drawing
 (whatever the sphere's radius); across that direction lengths are stretched by ``pol / sin(pol)``
 (about 1.1 at the motor strip), so an offset or a radius drawn with :func:`mm_to_drawing` is accurate
 to about 10 %.
@@ -73,51 +72,67 @@ def layout(positions_mm: Mapping[str, Sequence[float]], names: Sequence[str] | N
     return {name: [round(float(x), 4), round(float(y), 4)] for name, (x, y) in zip(chosen, flat)}
 
 
-def tangent_directions(electrode_mm: Sequence[float], side: int) -> tuple[np.ndarray, np.ndarray]:
+def tangent_directions(electrode_mm: Sequence[float], side: int,
+                       centre_mm: Sequence[float] = (0.0, 0.0, 0.0)) -> tuple[np.ndarray, np.ndarray]:
     """Unit vectors along the scalp at an electrode: anterior (toward the nose) and lateral.
+
+    The convention of :func:`edge.placement.scalp_placement`: anterior is the head's +y direction in the
+    scalp's tangent plane, lateral is perpendicular to it in that plane, pointing away from the midline.
 
     Parameters
     ----------
     electrode_mm : 3 floats
-        The electrode, head frame, mm (the scalp normal is taken from the head-frame origin).
+        The electrode, head/cap frame, mm.
     side : {-1, 1}
-        The hemisphere: -1 left (lateral = toward -x), +1 right.
+        The hemisphere: -1 left (lateral toward -x), +1 right.
+    centre_mm : 3 floats
+        The head centre the scalp normal is taken from.
 
     Returns
     -------
     anterior, lateral : ndarray, shape (3,)
     """
-    point = np.asarray(electrode_mm, dtype=float)
-    normal = point / np.linalg.norm(point)
+    normal = np.asarray(electrode_mm, dtype=float) - np.asarray(centre_mm, dtype=float)
+    normal /= np.linalg.norm(normal)
+    anterior = np.array([0.0, 1.0, 0.0]) - normal[1] * normal
+    anterior /= np.linalg.norm(anterior)
+    lateral = np.cross(anterior, normal)
+    if lateral[0] * (np.sign(side) or 1.0) < 0:
+        lateral = -lateral
+    return anterior, lateral
 
-    def along_scalp(direction: np.ndarray) -> np.ndarray:
-        tangent = direction - (direction @ normal) * normal
-        return tangent / np.linalg.norm(tangent)
 
-    return along_scalp(np.array([0.0, 1.0, 0.0])), along_scalp(np.array([float(np.sign(side) or 1), 0.0, 0.0]))
+def placement_point(electrode_mm: Sequence[float], anterior_mm: float, lateral_mm: float, side: int,
+                    centre_mm: Sequence[float] = (0.0, 0.0, 0.0)) -> np.ndarray:
+    """The scalp point of a placement instruction (electrode + tangential offset), head/cap frame, mm.
 
-
-def placement_point(electrode_mm: Sequence[float], anterior_mm: float, lateral_mm: float, side: int) -> np.ndarray:
-    """The scalp point of a placement instruction (electrode + tangential offset), head frame, mm.
+    The inverse of :func:`edge.placement.scalp_placement`: the offset is taken in the scalp's tangent plane
+    at the electrode and the point is brought back onto the sphere (about ``centre_mm``) through the
+    electrode along the electrode's normal, so the scalp point that instruction came from is recovered
+    (a test checks the round trip).
 
     Parameters
     ----------
     electrode_mm : 3 floats
-        The cap electrode, head frame, mm.
+        The cap electrode, mm.
     anterior_mm, lateral_mm : float
         The offset along the scalp: toward the nose, and away from the midline.
     side : {-1, 1}
         The hemisphere the instruction is for (-1 left, +1 right).
+    centre_mm : 3 floats
+        The head centre (the template sphere's) the instruction was computed with.
 
     Returns
     -------
     ndarray, shape (3,)
-        On the sphere (about the head-frame origin) through the electrode.
     """
-    point = np.asarray(electrode_mm, dtype=float)
-    anterior, lateral = tangent_directions(point, side)
-    moved = point + anterior_mm * anterior + lateral_mm * lateral
-    return moved / np.linalg.norm(moved) * np.linalg.norm(point)
+    centre = np.asarray(centre_mm, dtype=float)
+    radial = np.asarray(electrode_mm, dtype=float) - centre
+    radius = np.linalg.norm(radial)
+    anterior, lateral = tangent_directions(electrode_mm, side, centre_mm)
+    tangential = anterior_mm * anterior + lateral_mm * lateral
+    drop = radius - np.sqrt(max(radius ** 2 - float(tangential @ tangential), 0.0))
+    return centre + radial + tangential - drop * radial / radius
 
 
 def scalp_circle(centre_mm: Sequence[float], radius_mm: float, n: int = 72) -> np.ndarray:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from edge.estimate import confidence_text
+from edge.placement import Placement
 from edge.protocol import CueKind
 
 CUE_TEXT = {
@@ -35,10 +37,6 @@ CONTACT_ADVICE = {
             "cable is plugged in.",
     "unknown": "{name} could not be measured: check its cable, then check the electrodes again.",
 }
-
-CLOSE_MM = 3.0
-"""Offsets smaller than this (mm) are read as "right on the electrode"."""
-
 
 def cue_text(kind: CueKind | int, hand: str) -> str:
     """The instruction for one cue, e.g. ``"MOVE your right hand: open and close it."``."""
@@ -107,25 +105,17 @@ def redo_reasons(result: Mapping) -> list[str]:
 
 
 def placement_text(placement: Mapping) -> str:
-    """The placement instruction, e.g. ``"Centre the electrode 12 mm in front of C3 and 4 mm further out."``.
+    """The placement instruction, e.g. ``"Centre the electrode 12 mm forward and 4 mm outward from C3."``.
 
     Parameters
     ----------
     placement : mapping
         ``electrode`` and the tangential offset ``anterior_mm`` (toward the nose) and ``lateral_mm``
-        (away from the midline).
+        (away from the midline), as :class:`edge.placement.Placement` words it.
     """
-    electrode = placement["electrode"]
-    anterior, lateral = float(placement.get("anterior_mm", 0.0)), float(placement.get("lateral_mm", 0.0))
-    parts = []
-    if abs(anterior) >= CLOSE_MM:
-        parts.append(f"{abs(anterior):.0f} mm {'in front of' if anterior > 0 else 'behind'} {electrode}")
-    if abs(lateral) >= CLOSE_MM:
-        side = "further out (toward the ear)" if lateral > 0 else "further in (toward the top of the head)"
-        parts.append(f"{abs(lateral):.0f} mm {side}" if parts else f"{abs(lateral):.0f} mm {side} from {electrode}")
-    if not parts:
-        return f"Centre the electrode on {electrode}."
-    return "Centre the electrode " + " and ".join(parts) + "."
+    described = Placement(str(placement["electrode"]), float(placement.get("anterior_mm", 0.0)),
+                          float(placement.get("lateral_mm", 0.0))).describe()
+    return f"Centre the electrode {described}."
 
 
 def uncertainty_text(result: Mapping) -> str:
@@ -133,7 +123,8 @@ def uncertainty_text(result: Mapping) -> str:
     if result.get("confidence_text"):
         return str(result["confidence_text"])
     if result.get("radius90_mm") is not None:
-        return f"9 times out of 10 the right spot is within {float(result['radius90_mm']):.0f} mm of the mark."
+        localised = bool(result.get("localised", result.get("kind") != "prior"))
+        return confidence_text(float(result["radius90_mm"]), localised)
     return "This device's model does not yet say how accurate its estimate is; ask your clinician to check it."
 
 

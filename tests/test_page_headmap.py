@@ -40,7 +40,7 @@ def test_placement_point_moves_along_the_scalp_without_depth() -> None:
     point = headmap.placement_point(c3, anterior_mm=10.0, lateral_mm=5.0, side=-1)
     assert np.linalg.norm(point) == pytest.approx(np.linalg.norm(c3))  # same sphere: no depth component
     assert point[1] > c3[1] and point[0] < c3[0]  # toward the nose, away from the midline (left)
-    assert np.linalg.norm(point - c3) == pytest.approx(np.hypot(10.0, 5.0), rel=0.05)
+    assert np.linalg.norm(point - c3) == pytest.approx(np.hypot(10.0, 5.0), rel=0.02)
     anterior, lateral = headmap.tangent_directions(c3, side=-1)
     assert anterior @ c3 == pytest.approx(0.0, abs=1e-9) and lateral @ c3 == pytest.approx(0.0, abs=1e-9)
     c4 = standard_positions_head_mm(["C4"])["C4"]
@@ -57,3 +57,20 @@ def test_scalp_circle_keeps_its_arc_radius_on_the_sphere() -> None:
     np.testing.assert_allclose(np.linalg.norm(ring, axis=1), sphere)
     arcs = sphere * np.arccos(np.clip(ring @ c3 / sphere ** 2, -1, 1))
     np.testing.assert_allclose(arcs, 15.0, rtol=1e-9)
+
+
+@pytest.mark.parametrize("centre", [(0.0, 0.0, 0.0), (0.0, -4.0, 35.0)])
+@pytest.mark.parametrize("hotspot", [(-38.0, 14.0, 60.0), (-30.0, -6.0, 70.0), (37.0, 10.0, 62.0)])
+def test_placement_point_inverts_the_device_placement_instruction(centre, hotspot) -> None:
+    from edge.placement import scalp_placement
+
+    electrodes = standard_positions_head_mm()
+    placement = scalp_placement(np.array(hotspot), electrodes, np.array(centre))
+    side = -1 if hotspot[0] < 0 else 1
+    point = headmap.placement_point(electrodes[placement.electrode], placement.anterior_mm, placement.lateral_mm,
+                                    side, centre)
+    ray = (np.array(hotspot) - centre) / np.linalg.norm(np.array(hotspot) - centre)
+    back = (point - centre) / np.linalg.norm(point - centre)
+    assert np.linalg.norm(np.cross(ray, back)) < 1e-9 and ray @ back > 0  # the scalp point above the hotspot
+    assert np.linalg.norm(point - centre) == pytest.approx(np.linalg.norm(electrodes[placement.electrode]
+                                                                         - centre))

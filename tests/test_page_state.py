@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from edge import headmap
+from edge.estimate import confidence_text
 from edge.pagestate import PageState, result_view
 from edge.plainwords import placement_text, redo_reasons
 from edge.protocol import CueKind, Message, MessageType, SessionState
@@ -68,9 +69,10 @@ def test_result_with_issue_11_fields_is_drawn_as_electrode_plus_scalp_offset() -
               "placement": {"electrode": "C3", "anterior_mm": 12.0, "lateral_mm": -4.0, "distance_mm": 12.6},
               "localised": True, "reasons": [], "quality": {"n_trials": 20, "n_good": 18, "needed": 10}}
     view = result_view(record, ELECTRODES, side=-1)
-    assert view["placement"]["text"] == ("Centre the electrode 12 mm in front of C3 and 4 mm further in "
-                                         "(toward the top of the head).")
+    assert view["placement"]["text"] == "Centre the electrode 12 mm forward and 4 mm toward the middle from C3."
     assert view["uncertainty"] == "Likely within 14 mm of the mark."
+    without_text = result_view(dict(record, confidence_text=None), ELECTRODES, side=-1)
+    assert without_text["uncertainty"] == confidence_text(14.0, True)  # the device's own wording of the radius
     assert "not show the estimate is accurate" in view["consistency"]
     marks = view["marks"]
     expected = headmap.project(headmap.placement_point(ELECTRODES["C3"], 12.0, -4.0, -1)) / headmap.HEAD_RADIUS_MM
@@ -108,9 +110,9 @@ def test_redo_reasons_in_plain_words() -> None:
     assert view["headline"] == "Please do the session again." and view["marks"] is None
 
 
-def test_placement_wording() -> None:
-    assert placement_text({"electrode": "C3", "anterior_mm": 1.0, "lateral_mm": -2.0}) == "Centre the electrode on C3."
+def test_placement_wording_is_the_device_placements() -> None:
+    assert placement_text({"electrode": "C3", "anterior_mm": 0.2, "lateral_mm": -0.1}) == "Centre the electrode on C3."
     assert placement_text({"electrode": "C3", "anterior_mm": -7.4, "lateral_mm": 0.0}) == \
-        "Centre the electrode 7 mm behind C3."
+        "Centre the electrode 7 mm backward from C3."
     assert placement_text({"electrode": "C4", "anterior_mm": 0.0, "lateral_mm": 6.0}) == \
-        "Centre the electrode 6 mm further out (toward the ear) from C4."
+        "Centre the electrode 6 mm outward from C4."

@@ -91,7 +91,7 @@ def test_history_is_ordered_by_time_whatever_the_file_names(tmp_path: Path) -> N
     kinds = [re.findall(r"<td>([^<]*)</td>", row)[1] for row in re.findall(r"<tr>(.*?)</tr>", table)[1:]]
     assert kinds == ["hotspot", "redo", "hotspot"]
     assert provenance_hash(sessions) in document and "abc123def456" in document and "d" * 64 in document
-    assert "Centre the electrode 8 mm in front of C3" in document and "Likely within 11 mm." in document
+    assert "Centre the electrode 8 mm forward and 2 mm outward from C3" in document and "Likely within 11 mm." in document
     assert "C5: no signal" in document  # the redo's reason in the patient's words
     assert len(figures_in(document)) >= 1 + 2 * 3 + 2  # history + scalp/trials per session + ERD maps
 
