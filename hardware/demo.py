@@ -277,6 +277,7 @@ class DeviceSession:
         from hardware.nullmodem import NullModem
 
         self.show, self.keep_open = show, keep_open
+        self.closed = False
         bundle = load_bundle(chain.bundle_dir, chain.public_key)
         names = worn_names(bundle.channels, chain.holdout.hand)
         source = board_source(chain.holdout.recordings[0], names)
@@ -344,7 +345,10 @@ class DeviceSession:
             self.close()
 
     def close(self) -> None:
-        """Stop the runtime, the monitor, the virtual cable and the emulator."""
+        """Stop the runtime, the monitor, the virtual cable and the emulator (once)."""
+        if self.closed:
+            return
+        self.closed = True
         if self.runtime.poll() is None:
             self.runtime.terminate()
             self.runtime.wait(timeout=10)
