@@ -415,11 +415,18 @@ class PageServer:
         if not checked[1].paired:
             return _error(403, "pair this phone with the device first (the code is on the device's label)")
         action = request.path.rsplit("/", 1)[1]
-        blocker = self.state.start_blocker if action == "start" else \
-            "A session is running." if action == "contact" and self.state.session["running"] else \
-            "The electrode check needs a Cyton board." if action == "contact" and not self.state.contact["available"] \
-            else ""
+        blocker = self._blocker(action)
         if blocker:
             return _error(409, blocker)
         self._requests.put(action)
         return web.json_response({"requested": action})
+
+    def _blocker(self, action: str) -> str:
+        """Why the device cannot do ``action`` now, in plain words ("" when it can)."""
+        if action == "start":
+            return self.state.start_blocker
+        if action == "contact" and not self.state.contact["available"]:
+            return "The electrode check needs a Cyton board."
+        if action == "contact" and self.state.session["running"]:
+            return "A session is running."
+        return ""

@@ -244,12 +244,16 @@ def pairing_code() -> str:
             return code
 
 
-def page_address(state_dir: Path) -> str | None:
-    """The session page's address the runtime wrote to ``health.json`` (None until it has)."""
+def page_address(state_dir: Path, pid: int) -> str | None:
+    """The session page's address the runtime ``pid`` wrote to ``health.json`` (None until it has).
+
+    A state folder may still hold the health file of an earlier runtime; only the given process's counts.
+    """
     try:
-        return json.loads((state_dir / "health.json").read_text()).get("page")
+        health = json.loads((state_dir / "health.json").read_text())
     except (OSError, ValueError):
         return None
+    return health.get("page") if health.get("pid") == pid else None
 
 
 class DeviceSession:
@@ -312,7 +316,7 @@ class DeviceSession:
         try:
             for message in self.client.messages(self.timeout):
                 messages.append(message)
-                if self.url is None and (url := page_address(self.device_dir / "state")):
+                if self.url is None and (url := page_address(self.device_dir / "state", self.runtime.pid)):
                     self.url = url
                     self.show(f"      session page: {url} (watch it in a browser on this machine; "
                               f"pairing code {self.code})")

@@ -144,7 +144,8 @@ class DeviceRig:
         """The session page's address, once the runtime has written it to health.json."""
         from hardware.demo import page_address
 
-        return self.wait_for(lambda: page_address(self.state_dir), timeout_s, "the session page's address")
+        return self.wait_for(lambda: page_address(self.state_dir, self.process.pid), timeout_s,
+                             "the session page's address")
 
     def close(self, terminate: bool = False) -> int | None:
         """Stop everything; return the runtime's exit code (None if it had to be killed).
