@@ -75,7 +75,9 @@ class PageState:
             running = self.state == SessionState.RUNNING
             if running and not self.session["running"]:
                 self.result, self.notice = None, ""
-            self.session.update(running=running, n_trials=message["n_trials"], good=message["n_good"])
+            self.session.update(running=running, n_trials=message["n_trials"])
+            if running:  # between sessions STATUS counts nothing; keep the last session's numbers
+                self.session["good"] = message["n_good"]
             if not self.receiving:
                 self.signal = {name: {"state": "none", "advice": ""} for name in self.worn}
         elif kind == MessageType.CUE:

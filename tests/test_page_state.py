@@ -57,8 +57,11 @@ def test_steps_follow_contact_session_and_result() -> None:
     signal = page.snapshot()["signal"]
     assert signal["C5"] == {"state": "bad", "advice": "C5: no signal. Check that its cable is plugged in."}
     assert signal["FC3"]["state"] == "none" and not page.snapshot()["signal_ok"]
+    page.on_message(status(SessionState.RUNNING, n_good=1))
     page.set_result({"kind": "redo", "reasons": ["stopped on the session page"], "quality": {}})
     assert page.current_step() == "result" and page.snapshot()["cue"] is None
+    page.on_message(status(SessionState.DONE))
+    assert page.snapshot()["session"]["good"] == 1  # the finished session's count stays
     page.on_message(status(SessionState.NO_SIGNAL))
     assert "not sending" in page.start_blocker
 
