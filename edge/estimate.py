@@ -35,7 +35,10 @@ Q90_3D = 2.500297
 """90 % quantile of the length of a 3-D standard normal vector (sqrt of chi-square(3) at 0.9)."""
 
 def _vector(value, name: str, positive: bool = False) -> np.ndarray:
-    array = np.asarray(value, dtype=np.float64).reshape(-1)
+    try:
+        array = np.asarray(value, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        array = np.full(0, np.nan)
     if array.shape != (3,) or not np.all(np.isfinite(array)) or (positive and not np.all(array > 0)):
         raise HotspotError(f"{name} must be three finite{' positive' if positive else ''} numbers (mm)",
                            ErrorCode.BAD_BUNDLE)
