@@ -45,6 +45,7 @@ import numpy as np
 
 from edge.errors import ArgumentParser, ErrorCode, HotspotError, run_cli
 from edge.tflite import TFLiteModel, load_interpreter
+from train.tensorflow_setup import import_tensorflow, quiet_native_logs
 
 IO_TYPES = ("float32", "int8")
 MIN_REPRESENTATIVE = 100
@@ -82,8 +83,7 @@ def _representative(windows: np.ndarray) -> Callable[[], Iterator[list[np.ndarra
 
 
 def _int8_converter(model, representative: np.ndarray, io_type: str = "float32"):
-    import tensorflow as tf
-
+    tf = import_tensorflow()
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = _representative(representative)
@@ -107,9 +107,9 @@ def float_tflite(model) -> bytes:
     bytes
         The ``.tflite`` model.
     """
-    import tensorflow as tf
-
-    return tf.lite.TFLiteConverter.from_keras_model(model).convert()
+    tf = import_tensorflow()
+    with quiet_native_logs():
+        return tf.lite.TFLiteConverter.from_keras_model(model).convert()
 
 
 def _op_output_names(model_content: bytes) -> set[str]:
@@ -152,9 +152,8 @@ def int8_tflite(model, representative: np.ndarray, io_type: str = "float32",
     if float_layers and io_type != "float32":
         raise HotspotError("layers kept in float need float32 model I/O; drop --io int8 or --float-layer",
                            ErrorCode.BAD_ARGUMENT)
-    import tensorflow as tf
-
-    with warnings.catch_warnings():
+    tf = import_tensorflow()
+    with warnings.catch_warnings(), quiet_native_logs():
         warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
         warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
         converter = _int8_converter(model, representative, io_type)
@@ -199,9 +198,8 @@ def layer_report(model, representative: np.ndarray, out: str | Path) -> tuple[Pa
     worst : str
         A one-phrase description of the layer with the largest ``rmse_per_scale``.
     """
-    import tensorflow as tf
-
-    with warnings.catch_warnings():
+    tf = import_tensorflow()
+    with warnings.catch_warnings(), quiet_native_logs():
         warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
         warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
         debugger = tf.lite.experimental.QuantizationDebugger(converter=_int8_converter(model, representative),
@@ -412,7 +410,8 @@ def convert_model(model_dir: str | Path, dataset, out: str | Path, key: str | Pa
     int8_model = int8_tflite(model_dir.model, representative, io, float_layers, float_output)
     predictors = {"keras_float": model_dir.predict}
     for name, content in (("tflite_float", float_model), ("tflite_int8", int8_model)):
-        tflite_model = TFLiteModel(content)
+        with quiet_native_logs():  # "Created TensorFlow Lite XNNPACK delegate for CPU"
+            tflite_model = TFLiteModel(content)
         predictors[name] = lambda x, m=tflite_model: m.predict(model_dir.normalisation.apply(x)).astype(np.float64)
     predictions = {name: [predict(item.inputs) for item in heldout] for name, predict in predictors.items()}
     baseline = np.mean([item.label for item in training], axis=0)

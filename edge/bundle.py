@@ -430,9 +430,10 @@ def load_bundle(path: str | Path, public_key_path: str | Path, num_threads: int 
     bundle_version(manifest)
     contents = _check_hashes(folder, manifest)
     spec, normalisation, electrodes, board_channels, mirror = _parse_contents(manifest)
+    built_with = manifest["model"].get("built_with") if isinstance(manifest["model"], dict) else None
     bundle = Bundle(path=folder, bundle_id=bundle_id_from_manifest(manifest_bytes), manifest=manifest, spec=spec,
                     normalisation=normalisation, electrodes=electrodes, mirror=mirror, board_channels=board_channels,
-                    model=TFLiteModel(contents[MODEL_FILE], num_threads=num_threads))
+                    model=TFLiteModel(contents[MODEL_FILE], num_threads=num_threads, built_with=built_with))
     _self_test(bundle, contents[GOLDEN_FILE])
     return bundle
 

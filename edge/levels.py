@@ -1,4 +1,4 @@
-"""The five input levels: each turns one epoch (channels x samples) into the CNN's 2-D float32 input.
+"""The input levels: each turns one epoch (channels x samples) into the CNN's 2-D float32 input.
 
 The epoch spans ``[tmin, tmax)`` seconds around the movement cue (``edge.pipeline.PipelineSpec``; default
 -2...+4 s at 250 Hz = 1500 samples). Definitions (all numpy; the filter is the device's fixed-point one):
@@ -18,6 +18,8 @@ L4 ``erd``       event-related (de)synchronisation per band: short-time band pow
 L5 ``psd``       log10 Welch PSD (uV^2/Hz; Hann, ``nperseg``, ``noverlap``, constant detrend, density
                  scaling, mean over segments: scipy.signal.welch's defaults) of the L3 signal over
                  ``[psd_tmin, psd_tmax)``, frequencies ``fmin..fmax`` (channels x frequency).
+L6 ``source``    DICS beamformer power change, movement vs rest, on a cortical grid of the hand region
+                 (:mod:`edge.source`; bands x grid rows, grid columns).
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ from edge.errors import ErrorCode, HotspotError
 if TYPE_CHECKING:
     from edge.pipeline import PipelineSpec
 
-LEVELS = ("raw", "filtered", "clean", "erd", "psd")
+LEVELS = ("raw", "filtered", "clean", "erd", "psd", "source")
+"""Level names; "source" is defined in :mod:`edge.source`."""
 
 #: Floor added before log10 of the PSD (uV^2/Hz), so that a flat channel does not give -inf.
 PSD_FLOOR = 1e-12
@@ -135,6 +138,35 @@ def log_psd(x: np.ndarray, sfreq: float, nperseg: int, noverlap: int, fmin: floa
     return np.log10(psd[:, keep] + PSD_FLOOR)
 
 
+def movement_erd(spec: "PipelineSpec", filtered_epoch_uv: np.ndarray) -> np.ndarray | None:
+    """Mean ERD/ERS per band and channel over the movement period: the numbers a session topography needs.
+
+    The L4 computation (re-reference, baseline correction, short-time band power relative to the baseline
+    frames) averaged over the ERD frames that lie entirely inside ``[psd_tmin, psd_tmax)`` (the movement
+    period, default 0 ... 4 s after the cue).
+
+    Parameters
+    ----------
+    spec : edge.pipeline.PipelineSpec
+    filtered_epoch_uv : ndarray, shape (n_channels, spec.epoch_samples)
+        The fixed-point filter's output over the epoch.
+
+    Returns
+    -------
+    ndarray, shape (n_bands, n_channels), or None
+        Percent (negative = desynchronisation); None when no ERD frame fits in the baseline or the movement period.
+    """
+    starts = spec.erd_frame_starts
+    period = spec.psd_slice
+    inside = (starts >= period.start) & (starts + spec.erd_window_samples <= period.stop)
+    if not len(spec.erd_baseline_frames) or not inside.any():
+        return None
+    clean = baseline_correct(rereference(filtered_epoch_uv, spec.reference, spec.channels), spec.baseline_slice)
+    erd = erd_percent(clean, spec.sfreq, spec.erd_window_samples, spec.erd_step_samples, spec.bands,
+                      spec.erd_baseline_frames)
+    return erd[:, inside].mean(axis=1).reshape(len(spec.bands), len(spec.channels))
+
+
 def level_input(spec: "PipelineSpec", raw_epoch_uv: np.ndarray, filtered_epoch_uv: np.ndarray | None) -> np.ndarray:
     """Compute ``spec.level``'s 2-D float32 input from one epoch.
 
@@ -156,6 +188,10 @@ def level_input(spec: "PipelineSpec", raw_epoch_uv: np.ndarray, filtered_epoch_u
         out = baseline_correct(raw_epoch_uv, baseline)[:, ::spec.decim]
     elif spec.level == "filtered":
         out = filtered_epoch_uv[:, ::spec.decim]
+    elif spec.level == "source":
+        from edge.source import epoch_csds, source_image
+
+        out = source_image(spec, *epoch_csds(spec, rereference(filtered_epoch_uv, spec.reference, spec.channels)))
     else:
         clean = baseline_correct(rereference(filtered_epoch_uv, spec.reference, spec.channels), baseline)
         if spec.level == "clean":

@@ -22,8 +22,10 @@ import numpy as np
 
 from edge.errors import ErrorCode, HotspotError
 from edge.fixedpoint import BiquadCascade, FixedPointFilter
-from edge.levels import LEVELS, level_input
+from edge.levels import LEVELS, level_input, movement_erd, rereference
 from edge.quality import QualityThresholds, Verdict, assess_window
+from edge.source import FILE_NAME as SOURCE_SPACE_FILE
+from edge.source import SourceSpace, epoch_csds, source_image
 
 
 @dataclass(frozen=True)
@@ -36,8 +38,8 @@ class PipelineSpec:
         Sampling rate (Hz).
     channels : tuple of str
         Channel names in model order (rows of the input).
-    level : {"raw", "filtered", "clean", "erd", "psd"}
-        Input level (see ``edge.levels``).
+    level : {"raw", "filtered", "clean", "erd", "psd", "source"}
+        Input level (see ``edge.levels`` and, for "source", ``edge.source``).
     filter : FixedPointFilter
         The device filter (``convert.filter_design.default_filter`` unless configured otherwise).
     tmin, tmax : float
@@ -60,6 +62,17 @@ class PipelineSpec:
         PSD frequency rows kept (Hz).
     quality : QualityThresholds
         Limits for the per-epoch verdict.
+    source_move : tuple of float
+        Movement window of the source level (s after the cue), default 0.5 ... 3.5.
+    source_rest : tuple of float or None
+        Rest window of the source level (s); None = the baseline.
+    source_reg : float
+        DICS diagonal loading, relative to the mean eigenvalue of the common CSD (MNE's ``reg``).
+    csd_nperseg : int or None
+        CSD segment length (samples), half overlap; None = 1 s.
+    source_space : SourceSpace or None
+        Grid and leadfield of level "source" (required there, unused otherwise). ``to_dict`` records
+        its file name and sha256; the arrays travel as their own file (``source_space.npz``).
     """
 
     sfreq: float
@@ -81,6 +94,11 @@ class PipelineSpec:
     psd_fmin: float = 6.0
     psd_fmax: float = 35.0
     quality: QualityThresholds = field(default_factory=QualityThresholds)
+    source_move: tuple[float, float] = (0.5, 3.5)
+    source_rest: tuple[float, float] | None = None
+    source_reg: float = 0.05
+    csd_nperseg: int | None = None
+    source_space: SourceSpace | None = None
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -96,6 +114,12 @@ class PipelineSpec:
             set_(self, "psd_nperseg", int(round(self.sfreq)))
         if self.psd_noverlap is None:
             set_(self, "psd_noverlap", int(self.psd_nperseg) // 2)
+        set_(self, "source_move", tuple(float(t) for t in self.source_move))
+        if self.source_rest is not None:
+            set_(self, "source_rest", tuple(float(t) for t in self.source_rest))
+        set_(self, "source_reg", float(self.source_reg))
+        if self.csd_nperseg is None:
+            set_(self, "csd_nperseg", int(round(self.sfreq)))
         self._validate()
 
     def _validate(self) -> None:
@@ -134,6 +158,20 @@ class PipelineSpec:
             fail(f"need 0 <= psd_noverlap < psd_nperseg <= {psd_len} samples of the psd window")
         if not 0 <= self.psd_fmin <= self.psd_fmax <= nyquist:
             fail(f"psd_fmin/psd_fmax must satisfy 0 <= fmin <= fmax <= {nyquist}")
+        for name, window in (("source_move", self.source_move), ("source_rest", self.source_rest_window)):
+            if len(window) != 2 or not self.tmin <= window[0] < window[1] <= self.tmax:
+                fail(f"{name} {window} must lie inside the epoch [{self.tmin}, {self.tmax}]")
+        shortest = min(self.source_move_slice.stop - self.source_move_slice.start,
+                       self.source_rest_slice.stop - self.source_rest_slice.start)
+        if not 2 <= int(self.csd_nperseg) <= shortest:
+            fail(f"csd_nperseg must be between 2 and the shorter source window ({shortest} samples)")
+        if not 0.0 <= self.source_reg < 100.0:
+            fail(f"source_reg must be in [0, 100), got {self.source_reg}")
+        if self.level == "source":
+            if not isinstance(self.source_space, SourceSpace):
+                fail("level 'source' needs its source space (grid and leadfield); pass source_space=")
+            elif self.source_space.channels != self.channels:
+                fail(f"the source space is for channels {list(self.source_space.channels)}, not {list(self.channels)}")
 
     # ----- samples --------------------------------------------------------------------------------------
     def _samples(self, seconds: float) -> int:
@@ -161,6 +199,26 @@ class PipelineSpec:
     def psd_slice(self) -> slice:
         """PSD samples within the epoch."""
         return self._epoch_slice(self.psd_tmin, self.psd_tmax)
+
+    @property
+    def source_rest_window(self) -> tuple[float, float]:
+        """Rest window of the source level (s): ``source_rest``, else the baseline."""
+        return self.baseline if self.source_rest is None else self.source_rest
+
+    @property
+    def source_move_slice(self) -> slice:
+        """Source-level movement samples within the epoch."""
+        return self._epoch_slice(*self.source_move)
+
+    @property
+    def source_rest_slice(self) -> slice:
+        """Source-level rest samples within the epoch."""
+        return self._epoch_slice(*self.source_rest_window)
+
+    @property
+    def csd_samples(self) -> int:
+        """CSD segment length (samples)."""
+        return int(self.csd_nperseg)
 
     @property
     def erd_window_samples(self) -> int:
@@ -199,6 +257,9 @@ class PipelineSpec:
             return n, -(-self.epoch_samples // self.decim)
         if self.level == "erd":
             return n * len(self.bands), len(self.erd_frame_starts)
+        if self.level == "source":
+            rows, cols = self.source_space.shape
+            return 2 * rows * len(self.bands), cols
         return n, len(self.psd_freqs)
 
     # ----- serialisation ---------------------------------------------------------------------------------
@@ -210,11 +271,22 @@ class PipelineSpec:
         data["bands"] = [list(band) for band in self.bands]
         data["filter"] = self.filter.to_dict()
         data["quality"] = self.quality.to_dict()
+        data["source_move"] = list(self.source_move)
+        data["source_rest"] = None if self.source_rest is None else list(self.source_rest)
+        data["source_space"] = (None if self.source_space is None
+                                else {"file": SOURCE_SPACE_FILE, "sha256": self.source_space.sha256})
         return data
 
     @classmethod
-    def from_dict(cls, data: dict) -> "PipelineSpec":
-        """Build from :meth:`to_dict` output, validating every field."""
+    def from_dict(cls, data: dict, source_space: SourceSpace | None = None) -> "PipelineSpec":
+        """Build from :meth:`to_dict` output, validating every field.
+
+        Parameters
+        ----------
+        data : dict
+        source_space : SourceSpace, optional
+            The arrays of ``data["source_space"]`` (read from its file), checked against its sha256.
+        """
         if not isinstance(data, dict):
             raise HotspotError("pipeline description must be a JSON object", ErrorCode.BAD_CONFIG)
         known = {f.name for f in fields(cls)}
@@ -223,6 +295,16 @@ class PipelineSpec:
         if unknown or missing:
             raise HotspotError(f"pipeline description: unknown keys {sorted(unknown)}, missing keys "
                                f"{sorted(missing)}", ErrorCode.BAD_CONFIG)
+        data = dict(data)
+        reference = data.pop("source_space", None)
+        if reference is not None:
+            if not isinstance(reference, dict) or not isinstance(reference.get("sha256"), str):
+                raise HotspotError("pipeline description: source_space must be {file, sha256}", ErrorCode.BAD_CONFIG)
+            if source_space is None or source_space.sha256 != reference["sha256"]:
+                raise HotspotError(f"the pipeline's {reference.get('file', SOURCE_SPACE_FILE)} is missing or is not "
+                                   "the one it was built with (sha256 differs); rebuild the model",
+                                   ErrorCode.BAD_CONFIG)
+            data["source_space"] = source_space
         try:
             return cls(**data)
         except (TypeError, ValueError) as err:
@@ -309,8 +391,8 @@ def _check_chunk(spec: PipelineSpec, data: np.ndarray, what: str) -> np.ndarray:
 
 
 def epoch_input(spec: PipelineSpec, raw: np.ndarray, held: np.ndarray,
-                filtered: np.ndarray | None) -> tuple[np.ndarray, Verdict]:
-    """Level input and quality verdict of one epoch.
+                filtered: np.ndarray | None) -> tuple[np.ndarray, Verdict, tuple[np.ndarray, np.ndarray] | None]:
+    """Level input, quality verdict and (level "source") cross-spectra of one epoch.
 
     Parameters
     ----------
@@ -326,11 +408,17 @@ def epoch_input(spec: PipelineSpec, raw: np.ndarray, held: np.ndarray,
     -------
     input2d : ndarray of float32, shape ``spec.input_shape``
     verdict : Verdict
+    csds : (move, rest) or None
+        The epoch's movement and rest CSDs (``edge.source.epoch_csds``) for level "source", from
+        which a session's image is computed (``edge.source.session_image``); None otherwise.
     """
-    checks_artifacts = spec.level in ("clean", "erd", "psd")
+    checks_artifacts = spec.level in ("clean", "erd", "psd", "source")
     verdict = assess_window(raw, spec.channels, spec.quality, filtered if checks_artifacts else None,
                             spec.filter.full_scale_uv if filtered is not None else None)
-    return level_input(spec, held, filtered), verdict
+    if spec.level != "source":
+        return level_input(spec, held, filtered), verdict, None
+    csds = epoch_csds(spec, rereference(filtered, spec.reference, spec.channels))
+    return source_image(spec, *csds), verdict, csds
 
 
 @dataclass
@@ -344,11 +432,14 @@ class EpochInputs:
         One per epoch; training keeps ``verdict.ok`` epochs, the device reports only those.
     cue_samples : ndarray of int64, shape (n_epochs,)
         The cues whose epoch lies inside the recording (others are skipped), in input order.
+    csds : list of (move, rest) or None
+        Level "source" only: each epoch's movement and rest CSDs (see :func:`epoch_input`).
     """
 
     inputs: np.ndarray
     verdicts: list[Verdict]
     cue_samples: np.ndarray
+    csds: list[tuple[np.ndarray, np.ndarray]] | None = None
 
 
 def compute_epochs(spec: PipelineSpec, raw_uv: np.ndarray, cue_samples: Sequence[int]) -> EpochInputs:
@@ -436,19 +527,21 @@ def _batch_epochs(spec: PipelineSpec, batch: list[tuple[np.ndarray, Sequence[int
 def _slice_epochs(spec: PipelineSpec, raw: np.ndarray, held: np.ndarray, filtered: np.ndarray | None,
                   cue_samples: Sequence[int]) -> EpochInputs:
     offset, length = spec.epoch_offset, spec.epoch_samples
-    kept, inputs, verdicts = [], [], []
+    kept, inputs, verdicts, csds = [], [], [], []
     for cue in np.asarray(cue_samples, dtype=np.int64).ravel():
         start = int(cue) + offset
         if start < 0 or start + length > raw.shape[1]:
             continue
         window = slice(start, start + length)
         cut = [None if a is None else np.ascontiguousarray(a[:, window]) for a in (raw, held, filtered)]
-        level, verdict = epoch_input(spec, *cut)
+        level, verdict, spectra = epoch_input(spec, *cut)
         kept.append(int(cue))
         inputs.append(level)
         verdicts.append(verdict)
+        csds.append(spectra)
     shaped = np.stack(inputs) if inputs else np.zeros((0, *spec.input_shape), dtype=np.float32)
-    return EpochInputs(inputs=shaped, verdicts=verdicts, cue_samples=np.asarray(kept, dtype=np.int64))
+    return EpochInputs(inputs=shaped, verdicts=verdicts, cue_samples=np.asarray(kept, dtype=np.int64),
+                       csds=csds if spec.level == "source" else None)
 
 
 class OnlinePipeline:
@@ -467,6 +560,9 @@ class OnlinePipeline:
         Samples pushed since start (the next sample's index).
     dropped_cues : list of int
         Cues that could not be served: their epoch starts before the stream or has left the buffer.
+    csds : dict of int to (move, rest)
+        Level "source": the CSDs of every epoch handed out by :meth:`pop_ready`, by cue sample (the
+        session averages those of its good trials); the caller removes what it has used.
     """
 
     def __init__(self, spec: PipelineSpec, buffer_seconds: float = 30.0) -> None:
@@ -485,7 +581,9 @@ class OnlinePipeline:
         self.n_samples = 0
         self._pending: list[int] = []
         self._ready: list[tuple[int, np.ndarray, Verdict]] = []
+        self._erd: dict[int, np.ndarray | None] = {}
         self.dropped_cues: list[int] = []
+        self.csds: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def push(self, chunk_uv: np.ndarray) -> None:
         """Append samples (n_channels, n) in microvolts, NaN for lost samples."""
@@ -519,6 +617,10 @@ class OnlinePipeline:
         ready, self._ready = self._ready, []
         return ready
 
+    def pop_erd(self, cue_sample: int) -> np.ndarray | None:
+        """The movement-period ERD (n_bands, n_channels, percent) of a finished epoch, once (None for level "raw")."""
+        return self._erd.pop(int(cue_sample), None)
+
     def _collect(self) -> None:
         offset, length = self.spec.epoch_offset, self.spec.epoch_samples
         while self._pending and self._pending[0] + offset + length <= self.n_samples:
@@ -527,5 +629,9 @@ class OnlinePipeline:
             raw = np.ascontiguousarray(self._raw[:, slots])
             held = np.ascontiguousarray(self._held[:, slots])
             filtered = np.ascontiguousarray(self._filtered[:, slots]) if self.spec.level != "raw" else None
-            level, verdict = epoch_input(self.spec, raw, held, filtered)
+            level, verdict, spectra = epoch_input(self.spec, raw, held, filtered)
+            if spectra is not None:
+                self.csds[cue] = spectra
             self._ready.append((cue, level, verdict))
+            if filtered is not None:
+                self._erd[cue] = movement_erd(self.spec, filtered)

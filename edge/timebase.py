@@ -53,7 +53,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -137,6 +137,7 @@ class _Sequence:
     last_received: int | None = None
     last_values: bytes | None = None
     last_row: np.ndarray | None = None
+    last_step: np.ndarray | None = None
     last_time: float | None = None
     session_start: float | None = None
 
@@ -378,7 +379,7 @@ class PacketCounter:
                 if candidate[k] and sequence.last_row is not None:
                     if ahead == n and not final:
                         return stop(k)
-                    if ahead < n and self._excursion(sequence.last_row, rows[k], rows[ahead], steps,
+                    if ahead < n and self._excursion(sequence.last_row, sequence.last_step, rows[k], rows[ahead], steps,
                                                      self._distance(counter, int(counters[ahead]))):
                         kinds[k] = REJECTED  # values no analogue front end produces between its neighbours
                         continue
@@ -398,20 +399,23 @@ class PacketCounter:
             kinds[k] = STALE if decision.stale else PLACED
             sequence.last_slot = sequence.last_received = counter
             sequence.last_values, sequence.last_time, sequence.session_start = value, now, None
-            sequence.last_row = None if rows is None else rows[k]
+            if rows is not None:
+                sequence.last_step = None if sequence.last_row is None else np.abs(rows[k] - sequence.last_row)
+                sequence.last_row = rows[k]
         return stop(n)
 
-    def _excursion(self, before: np.ndarray, here: np.ndarray, after: np.ndarray, steps_before: int,
-                   steps_after: int) -> bool:
+    def _excursion(self, before: np.ndarray, step: np.ndarray | None, here: np.ndarray, after: np.ndarray,
+                   steps_before: int, steps_after: int) -> bool:
         """Whether most channels jump far away from both close neighbours, which agree with each other.
 
         The ADS1299's decimation filter spreads any input step over several samples and a real step stays;
-        a one-sample excursion of most channels by more than :data:`EXCURSION_FRACTION` of full scale is
-        a packet made of line noise.
+        a one-sample excursion of most channels by more than :data:`EXCURSION_FRACTION` of full scale (and
+        four times the channel's last sample-to-sample change, so that a large real oscillation such as the
+        lead-off drive of a contact check never counts) is a packet made of line noise.
         """
         if max(steps_before, steps_after) > EXCURSION_SPAN:
             return False
-        limit = self.excursion_uv
+        limit = self.excursion_uv if step is None else np.maximum(self.excursion_uv, 4.0 * step)
         away = (np.abs(here - before) > limit) & (np.abs(here - after) > limit) & (np.abs(after - before) < limit / 2)
         return 2 * int(np.count_nonzero(away)) >= away.size
 

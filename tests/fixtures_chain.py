@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -59,17 +59,25 @@ class DeviceRig:
     source : ndarray, optional
         Board source (8, n) µV (16 rows with ``daisy``); default: the held-out subject's recording on the
         worn inputs.
+    python : sequence of str, optional
+        The interpreter command running the runtime (default: this Python; the arm tier passes the
+        emulated Pi's) and ``env`` its environment (default: this one).
+    page : dict, optional
+        ``listen``, ``port``, ``pairing_code``: serve the session page.
+    once : bool
+        Run the runtime with ``--once`` (it exits after the first result).
+    autostart : bool
+        Start the session with the first samples (else it waits for a start command).
     daisy : bool
         Emulate a Cyton + Daisy (125 Hz); give a ``bundle`` for that rate and a 16-row ``source``.
     bundle : (Path, Path), optional
         Another signed bundle folder and its public key (default: the chain's).
-    once : bool
-        Run the runtime with ``--once`` (it exits after the first result).
     """
 
     def __init__(self, chain: Chain, folder: Path, session: dict, trials: int | None = None,
-                 speed: float = SPEED, source: np.ndarray | None = None, daisy: bool = False,
-                 bundle: tuple[Path, Path] | None = None, once: bool = True) -> None:
+                 speed: float = SPEED, source: np.ndarray | None = None, python: Sequence[str] = (sys.executable,),
+                 env: dict | None = None, page: dict | None = None, once: bool = True,
+                 autostart: bool = True, daisy: bool = False, bundle: tuple[Path, Path] | None = None) -> None:
         from edge.bundle import load_bundle
 
         bundle_dir, public_key = bundle or (chain.bundle_dir, chain.public_key)
@@ -88,8 +96,8 @@ class DeviceRig:
         chain_view = Chain(chain.workdir, chain.dataset, chain.holdout, chain.model_dir, bundle_dir,
                            public_key, self.schedule)
         self.config = write_device_config(folder / "device.toml", chain_view, self.names, self.board_port,
-                                          self.cable.device_port, session, clock_scale=speed,
-                                          board_type="cyton_daisy" if daisy else "cyton")
+                                          self.cable.device_port, session, clock_scale=speed, page=page,
+                                          autostart=autostart, board_type="cyton_daisy" if daisy else "cyton")
         self.state_dir = folder / "state"
         self.client = MonitorClient(self.cable.host_port)
         self.received: list[tuple[float, Message]] = []
@@ -99,8 +107,8 @@ class DeviceRig:
         self._reader.start()
         self.stderr_path = folder / "runtime.stderr"
         with open(self.stderr_path, "w") as stderr:
-            self.process = subprocess.Popen([sys.executable, "-m", "edge", "--config", str(self.config)]
-                                            + (["--once"] if once else []), stderr=stderr)
+            self.process = subprocess.Popen([*python, "-m", "edge", "--config", str(self.config)]
+                                            + (["--once"] if once else []), stderr=stderr, env=env)
 
     def _read(self) -> None:
         while not self._stop.is_set():
@@ -142,6 +150,13 @@ class DeviceRig:
         s = self.schedule
         return (s["lead_in_s"] + s["trials"] * (s["rest_s"] + s["move_s"] + s["post_s"])) / self.speed
 
+    def page_url(self, timeout_s: float = 30.0) -> str:
+        """The session page's address, once the runtime has written it to health.json."""
+        from hardware.demo import page_address
+
+        return self.wait_for(lambda: page_address(self.state_dir, self.process.pid), timeout_s,
+                             "the session page's address")
+
     def session_log(self):
         """The session log written so far (the newest one), read back."""
         from edge.sessionlog import read_session_log
@@ -151,7 +166,7 @@ class DeviceRig:
     def close(self, terminate: bool = False) -> int | None:
         """Stop everything; return the runtime's exit code (None if it had to be killed).
 
-        With ``terminate`` the runtime is sent SIGTERM first (a runtime without ``--once``).
+        ``terminate`` sends SIGTERM first (a runtime without ``--once`` runs until told to stop).
         """
         code = None
         if terminate and self.process.poll() is None:

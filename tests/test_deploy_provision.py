@@ -56,7 +56,7 @@ def _unit_for(tmp_path: Path) -> Path:
 
 HARDENING = ("UMask", "RestrictAddressFamilies", "IPAddressDeny", "DevicePolicy", "DeviceAllow", "SystemCallFilter",
              "SystemCallArchitectures", "ProtectKernelTunables", "ProtectKernelModules", "ProtectKernelLogs",
-             "ProtectControlGroups", "ProtectClock", "CapabilityBoundingSet", "NoNewPrivileges", "PrivateNetwork",
+             "ProtectControlGroups", "ProtectClock", "CapabilityBoundingSet", "NoNewPrivileges", "IPAddressAllow",
              "RestrictNamespaces", "MemoryDenyWriteExecute")
 
 
@@ -65,6 +65,10 @@ def test_unit_is_hardened_and_systemd_analyze_security_rates_it_safe(tmp_path):
     keys = {line.split("=", 1)[0] for line in unit_text.splitlines() if "=" in line and not line.startswith("#")}
     assert set(HARDENING) <= keys, sorted(set(HARDENING) - keys)
     assert "UMask=0077" in unit_text and "IPAddressDeny=any" in unit_text
+    # the session page answers the home network only: no public address gets through the kernel either
+    allowed = next(line for line in unit_text.splitlines() if line.startswith("IPAddressAllow=")).split("=", 1)[1]
+    assert set(allowed.split()) == {"localhost", "link-local", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
+                                    "fc00::/7"}
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
         pytest.skip("systemd-analyze is not installed (apt-get install systemd)")
@@ -84,3 +88,16 @@ def test_udev_rule_names_the_dongle_and_sets_latency_one_ms():
         assert 'ATTRS{idVendor}=="0403"' in rule and 'ATTRS{idProduct}=="6015"' in rule
     assert 'SYMLINK+="openbci"' in naming
     assert 'DRIVER=="ftdi_sio"' in latency and 'ATTR{latency_timer}="1"' in latency
+
+
+def test_avahi_announces_the_session_page_on_the_configured_port():
+    import xml.etree.ElementTree as ElementTree
+
+    from edge.config import load_config
+
+    service = ElementTree.parse(PROVISION / "avahi-hotspot-edge.service").getroot().find("service")
+    config = load_config(REPO / "hardware" / "example-device.toml")
+    assert service.findtext("type") == "_http._tcp"
+    assert int(service.findtext("port")) == config.page.port
+    readme = (PROVISION / "README.md").read_text()
+    assert "/etc/avahi/services/hotspot-edge.service" in readme and "802-11-wireless.mode ap" in readme

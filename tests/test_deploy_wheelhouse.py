@@ -99,7 +99,7 @@ def test_deploy_refuses_a_wheelhouse_without_the_targets_wheels(wheelhouse, edge
     plan = DeployPlan(bundle=bundle, config=config, public_key=config, wheelhouse=wheelhouse, edge_wheel=edge_wheel)
     try:
         with pytest.raises(HotspotError, match=r"lacks a wheel for numpy.*aarch64.*invoke wheelhouse"):
-            plan.release_for(PI, config)
+            plan.release_for(PI, config, "/opt/hotspot-edge/trust/signing.pub")
     finally:
         plan.close()
 

@@ -176,6 +176,12 @@ def test_a_one_sample_excursion_of_most_channels_is_rejected_but_real_steps_and_
     placement = counter.place(slots, slots / FS, values=values)
     assert placement.rejected == 1 and 10 not in placement.placed and placement.missing.tolist()[10] == 1
     assert {20, 30, 31}.issubset(set(placement.placed.tolist()))
+    # the contact check's lead-off drive (31.25 Hz) through electrodes of ~16 MOhm: 100 mV on every channel
+    drive = np.tile(100_000.0 * np.sin(2 * np.pi * 31.25 * np.arange(400) / FS), (8, 1))
+    counter = PacketCounter(1, FS, full_scale_uv=full_scale)
+    counter.new_session(0.0)
+    slots = np.arange(400)
+    assert counter.place(slots % 256, slots / FS, values=drive).rejected == 0
 
 
 def test_a_reader_lagging_behind_and_catching_up_neither_adds_nor_removes_loss() -> None:

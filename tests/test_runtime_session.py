@@ -102,6 +102,9 @@ def test_clean_session_reports_the_median_of_the_offline_predictions(bundle, tmp
     contents = read_session_log(tmp_path / "s.log")
     assert [r["trial"] for r in contents.of_kind("trial")] == list(range(5))
     assert contents.of_kind("result")[0]["result"]["kind"] == "hotspot"
+    # each good trial logs its movement-period ERD (mu, beta; %) per worn electrode, a few numbers only
+    erd = contents.of_kind("trial")[0]["erd_pct"]
+    assert list(erd) == list(CHANNELS) and all(len(values) == 2 for values in erd.values())
 
 
 def test_chunking_does_not_change_the_result(bundle) -> None:

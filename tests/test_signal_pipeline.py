@@ -14,10 +14,13 @@ from edge.errors import HotspotError
 from edge.fixedpoint import BiquadCascade
 from edge.levels import LEVELS
 from edge.pipeline import OnlinePipeline, PipelineSpec, compute_epochs, compute_epochs_many
+from edge.source import session_image
+from train.source_space import build_source_space
 
 SFREQ = 250.0
 CHANNELS = ("FC3", "C5", "C3", "C1", "CP3")
 FILTER = default_filter(SFREQ)
+SOURCE_SPACE = build_source_space(CHANNELS)
 
 
 def recording(seed: int = 0, seconds: float = 40.0) -> np.ndarray:
@@ -53,7 +56,7 @@ def run_online(spec: PipelineSpec, data: np.ndarray, cues: np.ndarray, chunk_siz
 
 @pytest.mark.parametrize("level", LEVELS)
 def test_online_equals_offline_for_every_level(level: str) -> None:
-    spec = PipelineSpec(SFREQ, CHANNELS, level, FILTER)
+    spec = PipelineSpec(SFREQ, CHANNELS, level, FILTER, source_space=SOURCE_SPACE if level == "source" else None)
     data = recording()
     offline = compute_epochs(spec, data, CUES)
     assert offline.inputs.shape == (6, *spec.input_shape) and offline.inputs.dtype == np.float32
@@ -65,6 +68,15 @@ def test_online_equals_offline_for_every_level(level: str) -> None:
             np.testing.assert_array_equal(inputs, expected)
             assert verdict == expected_verdict
         assert online.dropped_cues == [300]  # starts before the stream
+        if level == "source":  # the session image from the trials' cross-spectra is the same too
+            online_csds = [online.csds[int(cue)] for cue in offline.cue_samples]
+            for (move, rest), (move_off, rest_off) in zip(online_csds, offline.csds):
+                np.testing.assert_array_equal(move, move_off)
+                np.testing.assert_array_equal(rest, rest_off)
+            np.testing.assert_array_equal(session_image(spec, *zip(*online_csds)),
+                                          session_image(spec, *zip(*offline.csds)))
+        else:
+            assert offline.csds is None and not online.csds
 
 
 @settings(max_examples=15, deadline=None)
@@ -141,6 +153,15 @@ def test_spec_round_trip_shapes_and_validation() -> None:
     assert spec.input_shape == (2 * len(CHANNELS), 23)
     assert PipelineSpec(SFREQ, CHANNELS, "raw", FILTER).input_shape == (5, 750)
     assert PipelineSpec(SFREQ, CHANNELS, "psd", FILTER).input_shape == (5, 30)
+    source = PipelineSpec(SFREQ, CHANNELS, "source", FILTER, source_space=SOURCE_SPACE)
+    assert source.input_shape == (4 * 13, 13)
+    assert PipelineSpec.from_dict(json.loads(json.dumps(source.to_dict())), source_space=SOURCE_SPACE) == source
+    with pytest.raises(HotspotError, match="source_space"):
+        PipelineSpec.from_dict(json.loads(json.dumps(source.to_dict())))
+    with pytest.raises(HotspotError, match="source space"):
+        PipelineSpec(SFREQ, CHANNELS, "source", FILTER)
+    with pytest.raises(HotspotError, match="source_move"):
+        PipelineSpec(SFREQ, CHANNELS, "source", FILTER, source_space=SOURCE_SPACE, source_move=(3.0, 4.5))
     for bad, message in [(dict(level="spectrum"), "level"), (dict(tmin=1.0), "tmin <= 0"),
                          (dict(baseline=(-3.0, 0.0)), "baseline"), (dict(reference="Cz"), "reference"),
                          (dict(psd_nperseg=2000), "psd_nperseg"), (dict(channels=("C3", "C3")), "distinct")]:

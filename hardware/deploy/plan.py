@@ -12,8 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edge.errors import ErrorCode, HotspotError
-from hardware.deploy.release import (Release, bundle_version_of, check_bundle_folder, device_config_text, file_sha256,
-                                     stage_release)
+from hardware.deploy.release import Release, check_bundle_folder, device_config_text, file_sha256, stage_release
 from hardware.deploy.wheels import Target, Wheel, build_project_wheel, check_native, resolve
 
 REPO = Path(__file__).resolve().parents[2]
@@ -62,7 +61,6 @@ class DeployPlan:
         if not self.public_key.is_file():
             raise HotspotError(f"public key {self.public_key} not found; pass --public-key with the .pub file made "
                                "by 'invoke keygen'", ErrorCode.BAD_FILE)
-        self.bundle_version = bundle_version_of(self.bundle)
         if self.edge_wheel is not None and not self.edge_wheel.name.startswith("hotspot_edge-"):
             raise HotspotError(f"{self.edge_wheel} is not a hotspot-edge wheel (hotspot_edge-<version>-...whl)",
                                ErrorCode.BAD_FILE)

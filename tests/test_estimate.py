@@ -1,0 +1,90 @@
+"""edge.estimate: the prior combination, the calibrated radius and the cannot-localise decision."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edge.errors import HotspotError
+from edge.estimate import Q90_3D, Calibration, Prior, combine, confidence_text, decide, prior_radius90, radius90
+from train.estimator import fit_scale
+
+PRIOR = Prior(mean_mm=[-38.0, 17.0, 103.0], sd_mm=[4.0, 4.0, 3.0])
+
+
+def test_an_uninformative_prediction_returns_the_prior() -> None:
+    far = np.array([-10.0, 60.0, 80.0])
+    for sd in (1e3, 1e6):  # the network says it knows nothing
+        point, combined = combine(PRIOR, far, np.full(3, sd), kappa=1.0)
+        np.testing.assert_allclose(point, PRIOR.mean_mm, atol=0.05)
+        np.testing.assert_allclose(combined, PRIOR.sd_mm, rtol=1e-3)
+    estimate = decide(PRIOR, Calibration(), far, np.full(3, 1e6))
+    np.testing.assert_allclose(estimate.point_mm, PRIOR.mean_mm, atol=0.05)
+
+
+def test_a_confident_prediction_moves_the_estimate_by_precision() -> None:
+    mean = PRIOR.mean_mm + np.array([6.0, -4.0, 2.0])
+    point, sd = combine(PRIOR, mean, PRIOR.sd_mm, kappa=1.0)  # as sure as the prior: half-way
+    np.testing.assert_allclose(point, PRIOR.mean_mm + np.array([3.0, -2.0, 1.0]))
+    np.testing.assert_allclose(sd, PRIOR.sd_mm / np.sqrt(2))
+    trusting, _ = combine(PRIOR, mean, PRIOR.sd_mm, kappa=1 / 64)  # a small kappa trusts the network
+    assert np.linalg.norm(trusting - mean) < 0.2
+
+
+def test_weak_desynchronisation_far_predictions_and_missing_trials_give_the_prior_with_its_radius() -> None:
+    calibration = Calibration(kappa=1.0, scale=1.2, min_erd_db=1.0, gate_mm=15.0)
+    near = PRIOR.mean_mm + 3.0
+    assert decide(PRIOR, calibration, near, np.full(3, 3.0), erd_db=2.0).localised
+    for kwargs, needle in ((dict(mean_mm=near, sd_mm=np.full(3, 3.0), erd_db=0.4), "too little"),
+                           (dict(mean_mm=PRIOR.mean_mm + 20.0, sd_mm=np.full(3, 3.0), erd_db=2.0), "mm from where"),
+                           (dict(mean_mm=None, sd_mm=None, reasons=["only 3 of 20 trials passed"]), "only 3")):
+        estimate = decide(PRIOR, calibration, **kwargs)
+        assert not estimate.localised and needle in estimate.reasons[0]
+        np.testing.assert_array_equal(estimate.point_mm, PRIOR.mean_mm)
+        assert estimate.radius90_mm == pytest.approx(prior_radius90(PRIOR))
+        assert "could not pinpoint" in confidence_text(estimate.radius90_mm, False)
+
+
+def test_the_radius_is_a_90_percent_radius_for_gaussian_errors() -> None:
+    rng = np.random.default_rng(0)
+    sd = np.array([3.0, 3.0, 3.0])
+    errors = np.linalg.norm(rng.normal(0.0, sd, (20000, 3)), axis=1)
+    assert np.mean(errors <= radius90(sd, 1.0)) == pytest.approx(0.90, abs=0.01)
+    assert radius90(sd, 2.0) == pytest.approx(2 * Q90_3D * 3.0)
+
+
+def test_the_radius_scale_is_fitted_for_the_truth_from_noisy_labels() -> None:
+    """Held-out distances to *labels* include the label noise; the fitted scale removes it."""
+    rng = np.random.default_rng(1)
+    n, true_sd, noise = 4000, 4.0, 3.5
+    truth_errors = rng.normal(0.0, true_sd, (n, 3))
+    labels_errors = truth_errors + rng.normal(0.0, noise, (n, 3))
+    model_sd = np.full(n, 2.0)  # the model claims 2 mm per axis; the truth is 4 mm: scale should be about 2
+    scale = fit_scale(np.linalg.norm(labels_errors, axis=1), model_sd ** 2, noise)
+    assert scale == pytest.approx(2.0, rel=0.1)
+    covered = np.linalg.norm(truth_errors, axis=1) <= radius90(np.full((n, 3), 2.0), scale)
+    assert np.mean(covered) == pytest.approx(0.90, abs=0.03)
+
+
+def test_confidence_text_follows_the_radius() -> None:
+    assert "high" in confidence_text(8.0, True) and "8 mm" in confidence_text(8.0, True)
+    assert "moderate" in confidence_text(15.0, True)
+    assert "low" in confidence_text(30.0, True)
+
+
+@pytest.mark.parametrize("data, needle", [
+    ({"kappa": 0.0}, "kappa"), ({"scale": -1.0}, "scale"), ({"min_erd_db": 99.0}, "min_erd_db"),
+    ({"gate_mm": 0.0}, "gate_mm"), ({"blend": 0.5}, "peak_offset_mm"), ({"blend": 2.0}, "blend"),
+    ({"mystery": 1}, "keys"),
+])
+def test_a_malformed_calibration_is_refused_in_one_line(data, needle) -> None:
+    with pytest.raises(HotspotError, match=needle):
+        Calibration.from_dict({**Calibration().to_dict(), **data})
+
+
+def test_a_malformed_prior_is_refused() -> None:
+    with pytest.raises(HotspotError, match="sd_mm"):
+        Prior.from_dict({"mean_mm": [0, 0, 0], "sd_mm": [1, 0, 1]})
+    with pytest.raises(HotspotError, match="mean_mm"):
+        Prior.from_dict({"mean_mm": [0, "x", 0], "sd_mm": [1, 1, 1]})
+    assert Prior.from_dict(PRIOR.to_dict()).sd_mm.tolist() == PRIOR.sd_mm.tolist()
