@@ -304,7 +304,7 @@ def parse_config(data: dict, path: Path) -> DeviceConfig:
     if not _BLE_NAME.match(ble.name):
         raise _fail(path, f"[links.ble] name = {ble.name!r} must be 1-12 letters, digits or '-' (it is broadcast to "
                           "anyone nearby: a generic or pseudonymous name, never a person's name)")
-    if device_id.lower() in ble.name.lower():
+    if len(device_id) >= 3 and device_id.lower() in ble.name.lower():
         raise _fail(path, f"[links.ble] name = {ble.name!r} contains the device id; the advertised name is public, "
                           "so use a name that does not identify the device (e.g. hotspot-edge)")
 
