@@ -68,7 +68,7 @@ FLOOR_PERIODS = 2
 FLOOR_BINS_PER_PERIOD = 8
 """The reference lateness is kept per eighth of a counter period (the lowest arrival in each)."""
 SETTLED_SAMPLES = 4
-SETTLED_S = 0.004
+SETTLED_S = 0.015
 """Loss is removed only while the stream is settled: the bins' lowest lateness over the reference window
 spreads by at most this many samples plus host seconds (a reader falling behind or draining a backlog
 moves it by far more, and would look like a counter jump)."""
@@ -87,6 +87,9 @@ RATE_MIN_S = 3.0
 """Board seconds of arrivals the sampling-rate check needs before it measures."""
 RATE_BIN_S = 0.25
 """Board seconds per bin: the rate is fitted through each bin's lowest lateness."""
+RATE_PAIR_BINS = 4
+"""The slope is the median over pairs of bins this far apart (1 board second): a step in the lateness (an
+outage sized from the clock, a counter jump) tilts only the few pairs that straddle it."""
 
 
 @dataclass(frozen=True)
@@ -511,9 +514,9 @@ class RateCheck:
 
     The lateness ``t * fs - slot`` of promptly delivered samples stays level when the board samples
     at its declared rate ``fs``; it falls by ``rate - fs`` per second when the board is faster and
-    rises when it is slower. Delivery delays only raise it, so the check fits a line through the
-    lowest lateness of each :data:`RATE_BIN_S` bin (Theil-Sen: the median of pairwise slopes, which
-    a few delayed bins cannot tilt).
+    rises when it is slower. Delivery delays only raise it, so the check takes the lowest lateness of
+    each :data:`RATE_BIN_S` bin and the median slope between bins :data:`RATE_PAIR_BINS` apart, which
+    neither a few delayed bins nor a step in the lateness can tilt.
 
     Parameters
     ----------
@@ -562,10 +565,10 @@ class RateCheck:
         if newest - self._bins[0][0] < RATE_MIN_S / self.clock_scale:
             return
         points = np.array(self._bins)
-        first, second = np.triu_indices(len(points), k=1)
-        dt = points[second, 0] - points[first, 0]
+        lag = max(1, min(RATE_PAIR_BINS, len(points) // 3))
+        dt = points[lag:, 0] - points[:-lag, 0]
         keep = dt > 0
-        slope = float(np.median((points[second, 1] - points[first, 1])[keep] / dt[keep]))
+        slope = float(np.median((points[lag:, 1] - points[:-lag, 1])[keep] / dt[keep]))
         self.measured_hz = self.declared_hz - slope / self.clock_scale
 
     @property

@@ -263,6 +263,12 @@ def test_rate_check_measures_the_board_rate_from_host_time(actual_hz: float, off
         check.add(slots[block:block + 50], times[block:block + 50])
     assert check.measured_hz == pytest.approx(actual_hz, rel=0.005)
     assert check.off is off
+    # a step in the lateness (an uncorrected counter jump of 84 samples) does not make a rate fault
+    stepped = RateCheck(250.0)
+    jumped = np.where(slots < slots.size // 2, slots, slots + 84)
+    for block in range(0, slots.size, 50):
+        stepped.add(jumped[block:block + 50], times[block:block + 50])
+    assert stepped.off is off
     check.reset()
     assert check.measured_hz is None and not check.off
 
