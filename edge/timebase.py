@@ -6,8 +6,9 @@ One implementation for live streams (:class:`edge.acquisition.Acquisition`) and 
 A packet takes a slot when the board can have sent it. Before any counting, a packet is
 
 * **rejected** when the board cannot have sent it: a stop byte other than the one its board mode
-  sends, a value beyond the ADC's range, a counter off the sequence (the packets before and
-  after it continue the sequence without it: a fake packet framed out of line noise), or values
+  sends, a value beyond the ADC's range, a counter off the sequence (the packets before and after it
+  continue the sequence without it: a fake packet framed out of line noise; also the packet after next
+  when the values leap off the signal), or values
   outside what the board's front end can produce between its neighbours (most channels leaping by
   more than a tenth of full scale for one sample while the samples around it agree);
 * **dropped as a duplicate** when it repeats the previous packet's counter and values (a radio
@@ -75,7 +76,7 @@ moves it by far more, and would look like a counter jump)."""
 EXCURSION_FRACTION = 0.1
 """Share of the ADC full scale (18.75 mV at gain 24) by which most channels of a sample must leap away from
 both neighbours, which agree, for the sample to count as line noise."""
-EXCURSION_SPAN = 8
+EXCURSION_SPAN = 32
 """Neighbours at most this many samples away count (over longer gaps the signal may really have moved)."""
 START_LATENCY_S = 0.2
 """Host seconds a stream may take to start after the start command before whole periods are added to it."""
@@ -375,9 +376,15 @@ class PacketCounter:
                 if steps > 1:
                     if ahead == n and not final:
                         return stop(k)
-                    if ahead < n and self._continues_without(sequence, steps, int(counters[ahead]),
-                                                             float(times[ahead]), clock):
-                        kinds[k] = REJECTED  # the next packet continues the sequence without this one
+                    # the next packet continuing the sequence without this one shows it is not the board's;
+                    # so does the one after when this one's values also leap off the signal (line noise can
+                    # frame two fake packets in a row; a restarted counter's samples continue the signal)
+                    following = [ahead]
+                    if self._leaps(sequence, None if rows is None else rows[k]):
+                        following.append(int(next_valid[min(ahead + 1, n)]))
+                    if any(i < n and self._continues_without(sequence, steps, int(counters[i]), float(times[i]),
+                                                             clock) for i in following):
+                        kinds[k] = REJECTED
                         continue
                 if candidate[k] and sequence.last_row is not None:
                     if ahead == n and not final:
@@ -406,6 +413,13 @@ class PacketCounter:
                 sequence.last_step = None if sequence.last_row is None else np.abs(rows[k] - sequence.last_row)
                 sequence.last_row = rows[k]
         return stop(n)
+
+    def _leaps(self, sequence: _Sequence, here: np.ndarray | None) -> bool:
+        """Whether most channels of ``here`` lie more than the excursion limit from the last placed sample."""
+        if self.excursion_uv is None or here is None or sequence.last_row is None:
+            return False
+        away = np.abs(here - sequence.last_row) > self.excursion_uv
+        return 2 * int(np.count_nonzero(away)) >= away.size
 
     def _excursion(self, before: np.ndarray, step: np.ndarray | None, here: np.ndarray, after: np.ndarray,
                    steps_before: int, steps_after: int) -> bool:

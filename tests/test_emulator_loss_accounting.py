@@ -210,6 +210,18 @@ def test_a_slow_stream_start_adds_no_phantom_period() -> None:
     assert placement.missing.sum() == 0 and counter.ambiguous_gaps == 0
 
 
+def test_two_fake_packets_in_a_row_are_both_rejected() -> None:
+    # line noise frames two packets back to back: counters 100 and 180 ahead, values anywhere in the ADC range
+    slots = np.arange(300)
+    counters = np.insert(slots % 256, [120, 120], [(119 + 100) % 256, (119 + 180) % 256])
+    times = np.insert(slots / FS, [120, 120], [120 / FS, 120 / FS])
+    values = np.insert(values_of(slots), [120, 120], [[150_000.0, -90_000.0], [-170_000.0, 60_000.0]], axis=1)
+    counter = PacketCounter(1, FS, full_scale_uv=187_500.0)
+    counter.new_session(0.0)
+    placement = counter.place(counters, times, values=values)
+    assert placement.rejected == 2 and not placement.missing.any() and counter.next_slot == 300
+
+
 def test_daisy_counter_steps_by_two_and_a_repeat_is_stale() -> None:
     counter = PacketCounter(2, 125.0)
     counter.new_session(0.0)
