@@ -29,9 +29,10 @@ causality (a sample is never received before it was sampled): with ``lateness = 
   (:data:`REALIGN_TOLERANCE_S`): a counter that restarted or jumped while streaming. The slot index is
   then re-aligned to the host clock (to no loss when the clock supports less than the tolerance),
   after a period of arrivals confirms it. A minimum over fewer than a quarter period of earlier
-  samples is no reference (the stream start is: no sample arrives before it), nor is one taken while
-  the stream is not settled (a reader lagging or draining a backlog: the lateness of the reference
-  window spread over more than :data:`SETTLED_S`, measured on the lowest lateness of each bin).
+  samples is no reference (the stream start is: no sample arrives before it), the contradiction must
+  exceed the spread of the reference window's bin lows too, and no reference is taken while the stream
+  is not settled (a reader lagging or draining a backlog: the lowest lateness of each bin of the
+  reference window spread over more than :data:`SETTLED_FRACTION` of a period).
 
 A counter repeated right after its original with other values is, on the Cyton + Daisy (counter
 step 2), a sample whose even half (channels 9-16) was lost: BrainFlow then repeats the previous
@@ -68,11 +69,10 @@ FLOOR_PERIODS = 2
 """Counter periods of earlier arrivals whose lowest lateness is the reference for removing loss."""
 FLOOR_BINS_PER_PERIOD = 8
 """The reference lateness is kept per eighth of a counter period (the lowest arrival in each)."""
-SETTLED_SAMPLES = 4
-SETTLED_S = 0.015
+SETTLED_FRACTION = 0.25
 """Loss is removed only while the stream is settled: the bins' lowest lateness over the reference window
-spreads by at most this many samples plus host seconds (a reader falling behind or draining a backlog
-moves it by far more, and would look like a counter jump)."""
+spreads by at most this share of a counter period (a reader falling behind or draining a backlog moves
+it by far more, and would look like a counter jump); and the contradiction must exceed that spread."""
 EXCURSION_FRACTION = 0.1
 """Share of the ADC full scale (18.75 mV at gain 24) by which most channels of a sample must leap away from
 both neighbours, which agree, for the sample to count as line noise."""
@@ -240,7 +240,7 @@ class PacketCounter:
         self._last_arrival: float | None = None
         self._floor = _LatenessWindow(FLOOR_PERIODS * self.period / self.sampling_rate,
                                       self.period / FLOOR_BINS_PER_PERIOD / self.sampling_rate)
-        self._settled_range = SETTLED_SAMPLES + SETTLED_S * self.sampling_rate
+        self._settled_range = SETTLED_FRACTION * self.period
         self._tolerance = REALIGN_TOLERANCE_SAMPLES + REALIGN_TOLERANCE_S * self.sampling_rate
         self.excursion_uv = None if full_scale_uv is None else EXCURSION_FRACTION * full_scale_uv
 
@@ -506,7 +506,8 @@ class PacketCounter:
                 segment = lateness[j:segment_ends[j]].min() + shift
                 stable = window is not None and window[1] - window[0] <= self._settled_range
                 deficit = window[0] - segment if stable else 0.0
-                if deficit > self._tolerance:
+                # the clock must contradict the counter by more than the window's own wobble
+                if deficit > self._tolerance + (window[1] - window[0] if stable else 0.0):
                     # more arrivals help only while no later gap closes the segment
                     if segment_ends[j] == len(decisions) and span < self.realign_evidence_s and not final:
                         return missing, removed, added, j

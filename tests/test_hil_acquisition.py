@@ -348,11 +348,17 @@ def test_a_counter_restart_while_streaming_is_realigned_without_phantom_loss() -
         data, index, lost, acquisition, emulator, _ = fault_run("restart", {}, seed=seed, speed=speed)
         [interrupted] = emulator.stats.counter_restarts
         claimed = (256 - interrupted) % 256  # the counter jumps from interrupted - 1 to 0
-        assert_exact(data, index, lost)
-        if claimed > tolerance:  # a claim within the host clock's tolerance cannot be contradicted
-            assert lost == 0 and acquisition.stats.realigned == claimed
+        received = np.isfinite(data[RAMP_ROW])
+        offsets = index[received] - np.rint(data[RAMP_ROW, received]).astype(np.int64)
+        if interrupted == 1:
+            # right after counter 0 a restart cannot be told from a second packet with counter 0 (rejected)
+            assert acquisition.stats.rejected == 1 and set(np.unique(offsets)) <= {0, -1}
+        elif claimed <= tolerance:
+            # a claim within the host clock's tolerance cannot be contradicted: it stays as loss
+            assert lost == claimed and set(np.unique(offsets)) <= {0, claimed}
         else:
-            assert lost == claimed
+            assert_exact(data, index, lost)
+            assert lost == 0 and acquisition.stats.realigned == claimed
 
 
 def test_a_garbage_flood_lets_no_fake_sample_through() -> None:
