@@ -35,11 +35,18 @@ NO_GAIN = 0.95
 
 
 def _vector(value, name: str, positive: bool = False) -> np.ndarray:
-    array = np.asarray(value, dtype=np.float64).reshape(-1)
+    try:
+        array = np.asarray(value, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        array = np.zeros(0)
     if array.shape != (3,) or not np.all(np.isfinite(array)) or (positive and not np.all(array > 0)):
         raise HotspotError(f"{name} must be three finite{' positive' if positive else ''} numbers (mm)",
                            ErrorCode.BAD_BUNDLE)
     return array
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)
@@ -68,9 +75,9 @@ class Prior:
     @classmethod
     def from_dict(cls, data: dict) -> "Prior":
         """Build from :meth:`to_dict` output (one-line refusal when malformed)."""
-        if not isinstance(data, dict):
+        if not isinstance(data, dict) or set(data) != {"mean_mm", "sd_mm"}:
             raise HotspotError("prior must be an object {mean_mm, sd_mm}", ErrorCode.BAD_BUNDLE)
-        return cls(mean_mm=data.get("mean_mm"), sd_mm=data.get("sd_mm"))
+        return cls(mean_mm=data["mean_mm"], sd_mm=data["sd_mm"])
 
 
 @dataclass(frozen=True)
@@ -100,11 +107,11 @@ class Calibration:
     def __post_init__(self) -> None:
         for name in ("kappa", "scale"):
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not np.isfinite(value) or value <= 0:
+            if not _number(value) or not np.isfinite(value) or value <= 0:
                 raise HotspotError(f"calibration {name} must be a positive number, got {value!r}", ErrorCode.BAD_BUNDLE)
-        if not isinstance(self.label_noise_sd_mm, (int, float)) or not 0 <= self.label_noise_sd_mm < 50:
+        if not _number(self.label_noise_sd_mm) or not 0 <= self.label_noise_sd_mm < 50:
             raise HotspotError("calibration label_noise_sd_mm must be in [0, 50) mm", ErrorCode.BAD_BUNDLE)
-        if self.min_erd_db is not None and (not isinstance(self.min_erd_db, (int, float))
+        if self.min_erd_db is not None and (not _number(self.min_erd_db)
                                             or not 0 <= self.min_erd_db < 30):
             raise HotspotError("calibration min_erd_db must be null or in [0, 30) dB", ErrorCode.BAD_BUNDLE)
 
@@ -140,11 +147,37 @@ def combine(prior: Prior, mean_mm: np.ndarray, sd_mm: np.ndarray, kappa: float) 
     sd : ndarray, shape (..., 3)
         The combined estimate and its per-axis standard deviation.
     """
-    model_var = kappa * np.square(np.asarray(sd_mm, dtype=np.float64))
-    prior_var = np.square(prior.sd_mm)
-    weight = prior_var / (prior_var + model_var)
+    model_precision = 1.0 / (kappa * np.square(np.asarray(sd_mm, dtype=np.float64)))  # 0 for an infinite sd
+    prior_precision = 1.0 / np.square(prior.sd_mm)
+    weight = model_precision / (prior_precision + model_precision)
     point = prior.mean_mm + weight * (np.asarray(mean_mm, dtype=np.float64) - prior.mean_mm)
-    return point, np.sqrt(weight * model_var)
+    return point, np.sqrt(1.0 / (prior_precision + model_precision))
+
+
+def aggregate_trials(means_mm: np.ndarray, sds_mm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A session's prediction from its trials' predictions (levels other than ``source``).
+
+    Parameters
+    ----------
+    means_mm, sds_mm : ndarray, shape (n_trials, 3)
+        Each good trial's predicted position and per-axis standard deviation (mm).
+
+    Returns
+    -------
+    mean : ndarray, shape (3,)
+        Per-axis median of the trial means (robust to outlying trials).
+    sd : ndarray, shape (3,)
+        Per-axis ``sqrt(median of the trial variances)``: the typical single-trial uncertainty. It is
+        not divided by the number of trials, because trials of one session share the subject's
+        anatomy and cap placement, which no number of trials averages out; ``Calibration.kappa``
+        (fitted on session estimates of held-out training subjects) corrects it either way.
+    """
+    means = np.atleast_2d(np.asarray(means_mm, dtype=np.float64))
+    sds = np.atleast_2d(np.asarray(sds_mm, dtype=np.float64))
+    if len(means) == 0 or means.shape != sds.shape or means.shape[1] != 3:
+        raise HotspotError(f"trial predictions must be (n >= 1, 3) means and sds, got {means.shape} and {sds.shape}",
+                           ErrorCode.BAD_SAMPLES)
+    return np.median(means, axis=0), np.sqrt(np.median(np.square(sds), axis=0))
 
 
 def radius90(sd_mm: np.ndarray, scale: float) -> np.ndarray:
