@@ -259,7 +259,7 @@ class PipelineSpec:
             return n * len(self.bands), len(self.erd_frame_starts)
         if self.level == "source":
             rows, cols = self.source_space.shape
-            return rows * len(self.bands), cols
+            return 2 * rows * len(self.bands), cols
         return n, len(self.psd_freqs)
 
     # ----- serialisation ---------------------------------------------------------------------------------

@@ -20,9 +20,17 @@ What it computes, for one epoch (or for the mean cross-spectra of a whole sessio
    orientation, a movement/rest power ratio; the map holds the smallest one (the orientation that
    desynchronises most), in dB: ``10 log10 min_o (o^T S_move o) / (o^T S_rest o)``, i.e. the
    smallest generalised eigenvalue. Negative values are an event-related desynchronisation (ERD).
-4. **Image.** The grid is a ``rows x cols`` sheet over the hand region of the left hemisphere,
-   rows from anterior to posterior and columns from medial to lateral; bands are stacked along the
-   rows (all of band 1's rows, then band 2's), so the input is ``(n_bands * rows, cols)``.
+4. **Pattern fit.** A beamformer's power change blurs where several sources and the background mix;
+   the topography of the strongest desynchronisation itself is sharper. Per band, the re-referenced
+   spatial filter with the largest rest/movement power ratio (the generalised eigenvector of the rest
+   and the regularised movement CSD in the data's subspace, i.e. common spatial patterns) gives the
+   pattern ``a = C_rest w``; each grid point's plane holds the share of that pattern a dipole there
+   explains, ``|Q_g^T a|^2 / |a|^2`` with ``Q_g`` an orthonormal basis of the point's leadfield (a
+   one-dimensional MUSIC scan, 0 ... 1).
+5. **Image.** The grid is a ``rows x cols`` sheet over the hand region of the left hemisphere,
+   rows from anterior to posterior and columns from medial to lateral. Planes are stacked along the
+   rows: the power change of each band, then the pattern fit of each band, so the input is
+   ``(2 * n_bands * rows, cols)``.
 
 The grid and the leadfield (:class:`SourceSpace`) are computed on the host with MNE (template
 sphere model, the model's channels at their standard 10-05 positions, cap frame) and travel with
@@ -233,6 +241,39 @@ def power_change_db(filters: np.ndarray, move_csd: np.ndarray, rest_csd: np.ndar
     return 10.0 * np.log10(np.maximum(smallest, 1e-12))
 
 
+def pattern_fit(leadfield: np.ndarray, move_csd: np.ndarray, rest_csd: np.ndarray, reg: float,
+                rank: int) -> np.ndarray:
+    """Share of the strongest desynchronisation's scalp pattern a dipole at each grid point explains.
+
+    Parameters
+    ----------
+    leadfield : ndarray, shape (n_channels, n_points, 3)
+        Re-referenced leadfield.
+    move_csd, rest_csd : ndarray, shape (n_channels, n_channels)
+    reg : float
+        Diagonal loading of the movement CSD, relative to its mean eigenvalue in the data's subspace.
+    rank : int
+        Dimension of the data's subspace (the leading eigenvectors of the summed CSDs).
+
+    Returns
+    -------
+    ndarray, shape (n_points,)
+        ``|Q_g^T a|^2 / |a|^2`` in [0, 1].
+    """
+    rest, move = np.real(rest_csd), np.real(move_csd)
+    _, vectors = np.linalg.eigh(rest + move)
+    basis = vectors[:, ::-1][:, :rank]                      # the data's subspace
+    rest_sub, move_sub = basis.T @ rest @ basis, basis.T @ move @ basis
+    move_sub = move_sub + reg * np.trace(move_sub) / rank * np.eye(rank)
+    whitening = np.linalg.inv(np.linalg.cholesky(move_sub))
+    values, vectors = np.linalg.eigh(whitening @ rest_sub @ whitening.T)
+    weights = whitening.T @ vectors[:, -1]                  # largest rest/movement power ratio
+    pattern = basis @ (rest_sub @ weights)
+    pattern /= np.linalg.norm(pattern)
+    q, _ = np.linalg.qr(leadfield.transpose(1, 0, 2))       # points, channels, 3
+    return np.sum(np.square(np.einsum("pci,c->pi", q, pattern)), axis=1)
+
+
 def epoch_csds(spec: "PipelineSpec", clean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Movement and rest CSDs of one clean epoch (re-referenced filter output).
 
@@ -255,17 +296,25 @@ def source_image(spec: "PipelineSpec", move: np.ndarray, rest: np.ndarray) -> np
 
     Returns
     -------
-    ndarray of float32, shape ``(n_bands * rows, cols)``
-        Power change (dB) per grid point, band-major rows.
+    ndarray of float32, shape ``(2 * n_bands * rows, cols)``
+        Power change (dB) of each band, then pattern fit of each band, per grid point.
     """
     space = spec.source_space
     operator, rank = reference_operator(spec.reference, spec.channels)
     leadfield = np.einsum("ab,bpi->api", operator, space.leadfield)
-    planes = []
+    changes, fits = [], []
     for band in range(len(spec.bands)):
         filters = dics_filters(leadfield, (move[band] + rest[band]) / 2.0, spec.source_reg, rank)
-        planes.append(power_change_db(filters, move[band], rest[band]).reshape(space.shape))
-    return np.ascontiguousarray(np.concatenate(planes), dtype=np.float32)
+        changes.append(power_change_db(filters, move[band], rest[band]).reshape(space.shape))
+        fits.append(pattern_fit(leadfield, move[band], rest[band], spec.source_reg, rank).reshape(space.shape))
+    return np.ascontiguousarray(np.concatenate(changes + fits), dtype=np.float32)
+
+
+def strongest_desynchronisation_db(spec: "PipelineSpec", image: np.ndarray) -> float:
+    """How far (dB, positive) the most desynchronised grid point's power fell, summed over the bands."""
+    rows = spec.source_space.shape[0]
+    changes = np.asarray(image, dtype=np.float64)[:len(spec.bands) * rows]
+    return float(-changes.reshape(len(spec.bands), -1).sum(axis=0).min())
 
 
 def session_image(spec: "PipelineSpec", moves: Sequence[np.ndarray], rests: Sequence[np.ndarray]) -> np.ndarray:

@@ -154,7 +154,7 @@ def test_spec_round_trip_shapes_and_validation() -> None:
     assert PipelineSpec(SFREQ, CHANNELS, "raw", FILTER).input_shape == (5, 750)
     assert PipelineSpec(SFREQ, CHANNELS, "psd", FILTER).input_shape == (5, 30)
     source = PipelineSpec(SFREQ, CHANNELS, "source", FILTER, source_space=SOURCE_SPACE)
-    assert source.input_shape == (2 * 13, 13)
+    assert source.input_shape == (4 * 13, 13)
     assert PipelineSpec.from_dict(json.loads(json.dumps(source.to_dict())), source_space=SOURCE_SPACE) == source
     with pytest.raises(HotspotError, match="source_space"):
         PipelineSpec.from_dict(json.loads(json.dumps(source.to_dict())))

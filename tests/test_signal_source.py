@@ -136,3 +136,20 @@ def test_grid_covers_the_hand_region_of_the_left_hemisphere() -> None:
     np.testing.assert_allclose(np.linalg.norm(np.diff(grid, axis=0), axis=-1), 5.0, rtol=0.1)
     assert points[0, 1] > centre[1] > points[-1, 1]  # row 0 anterior, last row posterior
     assert abs(points[0, 0]) < abs(points[12, 0])  # column 0 medial, last column lateral
+
+
+def test_pattern_fit_finds_a_single_desynchronising_dipole() -> None:
+    from edge.source import pattern_fit
+
+    space = build_source_space(NINE)
+    operator, rank = reference_operator("average", NINE)
+    leadfield = np.einsum("ab,bpi->api", operator, space.leadfield)
+    rng = np.random.default_rng(3)
+    for point in rng.choice(len(space.points_mm), 5, replace=False):
+        topography = leadfield[:, point] @ rng.normal(size=3)
+        noise = operator @ operator.T * np.abs(topography).max() ** 2 * 0.2
+        rest = noise + np.outer(topography, topography)
+        move = noise + 0.4 * np.outer(topography, topography)  # a 60 % power drop at that dipole
+        fit = pattern_fit(leadfield, move, rest, 0.05, rank)
+        assert int(np.argmax(fit)) == point and fit[point] == pytest.approx(1.0, abs=1e-9)
+        assert np.all((fit >= 0) & (fit <= 1 + 1e-12))

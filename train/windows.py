@@ -8,6 +8,13 @@ of the labels, so in the model's frame every hotspot is in the left hemisphere. 
 is negated back afterwards (:func:`edge.montage.mirror_points`; mirroring is its own inverse). With ``mirror=False`` nothing is mirrored
 and the channel set must cover both hemispheres.
 
+Frames
+------
+Labels, truths and oracles are kept in the head frame (model frame: mirrored when ``mirrored``) and,
+per session, in the cap frame (:mod:`train.frames`): the frame of the cap as worn, fitted from the
+session's digitised electrodes. Models predict in the cap frame; a cap-frame estimate goes back to the
+head frame through the same session's cap transform (:meth:`SubjectWindows.to_head`).
+
 Windows of a whole dataset are cached on disk (``.npz``) keyed by the dataset's content hash and
 the pipeline spec, because the reproduction table needs the same inputs many times.
 """
@@ -16,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +33,7 @@ from edge.montage import mirror_channel_name, mirror_points
 from train.bad_channels import repaired_data
 from train.configs import ALL_CHANNELS
 from train.dataset import Dataset, Recording, Subject
+from train.frames import CapTransform, cap_transform
 
 
 @dataclass
@@ -42,6 +50,10 @@ class SubjectWindows:
         The session of each window.
     label, truth, oracle : ndarray (3,) or None
         TMS label, true hotspot and source-oracle estimate, head mm, model frame.
+    caps : dict of str to CapTransform
+        Each session's cap transform (subject's own head frame, not mirrored).
+    csds : ndarray of complex64, shape (n, 2, n_bands, n_channels, n_channels), or None
+        Level "source": each window's movement and rest cross-spectra (``edge.source``).
     """
 
     subject: str
@@ -53,6 +65,43 @@ class SubjectWindows:
     label: np.ndarray | None
     truth: np.ndarray | None
     oracle: np.ndarray | None
+    caps: dict = field(default_factory=dict)
+    csds: np.ndarray | None = None
+
+    def cap(self, session: str) -> CapTransform:
+        """The session's cap transform (identity when unknown)."""
+        return self.caps.get(str(session), CapTransform.identity())
+
+    def to_cap(self, point: np.ndarray | None, session: str) -> np.ndarray | None:
+        """A head-frame point (model frame) in the session's cap frame (model frame)."""
+        if point is None:
+            return None
+        unmirrored = to_model_frame(point, self.mirrored)
+        return to_model_frame(self.cap(session).to_cap(unmirrored), self.mirrored)
+
+    def to_head(self, point: np.ndarray | None, session: str) -> np.ndarray | None:
+        """A cap-frame point (model frame) of a session in the head frame (model frame)."""
+        if point is None:
+            return None
+        unmirrored = to_model_frame(point, self.mirrored)
+        return to_model_frame(self.cap(session).to_head(unmirrored), self.mirrored)
+
+    def session_names(self) -> list[str]:
+        """The sessions that have windows, in order of first appearance."""
+        return list(dict.fromkeys(str(s) for s in self.sessions))
+
+    def subset(self, mask: np.ndarray) -> "SubjectWindows":
+        """The same subject with only the windows where ``mask`` is true."""
+        return replace(self, inputs=self.inputs[mask], sessions=self.sessions[mask],
+                       csds=None if self.csds is None else self.csds[mask])
+
+    def window_targets(self, target: str = "label") -> np.ndarray:
+        """Each window's ``target`` ("label" or "truth") in its session's cap frame (model frame), (n, 3)."""
+        point = getattr(self, target)
+        if point is None:
+            raise HotspotError(f"{self.subject} has no {target}", ErrorCode.BAD_LABELS)
+        per_session = {s: self.to_cap(point, s) for s in self.session_names()}
+        return np.array([per_session[str(s)] for s in self.sessions], dtype=np.float64).reshape(-1, 3)
 
 
 def needs_mirroring(subject: Subject, mirror: bool) -> bool:
@@ -105,12 +154,17 @@ def make_spec(level: str, channels: list[str], sfreq: float, overrides: dict | N
     """Build the :class:`edge.pipeline.PipelineSpec` for a level and channel list.
 
     The filter is :func:`convert.filter_design.default_filter` at ``sfreq``; ``overrides`` replace
-    any other spec field (from ``[pipeline]`` of the training configuration).
+    any other spec field (from ``[pipeline]`` of the training configuration). Level "source" gets its
+    grid and leadfield for ``channels`` from :func:`train.source_space.build_source_space`.
     """
     from convert.filter_design import default_filter
     from edge.pipeline import PipelineSpec
 
     fields = {"sfreq": float(sfreq), "channels": tuple(channels), "level": level, "filter": default_filter(sfreq)}
+    if level == "source":
+        from train.source_space import build_source_space
+
+        fields["source_space"] = build_source_space(channels)
     fields.update(overrides or {})
     try:
         return PipelineSpec(**fields)
@@ -149,6 +203,13 @@ def _accepted(epochs) -> np.ndarray:
     inputs = np.asarray(epochs.inputs, dtype=np.float32)
     keep = np.array([bool(verdict.ok) for verdict in epochs.verdicts], dtype=bool)
     return inputs[keep] if len(inputs) else inputs
+
+
+def _accepted_csds(epochs, n_channels: int, n_bands: int) -> np.ndarray:
+    """The accepted epochs' (move, rest) CSDs as complex64 (n, 2, n_bands, n_channels, n_channels)."""
+    kept = [np.stack(pair) for pair, verdict in zip(epochs.csds, epochs.verdicts) if verdict.ok]
+    shape = (0, 2, n_bands, n_channels, n_channels)
+    return np.stack(kept).astype(np.complex64) if kept else np.zeros(shape, dtype=np.complex64)
 
 
 def recording_windows(recording: Recording, spec, cue: str, mirrored: bool) -> np.ndarray:
@@ -194,22 +255,31 @@ def compute_windows(dataset: Dataset, spec, cue: str, mirror: bool, repair: bool
             sources.append((recording, channels))
     jobs = (_recording_input(recording, channels, spec, cue, repair) for recording, channels in sources)
     results = compute_epochs_many(spec, jobs)
-    parts: dict[int, list[tuple[str, np.ndarray]]] = {}
+    parts: dict[int, list[tuple[str, np.ndarray, np.ndarray | None]]] = {}
     for (index, session), epochs in zip(owners, results):
-        parts.setdefault(index, []).append((session, _accepted(epochs).reshape((-1, *spec.input_shape))))
+        csds = _accepted_csds(epochs, len(spec.channels), len(spec.bands)) if spec.level == "source" else None
+        parts.setdefault(index, []).append((session, _accepted(epochs).reshape((-1, *spec.input_shape)), csds))
     windows = []
     for index, subject in enumerate(dataset.subjects):
         mirrored = needs_mirroring(subject, mirror)
         pieces = parts.get(index, [])
-        inputs = (np.concatenate([w for _, w in pieces]) if pieces
+        inputs = (np.concatenate([w for _, w, _ in pieces]) if pieces
                   else np.zeros((0, *spec.input_shape), dtype=np.float32))
-        sessions = np.asarray([session for session, w in pieces for _ in range(len(w))], dtype=str)
-        windows.append(SubjectWindows(subject=subject.subject, group=subject.group, hand=subject.hand,
-                                      mirrored=mirrored, inputs=inputs, sessions=sessions,
-                                      label=to_model_frame(subject.label, mirrored),
-                                      truth=to_model_frame(subject.truth, mirrored),
-                                      oracle=to_model_frame(subject.oracle, mirrored)))
+        sessions = np.asarray([session for session, w, _ in pieces for _ in range(len(w))], dtype=str)
+        csds = None
+        if spec.level == "source":
+            csds = (np.concatenate([c for _, _, c in pieces]) if pieces else
+                    np.zeros((0, 2, len(spec.bands), len(spec.channels), len(spec.channels)), dtype=np.complex64))
+        windows.append(_subject_windows(subject, mirrored, inputs, sessions, csds))
     return windows
+
+
+def _subject_windows(subject: Subject, mirrored: bool, inputs: np.ndarray, sessions: np.ndarray,
+                     csds: np.ndarray | None) -> SubjectWindows:
+    return SubjectWindows(subject=subject.subject, group=subject.group, hand=subject.hand, mirrored=mirrored,
+                          inputs=inputs, sessions=sessions, label=to_model_frame(subject.label, mirrored),
+                          truth=to_model_frame(subject.truth, mirrored), oracle=to_model_frame(subject.oracle, mirrored),
+                          caps={rec.session: cap_transform(rec) for rec in subject.recordings}, csds=csds)
 
 
 def cache_key(dataset_hash: str, spec, cue: str, mirror: bool, repair: bool = False) -> str:
@@ -256,6 +326,8 @@ def dataset_windows(dataset: Dataset, spec, cue: str = "move", mirror: bool = Tr
         for i, item in enumerate(result):
             arrays[f"inputs_{i}"] = item.inputs
             arrays[f"sessions_{i}"] = item.sessions
+            if item.csds is not None:
+                arrays[f"csds_{i}"] = item.csds
         np.savez(path, **arrays)
     return result
 
@@ -265,11 +337,8 @@ def _load_cache(path: Path, dataset: Dataset, mirror: bool) -> list[SubjectWindo
         result = []
         for i, subject in enumerate(dataset.subjects):
             mirrored = needs_mirroring(subject, mirror)
-            result.append(SubjectWindows(
-                subject=subject.subject, group=subject.group, hand=subject.hand, mirrored=mirrored,
-                inputs=arrays[f"inputs_{i}"], sessions=arrays[f"sessions_{i}"],
-                label=to_model_frame(subject.label, mirrored), truth=to_model_frame(subject.truth, mirrored),
-                oracle=to_model_frame(subject.oracle, mirrored)))
+            csds = arrays[f"csds_{i}"] if f"csds_{i}" in arrays.files else None
+            result.append(_subject_windows(subject, mirrored, arrays[f"inputs_{i}"], arrays[f"sessions_{i}"], csds))
     return result
 
 
@@ -285,9 +354,11 @@ def mirrored_copy(item: SubjectWindows, spec) -> SubjectWindows:
     except ValueError:
         raise HotspotError("augment_mirror needs a channel set that contains every channel's mirror "
                            "(e.g. 'bilateral' or 'all')", ErrorCode.BAD_CONFIG) from None
+    if spec.level == "source":
+        raise HotspotError("augment_mirror does not apply to level 'source' (its grid covers one hemisphere)",
+                           ErrorCode.BAD_CONFIG)
     n_blocks = item.inputs.shape[1] // len(channels)  # ERD rows are band-major blocks of channels
     order = [block * len(channels) + row for block in range(n_blocks) for row in swap]
-    return SubjectWindows(subject=item.subject, group=item.group, hand=item.hand, mirrored=not item.mirrored,
-                          inputs=item.inputs[:, order], sessions=item.sessions,
-                          label=to_model_frame(item.label, True), truth=to_model_frame(item.truth, True),
-                          oracle=to_model_frame(item.oracle, True))
+    return replace(item, mirrored=not item.mirrored, inputs=item.inputs[:, order],
+                   label=to_model_frame(item.label, True), truth=to_model_frame(item.truth, True),
+                   oracle=to_model_frame(item.oracle, True))
