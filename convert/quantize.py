@@ -10,23 +10,25 @@ A model directory (``invoke train``) becomes a signed bundle (:mod:`convert.bund
    activations int8 per-tensor, ``TFLITE_BUILTINS_INT8`` only.
 3. Parity on *held-out* subjects (labelled subjects not in the model's ``train_subjects``, or a
    separate ``holdout`` dataset): Keras float vs TFLite float vs TFLite int8, each subject's
-   estimate being the per-axis median of its window predictions (:func:`train.metrics.aggregate_trials`).
-   Reported: subject-level mean error (mm), its change against Keras, and the largest per-window
-   output difference (mm). If int8 changes the mean error by more than ``budget_mm`` (either
-   way: a parity check, not an accuracy claim), no bundle is written; TensorFlow's
-   ``QuantizationDebugger`` writes a per-layer report next to ``out`` and the command fails.
+   estimate being the per-axis median of its windows' predicted means (:func:`train.metrics.aggregate_trials`),
+   compared with its label in the cap frame. Reported: subject-level mean error (mm), its change
+   against Keras, the largest per-window difference of the predicted mean (mm) and of the predicted
+   log standard deviation (ln mm; 0.1 is a 10 % change of the sd). If int8 changes the mean error by
+   more than ``budget_mm`` (either way: a parity check, not an accuracy claim), no bundle is written;
+   TensorFlow's ``QuantizationDebugger`` writes a per-layer report next to ``out`` and the command fails.
    The remedy it points to is selective quantisation: ``--float-layer TENSOR_NAME`` keeps the
    blamed layer (typically the regression head's last Dense) in float.
 
 Model I/O: float32 (default) or int8
 ------------------------------------
-The output is a coordinate in mm. With float32 I/O (the default) the device gets millimetres
-directly: it never applies a scale and zero point itself (a classic source of silent errors), and
-the model's last layer -- the fixed affine map ``to_head_mm`` from standardised units to head-frame
-mm (3 outputs) -- stays in float. An int8 tensor holding head-frame coordinates directly would have a
-step of about 0.6 mm (the coordinates span about 150 mm), twice the default parity budget;
-standardised units before it are quantised at about 0.02 SD. Every other layer is int8.
-``--int8-output`` quantises that last layer too. int8 I/O (``--io int8``) is fully integer, for
+The output is a coordinate in mm and the log of its standard deviation (schema 2: six values). With
+float32 I/O (the default) the device gets millimetres directly: it never applies a scale and zero
+point itself (a classic source of silent errors), and the model's last layer -- the fixed affine map
+from standardised units to cap-frame mm and ln mm (6 outputs) -- stays in float. An int8 tensor
+holding coordinates directly would have a step of about 0.6 mm (the coordinates span about 150 mm),
+twice the default parity budget, and the log sds would share that step; standardised units before
+it are quantised at about 0.02 SD. Every other layer is int8. ``--int8-output`` quantises that last
+layer too. int8 I/O (``--io int8``) is fully integer, for
 microcontroller ports that avoid float at the model boundary (``invoke export-c``);
 :class:`edge.tflite.TFLiteModel` handles both.
 """
@@ -44,14 +46,19 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.bundle import N_OUTPUTS, aggregation_for, output_description
 from edge.errors import ErrorCode, HotspotError, run_cli
+from edge.estimate import Calibration, Prior
+from edge.normalisation import Normalisation
 from edge.tflite import TFLiteModel, load_interpreter
 
 IO_TYPES = ("float32", "int8")
 MIN_REPRESENTATIVE = 100
 N_GOLDEN = 8
 HELDOUT_PROTOCOL = ("subject-grouped: held-out subjects, unseen in training and in int8 calibration; "
-                    "subject estimate = per-axis median of its window predictions")
+                    "subject estimate = per-axis median of its windows' predicted means, vs its label in the cap frame")
+MODEL_SCHEMA = 2
+"""The model directory schema this converter reads (six outputs, prior, calibration)."""
 
 
 @dataclass
@@ -72,6 +79,116 @@ class ConversionResult:
     parity: dict
     float_size_bytes: int
     int8_size_bytes: int
+
+
+@dataclass
+class TrainedModel:
+    """A schema-2 model directory as conversion needs it.
+
+    Attributes
+    ----------
+    path : Path
+    model : keras.Model
+        Input: one normalised window; output: ``[mean_mm (3), log_sd_mm (3)]``, cap frame.
+    metadata : dict
+        ``metadata.json``.
+    spec : edge.pipeline.PipelineSpec
+        With its source space for level source.
+    normalisation : Normalisation
+    prior : edge.estimate.Prior
+    calibration : edge.estimate.Calibration
+    head_centre_mm : ndarray, shape (3,)
+    """
+
+    path: Path
+    model: object
+    metadata: dict
+    spec: object
+    normalisation: Normalisation
+    prior: Prior
+    calibration: Calibration
+    head_centre_mm: np.ndarray
+
+    @property
+    def channels(self) -> list[str]:
+        """Channel names in model order."""
+        return list(self.spec.channels)
+
+    @property
+    def mirror(self) -> bool:
+        """Whether right-hemisphere subjects are mirrored into the left frame."""
+        return bool(self.metadata["mirror"])
+
+    def outputs(self, windows: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """The Keras model's six outputs (n, 6) for un-normalised pipeline windows."""
+        normalised = self.normalisation.apply(np.asarray(windows, dtype=np.float32))
+        parts = [np.asarray(self.model(normalised[start:start + batch_size], training=False))
+                 for start in range(0, len(normalised), batch_size)]
+        return np.concatenate(parts).astype(np.float64) if parts else np.zeros((0, N_OUTPUTS))
+
+
+def load_trained_model(path: str | Path) -> TrainedModel:
+    """Read a schema-2 model directory (``model.keras``, ``metadata.json``, level source: ``source_space.npz``).
+
+    Raises
+    ------
+    HotspotError
+        ``BAD_FILE`` / ``BAD_FORMAT`` naming what is missing or malformed (one line).
+    """
+    from edge.pipeline import PipelineSpec
+    from edge.source import SourceSpace
+
+    path = Path(path)
+    meta_path = path / "metadata.json"
+    try:
+        metadata = json.loads(meta_path.read_text())
+    except OSError:
+        raise HotspotError(f"{path} is not a model directory (metadata.json missing); run 'invoke train' first",
+                           ErrorCode.BAD_FILE) from None
+    except (UnicodeDecodeError, ValueError) as err:
+        raise HotspotError(f"{meta_path} is not valid JSON ({err}); retrain the model", ErrorCode.BAD_FORMAT) from None
+    if not isinstance(metadata, dict) or metadata.get("schema") != MODEL_SCHEMA:
+        schema = metadata.get("schema") if isinstance(metadata, dict) else None
+        raise HotspotError(f"{path} has model schema {schema!r}; conversion needs schema {MODEL_SCHEMA} (a position "
+                           "with its uncertainty, the prior and the calibration): retrain with 'invoke train'",
+                           ErrorCode.BAD_FORMAT)
+    missing = [key for key in ("level", "channels", "pipeline", "normalisation", "mirror", "output", "prior",
+                               "calibration", "aggregation") if key not in metadata]
+    if missing:
+        raise HotspotError(f"{meta_path} lacks {', '.join(missing)}; retrain the model", ErrorCode.BAD_FORMAT)
+    try:
+        source_space = None
+        reference = metadata["pipeline"].get("source_space") if isinstance(metadata["pipeline"], dict) else None
+        if reference is not None:
+            file = path / str(reference.get("file", "")) if isinstance(reference, dict) else path
+            if not file.is_file():
+                raise HotspotError(f"{file} missing", ErrorCode.BAD_FILE)
+            source_space = SourceSpace.from_bytes(file.read_bytes())
+        spec = PipelineSpec.from_dict(metadata["pipeline"], source_space=source_space)
+        prior, calibration = Prior.from_dict(metadata["prior"]), Calibration.from_dict(metadata["calibration"])
+        centre = np.asarray(metadata["output"].get("head_centre_mm", []), dtype=float)
+        if centre.shape != (3,) or metadata["output"] != output_description(centre):
+            raise HotspotError(f"output {metadata['output']} is not cap-frame mean_mm + log_sd_mm with a head centre",
+                               ErrorCode.BAD_FORMAT)
+        if metadata["aggregation"] != aggregation_for(spec.level):
+            raise HotspotError(f"aggregation {metadata['aggregation']!r} does not fit level {spec.level!r}",
+                               ErrorCode.BAD_FORMAT)
+        normalisation = Normalisation.from_dict(metadata["normalisation"])
+    except HotspotError as err:
+        raise HotspotError(f"model directory {path}: {err.args[0]}; retrain the model", ErrorCode.BAD_FORMAT) from None
+    except (AttributeError, TypeError, ValueError) as err:
+        raise HotspotError(f"model directory {path}: malformed metadata ({err}); retrain the model",
+                           ErrorCode.BAD_FORMAT) from None
+    if not (path / "model.keras").is_file():
+        raise HotspotError(f"{path / 'model.keras'} missing; retrain the model", ErrorCode.BAD_FILE)
+    import keras
+
+    model = keras.saving.load_model(path / "model.keras", compile=False)
+    if tuple(model.output_shape[1:]) != (N_OUTPUTS,):
+        raise HotspotError(f"{path / 'model.keras'} outputs {model.output_shape[1:]}, schema {MODEL_SCHEMA} needs "
+                           f"({N_OUTPUTS},); retrain the model", ErrorCode.BAD_FORMAT)
+    return TrainedModel(path=path, model=model, metadata=metadata, spec=spec, normalisation=normalisation,
+                        prior=prior, calibration=calibration, head_centre_mm=centre)
 
 
 def _representative(windows: np.ndarray) -> Callable[[], Iterator[list[np.ndarray]]]:
@@ -226,23 +343,25 @@ def layer_report(model, representative: np.ndarray, out: str | Path) -> tuple[Pa
 
 def parity_report(labels: Sequence[np.ndarray], predictions: dict[str, Sequence[np.ndarray]],
                   baseline: np.ndarray) -> dict:
-    """Compare predictors on held-out subjects in millimetres.
+    """Compare predictors on held-out subjects in millimetres (means) and log units (standard deviations).
 
     Parameters
     ----------
     labels : sequence of ndarray (3,)
-        Each held-out subject's label (head frame, mm, model frame).
-    predictions : dict of str to sequence of ndarray (n_windows, 3)
-        Per-subject window predictions of each predictor; the first entry is the reference
-        (Keras float).
+        Each held-out subject's label (cap frame, mm, model frame).
+    predictions : dict of str to sequence of ndarray (n_windows, 6)
+        Per-subject window outputs (mean mm, log sd) of each predictor; the first entry is the
+        reference (Keras float).
     baseline : ndarray (3,)
-        The training subjects' mean hotspot (the no-EEG baseline).
+        The training subjects' mean hotspot (the prior's mean: the no-EEG baseline).
 
     Returns
     -------
     dict
-        Per predictor: ``mean_error_mm``, ``delta_mean_error_mm`` (against the reference) and
-        ``max_output_diff_mm`` (largest per-window distance from the reference's output).
+        Per predictor: ``mean_error_mm``, ``delta_mean_error_mm`` (against the reference),
+        ``max_output_diff_mm`` (largest per-window distance of the predicted mean from the
+        reference's) and ``max_log_sd_diff`` / ``median_log_sd_diff`` (per-window, per-axis absolute
+        difference of the predicted log sd from the reference's; ln mm).
     """
     from train.metrics import aggregate_trials, euclidean_errors
 
@@ -250,17 +369,21 @@ def parity_report(labels: Sequence[np.ndarray], predictions: dict[str, Sequence[
     names = list(predictions)
     reference = names[0]
     baseline_error = float(euclidean_errors(np.tile(baseline, (len(labels), 1)), labels).mean())
-    report = {"protocol": HELDOUT_PROTOCOL, "frame": "head, mm, model (left-hemisphere) frame",
+    report = {"protocol": HELDOUT_PROTOCOL, "frame": "cap, mm, model (left-hemisphere) frame",
               "n_subjects": len(labels), "n_windows": int(sum(len(p) for p in predictions[reference])),
-              "baseline": {"what": "mean hotspot of the training subjects", "mean_error_mm": baseline_error}}
+              "baseline": {"what": "mean hotspot of the training subjects (the prior's mean)",
+                           "mean_error_mm": baseline_error}}
     reference_error = None
     for name in names:
-        estimates = np.array([aggregate_trials(p)[0] for p in predictions[name]])
+        estimates = np.array([aggregate_trials(p[:, :3])[0] for p in predictions[name]])
         mean_error = float(euclidean_errors(estimates, labels).mean())
         reference_error = mean_error if reference_error is None else reference_error
-        diffs = [euclidean_errors(p, r) for p, r in zip(predictions[name], predictions[reference])]
+        pairs = list(zip(predictions[name], predictions[reference]))
+        diffs = np.concatenate([euclidean_errors(p[:, :3], r[:, :3]) for p, r in pairs])
+        log_sd_diffs = np.concatenate([np.abs(p[:, 3:] - r[:, 3:]).ravel() for p, r in pairs])
         report[name] = {"mean_error_mm": mean_error, "delta_mean_error_mm": mean_error - reference_error,
-                        "max_output_diff_mm": float(np.concatenate(diffs).max())}
+                        "max_output_diff_mm": float(diffs.max()), "max_log_sd_diff": float(log_sd_diffs.max()),
+                        "median_log_sd_diff": float(np.median(log_sd_diffs))}
     return report
 
 
@@ -300,7 +423,7 @@ def split_windows(model_dir, dataset, holdout=None) -> tuple[list, list]:
 
     Parameters
     ----------
-    model_dir : train.model_dir.ModelDir
+    model_dir : TrainedModel
         The loaded model directory.
     dataset : Dataset
         The dataset the model was trained on (checked by content hash).
@@ -353,7 +476,7 @@ def convert_model(model_dir: str | Path, dataset, out: str | Path, key: str | Pa
     Parameters
     ----------
     model_dir : str or Path
-        A model directory written by ``invoke train``.
+        A schema-2 model directory written by ``invoke train``.
     dataset : Dataset, str or Path
         The dataset the model was trained on (its content hash must match the model's).
         Calibration windows come from the model's training subjects; held-out parity from its
@@ -394,14 +517,13 @@ def convert_model(model_dir: str | Path, dataset, out: str | Path, key: str | Pa
     from convert.bundle_writer import write_bundle
     from convert.signing import load_private_key
     from train.head import standard_positions_head_mm
-    from train.model_dir import load_model_dir
 
     if io not in IO_TYPES:
         raise HotspotError(f"--io must be one of {', '.join(IO_TYPES)}, not {io!r}", ErrorCode.BAD_ARGUMENT)
     if not budget_mm >= 0:
         raise HotspotError(f"the parity budget must be >= 0 mm, not {budget_mm}", ErrorCode.BAD_ARGUMENT)
     signing_key = load_private_key(key)
-    model_dir, out = load_model_dir(model_dir), Path(out)
+    model_dir, out = load_trained_model(model_dir), Path(out)
     metadata = model_dir.metadata
     training, heldout = split_windows(model_dir, _load(dataset), None if holdout is None else _load(holdout))
     pool = np.concatenate([item.inputs for item in training]) if training else np.zeros((0,))
@@ -409,13 +531,13 @@ def convert_model(model_dir: str | Path, dataset, out: str | Path, key: str | Pa
     representative = model_dir.normalisation.apply(pool[chosen]) if len(pool) else pool
     float_model = float_tflite(model_dir.model)
     int8_model = int8_tflite(model_dir.model, representative, io, float_layers, float_output)
-    predictors = {"keras_float": model_dir.predict}
+    predictors = {"keras_float": model_dir.outputs}
     for name, content in (("tflite_float", float_model), ("tflite_int8", int8_model)):
         tflite_model = TFLiteModel(content)
         predictors[name] = lambda x, m=tflite_model: m.predict(model_dir.normalisation.apply(x)).astype(np.float64)
     predictions = {name: [predict(item.inputs) for item in heldout] for name, predict in predictors.items()}
-    baseline = np.mean([item.label for item in training], axis=0)
-    parity = parity_report([item.label for item in heldout], predictions, baseline)
+    labels = [np.mean(item.window_targets("label"), axis=0) for item in heldout]
+    parity = parity_report(labels, predictions, model_dir.prior.mean_mm)
     cost = parity["tflite_int8"]["delta_mean_error_mm"]
     parity.update({"budget_mm": float(budget_mm), "passed": bool(abs(cost) <= budget_mm), "io": io,
                    "float_layers": list(float_layers), "float_output": bool(float_output and io == "float32"),
@@ -435,7 +557,8 @@ def convert_model(model_dir: str | Path, dataset, out: str | Path, key: str | Pa
     provenance.update({"parity": parity, "model_dir": str(model_dir.path)})
     bundle = write_bundle(out, model_content=int8_model, spec=model_dir.spec, normalisation=model_dir.normalisation,
                           golden_inputs=_golden_windows(heldout), private_key=signing_key,
-                          electrodes=standard_positions_head_mm(), mirror=model_dir.mirror,
+                          electrodes=standard_positions_head_mm(), mirror=model_dir.mirror, prior=model_dir.prior,
+                          calibration=model_dir.calibration, head_centre_mm=model_dir.head_centre_mm,
                           channel_set=channel_set_name(model_dir.channels), provenance=provenance)
     return ConversionResult(bundle=bundle, parity=parity, float_size_bytes=len(float_model),
                             int8_size_bytes=len(int8_model))
@@ -450,7 +573,8 @@ def format_parity(parity: dict) -> str:
         entry = parity[name]
         lines.append(f"  {name:<12} mean error {entry['mean_error_mm']:.3f} mm, "
                      f"change {entry['delta_mean_error_mm']:+.3f} mm, "
-                     f"largest window output difference {entry['max_output_diff_mm']:.3f} mm")
+                     f"largest window difference {entry['max_output_diff_mm']:.3f} mm (mean), "
+                     f"{entry['max_log_sd_diff']:.3f} (log sd)")
     lines.append(f"  sizes: float {parity['float_size_bytes']} B, int8 {parity['int8_size_bytes']} B; "
                  f"budget {parity['budget_mm']} mm: {'passed' if parity['passed'] else 'FAILED'}")
     return "\n".join(lines)
