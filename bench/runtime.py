@@ -64,7 +64,7 @@ def _session_config(trials: int, lead_in_s: float = 1.0):
     from edge.config import SessionConfig
 
     return SessionConfig(trials=trials, lead_in_s=lead_in_s, rest_s=2.0, move_s=4.0, post_s=0.5, min_good_trials=1,
-                         min_confidence=0.0, agreement_mm=10.0, hand="right", autostart=True)
+                         min_consistency=0.0, agreement_mm=10.0, hand="right", autostart=True)
 
 
 @benchmark("runtime_hop")

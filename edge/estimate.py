@@ -6,11 +6,13 @@ meant when its coverage was measured.
 1. The model predicts a position and a per-axis standard deviation (Gaussian negative log-likelihood,
    cap frame, mm, the model's left-hemisphere frame).
 2. :func:`combine` weighs it against the population prior of the training subjects by precision, per
-   axis. The model's variance is first multiplied by ``kappa``, fitted on held-out predictions of the
-   training subjects (:class:`Calibration`): a network trained with a likelihood already shrinks toward
-   the training mean, so ``kappa`` is what makes the combination neither double-count the prior nor trust
-   an over-confident network. A prediction that carries no information (a standard deviation as wide as
-   the prior's, or wider) gives the prior back.
+   axis. A network trained with a likelihood on the training population already knows that population:
+   its sd is at most about the population's spread when the EEG tells it nothing. So only the precision
+   it adds *beyond* the prior counts as evidence, ``max(0, 1 / (kappa sd^2) - 1 / sd_prior^2)``, and the
+   prior is not counted twice. ``kappa`` (a factor on the model's variance, fitted on held-out
+   predictions of the training subjects, :class:`Calibration`) keeps an over-confident network from
+   being trusted. A prediction that carries no information (a standard deviation as wide as the
+   prior's, or wider, after ``kappa``) gives the prior back exactly, with the prior's spread.
 3. :func:`radius90` turns the combined standard deviations into a radius around the estimate that holds
    the true hotspot with 90 % probability: ``scale * Q90 * rms(sd)``, ``Q90`` the 90 % quantile of a
    3-D standard normal's length and ``scale`` fitted so that held-out training subjects are covered.
@@ -131,13 +133,18 @@ class Calibration:
 
 
 def combine(prior: Prior, mean_mm: np.ndarray, sd_mm: np.ndarray, kappa: float) -> tuple[np.ndarray, np.ndarray]:
-    """Precision-weighted combination of a prediction with the prior, per axis.
+    """Combine a prediction with the prior, per axis, counting only what it adds beyond the prior.
+
+    With ``p = 1 / sd_prior^2`` and the network's evidence ``e = max(0, 1 / (kappa sd^2) - p)``, the
+    estimate is ``mean_prior + e / (p + e) * (mean - mean_prior)`` with standard deviation
+    ``1 / sqrt(p + e)``, i.e. ``min(sd_prior, sqrt(kappa) sd)``.
 
     Parameters
     ----------
     prior : Prior
     mean_mm, sd_mm : ndarray, shape (..., 3)
-        The model's prediction and its per-axis standard deviation (cap frame, mm).
+        The model's prediction and its per-axis standard deviation (cap frame, mm; an infinite sd
+        is allowed and means no information).
     kappa : float
         Factor on the model's variance (see :class:`Calibration`).
 
@@ -145,13 +152,17 @@ def combine(prior: Prior, mean_mm: np.ndarray, sd_mm: np.ndarray, kappa: float) 
     -------
     point : ndarray, shape (..., 3)
     sd : ndarray, shape (..., 3)
-        The combined estimate and its per-axis standard deviation.
+        The combined estimate and its per-axis standard deviation. Where the model's sd (times
+        ``sqrt(kappa)``) is at least the prior's, these are the prior's mean and sd.
     """
-    model_precision = 1.0 / (kappa * np.square(np.asarray(sd_mm, dtype=np.float64)))  # 0 for an infinite sd
+    with np.errstate(divide="ignore"):
+        model_precision = 1.0 / (kappa * np.square(np.asarray(sd_mm, dtype=np.float64)))  # 0 for an infinite sd
     prior_precision = 1.0 / np.square(prior.sd_mm)
-    weight = model_precision / (prior_precision + model_precision)
+    evidence = np.maximum(model_precision - prior_precision, 0.0)
+    precision = prior_precision + evidence
+    weight = 1.0 - prior_precision / precision
     point = prior.mean_mm + weight * (np.asarray(mean_mm, dtype=np.float64) - prior.mean_mm)
-    return point, np.sqrt(1.0 / (prior_precision + model_precision))
+    return point, np.sqrt(1.0 / precision)
 
 
 def aggregate_trials(means_mm: np.ndarray, sds_mm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

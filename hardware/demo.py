@@ -109,7 +109,7 @@ def recording_schedule(recording, sim_task: dict) -> dict:
     low, _ = sim_task["rest_s"]
     schedule = {"trials": int(len(recording.cue_samples("move"))), "lead_in_s": float(sim_task["lead_in_s"]),
                 "rest_s": float(low), "move_s": float(sim_task["move_s"]), "post_s": float(sim_task["post_s"])}
-    session = SessionConfig(min_good_trials=1, min_confidence=0.0, agreement_mm=10.0, hand="right",
+    session = SessionConfig(min_good_trials=1, min_consistency=0.0, agreement_mm=10.0, hand="right",
                             autostart=True, **schedule)
     expected = [c.sample for c in cue_schedule(session, recording.sfreq) if c.kind == CueKind.MOVE]
     actual = recording.cue_samples("move").tolist()

@@ -110,7 +110,7 @@ def test_a_source_bundle_ships_its_source_space_hashed_and_signed(made_source) -
     assert bundle.manifest["pipeline"]["source_space"] == {"file": SOURCE_SPACE_FILE, "sha256": space.sha256}
     np.testing.assert_allclose(bundle.spec.source_space.leadfield, space.leadfield, rtol=1e-6)
     assert bundle.spec.input_shape == (52, 13)
-    assert bundle.calibration.min_erd_db == 1.0
+    assert bundle.calibration.min_erd_db == 2.0
     mean, sd = bundle.predict(made_source["windows"][130])
     assert mean.shape == sd.shape == (3,)
 

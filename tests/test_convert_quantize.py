@@ -102,7 +102,7 @@ def test_a_source_level_model_ships_its_leadfield_in_the_signed_bundle(setup) ->
     model_dir = write_model_dir(folder / "model-source", tiny_model(spec.input_shape), spec, normalisation, metadata)
     result = convert_model(model_dir, dataset, folder / "bundle-source", setup["key"])
     bundle = load_bundle(result.bundle, setup["public"])
-    assert bundle.aggregation == "session_csd" and bundle.calibration.min_erd_db == 1.0
+    assert bundle.aggregation == "session_csd" and bundle.calibration.min_erd_db == 2.0
     assert (result.bundle / FILE_NAME).read_bytes() == (model_dir / FILE_NAME).read_bytes()
     np.testing.assert_allclose(bundle.spec.source_space.leadfield, spec.source_space.leadfield, rtol=1e-6)
     assert result.parity["passed"] is True
