@@ -60,6 +60,10 @@ def _xyz(values) -> str:
     return "(" + ", ".join(f"{v:+.1f}" for v in values) + ")"
 
 
+def _percent(share: float) -> str:
+    return f"{100 * share:.0f} %"
+
+
 def _placement(fields: dict) -> str:
     """E.g. "8 mm forward and 3 mm outward from C3h" (a scalp offset from a cap electrode, no depth)."""
     return Placement(fields["electrode"], fields["anterior_mm"], fields["lateral_mm"]).describe()
@@ -103,12 +107,11 @@ class Display:
                 return f"trial {f['trial'] + 1}: good, estimate {_xyz(f['position_mm'])} mm"
             return f"trial {f['trial'] + 1}: rejected ({'; '.join(f['reasons']) or 'bad signal'})"
         if kind == MessageType.HOTSPOT:
-            where = f"{_placement(f)}, within {f['radius_mm']:.0f} mm (90 %)"
-            details = (f"  position {_xyz(f['position_mm'])} mm (cap frame), consistency {f['consistency']:.0%} "
-                       f"(trial agreement, not accuracy), {f['n_good']}/{f['n_trials']} good trials, "
-                       f"bundle {f['bundle_id']}")
+            where = f"{_placement(f)}, within {f['radius_mm']:.0f} mm (90 %), consistency {_percent(f['consistency'])}"
+            details = (f"  position {_xyz(f['position_mm'])} mm (cap frame); consistency is trial agreement, not "
+                       f"accuracy; {f['n_good']}/{f['n_trials']} good trials, bundle {f['bundle_id']}")
             if f["localised"]:
-                return f"HOTSPOT (cap frame) {where}, consistency {f['consistency']:.0%}\n{details}"
+                return f"HOTSPOT (cap frame) {where}\n{details}"
             return (f"CANNOT LOCALISE: {'; '.join(f['reasons']) or 'the EEG could not pinpoint the hotspot'}\n"
                     f"  usual position (cap frame) {where}\n{details}")
         if kind == MessageType.REDO:

@@ -56,10 +56,10 @@ def tiny_spec(level: str = "psd", channels: tuple[str, ...] = CHANNELS):
 
 
 def tiny_model(input_shape: tuple[int, int], seed: int = 0, sd_mm: float = 3.0, sd_gain: float = 0.2,
-               mean_mm=HOTSPOT_MM):
+               mean_mm=HOTSPOT_MM, spread_mm: float = SPREAD_MM):
     """A small spatial-first CNN with 6 outputs (untrained weights) and a frozen affine output layer.
 
-    The frozen ``to_cap_mm`` layer maps standardised units to ``mean_mm + SPREAD_MM * z`` (mm) and
+    The frozen ``to_cap_mm`` layer maps standardised units to ``mean_mm + spread_mm * z`` (mm) and
     ``log(sd_mm) + sd_gain * z`` (ln mm): ``sd_gain = 0`` gives a network that always says ``sd_mm``.
     """
     import keras
@@ -72,7 +72,7 @@ def tiny_model(input_shape: tuple[int, int], seed: int = 0, sd_mm: float = 3.0, 
     x = keras.layers.Flatten()(x)
     x = keras.layers.Dense(8, activation="relu6")(x)
     x = keras.layers.Dense(6)(x)
-    scale = np.diag([SPREAD_MM] * 3 + [sd_gain] * 3).astype(np.float32)
+    scale = np.diag([spread_mm] * 3 + [sd_gain] * 3).astype(np.float32)
     offset = np.array(list(mean_mm) + [np.log(sd_mm)] * 3, dtype=np.float32)
     output = keras.layers.Dense(6, trainable=False, name="to_cap_mm")
     outputs = output(x)
@@ -125,6 +125,28 @@ def write_model_dir(out: Path, model, spec, normalisation: Normalisation, metada
     model.save(out / "model.keras")
     (out / "metadata.json").write_text(json.dumps(record, indent=1) + "\n")
     return out
+
+
+def factory_train_model(dataset, level: str, channels, config, out: Path, seed: int = 0, progress: bool = False) -> Path:
+    """Stand-in for ``train.training.train_model`` with its signature: a schema-2 model directory whose network
+    is untrained (mean around the training subjects' mean, sd 0.75 of the prior's), with the prior fitted on the
+    training subjects' cap-frame labels (label noise removed) and a neutral calibration."""
+    from train.configs import load_channel_sets
+    from train.windows import dataset_windows, make_spec
+
+    names = load_channel_sets()[channels] if isinstance(channels, str) else list(channels)
+    spec = make_spec(level, names, dataset.subjects[0].recordings[0].sfreq)
+    items = [item for item in dataset_windows(dataset, spec, "move", True) if item.label is not None and len(item.inputs)]
+    labels = np.array([np.mean(item.window_targets("label"), axis=0) for item in items])
+    noise = CALIBRATION.label_noise_sd_mm
+    prior = Prior(mean_mm=labels.mean(axis=0), sd_mm=np.sqrt(np.maximum(labels.var(axis=0, ddof=1) - noise ** 2, 4.0)))
+    model = tiny_model(spec.input_shape, seed, sd_mm=0.75 * float(np.exp(np.mean(np.log(prior.sd_mm)))),
+                       mean_mm=prior.mean_mm, spread_mm=1.5)
+    metadata = {"level": level, "channels": list(names), "mirror": True, "data_hash": dataset.content_hash(),
+                "train_subjects": [item.subject for item in items], "dataset": dataset.name, "seed": seed,
+                "code_version": "test factory (untrained network)", "training": {"data": {"cue": "move"}}}
+    return write_model_dir(out, model, spec, Normalisation.fit(np.concatenate([item.inputs for item in items])),
+                           metadata, prior)
 
 
 def copy_bundle(source: Path, target: Path) -> Path:

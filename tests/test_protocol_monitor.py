@@ -52,9 +52,10 @@ def test_monitor_shows_the_session_and_returns_the_result(cable: NullModem) -> N
     assert "right hemisphere (left hand)" in text
     assert "trial 1/15: MOVE your left hand (4 s)" in text
     assert "trial 1: rejected (C4 railed)" in text
-    assert ("HOTSPOT (cap frame) 8 mm forward and 3 mm outward from C4h, within 11 mm (90 %), consistency 83%"
+    assert ("HOTSPOT (cap frame) 8 mm forward and 3 mm outward from C4h, within 11 mm (90 %), consistency 83 %"
             in text)
     assert "position (+41.0, +10.0, +85.0) mm (cap frame)" in text and "12/15 good trials, bundle abc123" in text
+    assert "depth" not in text and "deep" not in text
 
 
 def test_the_monitor_says_when_the_eeg_could_not_localise() -> None:
@@ -64,7 +65,7 @@ def test_the_monitor_says_when_the_eeg_could_not_localise() -> None:
     text = display.describe(Message(MessageType.HOTSPOT, prior))
     assert text.splitlines()[:2] == [
         "CANNOT LOCALISE: the EEG did not narrow down the population's hotspot region",
-        "  usual position (cap frame) 6 mm toward the middle from C4h, within 14 mm (90 %)"]
+        "  usual position (cap frame) 6 mm toward the middle from C4h, within 14 mm (90 %), consistency 83 %"]
     assert "HOTSPOT" not in text
     redo = dict(n_good=2, needed=8, n_trials=15, reasons=["only 2 of 15 trials passed the signal check; 8 needed"],
                 faults=[("C4", "railed", 13)], radius_mm=14.3, consistency=0.0, localised=0, electrode="C4h",
