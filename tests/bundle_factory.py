@@ -24,6 +24,8 @@ CALIBRATION = Calibration(kappa=1.0, scale=1.0, label_noise_sd_mm=3.5)
 SOURCE_CALIBRATION = Calibration(kappa=1.0, scale=1.0, label_noise_sd_mm=3.5, min_erd_db=2.0)
 SPREAD_MM = 4.0
 """How far (SD, mm) the untrained model's mean output wanders around HOTSPOT_MM."""
+NO_ERD = {"mu_erd": [0.0, 0.0], "beta_erd": [0.0, 0.0]}
+"""Simulator [modulation] override: the movement desynchronises neither mu nor beta."""
 
 
 def head_centre_mm() -> np.ndarray:
@@ -147,6 +149,27 @@ def factory_train_model(dataset, level: str, channels, config, out: Path, seed: 
                 "code_version": "test factory (untrained network)", "training": {"data": {"cue": "move"}}}
     return write_model_dir(out, model, spec, Normalisation.fit(np.concatenate([item.inputs for item in items])),
                            metadata, prior)
+
+
+def simulated_subject(schedule, index: int, modulation: dict | None = None, channels=CHANNELS):
+    """A simulated healthy subject (right hand, one session) on a device session's fixed schedule.
+
+    ``schedule`` is an ``edge.config.SessionConfig``; ``modulation`` overrides the simulator's
+    ``[modulation]`` (e.g. ``{"mu_erd": [0, 0], "beta_erd": [0, 0]}`` for no desynchronisation).
+    The recording carries ``channels`` plus a few others (the simulator's average reference).
+    """
+    from train.simulate import load_config, simulate_subject
+
+    overrides = {"cohort": {"sessions": 1},
+                 "task": {"trials_healthy": schedule.trials, "rest_s": [schedule.rest_s] * 2,
+                          "move_s": schedule.move_s, "post_s": schedule.post_s, "lead_in_s": schedule.lead_in_s},
+                 "recording": {"channels": list(channels) + ["Cz", "FC4", "C6", "C4", "C2", "CP4"]},
+                 "artifacts": {"bad_channel_fraction": [0.0, 0.0]}}
+    if modulation:
+        overrides["modulation"] = modulation
+    subject, _ = simulate_subject(load_config(None, overrides), "healthy", index)
+    assert subject.hand == "right"
+    return subject
 
 
 def copy_bundle(source: Path, target: Path) -> Path:

@@ -69,6 +69,36 @@ def test_held_out_subject_result_matches_offline_and_the_demo_reports_it_in_both
     assert np.linalg.norm(cap.to_head(truth_cap) - chain.holdout.truth) < 1e-9
 
 
+def test_a_weak_erd_subject_streamed_through_the_device_gets_cannot_localise(tmp_path: Path) -> None:
+    # A level-source bundle (the real leadfield, min_erd_db 2 dB) and a simulated subject whose movement
+    # desynchronises nothing, streamed emulator → BrainFlow → runtime → serial → monitor.
+    from bundle_factory import NO_ERD, PRIOR, build_bundle, simulated_subject
+    from test_runtime_session import SOURCE_SESSION
+
+    from edge.estimate import prior_radius90
+    from hardware.demo import Chain
+
+    made = build_bundle(tmp_path / "made", level="source")
+    subject = simulated_subject(SOURCE_SESSION, 0, NO_ERD)
+    schedule = {key: getattr(SOURCE_SESSION, key) for key in ("trials", "lead_in_s", "rest_s", "move_s", "post_s")}
+    chain = Chain(tmp_path, None, subject, None, made["bundle"], made["public_key"], schedule)
+    rig = DeviceRig(chain, tmp_path / "device", {"min_good_trials": SOURCE_SESSION.min_good_trials})
+    try:
+        result = rig.result(rig.session_seconds() + 60)
+    finally:
+        code = rig.close()
+    assert code == 0, (tmp_path / "device" / "runtime.stderr").read_text()[-2000:]
+    assert result.type == MessageType.HOTSPOT and result["localised"] == 0, result.fields
+    assert result["n_good"] >= SOURCE_SESSION.min_good_trials
+    assert result["radius_mm"] == pytest.approx(prior_radius90(PRIOR), abs=1e-3)
+    np.testing.assert_allclose(result["position_mm"], PRIOR.mean_mm, atol=1e-3)
+    assert len(result["reasons"]) == 1 and result["reasons"][0].startswith(
+        "the movement changed the motor rhythms too little")
+    last = json.loads((tmp_path / "device" / "state" / "last_result.json").read_text())
+    assert last["kind"] == "prior" and last["localised"] is False and last["frame"] == "cap"
+    assert "could not pinpoint" in last["confidence_text"]
+
+
 FAULTS = {
     # name: (inject params, the quality flag the fault must raise in the trials it spoils, or None
     # when the windows may legitimately pass (1 % loss is within the signal check's 2 % allowance))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from bundle_factory import CHANNELS, PRIOR, build_bundle
+from bundle_factory import CHANNELS, NO_ERD, PRIOR, build_bundle, simulated_subject
 
 from edge.bundle import load_bundle
 from edge.config import SessionConfig
@@ -291,19 +291,7 @@ def source_bundle(tmp_path_factory):
 
 def simulated_session_data(index: int, modulation: dict | None = None) -> np.ndarray:
     """A simulated healthy subject on the session's fixed schedule, the model's channels in model order (µV)."""
-    from train.simulate import load_config, simulate_subject
-
-    overrides = {"cohort": {"sessions": 1},
-                 "task": {"trials_healthy": SOURCE_SESSION.trials, "rest_s": [SOURCE_SESSION.rest_s] * 2,
-                          "move_s": SOURCE_SESSION.move_s, "post_s": SOURCE_SESSION.post_s,
-                          "lead_in_s": SOURCE_SESSION.lead_in_s},
-                 "recording": {"channels": list(CHANNELS) + ["Cz", "FC4", "C6", "C4", "C2", "CP4"]},
-                 "artifacts": {"bad_channel_fraction": [0.0, 0.0]}}
-    if modulation:
-        overrides["modulation"] = modulation
-    subject, _ = simulate_subject(load_config(None, overrides), "healthy", index)
-    recording = subject.recordings[0]
-    assert subject.hand == "right"
+    recording = simulated_subject(SOURCE_SESSION, index, modulation).recordings[0]
     assert recording.cue_samples("move").tolist() == [
         c.sample for c in cue_schedule(SOURCE_SESSION, SFREQ) if c.kind == CueKind.MOVE]
     return recording.data[[recording.ch_names.index(name) for name in CHANNELS]]
@@ -312,7 +300,7 @@ def simulated_session_data(index: int, modulation: dict | None = None) -> np.nda
 def test_a_weak_erd_subject_gets_cannot_localise_with_the_prior_and_its_radius(source_bundle) -> None:
     from edge.source import session_image, strongest_desynchronisation_db
 
-    data = simulated_session_data(0, {"mu_erd": [0.0, 0.0], "beta_erd": [0.0, 0.0]})  # no desynchronisation
+    data = simulated_session_data(0, NO_ERD)
     session, recorder = run(source_bundle, SOURCE_SESSION, data, chunk_sizes=(125, 7, 250))
     result = session.result
     threshold = source_bundle.calibration.min_erd_db
