@@ -84,8 +84,8 @@ MANIFEST_KEYS = ("schema", "created", "model", "channels", "pipeline", "normalis
 OUTPUT_VALUES = ("mean_mm", "log_sd_mm")
 N_OUTPUTS = 6
 """The model's outputs: mean position (3, mm) then log standard deviation (3, ln mm)."""
-LOG_SD_LIMIT = 20.0
-"""log_sd outputs are clipped to +-this before exp (an untrained or diverged model cannot overflow)."""
+LOG_SD_RANGE = (-1.0, 4.0)
+"""The model's log-sd outputs (ln mm) are clipped to this range, as in training: sd 0.37 ... 55 mm."""
 
 
 def output_description(head_centre_mm) -> dict:
@@ -105,9 +105,9 @@ def hashed_files(level: str) -> tuple[str, ...]:
 
 
 def split_outputs(outputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The model's six outputs (..., 6) as (mean_mm (..., 3), sd_mm (..., 3))."""
+    """The model's six outputs (..., 6) as (mean_mm (..., 3), sd_mm (..., 3)); log sds clipped to LOG_SD_RANGE."""
     outputs = np.asarray(outputs, dtype=np.float64)
-    return outputs[..., :3], np.exp(np.clip(outputs[..., 3:], -LOG_SD_LIMIT, LOG_SD_LIMIT))
+    return outputs[..., :3], np.exp(np.clip(outputs[..., 3:], *LOG_SD_RANGE))
 
 
 def sha256_hex(data: bytes) -> str:

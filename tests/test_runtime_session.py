@@ -36,8 +36,8 @@ def bundle(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def uninformative(tmp_path_factory):
-    """A network that always says its prediction is uncertain to 60 mm per axis (far wider than the prior)."""
-    made = build_bundle(tmp_path_factory.mktemp("wide"), sd_mm=60.0, sd_gain=0.0)
+    """A network that always says its prediction is uncertain to 50 mm per axis (far wider than the prior)."""
+    made = build_bundle(tmp_path_factory.mktemp("wide"), sd_mm=50.0, sd_gain=0.0)
     return load_bundle(made["bundle"], made["public_key"])
 
 
@@ -160,7 +160,7 @@ def test_an_uninformative_network_returns_the_prior_and_says_so(uninformative) -
     assert hotspot["localised"] == 0 and hotspot["reasons"] == result.reasons
     assert hotspot["radius_mm"] == pytest.approx(prior_radius90(PRIOR))
     assert not recorder.of(MessageType.REDO)
-    assert result.prediction_sd_mm == pytest.approx([60.0] * 3, rel=1e-3)
+    assert result.prediction_sd_mm == pytest.approx([50.0] * 3, rel=1e-3)
 
 
 def test_the_placement_instruction_has_no_depth_component(bundle) -> None:
