@@ -104,6 +104,20 @@ def hashed_files(level: str) -> tuple[str, ...]:
     return (MODEL_FILE, GOLDEN_FILE, SOURCE_SPACE_FILE) if level == "source" else (MODEL_FILE, GOLDEN_FILE)
 
 
+def bundle_file_names(folder: str | Path) -> list[str]:
+    """Every file a bundle folder consists of, judged from its manifest's level (for copying a bundle whole).
+
+    The four files every bundle has, plus ``source_space.npz`` when the manifest says level source.
+    Nothing is verified here (:func:`load_bundle` does that); an unreadable manifest gives the four.
+    """
+    try:
+        manifest = json.loads((Path(folder) / MANIFEST_FILE).read_text(encoding="utf-8"))
+        level = str(manifest["pipeline"]["level"])
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
+        level = ""
+    return list(BUNDLE_FILES) + [name for name in hashed_files(level) if name not in BUNDLE_FILES]
+
+
 def split_outputs(outputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The model's six outputs (..., 6) as (mean_mm (..., 3), sd_mm (..., 3)); log sds clipped to LOG_SD_RANGE."""
     outputs = np.asarray(outputs, dtype=np.float64)

@@ -279,3 +279,18 @@ def test_the_golden_vectors_pass_on_the_fallback_runtime_too(made) -> None:
                             cwd=Path(__file__).resolve().parents[1])
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1].startswith("tensorflow.lite ")
+
+
+def test_copying_a_source_bundle_by_its_file_names_keeps_it_whole(made, made_source, tmp_path) -> None:
+    # what invoke deploy copies into a release (hardware.deploy.release.stage_release)
+    from edge.bundle import bundle_file_names
+
+    assert bundle_file_names(made["bundle"]) == [MANIFEST_FILE, SIGNATURE_FILE, MODEL_FILE, GOLDEN_FILE]
+    names = bundle_file_names(made_source["bundle"])
+    assert names == [MANIFEST_FILE, SIGNATURE_FILE, MODEL_FILE, GOLDEN_FILE, SOURCE_SPACE_FILE]
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for name in names:
+        (copy / name).write_bytes((made_source["bundle"] / name).read_bytes())
+    assert load_bundle(copy, made_source["public_key"]).spec.level == "source"
+    assert bundle_file_names(tmp_path / "nowhere") == [MANIFEST_FILE, SIGNATURE_FILE, MODEL_FILE, GOLDEN_FILE]
