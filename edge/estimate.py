@@ -5,6 +5,9 @@ meant when its coverage was measured.
 
 1. The model predicts a position and a per-axis standard deviation (Gaussian negative log-likelihood,
    cap frame, mm, the model's left-hemisphere frame).
+   For level ``source`` the prediction is a learned blend of the network's mean and the beamformer's own
+   power-drop peak (plus the training sessions' mean offset): physics is an input of the estimate, not
+   only a baseline beside it (:func:`blended_mean`).
 2. :func:`combine` weighs it against the population prior of the training subjects by precision, per
    axis. A network trained with a likelihood on the training population already knows that population:
    its sd is at most about the population's spread when the EEG tells it nothing. So only the precision
@@ -17,8 +20,9 @@ meant when its coverage was measured.
    the true hotspot with 90 % probability: ``scale * Q90 * rms(sd)``, ``Q90`` the 90 % quantile of a
    3-D standard normal's length and ``scale`` fitted so that held-out training subjects are covered.
 4. :func:`decide` says whether the EEG localised the hotspot at all; where it did not (too few good
-   trials, too weak a desynchronisation, or no gain over the prior) the estimate *is* the prior, with the
-   prior's radius, and the session says so.
+   trials, a desynchronisation too weak to localise, or a prediction outside the region the training
+   population supports: farther than the learned ``gate_mm`` from the prior mean) the estimate *is* the
+   prior, with the prior's radius, and the session says so.
 """
 
 from __future__ import annotations
@@ -31,10 +35,6 @@ from edge.errors import ErrorCode, HotspotError
 
 Q90_3D = 2.500297
 """90 % quantile of the length of a 3-D standard normal vector (sqrt of chi-square(3) at 0.9)."""
-
-NO_GAIN = 0.95
-"""The EEG counts as informative only when it shrinks the prior's radius below this fraction."""
-
 
 def _vector(value, name: str, positive: bool = False) -> np.ndarray:
     try:
@@ -99,12 +99,23 @@ class Calibration:
     min_erd_db : float or None
         Level ``source`` only: the strongest desynchronisation of the session map must reach this many
         dB below rest (a positive number) for the EEG to count as localising.
+    gate_mm : float or None
+        A prediction farther than this from the prior mean lies outside what the training population
+        supports: the EEG counts as not localising (None: no gate). Fitted on held-out predictions.
+    blend : float
+        Level ``source``: weight of the network's mean against the beamformer's own peak (plus
+        ``peak_offset_mm``) in the prediction, in [0, 1]; 1 for the other levels.
+    peak_offset_mm : ndarray (3,) or None
+        Level ``source``: mean (label - beamformer peak) of the training sessions.
     """
 
     kappa: float = 1.0
     scale: float = 1.0
     label_noise_sd_mm: float = 3.5
     min_erd_db: float | None = None
+    gate_mm: float | None = None
+    blend: float = 1.0
+    peak_offset_mm: tuple[float, float, float] | None = None
 
     def __post_init__(self) -> None:
         for name in ("kappa", "scale"):
@@ -116,20 +127,39 @@ class Calibration:
         if self.min_erd_db is not None and (not _number(self.min_erd_db)
                                             or not 0 <= self.min_erd_db < 30):
             raise HotspotError("calibration min_erd_db must be null or in [0, 30) dB", ErrorCode.BAD_BUNDLE)
+        if self.gate_mm is not None and (not isinstance(self.gate_mm, (int, float)) or not 0 < self.gate_mm < 1000):
+            raise HotspotError("calibration gate_mm must be null or in (0, 1000) mm", ErrorCode.BAD_BUNDLE)
+        if not isinstance(self.blend, (int, float)) or not 0 <= self.blend <= 1:
+            raise HotspotError("calibration blend must be in [0, 1]", ErrorCode.BAD_BUNDLE)
+        if self.peak_offset_mm is not None:
+            object.__setattr__(self, "peak_offset_mm", tuple(_vector(self.peak_offset_mm, "calibration peak_offset_mm")))
+        elif self.blend < 1:
+            raise HotspotError("calibration blend < 1 needs peak_offset_mm", ErrorCode.BAD_BUNDLE)
 
     def to_dict(self) -> dict:
         """JSON-ready form."""
         return {"kappa": float(self.kappa), "scale": float(self.scale),
                 "label_noise_sd_mm": float(self.label_noise_sd_mm),
-                "min_erd_db": None if self.min_erd_db is None else float(self.min_erd_db)}
+                "min_erd_db": None if self.min_erd_db is None else float(self.min_erd_db),
+                "gate_mm": None if self.gate_mm is None else float(self.gate_mm), "blend": float(self.blend),
+                "peak_offset_mm": None if self.peak_offset_mm is None else [float(v) for v in self.peak_offset_mm]}
 
     @classmethod
     def from_dict(cls, data: dict) -> "Calibration":
         """Build from :meth:`to_dict` output (one-line refusal when malformed)."""
-        known = {"kappa", "scale", "label_noise_sd_mm", "min_erd_db"}
+        known = {"kappa", "scale", "label_noise_sd_mm", "min_erd_db", "gate_mm", "blend", "peak_offset_mm"}
         if not isinstance(data, dict) or set(data) - known:
             raise HotspotError(f"calibration must be an object with keys {sorted(known)}", ErrorCode.BAD_BUNDLE)
         return cls(**data)
+
+
+def blended_mean(calibration: Calibration, mean_mm: np.ndarray, peak_mm: np.ndarray | None) -> np.ndarray:
+    """The prediction: the network's mean, blended (level ``source``) with the beamformer's peak + offset."""
+    mean = np.asarray(mean_mm, dtype=np.float64)
+    if calibration.blend >= 1 or peak_mm is None:
+        return mean
+    anchored = np.asarray(peak_mm, dtype=np.float64) + np.asarray(calibration.peak_offset_mm)
+    return calibration.blend * mean + (1.0 - calibration.blend) * anchored
 
 
 def combine(prior: Prior, mean_mm: np.ndarray, sd_mm: np.ndarray, kappa: float) -> tuple[np.ndarray, np.ndarray]:
@@ -223,16 +253,19 @@ class Estimate:
 
 
 def decide(prior: Prior, calibration: Calibration, mean_mm: np.ndarray | None, sd_mm: np.ndarray | None,
-           erd_db: float | None = None, reasons: list[str] | None = None) -> Estimate:
+           erd_db: float | None = None, reasons: list[str] | None = None, peak_mm: np.ndarray | None = None
+           ) -> Estimate:
     """Combine a session's prediction with the prior, or fall back to the prior and say why.
 
     Parameters
     ----------
     prior, calibration
     mean_mm, sd_mm : ndarray (3,) or None
-        The session's prediction (None when there is none, e.g. too few good trials).
+        The network's prediction for the session (None when there is none, e.g. too few good trials).
     erd_db : float, optional
         Level ``source``: the session map's strongest desynchronisation (dB below rest, positive).
+    peak_mm : ndarray (3,), optional
+        Level ``source``: the session map's power-drop peak (:func:`edge.source.power_drop_peak`).
     reasons : list of str, optional
         Reasons already known that the EEG cannot localise (e.g. too few good trials).
 
@@ -242,17 +275,19 @@ def decide(prior: Prior, calibration: Calibration, mean_mm: np.ndarray | None, s
     """
     reasons = list(reasons or [])
     fallback = prior_radius90(prior)
+    if mean_mm is not None:
+        mean_mm = blended_mean(calibration, mean_mm, peak_mm)
     if mean_mm is None or sd_mm is None:
         reasons = reasons or ["no prediction"]
     elif calibration.min_erd_db is not None and erd_db is not None and erd_db < calibration.min_erd_db:
         reasons.append(f"the movement changed the motor rhythms too little ({erd_db:.1f} dB, at least "
                        f"{calibration.min_erd_db:.1f} dB needed)")
+    elif calibration.gate_mm is not None and np.linalg.norm(np.asarray(mean_mm) - prior.mean_mm) > calibration.gate_mm:
+        reasons.append(f"the EEG points {np.linalg.norm(np.asarray(mean_mm) - prior.mean_mm):.0f} mm from where "
+                       f"hotspots are found, farther than the {calibration.gate_mm:.0f} mm it can be trusted")
     if not reasons:
         point, sd = combine(prior, mean_mm, sd_mm, calibration.kappa)
-        radius = float(radius90(sd, calibration.scale))
-        if radius < NO_GAIN * fallback:
-            return Estimate(point_mm=point, radius90_mm=radius, localised=True, reasons=[])
-        reasons.append("the EEG did not narrow down the population's hotspot region")
+        return Estimate(point_mm=point, radius90_mm=float(radius90(sd, calibration.scale)), localised=True, reasons=[])
     return Estimate(point_mm=prior.mean_mm.copy(), radius90_mm=fallback, localised=False, reasons=reasons)
 
 

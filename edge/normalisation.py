@@ -43,6 +43,37 @@ class Normalisation:
         std = np.maximum(std, floor * max(float(std.max()), 1e-12))
         return cls(mean=mean.astype(np.float32), std=std.astype(np.float32))
 
+    @classmethod
+    def fit_planes(cls, inputs: np.ndarray, n_planes: int, floor: float = 1e-6) -> "Normalisation":
+        """One mean and SD per plane (a block of rows), shared by all its elements.
+
+        The source level's planes are maps over a grid whose values compare across grid points (a
+        power change in dB, a pattern fit): standardising every grid point on its own would erase
+        where the map peaks, so each plane is standardised as a whole.
+
+        Parameters
+        ----------
+        inputs : ndarray, shape (n_windows, n_rows, n_cols)
+            Training inputs; ``n_rows`` is a multiple of ``n_planes``.
+        n_planes : int
+            Number of equal row blocks.
+        floor : float
+            Smallest allowed standard deviation, relative to the largest one.
+
+        Returns
+        -------
+        Normalisation
+        """
+        inputs = np.asarray(inputs, dtype=np.float64)
+        n, rows, cols = inputs.shape
+        blocks = inputs.reshape(n, n_planes, rows // n_planes, cols)
+        mean = blocks.mean(axis=(0, 2, 3))
+        std = blocks.std(axis=(0, 2, 3))
+        std = np.maximum(std, floor * max(float(std.max()), 1e-12))
+        shape = (n_planes, rows // n_planes, cols)
+        return cls(mean=np.broadcast_to(mean[:, None, None], shape).reshape(rows, cols).astype(np.float32),
+                   std=np.broadcast_to(std[:, None, None], shape).reshape(rows, cols).astype(np.float32))
+
     def apply(self, inputs: np.ndarray) -> np.ndarray:
         """Return ``(inputs - mean) / std`` as float32 (works on one window or a batch)."""
         return ((np.asarray(inputs, dtype=np.float32) - self.mean) / self.std).astype(np.float32)

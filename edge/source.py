@@ -310,6 +310,16 @@ def source_image(spec: "PipelineSpec", move: np.ndarray, rest: np.ndarray) -> np
     return np.ascontiguousarray(np.concatenate(changes + fits), dtype=np.float32)
 
 
+def power_drop_peak(spec: "PipelineSpec", image: np.ndarray) -> np.ndarray:
+    """The grid point (cap frame, model frame, mm) of the strongest power drop, the bands' changes summed.
+
+    This is the beamformer's own answer; the physics baseline and the estimate both start from it.
+    """
+    rows = spec.source_space.shape[0]
+    changes = np.asarray(image, dtype=np.float64)[:len(spec.bands) * rows].reshape(len(spec.bands), -1).sum(axis=0)
+    return spec.source_space.points_mm[int(np.argmin(changes))].copy()
+
+
 def strongest_desynchronisation_db(spec: "PipelineSpec", image: np.ndarray) -> float:
     """How far (dB, positive) the most desynchronised grid point's power fell, summed over the bands."""
     rows = spec.source_space.shape[0]

@@ -1,13 +1,20 @@
-"""Reference estimates every result table reports beside the model (head frame, mm, model frame).
+"""Reference estimates every result table reports beside the model (mm, model frame; cap or head frame).
 
-- ``population_mean``: the mean hotspot of the *training* subjects (the headline reference; skill is
-  measured against it).
+All but the population mean are found in the cap frame (the template cap as worn) and taken to the
+head frame through the session's cap transform (:mod:`train.frames`), like the model's estimate.
+
+- ``population_mean``: the mean hotspot of the *training* subjects, in each frame (the headline
+  reference; skill is measured against it).
 - ``anatomical_rule``: a fixed point, the FCC3h electrode of the fsaverage template projected
   :data:`RULE_DEPTH_MM` below the scalp toward the head-frame origin (hotspots are cortical points;
   FCC3h lies about 9 mm from the population centroid's scalp projection, science.md §0).
-- ``erd_peak``: the interpolated peak of the subject's mu/beta ERD map (power drop during movement
-  relative to rest, per channel; ERD-weighted centroid of the top electrodes) plus the mean
-  (label - peak) offset of the training subjects.
+- ``erd_peak``: the interpolated peak of the session's mu/beta ERD map (power drop during movement
+  relative to rest, per channel, at the template electrode positions; ERD-weighted centroid of the top
+  electrodes) plus the mean (label - peak) offset of the training sessions.
+- ``physics``: the source level's beamformer: the grid point of the strongest power drop (mu + beta) in
+  the session's DICS map (:mod:`edge.source`), moved a learned fraction ``k`` toward the population mean,
+  or replaced by the mean when it lies farther than a learned ``R`` from it (:class:`PhysicsBaseline`;
+  ``k``, ``R`` and the mean offset fitted on the training sessions only).
 - ``oracle``: the simulator's source oracle (best estimate from the true EEG sources); a floor.
 """
 
@@ -19,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edge.montage import mirror_channel_name
+from edge.source import power_drop_peak as beamformer_peak  # noqa: F401 (the physics baseline's input)
 from train.dataset import Recording, Subject
 from train.windows import needs_mirroring, to_model_frame
 
@@ -130,9 +138,9 @@ def interpolated_peak(values: np.ndarray, positions_mm: np.ndarray, n_top: int =
     return (weights[:, None] * positions_mm[top]).sum(axis=0) / weights.sum()
 
 
-def erd_peak(subject: Subject, channels: Sequence[str], mirror: bool, cue: str = "move",
-             hemisphere_only: bool = True) -> np.ndarray | None:
-    """The scalp point of largest interpolated ERD for ``subject``, head mm, model frame.
+def erd_peaks(subject: Subject, channels: Sequence[str], mirror: bool, cue: str = "move",
+              hemisphere_only: bool = True) -> dict[str, np.ndarray]:
+    """The scalp point of largest interpolated ERD of each of ``subject``'s sessions (cap frame, model frame).
 
     Parameters
     ----------
@@ -147,31 +155,27 @@ def erd_peak(subject: Subject, channels: Sequence[str], mirror: bool, cue: str =
 
     Returns
     -------
-    ndarray, shape (3,), or None when the subject has no usable recording
+    dict of str to ndarray (3,)
+        Session -> peak, for the sessions that have the channels and cues.
     """
+    from train.head import standard_positions_head_mm
+
     mirrored = needs_mirroring(subject, mirror)
     names = [mirror_channel_name(name) for name in channels] if mirrored else list(channels)
-    recordings = [rec for rec in subject.recordings if cue in rec.event_id and set(names) <= set(rec.ch_names)]
-    if not recordings:
-        return None
-    values = erd_map(recordings, names, cue)
-    first = recordings[0]
-    positions = first.ch_pos[[first.ch_names.index(name) for name in names]]
-    if np.any(~np.isfinite(positions)):
-        from train.head import standard_positions_head_mm
-
-        template = standard_positions_head_mm(names)
-        positions = np.array([template[name] for name in names])
-    positions = to_model_frame(positions, mirrored)
-    if hemisphere_only and mirror:
-        left = positions[:, 0] < 0
-        values, positions = values[left], positions[left]
-    return interpolated_peak(values, positions)
+    template = standard_positions_head_mm(names)
+    positions = to_model_frame(np.array([template[name] for name in names]), mirrored)
+    keep = positions[:, 0] < 0 if hemisphere_only and mirror else np.ones(len(names), dtype=bool)
+    peaks = {}
+    for recording in subject.recordings:
+        if cue in recording.event_id and set(names) <= set(recording.ch_names):
+            values = erd_map([recording], names, cue)
+            peaks[recording.session] = interpolated_peak(values[keep], positions[keep])
+    return peaks
 
 
 @dataclass
 class ErdPeakBaseline:
-    """ERD peak plus the mean (label - peak) offset of the training subjects.
+    """ERD peak plus the mean (label - peak) offset of the training sessions.
 
     Attributes
     ----------
@@ -182,12 +186,59 @@ class ErdPeakBaseline:
 
     @classmethod
     def fit(cls, peaks: Sequence[np.ndarray], labels: Sequence[np.ndarray]) -> "ErdPeakBaseline":
-        """Learn the offset from training subjects' peaks and labels (model frame)."""
+        """Learn the offset from training sessions' peaks and labels (cap frame, model frame)."""
         pairs = [(p, l) for p, l in zip(peaks, labels) if p is not None and l is not None]
         if not pairs:
             return cls(offset_mm=np.zeros(3))
         return cls(offset_mm=np.mean([np.asarray(l) - np.asarray(p) for p, l in pairs], axis=0))
 
     def predict(self, peak: np.ndarray | None) -> np.ndarray | None:
-        """Estimate a hotspot from a subject's ERD peak (None when no peak)."""
+        """Estimate a hotspot from a session's ERD peak (None when no peak)."""
         return None if peak is None else np.asarray(peak, dtype=float) + self.offset_mm
+
+
+SHRINK_GRID = tuple(np.round(np.linspace(0.0, 1.0, 11), 2))
+GATE_GRID_MM = (5.0, 10.0, 15.0, 20.0, 30.0, float("inf"))
+
+
+@dataclass
+class PhysicsBaseline:
+    """Beamformer peak + mean offset, moved a fraction ``k`` toward the population mean, inside a gate ``R``.
+
+    ``estimate = mean + (1 - k) (peak + offset - mean)`` when ``|peak + offset - mean| <= R``, else ``mean``.
+
+    Attributes
+    ----------
+    mean_mm, offset_mm : ndarray, shape (3,)
+    k : float
+    gate_mm : float
+    """
+
+    mean_mm: np.ndarray
+    offset_mm: np.ndarray
+    k: float
+    gate_mm: float
+
+    @classmethod
+    def fit(cls, peaks: Sequence[np.ndarray], labels: Sequence[np.ndarray], mean_mm: np.ndarray) -> "PhysicsBaseline":
+        """Fit offset, ``k`` and ``R`` on training sessions (their peaks and cap-frame labels)."""
+        peaks, labels = np.asarray(peaks, dtype=float), np.asarray(labels, dtype=float)
+        offset = (labels - peaks).mean(axis=0)
+        best = None
+        for k in SHRINK_GRID:
+            for gate in GATE_GRID_MM:
+                candidate = cls(np.asarray(mean_mm, dtype=float), offset, float(k), float(gate))
+                error = float(np.mean(np.linalg.norm(candidate.predict_many(peaks) - labels, axis=1)))
+                if best is None or error < best[0] - 1e-9:
+                    best = (error, candidate)
+        return best[1]
+
+    def predict_many(self, peaks: np.ndarray) -> np.ndarray:
+        """Estimates for peaks (n, 3)."""
+        moved = np.asarray(peaks, dtype=float) + self.offset_mm - self.mean_mm
+        inside = np.linalg.norm(moved, axis=1) <= self.gate_mm
+        return self.mean_mm + np.where(inside[:, None], (1.0 - self.k) * moved, 0.0)
+
+    def predict(self, peak: np.ndarray | None) -> np.ndarray | None:
+        """Estimate for one session's beamformer peak (None when no peak)."""
+        return None if peak is None else self.predict_many(np.asarray(peak)[None])[0]

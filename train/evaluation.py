@@ -1,4 +1,4 @@
-"""Evaluation protocols, each reporting the model beside the baselines.
+"""Evaluation protocols, each reporting the estimate beside the baselines, in the head and the cap frame.
 
 Protocols
 ---------
@@ -7,87 +7,59 @@ Protocols
 - ``session split``: train on session-1 windows with the TMS labels, test on session-2 windows of
   the same subjects (the cap was re-placed in between).
 - ``transfer``: train on all healthy subjects, test on all stroke patients.
-- ``trial split``: ALWAYS labelled "identification": every subject's windows are split into
+- ``trial split``: ALWAYS labelled "identification": every session's windows are split into
   training and test trials, so the network can recognise the subject. Always run with the
   shuffled-label control (each subject gets another subject's hotspot): a small error under the
   control proves the split measures identification, not localisation.
 
-Each test subject's estimate is the median of its window predictions; errors are 3-D distances
-(head frame, mm, model frame) to the true hotspot (simulated data) and to the noisy TMS label.
-Hyper-parameters are fixed (``train/configs/training.toml``), never tuned on test subjects.
+The unit of estimation is a session (one cap placement, what the device runs): the estimator
+(:mod:`train.estimator`: network, population prior, calibration, all fitted on the training subjects
+only) gives each test session an estimate in the cap frame with a 90 % radius; the same session's cap
+transform takes it to the head frame. A subject's error is the mean of its sessions' errors, and every
+summary is over subjects. Errors are 3-D distances (mm, model frame: right-hemisphere subjects
+mirrored into the left frame) to the true hotspot (simulated data) and to the noisy TMS label, in both
+frames. Hyper-parameters are fixed (``train/configs/training.toml``), never tuned on test subjects.
+
+Baselines (:mod:`train.baselines`) sit beside the estimate: population mean, FCC3h rule, ERD peak +
+offset, the physics baseline (beamformer peak + learned shrinkage), and the source oracle. Skill is
+``(population mean - estimate) / (population mean - oracle)``; the gain over the prior is the per-subject
+``population mean error - estimate error`` with a 95 % bootstrap interval; coverage is the share of test
+sessions whose true hotspot lies inside the 90 % radius.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from train.baselines import ErdPeakBaseline, anatomical_rule, population_mean
+from train.baselines import ErdPeakBaseline, PhysicsBaseline, anatomical_rule
 from train.configs import TrainingConfig
-from train.metrics import aggregate_trials, euclidean_errors, skill, summarise_errors
-from train.model_dir import predict_windows
-from train.training import fit_network, labelled, stack_training_data
+from train.estimator import fit_estimator, labelled, session_label
+from train.folds import Fold, check_grouped, grouped_folds
+from train.metrics import bootstrap_ci, skill, summarise_errors
 from train.windows import SubjectWindows
 
-METHODS = ("model", "population_mean", "anatomical_rule", "erd_peak", "oracle")
+METHODS = ("model", "population_mean", "anatomical_rule", "erd_peak", "physics", "oracle")
 TARGETS = ("truth", "label")
-FRAME = "head frame, mm (right-hemisphere subjects mirrored into the left frame)"
+FRAMES = ("head", "cap")
+FRAME = ("mm, model frame (right-hemisphere subjects mirrored into the left frame); 'head' = MNE head frame "
+         "(TMS), 'cap' = the template cap as worn in the session")
 
 
-@dataclass(frozen=True)
-class Fold:
-    """One train/test partition by subject identifier."""
+@dataclass
+class Baselines:
+    """Per-session inputs of the ERD-peak and physics baselines (cap frame, model frame).
 
-    train: tuple[str, ...]
-    test: tuple[str, ...]
-
-
-def grouped_folds(subjects: Sequence[str], k: int | None, seed: int = 0) -> list[Fold]:
-    """Split subjects into ``k`` groups (leave-one-subject-out when ``k`` is None or >= n).
-
-    Parameters
+    Attributes
     ----------
-    subjects : sequence of str
-        Subject identifiers (unique).
-    k : int or None
-        Number of folds (>= 2).
-    seed : int
-        Seed of the subject shuffle.
-
-    Returns
-    -------
-    list of Fold
-        Disjoint test groups covering every subject once.
+    erd_peaks : mapping of (subject, session) to ndarray (3,)
+    beamformer_peaks : mapping of (subject, session) to ndarray (3,)
     """
-    subjects = list(subjects)
-    if len(set(subjects)) != len(subjects):
-        raise ValueError("subject identifiers must be unique")
-    if len(subjects) < 2:
-        raise ValueError("grouped evaluation needs at least two subjects")
-    n_folds = len(subjects) if k is None or k >= len(subjects) else int(k)
-    if n_folds < 2:
-        raise ValueError("grouped evaluation needs k >= 2")
-    order = np.random.default_rng(seed).permutation(len(subjects))
-    groups = np.array_split(order, n_folds)
-    folds = []
-    for group in groups:
-        test = tuple(sorted(subjects[i] for i in group))
-        folds.append(Fold(train=tuple(sorted(set(subjects) - set(test))), test=test))
-    check_grouped(folds, subjects)
-    return folds
 
-
-def check_grouped(folds: Sequence[Fold], subjects: Sequence[str]) -> None:
-    """Raise AssertionError unless no subject is in both train and test of any fold and every
-    subject is tested exactly once."""
-    tested: list[str] = []
-    for fold in folds:
-        overlap = set(fold.train) & set(fold.test)
-        assert not overlap, f"subject(s) {sorted(overlap)} in both train and test"
-        tested += fold.test
-    assert sorted(tested) == sorted(subjects), "every subject must be tested exactly once"
+    erd_peaks: Mapping[tuple[str, str], np.ndarray] = field(default_factory=dict)
+    beamformer_peaks: Mapping[tuple[str, str], np.ndarray] = field(default_factory=dict)
 
 
 def derangement(n: int, seed: int = 0) -> np.ndarray:
@@ -100,7 +72,7 @@ def derangement(n: int, seed: int = 0) -> np.ndarray:
 
 
 def shuffled_targets(items: Sequence[SubjectWindows], seed: int = 0) -> dict[str, np.ndarray]:
-    """Give each labelled subject another subject's label (a derangement)."""
+    """Give each labelled subject another subject's label (a derangement; head frame, model frame)."""
     items = labelled(items)
     order = derangement(len(items), seed)
     return {item.subject: items[j].label for item, j in zip(items, order)}
@@ -108,7 +80,7 @@ def shuffled_targets(items: Sequence[SubjectWindows], seed: int = 0) -> dict[str
 
 @dataclass
 class ProtocolResult:
-    """Per-subject estimates of the model and the baselines, and their summaries.
+    """Per-session estimates of the model and the baselines, and their summaries.
 
     Attributes
     ----------
@@ -116,10 +88,12 @@ class ProtocolResult:
         E.g. ``"subject-grouped 5-fold"``, ``"trial split (identification)"``.
     frame : str
     records : list of dict
-        One per test subject: ``subject``, ``group``, ``mirrored``, ``label``, ``truth``, ``estimates``
-        (method -> (3,) or None), ``dispersion_mm``, ``n_windows``, ``fold``.
+        One per test session: ``subject``, ``session``, ``group``, ``mirrored``, ``fold``, ``n_windows``,
+        ``truth``/``label``/``target`` ({frame: (3,) or None}; ``target`` is what the protocol scores
+        against as "label": the shuffled-label control's assigned label), ``estimates``
+        ({method: {frame: (3,) or None}}) and ``model`` (network mean/sd, radius90_mm, localised, erd_db).
     summary : dict
-        ``errors[target][method]`` (see :func:`train.metrics.summarise_errors`), ``skill[target]``.
+        See :func:`summarise`.
     notes : list of str
     folds : list of Fold
         The subject partitions actually trained and tested (grouped protocols and transfer).
@@ -150,72 +124,134 @@ class ProtocolResult:
                       "folds": [{"train": list(f.train), "test": list(f.test)} for f in self.folds]})
 
 
-def summarise(result: ProtocolResult, target_key: str | None = None) -> ProtocolResult:
+def _subject_errors(records: Sequence[dict], method: str, frame: str, target: str) -> dict[str, float]:
+    """Each subject's mean error (mm) over its sessions where both the estimate and the target exist."""
+    per_subject: dict[str, list[float]] = {}
+    for record in records:
+        estimate, goal = record["estimates"][method].get(frame), record[target].get(frame)
+        if estimate is not None and goal is not None:
+            per_subject.setdefault(record["subject"], []).append(float(np.linalg.norm(np.subtract(estimate, goal))))
+    return {subject: float(np.mean(values)) for subject, values in per_subject.items()}
+
+
+def summarise(result: ProtocolResult) -> ProtocolResult:
     """Fill ``result.summary`` from its records.
 
-    For each target (``truth``, ``label``) and method, errors are summarised over the subjects where
-    both exist. Skill is against the population mean with the oracle as the floor.
-    ``target_key`` overrides the label target (the shuffled-label control scores against the
-    label it was trained on, stored in each record under that key).
+    ``errors[frame][target][method]`` (:func:`train.metrics.summarise_errors` over subjects),
+    ``skill[frame][target]`` (against the population mean, oracle as floor, on subjects where all three
+    exist), ``gain_over_prior_mm[frame][target]`` (mean over subjects of population-mean error minus model
+    error, with its 95 % bootstrap CI), ``coverage90`` (share of sessions whose truth / label lies inside
+    the radius, per frame), ``localised`` (share of sessions the EEG localised), ``n_subjects``,
+    ``n_sessions``. ``target`` "label" scores against each record's ``target`` (the assigned label).
     """
-    errors: dict = {}
-    per_subject: dict = {}
-    for target in TARGETS:
-        key = target_key if (target == "label" and target_key) else target
-        errors[target], per_subject[target] = {}, {}
-        for method in METHODS:
-            values = [float(euclidean_errors(r["estimates"][method], r[key])[0]) for r in result.records
-                      if r.get(key) is not None and r["estimates"].get(method) is not None]
-            errors[target][method] = summarise_errors(np.array(values))
-    skills = {}
-    for target in TARGETS:
-        key = target_key if (target == "label" and target_key) else target
-        usable = [r for r in result.records if r.get(key) is not None
-                  and all(r["estimates"].get(m) is not None for m in ("model", "population_mean", "oracle"))]
-        if not usable:
-            skills[target] = float("nan")
-            continue
-        mean_error = {m: float(np.mean([euclidean_errors(r["estimates"][m], r[key])[0] for r in usable]))
-                      for m in ("model", "population_mean", "oracle")}
-        skills[target] = skill(mean_error["model"], mean_error["population_mean"], mean_error["oracle"])
-    result.summary = {"errors": errors, "skill_vs_population_mean": skills,
-                      "n_subjects": len(result.records)}
+    summary: dict = {"errors": {}, "skill": {}, "gain_over_prior_mm": {}, "coverage90": {},
+                     "n_subjects": len({r["subject"] for r in result.records}), "n_sessions": len(result.records)}
+    for frame in FRAMES:
+        summary["errors"][frame], summary["skill"][frame], summary["gain_over_prior_mm"][frame] = {}, {}, {}
+        for target in TARGETS:
+            key = "target" if target == "label" else "truth"
+            per_method = {m: _subject_errors(result.records, m, frame, key) for m in METHODS}
+            summary["errors"][frame][target] = {m: summarise_errors(np.array(list(v.values())))
+                                                for m, v in per_method.items()}
+            common = sorted(set(per_method["model"]) & set(per_method["population_mean"]) & set(per_method["oracle"]))
+            means = {m: float(np.mean([per_method[m][s] for s in common])) if common else float("nan")
+                     for m in ("model", "population_mean", "oracle")}
+            summary["skill"][frame][target] = skill(means["model"], means["population_mean"], means["oracle"])
+            gains = np.array([per_method["population_mean"][s] - per_method["model"][s]
+                              for s in sorted(set(per_method["model"]) & set(per_method["population_mean"]))])
+            low, high = bootstrap_ci(gains)
+            summary["gain_over_prior_mm"][frame][target] = {
+                "mean_mm": float(gains.mean()) if len(gains) else float("nan"), "ci95_mm": [low, high]}
+        inside = {target: [float(np.linalg.norm(np.subtract(r["estimates"]["model"][frame], r[key][frame]))
+                                 <= r["model"]["radius90_mm"])
+                           for r in result.records if r[key].get(frame) is not None]
+                  for target, key in (("truth", "truth"), ("label", "target"))}
+        summary["coverage90"][frame] = {target: float(np.mean(v)) if v else float("nan") for target, v in inside.items()}
+    summary["localised"] = (float(np.mean([r["model"]["localised"] for r in result.records]))
+                            if result.records else float("nan"))
+    result.summary = summary
     return result
 
 
-def _baseline_estimates(train: Sequence[SubjectWindows], test: SubjectWindows, train_targets: dict,
-                        peaks: dict[str, np.ndarray | None], rule: np.ndarray) -> dict:
-    labels = [train_targets.get(item.subject, item.label) for item in labelled(train)]
-    erd = ErdPeakBaseline.fit([peaks.get(item.subject) for item in labelled(train)], labels)
-    return {"population_mean": population_mean(np.array(labels)), "anatomical_rule": rule,
-            "erd_peak": erd.predict(peaks.get(test.subject)), "oracle": test.oracle}
+def _frames(item: SubjectWindows, session: str, cap_point: np.ndarray | None) -> dict:
+    """A cap-frame point (model frame) and its head-frame image through the session's cap."""
+    if cap_point is None:
+        return {"head": None, "cap": None}
+    return {"head": item.to_head(cap_point, session), "cap": np.asarray(cap_point, dtype=float)}
 
 
-def _record(test: SubjectWindows, predictions: np.ndarray, baselines: dict, fold: int, **extra) -> dict:
-    estimate, dispersion = aggregate_trials(predictions)
-    return {"subject": test.subject, "group": test.group, "mirrored": test.mirrored,
-            "label": test.label, "truth": test.truth, "estimates": {"model": estimate, **baselines},
-            "dispersion_mm": dispersion, "n_windows": int(len(predictions)), "fold": fold, **extra}
+class _FoldBaselines:
+    """The baselines fitted on one fold's training subjects."""
+
+    def __init__(self, train: Sequence[SubjectWindows], baselines: Baselines, targets: dict, prior_mean_cap: np.ndarray
+                 ) -> None:
+        train = labelled(train)
+        heads = [np.asarray(targets.get(item.subject, item.label), dtype=float) for item in train]
+        self.mean_head = np.mean(heads, axis=0)
+        self.mean_cap = prior_mean_cap
+        self.rule = anatomical_rule()
+        sessions = [(item, s) for item in train for s in item.session_names()]
+        labels = {(item.subject, s): session_label(item, s, targets) for item, s in sessions}
+        erd = [(baselines.erd_peaks.get((i.subject, s)), labels[i.subject, s]) for i, s in sessions]
+        self.erd = ErdPeakBaseline.fit([p for p, _ in erd], [label for _, label in erd])
+        physics = [(baselines.beamformer_peaks[(i.subject, s)], labels[i.subject, s]) for i, s in sessions
+                   if (i.subject, s) in baselines.beamformer_peaks]
+        self.physics = (PhysicsBaseline.fit([p for p, _ in physics], [label for _, label in physics], prior_mean_cap)
+                        if physics else None)
+        self.baselines = baselines
+
+    def estimates(self, item: SubjectWindows, session: str) -> dict:
+        key = (item.subject, session)
+        beam = self.baselines.beamformer_peaks.get(key)
+        return {"population_mean": {"head": self.mean_head, "cap": self.mean_cap},
+                "anatomical_rule": _frames(item, session, self.rule),
+                "erd_peak": _frames(item, session, self.erd.predict(self.baselines.erd_peaks.get(key))),
+                "physics": _frames(item, session, None if self.physics is None else self.physics.predict(beam)),
+                "oracle": {"head": item.oracle, "cap": item.to_cap(item.oracle, session)}}
 
 
-def _fit(items: Sequence[SubjectWindows], config: TrainingConfig, seed: int, targets: dict | None = None):
-    inputs, outputs = stack_training_data(items, targets)
-    return fit_network(inputs, outputs, config, seed)
+def _records(estimator, test: SubjectWindows, fold_baselines: _FoldBaselines, fold: int,
+             targets: dict | None = None) -> list[dict]:
+    records = []
+    for estimate in estimator.estimate(test):
+        session = estimate.session
+        target_head = (targets or {}).get(test.subject, test.label)
+        records.append({
+            "subject": test.subject, "session": session, "group": test.group, "mirrored": test.mirrored,
+            "fold": fold, "n_windows": int(np.sum(test.sessions == session)),
+            "truth": {"head": test.truth, "cap": test.to_cap(test.truth, session)},
+            "label": {"head": test.label, "cap": test.to_cap(test.label, session)},
+            "target": {"head": target_head, "cap": test.to_cap(target_head, session)},
+            "estimates": {"model": _frames(test, session, estimate.point_mm),
+                          **fold_baselines.estimates(test, session)},
+            "model": {"mean_mm": estimate.mean_mm, "sd_mm": estimate.sd_mm, "peak_mm": estimate.peak_mm,
+                      "radius90_mm": estimate.radius90_mm, "localised": estimate.localised,
+                      "erd_db": estimate.erd_db}})
+    return records
 
 
-def evaluate_grouped(items: Sequence[SubjectWindows], config: TrainingConfig, k: int | None = 5, seed: int = 0,
-                     peaks: dict | None = None, shuffle_labels: bool = False, progress=None) -> ProtocolResult:
+def _evaluate_fold(spec, train: Sequence[SubjectWindows], tests: Sequence[SubjectWindows], config: TrainingConfig,
+                   seed: int, baselines: Baselines, fold: int, targets: dict | None = None) -> list[dict]:
+    targets = targets or {}
+    estimator = fit_estimator(spec, train, config, seed, targets)
+    fold_baselines = _FoldBaselines(train, baselines, targets, estimator.prior.mean_mm)
+    return [record for test in tests for record in _records(estimator, test, fold_baselines, fold, targets)]
+
+
+def evaluate_grouped(spec, items: Sequence[SubjectWindows], config: TrainingConfig, k: int | None = 5, seed: int = 0,
+                     baselines: Baselines | None = None, shuffle_labels: bool = False, progress=None) -> ProtocolResult:
     """Subject-grouped k-fold (LOSO when ``k`` is None): train on some subjects, test on the others.
 
     Parameters
     ----------
+    spec : edge.pipeline.PipelineSpec
     items : sequence of SubjectWindows
     config : TrainingConfig
     k : int or None
         Folds; None = leave-one-subject-out.
     seed : int
-    peaks : dict, optional
-        Subject -> ERD peak (model frame) for the ERD baseline.
+    baselines : Baselines, optional
+        Per-session ERD and beamformer peaks for those baselines.
     shuffle_labels : bool
         Control: train on a derangement of the training subjects' labels; test against the true
         labels. It should do no better than the population-mean baseline.
@@ -228,53 +264,46 @@ def evaluate_grouped(items: Sequence[SubjectWindows], config: TrainingConfig, k:
     """
     items = labelled(items)
     by_id = {item.subject: item for item in items}
-    if len(by_id) < 2:
-        result = ProtocolResult(protocol="subject-grouped" + (" shuffled-label control" if shuffle_labels else ""))
-        result.notes.append("skipped: needs at least two labelled subjects with accepted windows")
+    suffix = " shuffled-label control" if shuffle_labels else ""
+    if len(by_id) < 3:
+        result = ProtocolResult(protocol="subject-grouped" + suffix)
+        result.notes.append("skipped: needs at least three labelled subjects with accepted windows")
         return summarise(result)
     folds = grouped_folds(list(by_id), k, seed)
     name = "leave-one-subject-out" if len(folds) == len(items) else f"{len(folds)}-fold"
-    result = ProtocolResult(protocol=f"subject-grouped {name}" + (" shuffled-label control" if shuffle_labels else ""))
-    rule = anatomical_rule()
+    result = ProtocolResult(protocol=f"subject-grouped {name}" + suffix)
     for index, fold in enumerate(folds):
         if progress:
             progress(f"fold {index + 1}/{len(folds)}")
         train = [by_id[s] for s in fold.train]
         result.folds.append(Fold(train=tuple(item.subject for item in train), test=fold.test))
         targets = shuffled_targets(train, seed + index) if shuffle_labels else {}
-        model, normalisation = _fit(train, config, seed + index, targets)
-        for subject in fold.test:
-            test = by_id[subject]
-            predictions = predict_windows(model, normalisation, test.inputs)
-            result.records.append(_record(test, predictions, _baseline_estimates(train, test, targets, peaks or {}, rule),
-                                          index))
+        result.records += _evaluate_fold(spec, train, [by_id[s] for s in fold.test], config, seed + index,
+                                         baselines or Baselines(), index, targets)
     if shuffle_labels:
         result.notes.append("control: training labels deranged among training subjects; scored against true labels")
     return summarise(result)
 
 
-def evaluate_transfer(items: Sequence[SubjectWindows], config: TrainingConfig, seed: int = 0,
-                      peaks: dict | None = None, source: str = "healthy", target: str = "stroke") -> ProtocolResult:
+def evaluate_transfer(spec, items: Sequence[SubjectWindows], config: TrainingConfig, seed: int = 0,
+                      baselines: Baselines | None = None, source: str = "healthy", target: str = "stroke"
+                      ) -> ProtocolResult:
     """Train on every ``source``-group subject, test on every ``target``-group subject."""
     items = labelled(items)
     train = [item for item in items if item.group == source]
     test_items = [item for item in items if item.group == target]
     result = ProtocolResult(protocol=f"transfer {source} -> {target} (subject-grouped)")
-    if not train or not test_items:
-        result.notes.append(f"skipped: needs labelled {source} and {target} subjects")
+    if len(train) < 3 or not test_items:
+        result.notes.append(f"skipped: needs labelled {source} (at least three) and {target} subjects")
         return summarise(result)
     result.folds.append(Fold(tuple(i.subject for i in train), tuple(i.subject for i in test_items)))
     check_grouped(result.folds, [i.subject for i in test_items])
-    model, normalisation = _fit(train, config, seed)
-    rule = anatomical_rule()
-    for test in test_items:
-        predictions = predict_windows(model, normalisation, test.inputs)
-        result.records.append(_record(test, predictions, _baseline_estimates(train, test, {}, peaks or {}, rule), 0))
+    result.records = _evaluate_fold(spec, train, test_items, config, seed, baselines or Baselines(), 0)
     return summarise(result)
 
 
-def evaluate_session_split(items: Sequence[SubjectWindows], config: TrainingConfig, seed: int = 0,
-                           peaks: dict | None = None, train_session: str | None = None) -> ProtocolResult:
+def evaluate_session_split(spec, items: Sequence[SubjectWindows], config: TrainingConfig, seed: int = 0,
+                           baselines: Baselines | None = None, train_session: str | None = None) -> ProtocolResult:
     """Train on the first session's windows of every subject, test on their later sessions.
 
     The same subjects are in training and test (with a re-placed cap), so this is within-subject;
@@ -283,78 +312,56 @@ def evaluate_session_split(items: Sequence[SubjectWindows], config: TrainingConf
     items = labelled(items)
     sessions = sorted({str(s) for item in items for s in item.sessions})
     result = ProtocolResult(protocol="session split (same subjects, new session; within-subject)")
-    if len(sessions) < 2 or len(items) < 1:
-        result.notes.append("skipped: the dataset has a single session")
+    if len(sessions) < 2 or len(items) < 3:
+        result.notes.append("skipped: the dataset has a single session (or fewer than three subjects)")
         return summarise(result)
     first = train_session or sessions[0]
     train, test_items = [], []
     for item in items:
         in_first = item.sessions == first
         if in_first.any() and (~in_first).any():
-            train.append(_subset(item, in_first))
-            test_items.append(_subset(item, ~in_first))
-    model, normalisation = _fit(train, config, seed)
-    rule = anatomical_rule()
-    for test in test_items:
-        predictions = predict_windows(model, normalisation, test.inputs)
-        result.records.append(_record(test, predictions, _baseline_estimates(train, test, {}, peaks or {}, rule), 0))
+            train.append(item.subset(in_first))
+            test_items.append(item.subset(~in_first))
+    result.records = _evaluate_fold(spec, train, test_items, config, seed, baselines or Baselines(), 0)
     result.notes.append(f"trained on {first}, tested on {', '.join(s for s in sessions if s != first)}")
     return summarise(result)
 
 
-def _subset(item: SubjectWindows, mask: np.ndarray) -> SubjectWindows:
-    return SubjectWindows(subject=item.subject, group=item.group, hand=item.hand, mirrored=item.mirrored,
-                          inputs=item.inputs[mask], sessions=item.sessions[mask], label=item.label,
-                          truth=item.truth, oracle=item.oracle)
-
-
 def trial_split(items: Sequence[SubjectWindows], test_fraction: float = 0.2, seed: int = 0
                 ) -> tuple[list[SubjectWindows], list[SubjectWindows]]:
-    """Split every subject's windows into training and test trials (the papers' likely protocol)."""
+    """Split every session's windows into training and test trials (the papers' likely protocol)."""
     rng = np.random.default_rng(seed)
     train, test = [], []
     for item in labelled(items):
-        n = len(item.inputs)
-        if n < 2:
-            continue
-        n_test = max(1, int(round(test_fraction * n)))
-        mask = np.zeros(n, dtype=bool)
-        mask[rng.choice(n, size=n_test, replace=False)] = True
-        train.append(_subset(item, ~mask))
-        test.append(_subset(item, mask))
+        mask = np.zeros(len(item.inputs), dtype=bool)
+        for session in item.session_names():
+            rows = np.flatnonzero(item.sessions == session)
+            if len(rows) >= 2:
+                mask[rng.choice(rows, size=max(1, int(round(test_fraction * len(rows)))), replace=False)] = True
+        if mask.any() and (~mask).any():
+            train.append(item.subset(~mask))
+            test.append(item.subset(mask))
     return train, test
 
 
-def evaluate_trial_split(items: Sequence[SubjectWindows], config: TrainingConfig, seed: int = 0,
-                         peaks: dict | None = None, shuffle_labels: bool = False,
+def evaluate_trial_split(spec, items: Sequence[SubjectWindows], config: TrainingConfig, seed: int = 0,
+                         baselines: Baselines | None = None, shuffle_labels: bool = False,
                          test_fraction: float = 0.2) -> ProtocolResult:
     """The papers' trial split, labelled "identification"; optionally the shuffled-label control.
 
     With ``shuffle_labels`` every subject's windows get another subject's label for training AND
-    scoring (``summary.errors.label`` is against that assigned label): if the error stays small,
-    the network identifies subjects rather than localising hotspots.
+    scoring (errors against "label" are against that assigned label): if the error stays small, the
+    network identifies subjects rather than localising hotspots.
     """
     train, test_items = trial_split(items, test_fraction, seed)
     protocol = "trial split (identification)" + (" shuffled-label control" if shuffle_labels else "")
     result = ProtocolResult(protocol=protocol)
-    if len(train) < 2:
-        result.notes.append("skipped: needs at least two labelled subjects with two or more accepted windows")
-        result = summarise(result)
-        result.summary["mean_window_error_mm"] = float("nan")
-        return result
+    if len(train) < 3:
+        result.notes.append("skipped: needs at least three labelled subjects with two or more accepted windows")
+        return summarise(result)
     targets = shuffled_targets(train, seed) if shuffle_labels else {}
-    model, normalisation = _fit(train, config, seed, targets)
-    rule = anatomical_rule()
-    window_errors = []
-    for test in test_items:
-        predictions = predict_windows(model, normalisation, test.inputs)
-        assigned = targets.get(test.subject, test.label)
-        window_errors.append(euclidean_errors(predictions, assigned))
-        result.records.append(_record(test, predictions, _baseline_estimates(train, test, targets, peaks or {}, rule),
-                                      0, assigned_label=assigned))
-    result = summarise(result, target_key="assigned_label")
-    all_window_errors = np.concatenate(window_errors) if window_errors else np.zeros(0)
-    result.summary["mean_window_error_mm"] = float(all_window_errors.mean()) if len(all_window_errors) else float("nan")
+    result.records = _evaluate_fold(spec, train, test_items, config, seed, baselines or Baselines(), 0, targets)
+    result = summarise(result)
     result.notes.append("identification: the same subjects' trials are in training and test")
     if shuffle_labels:
         result.notes.append("control: each subject trained and scored with another subject's label")

@@ -1,4 +1,9 @@
-"""The 2D CNN that regresses the 3D motor hotspot (head frame, mm) from one input window.
+"""The 2D CNNs that regress the 3D motor hotspot and its uncertainty (cap frame, mm) from one input.
+
+Both networks end the same way: ``Dense(6)`` in standardised units and a frozen ``to_mm`` layer, so the
+model itself outputs ``[mean_x, mean_y, mean_z]`` in cap-frame millimetres (model frame) and
+``[log_sd_x, log_sd_y, log_sd_z]``, the natural log of a per-axis standard deviation in mm; training
+minimises the Gaussian negative log-likelihood (:func:`gaussian_nll`).
 
 Architecture and why
 --------------------
@@ -17,11 +22,21 @@ ShallowConvNet:
 3. ReLU6 then average pooling: rectify-and-smooth, an envelope (power) estimate per spatial filter.
    ReLU6 keeps activations bounded, which suits int8 quantisation.
 4. ``mixing``: a small Conv2D along the pooled columns, ReLU6, global average pooling.
-5. ``hidden`` Dense with ReLU6, dropout, then ``Dense(3)`` in standardised units and a frozen
-   ``Dense(3)`` layer ``to_head_mm`` (diagonal kernel = SD, bias = mean of the training hotspots,
-   per axis) so that the model itself outputs head-frame millimetres and needs no post-processing
-   on the device. Being weights, not layer settings, the scaling lets one compiled network be
-   re-initialised and re-trained across evaluation folds (:func:`train.training.fit_network`).
+5. ``hidden`` Dense with ReLU6, dropout, then ``Dense(6)`` in standardised units and a frozen
+   ``Dense(6)`` layer ``to_mm`` (diagonal kernel = SD for the means, 1 for the log-SDs; bias = mean of
+   the training hotspots and log of their SD, per axis) so that the model itself outputs millimetres
+   and needs no post-processing on the device. Being weights, not layer settings, the scaling lets one
+   compiled network be re-initialised and re-trained across evaluation folds
+   (:func:`train.training.fit_network`).
+
+The source level's image (:mod:`edge.source`: power change and pattern fit per band on a cortical grid)
+gets :func:`build_source_model` instead: a small convolution over the grid and a 1x1 convolution give a
+score per grid point, a softmax turns the scores into weights, and a frozen layer holding the grid
+points' coordinates gives their weighted centre (a differentiable peak: "spatial soft-argmax", as in
+keypoint regression); a linear layer maps it to the hotspot. The uncertainty head sees how peaked the
+weights are, how strong the desynchronisation is and how far the centre lies from the training hotspots'
+mean, so that a map peaking somewhere implausible gets a wide SD and the prior combination
+(:mod:`edge.estimate`) pulls it back.
 
 Batch normalisation after the convolutions folds into the convolution weights at conversion time.
 With the defaults the network has a few thousand parameters (about 3-6 k depending on the channel
@@ -58,6 +73,11 @@ class ModelConfig:
         Units of the hidden Dense layer.
     dropout : float
         Dropout rate before the output layer.
+    source_filters : int
+        Level "source": filters of the 3x3 convolution over the grid (0: none, scores straight from the
+        planes).
+    source_l2 : float
+        Level "source": L2 penalty on the layer mapping the weighted grid centre to the hotspot.
     """
 
     n_spatial: int = 16
@@ -67,6 +87,8 @@ class ModelConfig:
     mixing_kernel: int = 4
     hidden: int = 32
     dropout: float = 0.25
+    source_filters: int = 0
+    source_l2: float = 0.01
 
     @classmethod
     def from_dict(cls, data: dict) -> "ModelConfig":
@@ -83,7 +105,42 @@ class ModelConfig:
             raise HotspotError(f"model settings {', '.join(ints)} must be positive integers", ErrorCode.BAD_CONFIG)
         if not 0.0 <= float(config.dropout) < 1.0:
             raise HotspotError("model setting dropout must be in [0, 1)", ErrorCode.BAD_CONFIG)
+        if not isinstance(config.source_filters, int) or config.source_filters < 0:
+            raise HotspotError("model setting source_filters must be an integer >= 0", ErrorCode.BAD_CONFIG)
+        if not 0.0 <= float(config.source_l2) < 10.0:
+            raise HotspotError("model setting source_l2 must be in [0, 10)", ErrorCode.BAD_CONFIG)
         return config
+
+
+def laplace_nll(y_true, y_pred):
+    """Mean Laplace negative log-likelihood of ``[mean(3), log_scale(3)]`` (mm): robust to outlying sessions."""
+    import keras
+
+    from train.model_dir import LOG_SD_RANGE
+
+    mean, log_sd = y_pred[:, :3], keras.ops.clip(y_pred[:, 3:], *LOG_SD_RANGE)
+    # a Laplace distribution with standard deviation s has scale s / sqrt(2)
+    return keras.ops.mean(keras.ops.abs(y_true - mean) * keras.ops.exp(-log_sd) * np.sqrt(2.0) + log_sd)
+
+
+def gaussian_nll(y_true, y_pred):
+    """Mean Gaussian negative log-likelihood of per-axis predictions ``[mean(3), log_sd(3)]`` (mm), Keras loss."""
+    import keras
+
+    from train.model_dir import LOG_SD_RANGE
+
+    mean, log_sd = y_pred[:, :3], keras.ops.clip(y_pred[:, 3:], *LOG_SD_RANGE)
+    return keras.ops.mean(0.5 * keras.ops.square((y_true - mean) * keras.ops.exp(-log_sd)) + log_sd)
+
+
+def _to_mm(layers, keras, x, target_mean: np.ndarray, target_std: np.ndarray):
+    """``Dense(6)`` in standardised units, then the frozen map to [mean mm (3), log-SD mm (3)]."""
+    std = np.maximum(np.asarray(target_std, dtype=float), 1e-3)
+    x = layers.Dense(6, name="standardised")(x)
+    kernel = np.diag(np.concatenate([std, np.ones(3)]))
+    bias = np.concatenate([np.asarray(target_mean, dtype=float), np.log(std)])
+    return layers.Dense(6, trainable=False, name="to_mm", kernel_initializer=keras.initializers.Constant(kernel),
+                        bias_initializer=keras.initializers.Constant(bias))(x)
 
 
 def build_model(input_shape: tuple[int, int], target_mean: np.ndarray, target_std: np.ndarray,
@@ -95,7 +152,7 @@ def build_model(input_shape: tuple[int, int], target_mean: np.ndarray, target_st
     input_shape : (int, int)
         ``(rows, cols)`` of one normalised input window (channels x time or frequency).
     target_mean, target_std : ndarray, shape (3,)
-        Per-axis mean and SD of the training hotspots (head frame, mm); the network predicts in
+        Per-axis mean and SD of the training hotspots (cap frame, mm); the network predicts in
         standardised units and a fixed output layer maps back to millimetres.
     config : ModelConfig
         Layer sizes.
@@ -103,7 +160,7 @@ def build_model(input_shape: tuple[int, int], target_mean: np.ndarray, target_st
     Returns
     -------
     keras.Model
-        Input ``(rows, cols)`` float32, output ``(3,)`` head-frame millimetres.
+        Input ``(rows, cols)`` float32, output ``(6,)``: mean (mm) and log-SD (mm) per axis.
     """
     import keras
     from keras import layers
@@ -131,11 +188,67 @@ def build_model(input_shape: tuple[int, int], target_mean: np.ndarray, target_st
     x = layers.Dense(config.hidden, name="hidden")(x)
     x = layers.ReLU(max_value=6.0, name="hidden_relu")(x)
     x = layers.Dropout(config.dropout, name="dropout")(x)
-    x = layers.Dense(3, name="standardised")(x)
-    outputs = layers.Dense(3, trainable=False, name="to_head_mm",
-                           kernel_initializer=keras.initializers.Constant(np.diag(std)),
-                           bias_initializer=keras.initializers.Constant(np.asarray(target_mean, dtype=float)))(x)
-    return keras.Model(inputs, outputs, name="hotspot_cnn")
+    return keras.Model(inputs, _to_mm(layers, keras, x, target_mean, std), name="hotspot_cnn")
+
+
+def build_source_model(input_shape: tuple[int, int], grid_mm: np.ndarray, target_mean: np.ndarray,
+                       target_std: np.ndarray, config: ModelConfig = ModelConfig()):
+    """Build the source level's network (spatial soft-argmax over the cortical grid).
+
+    Parameters
+    ----------
+    input_shape : (int, int)
+        ``(n_planes * rows, cols)`` of one normalised source image (:mod:`edge.source`).
+    grid_mm : ndarray, shape (rows * cols, 3)
+        The grid points (cap frame, mm), row-major.
+    target_mean, target_std : ndarray, shape (3,)
+        Per-axis mean and SD of the training hotspots (cap frame, mm).
+    config : ModelConfig
+        ``source_filters`` and ``source_l2``.
+
+    Returns
+    -------
+    keras.Model
+        Input ``(n_planes * rows, cols)`` float32, output ``(6,)``: mean (mm) and log-SD (mm) per axis.
+    """
+    import keras
+    from keras import layers
+
+    rows_total, cols = int(input_shape[0]), int(input_shape[1])
+    n_points = len(grid_mm)
+    rows = n_points // cols
+    planes = rows_total // rows
+    std = np.maximum(np.asarray(target_std, dtype=float), 1e-3)
+    standardised_grid = (np.asarray(grid_mm, dtype=float) - np.asarray(target_mean, dtype=float)) / std
+
+    inputs = keras.Input(shape=(rows_total, cols), name="window")
+    x = layers.Reshape((planes, rows, cols), name="planes")(inputs)
+    x = layers.Permute((2, 3, 1), name="planes_last")(x)
+    if config.source_filters:
+        x = layers.Conv2D(config.source_filters, 3, padding="same", name="grid_conv")(x)
+        x = layers.ReLU(max_value=6.0, name="grid_relu")(x)
+    scores = layers.Conv2D(1, 1, name="score")(x)
+    weights = layers.Softmax(name="weights")(layers.Flatten(name="scores")(scores))
+    centre = layers.Dense(3, use_bias=False, trainable=False, name="grid_centre",
+                          kernel_initializer=keras.initializers.Constant(standardised_grid))(weights)
+    peak = layers.Dense(3, kernel_regularizer=keras.regularizers.l2(config.source_l2), name="calibrate")(centre)
+    sharpness = layers.GlobalMaxPooling1D(name="sharpness")(layers.Reshape((n_points, 1), name="as_points")(weights))
+    strength = layers.GlobalMaxPooling2D(name="strength")(x)
+    # how far the weighted centre lies from the training hotspots' mean (standardised units, squared)
+    distance = layers.Dense(1, use_bias=False, trainable=False, name="distance", kernel_initializer="ones")(
+        layers.Multiply(name="centre_squared")([centre, centre]))
+    spread = layers.Dense(3, kernel_initializer="zeros", name="spread")(  # starts at the training hotspots' SD
+        layers.Concatenate(name="evidence")([sharpness, strength, distance]))
+    x = layers.Concatenate(name="mean_and_spread")([peak, spread])
+    return keras.Model(inputs, _to_mm_identity(layers, keras, x, target_mean, std), name="hotspot_source_net")
+
+
+def _to_mm_identity(layers, keras, x, target_mean: np.ndarray, std: np.ndarray):
+    """The frozen map to [mean mm, log-SD mm] for inputs already in standardised units (no extra Dense)."""
+    kernel = np.diag(np.concatenate([std, np.ones(3)]))
+    bias = np.concatenate([np.asarray(target_mean, dtype=float), np.log(std)])
+    return layers.Dense(6, trainable=False, name="to_mm", kernel_initializer=keras.initializers.Constant(kernel),
+                        bias_initializer=keras.initializers.Constant(bias))(x)
 
 
 def int8_size_bytes(model) -> int:

@@ -1,11 +1,18 @@
 """The model directory: a trained Keras model plus everything needed to feed and interpret it.
 
-Layout (the contract other areas rely on)::
+Layout (the contract other areas rely on), schema 2::
 
-    <dir>/model.keras       the Keras model; input (rows, cols) normalised window, output (3,) head mm
-    <dir>/metadata.json     {"schema": 1, "level", "channels", "pipeline", "normalisation", "mirror",
-                             "output": {"frame": "head", "units": "mm"}, "metrics", "data_hash",
-                             "code_version", "seed", "train_subjects", "dataset", ...}
+    <dir>/model.keras       the Keras model; input (rows, cols) normalised window; output (6,):
+                            [mean_x, mean_y, mean_z] cap frame mm (model frame), then the natural log
+                            of the per-axis standard deviation in mm
+    <dir>/metadata.json     {"schema": 2, "level", "channels", "pipeline", "normalisation", "mirror",
+                             "prior" (edge.estimate.Prior), "calibration" (edge.estimate.Calibration),
+                             "aggregation" ("session_csd" for level source, else "median_of_trials"),
+                             "output": {"frame": "cap", "units": "mm", "hemisphere": "left",
+                                        "values": ["mean_mm", "log_sd_mm"], "head_centre_mm"},
+                             "metrics", "data_hash", "code_version", "seed", "train_subjects", "dataset", ...}
+    <dir>/source_space.npz  level "source" only: the grid and leadfield (edge.source.SourceSpace);
+                            ``pipeline.source_space`` records its sha256
 
 ``channels`` are in model order and name left-hemisphere electrodes when ``mirror`` is true: for a
 subject whose hotspot is in the right hemisphere, read the mirrored channels and negate the x of the
@@ -23,10 +30,13 @@ import numpy as np
 from edge.errors import ErrorCode, HotspotError
 from edge.normalisation import Normalisation
 
-SCHEMA = 1
+SCHEMA = 2
 MODEL_FILE = "model.keras"
 METADATA_FILE = "metadata.json"
-REQUIRED_KEYS = ("schema", "level", "channels", "pipeline", "normalisation", "mirror", "output")
+REQUIRED_KEYS = ("schema", "level", "channels", "pipeline", "normalisation", "mirror", "output", "prior",
+                 "calibration", "aggregation")
+LOG_SD_RANGE = (-1.0, 4.0)
+"""Clip of the model's log-SD output (mm), as in training: 0.37 ... 55 mm."""
 
 
 @dataclass
@@ -60,23 +70,38 @@ class ModelDir:
         return bool(self.metadata["mirror"])
 
     def predict(self, inputs: np.ndarray) -> np.ndarray:
-        """Predict hotspots for raw (un-normalised) input windows.
+        """Predicted hotspots (means) for raw (un-normalised) inputs.
 
         Parameters
         ----------
         inputs : ndarray, shape (n, rows, cols) or (rows, cols)
-            Windows from :func:`edge.pipeline.compute_epochs` with :attr:`spec`.
+            Windows from :func:`edge.pipeline.compute_epochs` with :attr:`spec` (or source images).
 
         Returns
         -------
         ndarray, shape (n, 3)
-            Hotspots, head frame, mm, in the model's (left-hemisphere when mirrored) frame.
+            Hotspots, cap frame, mm, in the model's (left-hemisphere when mirrored) frame.
         """
-        return predict_windows(self.model, self.normalisation, inputs)
+        return predict_gaussian(self.model, self.normalisation, inputs)[0]
+
+    @property
+    def estimator(self):
+        """The :class:`train.estimator.Estimator` this directory holds (network, prior, calibration)."""
+        from edge.estimate import Calibration, Prior
+        from train.estimator import Estimator
+
+        return Estimator(self.spec, self.model, self.normalisation, Prior.from_dict(self.metadata["prior"]),
+                         Calibration.from_dict(self.metadata["calibration"]))
+
+
+def predict_gaussian(model, normalisation: Normalisation, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Means (n, 3) and per-axis standard deviations (n, 3) in mm of raw inputs."""
+    outputs = predict_windows(model, normalisation, inputs)
+    return outputs[:, :3], np.exp(np.clip(outputs[:, 3:], *LOG_SD_RANGE))
 
 
 def predict_windows(model, normalisation: Normalisation, inputs: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """Normalise ``inputs`` and run ``model`` on them; returns (n, 3) head mm."""
+    """Normalise ``inputs`` and run ``model`` on them; returns the raw outputs (n, 6)."""
     windows = np.asarray(inputs, dtype=np.float32)
     if windows.ndim == 2:
         windows = windows[None]
@@ -85,7 +110,7 @@ def predict_windows(model, normalisation: Normalisation, inputs: np.ndarray, bat
         raise HotspotError(f"input windows have shape {windows.shape[1:]}, the model expects {expected}; "
                            "compute them with the model's pipeline spec", ErrorCode.BAD_ARGUMENT)
     if len(windows) == 0:
-        return np.zeros((0, 3))
+        return np.zeros((0, 6))
     normalised = normalisation.apply(windows)
     outputs = [np.asarray(model(normalised[start:start + batch_size], training=False))
                for start in range(0, len(normalised), batch_size)]
@@ -103,18 +128,24 @@ def write_model_dir(out: Path | str, model, spec, normalisation: Normalisation, 
     spec : edge.pipeline.PipelineSpec
     normalisation : Normalisation
     metadata : dict
-        At least ``level``, ``channels`` and ``mirror``; other keys (metrics, data_hash, code_version,
-        seed, train_subjects, dataset, ...) are stored as given.
+        At least ``level``, ``channels``, ``mirror``, ``prior``, ``calibration`` and ``aggregation``; other
+        keys (metrics, data_hash, code_version, seed, train_subjects, dataset, ...) are stored as given.
 
     Returns
     -------
     Path
         ``out``.
     """
+    from edge.source import FILE_NAME as SOURCE_SPACE_FILE
+    from train.simulate.forward import head_sphere
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     record = {"schema": SCHEMA, **metadata, "pipeline": spec.to_dict(), "normalisation": normalisation.to_dict(),
-              "output": {"frame": "head", "units": "mm"}}
+              "output": {"frame": "cap", "units": "mm", "hemisphere": "left", "values": ["mean_mm", "log_sd_mm"],
+                         "head_centre_mm": head_sphere(1.0).r0_mm.tolist()}}
+    if spec.source_space is not None:
+        (out / SOURCE_SPACE_FILE).write_bytes(spec.source_space.to_bytes())
     model.save(out / MODEL_FILE)
     (out / METADATA_FILE).write_text(json.dumps(record, indent=1, default=_json_default) + "\n")
     return out
@@ -168,12 +199,16 @@ def load_model_dir(path: Path | str) -> ModelDir:
     import keras
 
     from edge.pipeline import PipelineSpec
+    from edge.source import FILE_NAME as SOURCE_SPACE_FILE
+    from edge.source import SourceSpace
 
     path = Path(path)
     metadata = read_metadata(path)
     if not (path / MODEL_FILE).is_file():
         raise HotspotError(f"{path / MODEL_FILE} missing; retrain the model", ErrorCode.BAD_FILE)
-    spec = PipelineSpec.from_dict(metadata["pipeline"])
+    space_file = path / SOURCE_SPACE_FILE
+    source_space = SourceSpace.from_bytes(space_file.read_bytes()) if space_file.is_file() else None
+    spec = PipelineSpec.from_dict(metadata["pipeline"], source_space=source_space)
     normalisation = Normalisation.from_dict(metadata["normalisation"])
     model = keras.saving.load_model(path / MODEL_FILE, compile=False)
     return ModelDir(path=path, model=model, metadata=metadata, spec=spec, normalisation=normalisation)

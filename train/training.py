@@ -1,9 +1,11 @@
-"""Train the hotspot CNN and write a model directory (``invoke train``).
+"""Train the hotspot estimator and write a model directory (``invoke train``).
 
-``train_model(dataset, level, channels, config, out)`` is the Python API; :func:`fit_network` is the
-part every evaluation protocol reuses on its training folds. Training data are the accepted windows
-(edge.pipeline) of every subject with a TMS label; each window's target is its subject's label in
-the model's (left-hemisphere) frame.
+``train_model(dataset, level, channels, config, out)`` is the Python API: it fits the estimator
+(:mod:`train.estimator`: network, population prior, calibration) on every labelled subject and writes
+the model directory. :func:`fit_network` is the part every evaluation protocol reuses on its training
+folds. Training data are the accepted windows (edge.pipeline) of every subject with a TMS label, or
+for level "source" the sessions' images; each target is the subject's label in its session's cap frame
+(model, left-hemisphere frame).
 """
 
 from __future__ import annotations
@@ -20,11 +22,11 @@ from edge.errors import ErrorCode, HotspotError, run_cli
 from edge.normalisation import Normalisation
 from train.configs import TrainingConfig, load_channel_sets, load_training_config
 from train.dataset import Dataset
-from train.model import build_model, int8_size_bytes
-from train.model_dir import predict_windows, write_model_dir
+from train.model import build_model, build_source_model, gaussian_nll, int8_size_bytes
+from train.model_dir import predict_gaussian, write_model_dir
 from train.windows import SubjectWindows, dataset_windows, make_spec, mirrored_copy, resolve_channels
 
-LEVELS = ("raw", "filtered", "clean", "erd", "psd")
+LEVELS = ("raw", "filtered", "clean", "erd", "psd", "source")
 _CONFIGURED = False
 
 
@@ -43,24 +45,6 @@ def configure_tensorflow(threads: int | None = None) -> None:
     except RuntimeError:
         pass  # TensorFlow was already initialised by the caller; keep its settings
     _CONFIGURED = True
-
-
-def labelled(items: Sequence[SubjectWindows]) -> list[SubjectWindows]:
-    """The subjects that have a TMS label and at least one accepted window."""
-    return [item for item in items if item.label is not None and len(item.inputs)]
-
-
-def stack_training_data(items: Sequence[SubjectWindows], targets: dict[str, np.ndarray] | None = None
-                        ) -> tuple[np.ndarray, np.ndarray]:
-    """Stack windows and per-window targets (each subject's label unless ``targets`` overrides it)."""
-    items = labelled(items)
-    if not items:
-        raise HotspotError("no labelled subject with accepted windows to train on; check labels and data quality",
-                           ErrorCode.BAD_LABELS)
-    inputs = np.concatenate([item.inputs for item in items]).astype(np.float32)
-    labels = [np.asarray((targets or {}).get(item.subject, item.label), dtype=np.float32) for item in items]
-    outputs = np.concatenate([np.repeat(label[None], len(item.inputs), axis=0) for item, label in zip(items, labels)])
-    return inputs, outputs
 
 
 def progress_callback(epochs: int, description: str):
@@ -98,8 +82,7 @@ def _compiled_network(fresh, config: TrainingConfig, key: tuple):
     network = _COMPILED.get(key)
     if network is None:
         network = keras.models.clone_model(fresh)
-        loss = keras.losses.Huber(delta=10.0) if config.fit.loss == "huber" else keras.losses.MeanSquaredError()
-        network.compile(optimizer=keras.optimizers.Adam(config.fit.learning_rate), loss=loss)
+        network.compile(optimizer=keras.optimizers.Adam(config.fit.learning_rate), loss=_loss(config.fit.loss))
         _COMPILED[key] = network
     network.set_weights(fresh.get_weights())
     for target, source in zip(network.layers, fresh.layers):
@@ -111,16 +94,32 @@ def _compiled_network(fresh, config: TrainingConfig, key: tuple):
     return network
 
 
-def fit_network(inputs: np.ndarray, targets: np.ndarray, config: TrainingConfig, seed: int = 0,
+def _loss(name: str):
+    """The Keras loss on the model's 6 outputs: Gaussian NLL, or MSE/Huber on the means only."""
+    import keras
+
+    if name == "gaussian_nll":
+        return gaussian_nll
+    if name == "laplace_nll":
+        from train.model import laplace_nll
+
+        return laplace_nll
+    point = keras.losses.Huber(delta=10.0) if name == "huber" else keras.losses.MeanSquaredError()
+    return lambda y_true, y_pred: point(y_true, y_pred[:, :3])
+
+
+def fit_network(spec, inputs: np.ndarray, targets: np.ndarray, config: TrainingConfig, seed: int = 0,
                 progress: str | None = None):
-    """Fit a freshly initialised network on windows and their targets.
+    """Fit a freshly initialised network on inputs and their targets.
 
     Parameters
     ----------
+    spec : edge.pipeline.PipelineSpec
+        The level decides the architecture (:func:`train.model.build_source_model` for "source").
     inputs : ndarray, shape (n, rows, cols)
-        Raw (un-normalised) windows from edge.pipeline.
+        Raw (un-normalised) inputs (windows from edge.pipeline, or source images).
     targets : ndarray, shape (n, 3)
-        Hotspots, head mm, model frame.
+        Hotspots, cap frame, mm, model frame.
     config : TrainingConfig
     seed : int
         Seeds Python, NumPy and TensorFlow (keras.utils.set_random_seed) for reproducibility.
@@ -130,22 +129,48 @@ def fit_network(inputs: np.ndarray, targets: np.ndarray, config: TrainingConfig,
     Returns
     -------
     model : keras.Model
-        A new model holding the trained weights (input: normalised windows, output: head mm).
+        A new model holding the trained weights (input: normalised inputs, output: mean and log-SD, mm).
     normalisation : Normalisation
         Fitted on ``inputs`` only.
     """
     configure_tensorflow()
     import keras
 
+    from train.estimator import fit_normalisation
+
     keras.utils.set_random_seed(seed)
-    normalisation = Normalisation.fit(inputs)
-    model = build_model(inputs.shape[1:], targets.mean(axis=0), targets.std(axis=0), config.model)
-    network = _compiled_network(model, config, (tuple(inputs.shape[1:]), config.model, config.fit))
-    callbacks = [progress_callback(config.fit.epochs, progress)] if progress else []
+    normalisation = fit_normalisation(spec, inputs)
+    mean, std = targets.mean(axis=0), targets.std(axis=0)
+    if spec.level == "source":
+        model = build_source_model(inputs.shape[1:], spec.source_space.points_mm, mean, std, config.model)
+        _initial_scores(model, len(spec.bands))
+        epochs = config.fit.source_epochs
+    else:
+        model = build_model(inputs.shape[1:], mean, std, config.model)
+        epochs = config.fit.epochs
+    network = _compiled_network(model, config, (spec.level, tuple(inputs.shape[1:]), config.model, config.fit))
+    callbacks = [progress_callback(epochs, progress)] if progress else []
     network.fit(normalisation.apply(inputs), targets.astype(np.float32), batch_size=config.fit.batch_size,
-                epochs=config.fit.epochs, shuffle=True, verbose=0, callbacks=callbacks)
+                epochs=epochs, shuffle=True, verbose=0, callbacks=callbacks)
     model.set_weights(network.get_weights())
     return model, normalisation
+
+
+SCORE_SCALE = float(os.environ.get("HOTSPOT_SCORE_SCALE", "1"))
+
+
+def _initial_scores(model, n_bands: int) -> None:
+    """Start the source network's grid scores at the physics: strong power drop and good pattern fit score high.
+
+    Without a convolution before it, the score layer weighs the (standardised) planes: -1 for each band's
+    power change (more negative dB = stronger desynchronisation) and +1 for each band's pattern fit.
+    """
+    layer = model.get_layer("score")
+    kernel, bias = layer.get_weights()
+    if kernel.shape[2] == 2 * n_bands:
+        fit = 0.0 if os.environ.get("HOTSPOT_SCORE_MODE") == "drop" else 1.0
+        kernel[...] = SCORE_SCALE * np.array([-1.0] * n_bands + [fit] * n_bands).reshape(kernel.shape)
+        layer.set_weights([kernel, np.zeros_like(bias)])
 
 
 def code_version() -> str:
@@ -192,13 +217,13 @@ def dataset_sfreq(dataset: Dataset) -> float:
 def train_model(dataset: Dataset, level: str, channels: str | Sequence[str],
                 config: TrainingConfig | dict | Path | str | None, out: Path | str, seed: int = 0,
                 progress: bool = True, cache_dir: Path | str | None = None) -> Path:
-    """Train the deployable model on every labelled subject of ``dataset`` and write a model directory.
+    """Fit the estimator on every labelled subject of ``dataset`` and write a model directory.
 
     Parameters
     ----------
     dataset : Dataset
     level : str
-        Input level: ``raw``, ``filtered``, ``clean``, ``erd`` or ``psd``.
+        Input level: ``raw``, ``filtered``, ``clean``, ``erd``, ``psd`` or ``source``.
     channels : str or sequence of str
         A channel-set name from ``train/configs/channels.toml`` (``all``, ``nine``, ``five``,
         ``bilateral``) or an explicit list (left-hemisphere names when mirroring).
@@ -218,6 +243,8 @@ def train_model(dataset: Dataset, level: str, channels: str | Sequence[str],
     Path
         ``out``.
     """
+    from train.estimator import fit_estimator, labelled, training_examples
+
     if level not in LEVELS:
         raise HotspotError(f"unknown level {level!r}; choose one of {', '.join(LEVELS)}", ErrorCode.BAD_ARGUMENT)
     config = resolve_config(config)
@@ -228,21 +255,24 @@ def train_model(dataset: Dataset, level: str, channels: str | Sequence[str],
                                      config.data.repair_bad_channels))
     if config.data.augment_mirror:
         items = items + [mirrored_copy(item, spec) for item in items]
-    inputs, targets = stack_training_data(items)
-    model, normalisation = fit_network(inputs, targets, config, seed, progress="train" if progress else None)
-    fitted = predict_windows(model, normalisation, inputs)
+    estimator = fit_estimator(spec, items, config, seed, progress="train" if progress else None)
+    inputs, targets = training_examples(spec, items, config)
+    fitted, _ = predict_gaussian(estimator.model, estimator.normalisation, inputs)
     metadata = {
         "level": level,
         "channels": names,
         "mirror": config.data.mirror,
         "sfreq": spec.sfreq,
         "input_shape": list(inputs.shape[1:]),
+        "prior": estimator.prior.to_dict(),
+        "calibration": estimator.calibration.to_dict(),
+        "aggregation": "session_csd" if level == "source" else "median_of_trials",
         "metrics": {"training_fit": {
-            "protocol": "in-sample: windows of the training subjects themselves (not an accuracy estimate)",
-            "frame": "head, mm, model (left-hemisphere) frame",
-            "mean_window_error_mm": float(np.linalg.norm(fitted - targets, axis=1).mean()),
-            "n_windows": int(len(inputs))}},
-        "int8_size_estimate_bytes": int8_size_bytes(model),
+            "protocol": "in-sample: inputs of the training subjects themselves (not an accuracy estimate)",
+            "frame": "cap, mm, model (left-hemisphere) frame",
+            "mean_input_error_mm": float(np.linalg.norm(fitted - targets, axis=1).mean()),
+            "n_inputs": int(len(inputs))}},
+        "int8_size_estimate_bytes": int8_size_bytes(estimator.model),
         "data_hash": data_hash,
         "code_version": code_version(),
         "seed": int(seed),
@@ -250,7 +280,7 @@ def train_model(dataset: Dataset, level: str, channels: str | Sequence[str],
         "dataset": dataset.name,
         "training": config.to_dict(),
     }
-    return write_model_dir(out, model, spec, normalisation, metadata)
+    return write_model_dir(out, estimator.model, spec, estimator.normalisation, metadata)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

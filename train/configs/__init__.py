@@ -18,17 +18,49 @@ CONFIG_DIR = Path(__file__).resolve().parent
 CHANNELS_FILE = CONFIG_DIR / "channels.toml"
 TRAINING_FILE = CONFIG_DIR / "training.toml"
 ALL_CHANNELS = "dataset"
-LOSSES = ("mse", "huber")
+LOSSES = ("gaussian_nll", "laplace_nll", "mse", "huber")
 
 
 @dataclass(frozen=True)
 class FitConfig:
-    """Optimisation settings (``[fit]``)."""
+    """Optimisation settings (``[fit]``).
+
+    ``loss`` "gaussian_nll" trains the mean and the per-axis SD; "mse" and "huber" (delta 10 mm) train
+    the mean only (the SD head then stays at the training hotspots' SD). ``source_epochs`` is the
+    training length of the source level's network, which sees one image per session (plus bootstrap
+    images) rather than one window per trial.
+    """
 
     epochs: int = 30
     batch_size: int = 64
     learning_rate: float = 0.003
-    loss: str = "huber"
+    loss: str = "gaussian_nll"
+    source_epochs: int = 30
+
+
+@dataclass(frozen=True)
+class EstimateConfig:
+    """From predictions to the reported estimate (``[estimate]``; see :mod:`train.estimator`).
+
+    Attributes
+    ----------
+    calibration_folds : int
+        Subject-grouped folds inside the training subjects whose held-out predictions fit the prior
+        combination (kappa) and the radius scale.
+    bootstrap_images : int
+        Level "source": extra training images per session, each from a bootstrap resample of its trials.
+    label_noise_sd_mm : float
+        Per-axis SD of a TMS label around the true hotspot (Sollmann et al. 2013 re-test), removed when
+        the prior and the radius are calibrated on labels.
+    min_erd_db : float
+        Level "source": the session map must show a desynchronisation at least this deep (dB) for the
+        EEG to count as localising; 0 = no such check.
+    """
+
+    calibration_folds: int = 3
+    bootstrap_images: int = 20
+    label_noise_sd_mm: float = 3.5
+    min_erd_db: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -52,17 +84,19 @@ class TrainingConfig:
     data : DataConfig
     pipeline : dict
         Overrides of :class:`edge.pipeline.PipelineSpec` fields.
+    estimate : EstimateConfig
     """
 
     model: ModelConfig = field(default_factory=ModelConfig)
     fit: FitConfig = field(default_factory=FitConfig)
     data: DataConfig = field(default_factory=DataConfig)
     pipeline: dict = field(default_factory=dict)
+    estimate: EstimateConfig = field(default_factory=EstimateConfig)
 
     def to_dict(self) -> dict:
         """Return a JSON-serialisable form (stored in the model directory's metadata)."""
         return {"model": vars(self.model).copy(), "fit": vars(self.fit).copy(), "data": vars(self.data).copy(),
-                "pipeline": dict(self.pipeline)}
+                "pipeline": dict(self.pipeline), "estimate": vars(self.estimate).copy()}
 
     def replace(self, **tables: dict) -> "TrainingConfig":
         """Return a copy with the given tables' keys overridden (e.g. ``fit={"epochs": 3}``)."""
@@ -119,14 +153,15 @@ def training_config_from_dict(data: dict) -> TrainingConfig:
     HotspotError
         On unknown tables or keys, wrong types or out-of-range values.
     """
-    unknown = set(data) - {"model", "fit", "data", "pipeline"}
+    unknown = set(data) - {"model", "fit", "data", "pipeline", "estimate"}
     if unknown:
         raise HotspotError(f"unknown training table(s) {', '.join(sorted(unknown))}; "
-                           "known: model, fit, data, pipeline", ErrorCode.BAD_CONFIG)
+                           "known: model, fit, data, pipeline, estimate", ErrorCode.BAD_CONFIG)
     model = ModelConfig.from_dict(data.get("model", {}))
     fit = _table(FitConfig, data.get("fit", {}), "fit")
-    if fit.epochs < 1 or fit.batch_size < 1 or fit.learning_rate <= 0:
-        raise HotspotError("[fit] epochs and batch_size must be >= 1 and learning_rate > 0", ErrorCode.BAD_CONFIG)
+    if fit.epochs < 1 or fit.source_epochs < 1 or fit.batch_size < 1 or fit.learning_rate <= 0:
+        raise HotspotError("[fit] epochs, source_epochs and batch_size must be >= 1 and learning_rate > 0",
+                           ErrorCode.BAD_CONFIG)
     if fit.loss not in LOSSES:
         raise HotspotError(f"[fit] loss must be one of {', '.join(LOSSES)}, got {fit.loss!r}", ErrorCode.BAD_CONFIG)
     data_config = _table(DataConfig, data.get("data", {}), "data")
@@ -136,7 +171,12 @@ def training_config_from_dict(data: dict) -> TrainingConfig:
     pipeline = data.get("pipeline", {})
     if not isinstance(pipeline, dict):
         raise HotspotError("[pipeline] must be a table of PipelineSpec fields", ErrorCode.BAD_CONFIG)
-    return TrainingConfig(model=model, fit=fit, data=data_config, pipeline=dict(pipeline))
+    estimate = _table(EstimateConfig, data.get("estimate", {}), "estimate")
+    if (estimate.calibration_folds < 2 or estimate.bootstrap_images < 0 or not 0 <= estimate.label_noise_sd_mm < 50
+            or not 0 <= estimate.min_erd_db < 30):
+        raise HotspotError("[estimate] needs calibration_folds >= 2, bootstrap_images >= 0, label_noise_sd_mm in "
+                           "[0, 50) and min_erd_db in [0, 30)", ErrorCode.BAD_CONFIG)
+    return TrainingConfig(model=model, fit=fit, data=data_config, pipeline=dict(pipeline), estimate=estimate)
 
 
 def load_training_config(path: Path | str | None = None) -> TrainingConfig:
@@ -145,7 +185,8 @@ def load_training_config(path: Path | str | None = None) -> TrainingConfig:
     Parameters
     ----------
     path : path-like, optional
-        A user TOML file with any of the tables ``[model]``, ``[fit]``, ``[data]``, ``[pipeline]``.
+        A user TOML file with any of the tables ``[model]``, ``[fit]``, ``[data]``, ``[pipeline]``,
+        ``[estimate]``.
 
     Returns
     -------
