@@ -49,7 +49,6 @@ import numpy as np
 from edge.bundle import N_OUTPUTS, aggregation_for, output_description
 from edge.errors import ErrorCode, HotspotError, run_cli
 from edge.estimate import Calibration, Prior
-from edge.normalisation import Normalisation
 from edge.tflite import TFLiteModel, load_interpreter
 
 IO_TYPES = ("float32", "int8")
@@ -57,8 +56,6 @@ MIN_REPRESENTATIVE = 100
 N_GOLDEN = 8
 HELDOUT_PROTOCOL = ("subject-grouped: held-out subjects, unseen in training and in int8 calibration; "
                     "subject estimate = per-axis median of its windows' predicted means, vs its label in the cap frame")
-MODEL_SCHEMA = 2
-"""The model directory schema this converter reads (six outputs, prior, calibration)."""
 
 
 @dataclass
@@ -81,114 +78,50 @@ class ConversionResult:
     int8_size_bytes: int
 
 
-@dataclass
-class TrainedModel:
-    """A schema-2 model directory as conversion needs it.
+@dataclass(frozen=True)
+class EstimateContract:
+    """What a bundle needs from a model directory beyond the network (schema 2).
 
     Attributes
     ----------
-    path : Path
-    model : keras.Model
-        Input: one normalised window; output: ``[mean_mm (3), log_sd_mm (3)]``, cap frame.
-    metadata : dict
-        ``metadata.json``.
-    spec : edge.pipeline.PipelineSpec
-        With its source space for level source.
-    normalisation : Normalisation
     prior : edge.estimate.Prior
     calibration : edge.estimate.Calibration
     head_centre_mm : ndarray, shape (3,)
     """
 
-    path: Path
-    model: object
-    metadata: dict
-    spec: object
-    normalisation: Normalisation
     prior: Prior
     calibration: Calibration
     head_centre_mm: np.ndarray
 
-    @property
-    def channels(self) -> list[str]:
-        """Channel names in model order."""
-        return list(self.spec.channels)
 
-    @property
-    def mirror(self) -> bool:
-        """Whether right-hemisphere subjects are mirrored into the left frame."""
-        return bool(self.metadata["mirror"])
+def estimate_contract(model_dir) -> EstimateContract:
+    """The prior, calibration and output contract of a loaded model directory, checked (one-line refusal).
 
-    def outputs(self, windows: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        """The Keras model's six outputs (n, 6) for un-normalised pipeline windows."""
-        normalised = self.normalisation.apply(np.asarray(windows, dtype=np.float32))
-        parts = [np.asarray(self.model(normalised[start:start + batch_size], training=False))
-                 for start in range(0, len(normalised), batch_size)]
-        return np.concatenate(parts).astype(np.float64) if parts else np.zeros((0, N_OUTPUTS))
-
-
-def load_trained_model(path: str | Path) -> TrainedModel:
-    """Read a schema-2 model directory (``model.keras``, ``metadata.json``, level source: ``source_space.npz``).
-
-    Raises
-    ------
-    HotspotError
-        ``BAD_FILE`` / ``BAD_FORMAT`` naming what is missing or malformed (one line).
+    Parameters
+    ----------
+    model_dir : train.model_dir.ModelDir
     """
-    from edge.pipeline import PipelineSpec
-    from edge.source import SourceSpace
-
-    path = Path(path)
-    meta_path = path / "metadata.json"
+    metadata = model_dir.metadata
     try:
-        metadata = json.loads(meta_path.read_text())
-    except OSError:
-        raise HotspotError(f"{path} is not a model directory (metadata.json missing); run 'invoke train' first",
-                           ErrorCode.BAD_FILE) from None
-    except (UnicodeDecodeError, ValueError) as err:
-        raise HotspotError(f"{meta_path} is not valid JSON ({err}); retrain the model", ErrorCode.BAD_FORMAT) from None
-    if not isinstance(metadata, dict) or metadata.get("schema") != MODEL_SCHEMA:
-        schema = metadata.get("schema") if isinstance(metadata, dict) else None
-        raise HotspotError(f"{path} has model schema {schema!r}; conversion needs schema {MODEL_SCHEMA} (a position "
-                           "with its uncertainty, the prior and the calibration): retrain with 'invoke train'",
-                           ErrorCode.BAD_FORMAT)
-    missing = [key for key in ("level", "channels", "pipeline", "normalisation", "mirror", "output", "prior",
-                               "calibration", "aggregation") if key not in metadata]
-    if missing:
-        raise HotspotError(f"{meta_path} lacks {', '.join(missing)}; retrain the model", ErrorCode.BAD_FORMAT)
-    try:
-        source_space = None
-        reference = metadata["pipeline"].get("source_space") if isinstance(metadata["pipeline"], dict) else None
-        if reference is not None:
-            file = path / str(reference.get("file", "")) if isinstance(reference, dict) else path
-            if not file.is_file():
-                raise HotspotError(f"{file} missing", ErrorCode.BAD_FILE)
-            source_space = SourceSpace.from_bytes(file.read_bytes())
-        spec = PipelineSpec.from_dict(metadata["pipeline"], source_space=source_space)
         prior, calibration = Prior.from_dict(metadata["prior"]), Calibration.from_dict(metadata["calibration"])
-        centre = np.asarray(metadata["output"].get("head_centre_mm", []), dtype=float)
-        if centre.shape != (3,) or metadata["output"] != output_description(centre):
-            raise HotspotError(f"output {metadata['output']} is not cap-frame mean_mm + log_sd_mm with a head centre",
+        output = metadata["output"]
+        centre = np.asarray(output.get("head_centre_mm", []) if isinstance(output, dict) else [], dtype=float)
+        if centre.shape != (3,) or output != output_description(centre):
+            raise HotspotError(f"output {output} is not cap-frame mean_mm + log_sd_mm with a head centre",
                                ErrorCode.BAD_FORMAT)
-        if metadata["aggregation"] != aggregation_for(spec.level):
-            raise HotspotError(f"aggregation {metadata['aggregation']!r} does not fit level {spec.level!r}",
+        if metadata["aggregation"] != aggregation_for(model_dir.spec.level):
+            raise HotspotError(f"aggregation {metadata['aggregation']!r} does not fit level {model_dir.spec.level!r}",
                                ErrorCode.BAD_FORMAT)
-        normalisation = Normalisation.from_dict(metadata["normalisation"])
     except HotspotError as err:
-        raise HotspotError(f"model directory {path}: {err.args[0]}; retrain the model", ErrorCode.BAD_FORMAT) from None
-    except (AttributeError, TypeError, ValueError) as err:
-        raise HotspotError(f"model directory {path}: malformed metadata ({err}); retrain the model",
+        raise HotspotError(f"model directory {model_dir.path}: {err.args[0]}; retrain the model",
                            ErrorCode.BAD_FORMAT) from None
-    if not (path / "model.keras").is_file():
-        raise HotspotError(f"{path / 'model.keras'} missing; retrain the model", ErrorCode.BAD_FILE)
-    import keras
-
-    model = keras.saving.load_model(path / "model.keras", compile=False)
-    if tuple(model.output_shape[1:]) != (N_OUTPUTS,):
-        raise HotspotError(f"{path / 'model.keras'} outputs {model.output_shape[1:]}, schema {MODEL_SCHEMA} needs "
-                           f"({N_OUTPUTS},); retrain the model", ErrorCode.BAD_FORMAT)
-    return TrainedModel(path=path, model=model, metadata=metadata, spec=spec, normalisation=normalisation,
-                        prior=prior, calibration=calibration, head_centre_mm=centre)
+    except (TypeError, ValueError) as err:
+        raise HotspotError(f"model directory {model_dir.path}: malformed output description ({err}); retrain the "
+                           "model", ErrorCode.BAD_FORMAT) from None
+    if tuple(model_dir.model.output_shape[1:]) != (N_OUTPUTS,):
+        raise HotspotError(f"{model_dir.path} model outputs {model_dir.model.output_shape[1:]}, a bundle needs "
+                           f"({N_OUTPUTS},) (mean_mm + log_sd_mm); retrain the model", ErrorCode.BAD_FORMAT)
+    return EstimateContract(prior=prior, calibration=calibration, head_centre_mm=centre)
 
 
 def _representative(windows: np.ndarray) -> Callable[[], Iterator[list[np.ndarray]]]:
@@ -423,7 +356,7 @@ def split_windows(model_dir, dataset, holdout=None) -> tuple[list, list]:
 
     Parameters
     ----------
-    model_dir : TrainedModel
+    model_dir : train.model_dir.ModelDir
         The loaded model directory.
     dataset : Dataset
         The dataset the model was trained on (checked by content hash).
@@ -517,13 +450,15 @@ def convert_model(model_dir: str | Path, dataset, out: str | Path, key: str | Pa
     from convert.bundle_writer import write_bundle
     from convert.signing import load_private_key
     from train.head import standard_positions_head_mm
+    from train.model_dir import load_model_dir, predict_windows
 
     if io not in IO_TYPES:
         raise HotspotError(f"--io must be one of {', '.join(IO_TYPES)}, not {io!r}", ErrorCode.BAD_ARGUMENT)
     if not budget_mm >= 0:
         raise HotspotError(f"the parity budget must be >= 0 mm, not {budget_mm}", ErrorCode.BAD_ARGUMENT)
     signing_key = load_private_key(key)
-    model_dir, out = load_trained_model(model_dir), Path(out)
+    model_dir, out = load_model_dir(model_dir), Path(out)
+    contract = estimate_contract(model_dir)
     metadata = model_dir.metadata
     training, heldout = split_windows(model_dir, _load(dataset), None if holdout is None else _load(holdout))
     pool = np.concatenate([item.inputs for item in training]) if training else np.zeros((0,))
@@ -531,13 +466,13 @@ def convert_model(model_dir: str | Path, dataset, out: str | Path, key: str | Pa
     representative = model_dir.normalisation.apply(pool[chosen]) if len(pool) else pool
     float_model = float_tflite(model_dir.model)
     int8_model = int8_tflite(model_dir.model, representative, io, float_layers, float_output)
-    predictors = {"keras_float": model_dir.outputs}
+    predictors = {"keras_float": lambda x: predict_windows(model_dir.model, model_dir.normalisation, x)}
     for name, content in (("tflite_float", float_model), ("tflite_int8", int8_model)):
         tflite_model = TFLiteModel(content)
         predictors[name] = lambda x, m=tflite_model: m.predict(model_dir.normalisation.apply(x)).astype(np.float64)
     predictions = {name: [predict(item.inputs) for item in heldout] for name, predict in predictors.items()}
     labels = [np.mean(item.window_targets("label"), axis=0) for item in heldout]
-    parity = parity_report(labels, predictions, model_dir.prior.mean_mm)
+    parity = parity_report(labels, predictions, contract.prior.mean_mm)
     cost = parity["tflite_int8"]["delta_mean_error_mm"]
     parity.update({"budget_mm": float(budget_mm), "passed": bool(abs(cost) <= budget_mm), "io": io,
                    "float_layers": list(float_layers), "float_output": bool(float_output and io == "float32"),
@@ -557,8 +492,8 @@ def convert_model(model_dir: str | Path, dataset, out: str | Path, key: str | Pa
     provenance.update({"parity": parity, "model_dir": str(model_dir.path)})
     bundle = write_bundle(out, model_content=int8_model, spec=model_dir.spec, normalisation=model_dir.normalisation,
                           golden_inputs=_golden_windows(heldout), private_key=signing_key,
-                          electrodes=standard_positions_head_mm(), mirror=model_dir.mirror, prior=model_dir.prior,
-                          calibration=model_dir.calibration, head_centre_mm=model_dir.head_centre_mm,
+                          electrodes=standard_positions_head_mm(), mirror=model_dir.mirror, prior=contract.prior,
+                          calibration=contract.calibration, head_centre_mm=contract.head_centre_mm,
                           channel_set=channel_set_name(model_dir.channels), provenance=provenance)
     return ConversionResult(bundle=bundle, parity=parity, float_size_bytes=len(float_model),
                             int8_size_bytes=len(int8_model))

@@ -20,9 +20,10 @@ meant when its coverage was measured.
    the true hotspot with 90 % probability: ``scale * Q90 * rms(sd)``, ``Q90`` the 90 % quantile of a
    3-D standard normal's length and ``scale`` fitted so that held-out training subjects are covered.
 4. :func:`decide` says whether the EEG localised the hotspot at all; where it did not (too few good
-   trials, a desynchronisation too weak to localise, or a prediction outside the region the training
-   population supports: farther than the learned ``gate_mm`` from the prior mean) the estimate *is* the
-   prior, with the prior's radius, and the session says so.
+   trials, a desynchronisation too weak to localise, a prediction outside the region the training
+   population supports: farther than the learned ``gate_mm`` from the prior mean, or a prediction that
+   adds nothing to the prior on any axis) the estimate *is* the prior, with the prior's radius, and the
+   session says so.
 """
 
 from __future__ import annotations
@@ -127,9 +128,9 @@ class Calibration:
         if self.min_erd_db is not None and (not _number(self.min_erd_db)
                                             or not 0 <= self.min_erd_db < 30):
             raise HotspotError("calibration min_erd_db must be null or in [0, 30) dB", ErrorCode.BAD_BUNDLE)
-        if self.gate_mm is not None and (not isinstance(self.gate_mm, (int, float)) or not 0 < self.gate_mm < 1000):
+        if self.gate_mm is not None and (not _number(self.gate_mm) or not 0 < self.gate_mm < 1000):
             raise HotspotError("calibration gate_mm must be null or in (0, 1000) mm", ErrorCode.BAD_BUNDLE)
-        if not isinstance(self.blend, (int, float)) or not 0 <= self.blend <= 1:
+        if not _number(self.blend) or not 0 <= self.blend <= 1:
             raise HotspotError("calibration blend must be in [0, 1]", ErrorCode.BAD_BUNDLE)
         if self.peak_offset_mm is not None:
             object.__setattr__(self, "peak_offset_mm", tuple(_vector(self.peak_offset_mm, "calibration peak_offset_mm")))
@@ -162,6 +163,17 @@ def blended_mean(calibration: Calibration, mean_mm: np.ndarray, peak_mm: np.ndar
     return calibration.blend * mean + (1.0 - calibration.blend) * anchored
 
 
+def evidence(prior: Prior, sd_mm: np.ndarray, kappa: float) -> np.ndarray:
+    """The precision (1/mm², per axis) a prediction adds beyond the prior: ``max(0, 1/(kappa sd^2) - 1/sd_prior^2)``.
+
+    Zero where the network's sd (times ``sqrt(kappa)``) is at least the prior's: there it says
+    nothing the training population did not already say.
+    """
+    with np.errstate(divide="ignore"):
+        model_precision = 1.0 / (kappa * np.square(np.asarray(sd_mm, dtype=np.float64)))  # 0 for an infinite sd
+    return np.maximum(model_precision - 1.0 / np.square(prior.sd_mm), 0.0)
+
+
 def combine(prior: Prior, mean_mm: np.ndarray, sd_mm: np.ndarray, kappa: float) -> tuple[np.ndarray, np.ndarray]:
     """Combine a prediction with the prior, per axis, counting only what it adds beyond the prior.
 
@@ -185,11 +197,8 @@ def combine(prior: Prior, mean_mm: np.ndarray, sd_mm: np.ndarray, kappa: float) 
         The combined estimate and its per-axis standard deviation. Where the model's sd (times
         ``sqrt(kappa)``) is at least the prior's, these are the prior's mean and sd.
     """
-    with np.errstate(divide="ignore"):
-        model_precision = 1.0 / (kappa * np.square(np.asarray(sd_mm, dtype=np.float64)))  # 0 for an infinite sd
     prior_precision = 1.0 / np.square(prior.sd_mm)
-    evidence = np.maximum(model_precision - prior_precision, 0.0)
-    precision = prior_precision + evidence
+    precision = prior_precision + evidence(prior, sd_mm, kappa)
     weight = 1.0 - prior_precision / precision
     point = prior.mean_mm + weight * (np.asarray(mean_mm, dtype=np.float64) - prior.mean_mm)
     return point, np.sqrt(1.0 / precision)
@@ -285,6 +294,8 @@ def decide(prior: Prior, calibration: Calibration, mean_mm: np.ndarray | None, s
     elif calibration.gate_mm is not None and np.linalg.norm(np.asarray(mean_mm) - prior.mean_mm) > calibration.gate_mm:
         reasons.append(f"the EEG points {np.linalg.norm(np.asarray(mean_mm) - prior.mean_mm):.0f} mm from where "
                        f"hotspots are found, farther than the {calibration.gate_mm:.0f} mm it can be trusted")
+    elif not np.any(evidence(prior, sd_mm, calibration.kappa) > 0):
+        reasons.append("the EEG did not narrow down the population's hotspot region")
     if not reasons:
         point, sd = combine(prior, mean_mm, sd_mm, calibration.kappa)
         return Estimate(point_mm=point, radius90_mm=float(radius90(sd, calibration.scale)), localised=True, reasons=[])

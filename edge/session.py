@@ -41,7 +41,7 @@ from edge.placement import Placement, scalp_placement
 from edge.protocol import CueKind, MessageType
 from edge.quality import Verdict
 from edge.sessionlog import SessionLog
-from edge.source import session_image, strongest_desynchronisation_db
+from edge.source import power_drop_peak, session_image, strongest_desynchronisation_db
 
 OUTAGE_S = 0.5
 """Stretches without any sample at least this long are written to the session log."""
@@ -198,6 +198,48 @@ class SessionResult:
 
         return {"mean_mm": listed(self.prediction_mm), "sd_mm": listed(self.prediction_sd_mm), "frame": "cap",
                 "erd_db": None if self.erd_db is None else round(float(self.erd_db), 3)}
+
+
+@dataclass(frozen=True)
+class SessionPrediction:
+    """A session's prediction from its good trials, before the prior combination (model frame).
+
+    Attributes
+    ----------
+    mean_mm, sd_mm : ndarray, shape (3,)
+        Position (cap frame, mm) and per-axis standard deviation (mm).
+    erd_db : float or None
+        Level source: the session map's strongest desynchronisation (dB below rest).
+    peak_mm : ndarray (3,) or None
+        Level source: the session map's power-drop peak (cap frame, mm).
+    """
+
+    mean_mm: np.ndarray
+    sd_mm: np.ndarray
+    erd_db: float | None = None
+    peak_mm: np.ndarray | None = None
+
+
+def session_prediction(bundle: Bundle, means_mm: np.ndarray, sds_mm: np.ndarray,
+                       spectra: list[tuple[np.ndarray, np.ndarray]] | None = None) -> SessionPrediction:
+    """The session's prediction from its good trials, as the bundle's ``aggregation`` says.
+
+    Parameters
+    ----------
+    bundle : edge.bundle.Bundle
+    means_mm, sds_mm : ndarray, shape (n_good, 3)
+        The good trials' predictions (model frame).
+    spectra : list of (move, rest) CSDs, optional
+        Level source: the good trials' cross-spectra; the model runs once on the session image of
+        their mean (``edge.source.session_image``).
+    """
+    if bundle.aggregation == "session_csd":
+        spec = bundle.spec
+        image = session_image(spec, [move for move, _ in spectra], [rest for _, rest in spectra])
+        mean, sd = bundle.predict(image)
+        return SessionPrediction(mean, sd, strongest_desynchronisation_db(spec, image), power_drop_peak(spec, image))
+    mean, sd = aggregate_trials(means_mm, sds_mm)
+    return SessionPrediction(mean, sd)
 
 
 WARNINGS = frozenset({"near_railed"})
@@ -384,17 +426,6 @@ class GuidedSession:
             self._finish([reason])
         return self.result
 
-    def _prediction(self, good: list[TrialOutcome]) -> tuple[np.ndarray, np.ndarray, float | None]:
-        """The session's prediction from its good trials (model frame): mean, sd and (level source) ERD in dB."""
-        if self.bundle.aggregation == "session_csd":
-            moves, rests = zip(*(self._spectra[o.trial] for o in good))
-            image = session_image(self.bundle.spec, moves, rests)
-            mean, sd = self.bundle.predict(image)
-            return mean, sd, strongest_desynchronisation_db(self.bundle.spec, image)
-        means = np.array([self._patient_frame(o.position_mm) for o in good])
-        mean, sd = aggregate_trials(means, np.array([o.sd_mm for o in good]))
-        return mean, sd, None
-
     def _finish(self, early_reasons: list[str]) -> None:
         config, bundle = self.config, self.bundle
         good = [o for o in sorted(self.outcomes.values(), key=lambda o: o.trial) if o.good]
@@ -405,25 +436,30 @@ class GuidedSession:
             redo.append(f"only {len(good)} of {config.trials} trials passed the signal check; "
                         f"{config.min_good_trials} needed")
             redo.extend(f"{channel} {fault} in {count} trial(s)" for channel, fault, count in faults[:5])
-        mean = sd = erd_db = None
+        prediction = None
         consistency = 0.0
         if good:
-            mean, sd, erd_db = self._prediction(good)
             trials = np.array([self._patient_frame(o.position_mm) for o in good])  # model frame
-            consistency = float(np.mean(np.linalg.norm(trials - mean, axis=1) <= config.agreement_mm))
+            prediction = session_prediction(bundle, trials, np.array([o.sd_mm for o in good]),
+                                            [self._spectra[o.trial] for o in good] if self._spectra else None)
+            distances = np.linalg.norm(trials - prediction.mean_mm, axis=1)
+            consistency = float(np.mean(distances <= config.agreement_mm))
             if not redo and consistency < config.min_consistency:
                 redo.append(f"the good trials disagree: {consistency:.0%} within {config.agreement_mm:g} mm of "
                             f"the session's prediction, {config.min_consistency:.0%} needed")
-        if redo:
+        if redo or prediction is None:
             estimate = decide(bundle.prior, bundle.calibration, None, None, reasons=redo)
         else:
-            estimate = decide(bundle.prior, bundle.calibration, mean, sd, erd_db)
+            estimate = decide(bundle.prior, bundle.calibration, prediction.mean_mm, prediction.sd_mm,
+                              prediction.erd_db, peak_mm=prediction.peak_mm)
         kind = "redo" if redo else "hotspot" if estimate.localised else "prior"
         position = self._patient_frame(estimate.point_mm)
         placement = self._placement(estimate.point_mm)
         result = SessionResult(kind, config.trials, len(good), config.min_good_trials, position,
                                estimate.radius90_mm, estimate.localised, consistency, placement, estimate.reasons,
-                               faults, None if mean is None else self._patient_frame(mean), sd, erd_db)
+                               faults, None if prediction is None else self._patient_frame(prediction.mean_mm),
+                               None if prediction is None else prediction.sd_mm,
+                               None if prediction is None else prediction.erd_db)
         self.result = result
         if self.log is not None:
             self.log.append("result", result=result.to_dict(), prediction=result.prediction_dict())

@@ -223,9 +223,9 @@ class OfflineEstimate:
 def offline_estimate(chain: Chain) -> OfflineEstimate:
     """The bundle on the whole held-out recording, offline (edge.pipeline.compute_epochs, not the runtime)."""
     from edge.bundle import load_bundle
-    from edge.estimate import aggregate_trials, decide
+    from edge.estimate import decide
     from edge.pipeline import compute_epochs
-    from edge.source import session_image, strongest_desynchronisation_db
+    from edge.session import session_prediction
 
     bundle = load_bundle(chain.bundle_dir, chain.public_key)
     recording = chain.holdout.recordings[0]
@@ -234,14 +234,9 @@ def offline_estimate(chain: Chain) -> OfflineEstimate:
     epochs = compute_epochs(bundle.spec, raw, recording.cue_samples("move"))
     good = [index for index, verdict in enumerate(epochs.verdicts) if verdict.ok]
     means, sds = bundle.predict(epochs.inputs[good])
-    erd_db = None
-    if bundle.aggregation == "session_csd":
-        image = session_image(bundle.spec, [epochs.csds[i][0] for i in good], [epochs.csds[i][1] for i in good])
-        mean, sd = bundle.predict(image)
-        erd_db = strongest_desynchronisation_db(bundle.spec, image)
-    else:
-        mean, sd = aggregate_trials(means, sds)
-    estimate = decide(bundle.prior, bundle.calibration, mean, sd, erd_db)
+    prediction = session_prediction(bundle, means, sds, None if epochs.csds is None else [epochs.csds[i] for i in good])
+    estimate = decide(bundle.prior, bundle.calibration, prediction.mean_mm, prediction.sd_mm, prediction.erd_db,
+                      peak_mm=prediction.peak_mm)
     if chain.holdout.hand == "left":
         means = mirror_points(means)
         estimate = dataclasses.replace(estimate, point_mm=mirror_points(estimate.point_mm))

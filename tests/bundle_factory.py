@@ -4,7 +4,6 @@ cap frame, and the model directory / bundle carry the prior, the calibration and
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -13,9 +12,9 @@ import numpy as np
 from convert.bundle_writer import write_bundle
 from convert.quantize import int8_tflite
 from convert.signing import generate_keypair
+from edge.bundle import aggregation_for
 from edge.estimate import Calibration, Prior
 from edge.normalisation import Normalisation
-from edge.source import FILE_NAME as SOURCE_SPACE_FILE
 
 CHANNELS = ("FC3", "C5", "C3", "C1", "CP3")
 HOTSPOT_MM = (-38.0, 12.0, 78.0)
@@ -112,21 +111,13 @@ def build_bundle(folder: Path, io_type: str = "float32", level: str = "psd", sd_
 
 def write_model_dir(out: Path, model, spec, normalisation: Normalisation, metadata: dict, prior: Prior = PRIOR,
                     calibration: Calibration | None = None) -> Path:
-    """A schema-2 model directory as the host's training code writes it (model.keras, metadata.json and, for
-    level source, source_space.npz)."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    """A schema-2 model directory (train.model_dir.write_model_dir) with a prior and a calibration of our choice."""
+    from train.model_dir import write_model_dir as write
+
     calibration = calibration or (SOURCE_CALIBRATION if spec.level == "source" else CALIBRATION)
-    record = {"schema": 2, **metadata, "pipeline": spec.to_dict(), "normalisation": normalisation.to_dict(),
-              "prior": prior.to_dict(), "calibration": calibration.to_dict(),
-              "output": {"frame": "cap", "units": "mm", "hemisphere": "left", "values": ["mean_mm", "log_sd_mm"],
-                         "head_centre_mm": head_centre_mm().tolist()},
-              "aggregation": "session_csd" if spec.level == "source" else "median_of_trials"}
-    if spec.level == "source":
-        (out / SOURCE_SPACE_FILE).write_bytes(spec.source_space.to_bytes())
-    model.save(out / "model.keras")
-    (out / "metadata.json").write_text(json.dumps(record, indent=1) + "\n")
-    return out
+    return write(out, model, spec, normalisation, {**metadata, "prior": prior.to_dict(),
+                                                   "calibration": calibration.to_dict(),
+                                                   "aggregation": aggregation_for(spec.level)})
 
 
 def factory_train_model(dataset, level: str, channels, config, out: Path, seed: int = 0, progress: bool = False) -> Path:

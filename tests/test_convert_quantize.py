@@ -109,7 +109,7 @@ def test_a_source_level_model_ships_its_leadfield_in_the_signed_bundle(setup) ->
 
 
 @pytest.mark.parametrize("change, phrase", [
-    (lambda m: m.update(schema=1), "has model schema 1; conversion needs schema 2"),
+    (lambda m: m.update(schema=1), "has schema 1, this version reads 2"),
     (lambda m: m.pop("calibration"), "lacks calibration"),
     (lambda m: m.update(prior={"mean_mm": [0, 0], "sd_mm": [1, 1, 1]}), "prior mean_mm must be three finite"),
     (lambda m: m["output"].update(frame="head"), "is not cap-frame mean_mm + log_sd_mm"),

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from edge.errors import HotspotError
-from edge.estimate import (NO_GAIN, Q90_3D, Calibration, Prior, aggregate_trials, combine, confidence_text, decide,
+from edge.estimate import (Q90_3D, Calibration, Prior, aggregate_trials, combine, confidence_text, decide, evidence,
                            prior_radius90, radius90)
 from edge.placement import scalp_placement
 from train.head import standard_positions_head_mm
@@ -28,6 +28,11 @@ def test_uninformative_input_returns_the_prior(factor: float) -> None:
     point, combined_sd = combine(PRIOR, far_away, sd, kappa=1.0)
     np.testing.assert_array_equal(point, PRIOR.mean_mm)
     np.testing.assert_array_equal(combined_sd, PRIOR.sd_mm)
+    assert not np.any(evidence(PRIOR, sd, 1.0))
+    # a network that adds something on one axis only is localised, moved on that axis only
+    narrower = decide(PRIOR, Calibration(), far_away, np.where([True, False, False], 0.5 * PRIOR.sd_mm, sd))
+    assert narrower.localised and narrower.point_mm[0] != PRIOR.mean_mm[0]
+    np.testing.assert_array_equal(narrower.point_mm[1:], PRIOR.mean_mm[1:])
 
 
 def test_combination_counts_only_the_precision_the_network_adds_beyond_the_prior() -> None:
@@ -47,7 +52,7 @@ def test_combination_counts_only_the_precision_the_network_adds_beyond_the_prior
 def test_an_informative_prediction_is_localised_with_a_narrower_radius() -> None:
     estimate = decide(PRIOR, Calibration(kappa=1.0, scale=1.2), np.array([-30.0, -10.0, 70.0]), np.full(3, 1.5))
     assert estimate.localised and estimate.reasons == []
-    assert estimate.radius90_mm < NO_GAIN * prior_radius90(PRIOR)
+    assert estimate.radius90_mm < prior_radius90(PRIOR)
     assert estimate.radius90_mm == pytest.approx(1.2 * Q90_3D * 1.5)
 
 
