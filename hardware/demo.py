@@ -135,21 +135,14 @@ def read_simulation_overrides(path: Path) -> dict:
 
 
 def build_chain(workdir: Path, settings: dict, sim_config: Path | None = None,
-                show: Callable[[str], None] = print, steps: int = 5,
-                trainer: Callable | None = None) -> tuple[Chain, Progress]:
-    """Simulate, train on all but one subject, convert and sign (steps 1-3 of the demo).
-
-    ``trainer(dataset, level, channels, config, out, progress=False)`` writes the (schema-2) model
-    directory; default :func:`train.training.train_model`.
-    """
+                show: Callable[[str], None] = print, steps: int = 5) -> tuple[Chain, Progress]:
+    """Simulate, train on all but one subject, convert and sign (steps 1-3 of the demo)."""
     from convert.quantize import convert_model
     from convert.signing import generate_keypair
     from train.bids import read_bids_dataset
     from train.dataset import Dataset
     from train.simulate import load_config, simulate_cohort
-
-    if trainer is None:
-        from train.training import train_model as trainer
+    from train.training import train_model
 
     progress = Progress(steps, show)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -176,8 +169,8 @@ def build_chain(workdir: Path, settings: dict, sim_config: Path | None = None,
     progress(f"training the {settings['level']} CNN on {len(train_set.subjects)} subjects "
              f"({settings['channels']} channels); {holdout.subject} is held out ...")
     with contextlib.redirect_stdout(io.StringIO()):
-        model_dir = trainer(train_set, settings["level"], settings["channels"], settings["training"],
-                            workdir / "model", progress=False)
+        model_dir = train_model(train_set, settings["level"], settings["channels"], settings["training"],
+                                workdir / "model", progress=False)
 
     progress("quantising to int8 TFLite and signing the bundle ...")
     key_path = workdir / "keys" / "signing.key"
@@ -212,11 +205,14 @@ class OfflineEstimate:
     ----------
     trials_mm : ndarray, shape (n_good, 3)
         Each good trial's predicted position (cap frame, mm, patient's hemisphere).
+    prediction_mm : ndarray, shape (3,)
+        The session's prediction before the prior combination (patient's hemisphere).
     estimate : edge.estimate.Estimate
         The session's estimate (prior combination and 90 % radius), point in the patient's hemisphere.
     """
 
     trials_mm: np.ndarray
+    prediction_mm: np.ndarray
     estimate: object
 
 
@@ -237,10 +233,11 @@ def offline_estimate(chain: Chain) -> OfflineEstimate:
     prediction = session_prediction(bundle, means, sds, None if epochs.csds is None else [epochs.csds[i] for i in good])
     estimate = decide(bundle.prior, bundle.calibration, prediction.mean_mm, prediction.sd_mm, prediction.erd_db,
                       peak_mm=prediction.peak_mm)
+    mean = prediction.mean_mm
     if chain.holdout.hand == "left":
-        means = mirror_points(means)
+        means, mean = mirror_points(means), mirror_points(mean)
         estimate = dataclasses.replace(estimate, point_mm=mirror_points(estimate.point_mm))
-    return OfflineEstimate(trials_mm=means, estimate=estimate)
+    return OfflineEstimate(trials_mm=means, prediction_mm=mean, estimate=estimate)
 
 
 def true_cap_transform(chain: Chain):
@@ -366,7 +363,7 @@ def result_lines(chain: Chain, result, offline: OfflineEstimate) -> list[str]:
         status = "the EEG could not localise (" + "; ".join(fields["reasons"]) + "): the usual position"
     lines = [f"device estimate   {_xyz(reported)} mm, cap frame: {status}",
              f"                  place the electrode {placement}; within {radius:.1f} mm with 90 % probability; "
-             f"consistency {fields['consistency']:.0%} (trial agreement, not accuracy)",
+             f"consistency {100 * fields['consistency']:.0f} % (trial agreement, not accuracy)",
              f"true hotspot      {_xyz(truth_cap)} mm, cap frame (the session's true cap transform) -> "
              f"{error_cap:.1f} mm from the estimate, {inside(error_cap, radius)} the 90 % radius",
              f"                  {_xyz(truth_head)} mm, head frame; the estimate in the head frame "

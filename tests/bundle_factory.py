@@ -120,28 +120,6 @@ def write_model_dir(out: Path, model, spec, normalisation: Normalisation, metada
                                                    "aggregation": aggregation_for(spec.level)})
 
 
-def factory_train_model(dataset, level: str, channels, config, out: Path, seed: int = 0, progress: bool = False) -> Path:
-    """Stand-in for ``train.training.train_model`` with its signature: a schema-2 model directory whose network
-    is untrained (mean around the training subjects' mean, sd 0.75 of the prior's), with the prior fitted on the
-    training subjects' cap-frame labels (label noise removed) and a neutral calibration."""
-    from train.configs import load_channel_sets
-    from train.windows import dataset_windows, make_spec
-
-    names = load_channel_sets()[channels] if isinstance(channels, str) else list(channels)
-    spec = make_spec(level, names, dataset.subjects[0].recordings[0].sfreq)
-    items = [item for item in dataset_windows(dataset, spec, "move", True) if item.label is not None and len(item.inputs)]
-    labels = np.array([np.mean(item.window_targets("label"), axis=0) for item in items])
-    noise = CALIBRATION.label_noise_sd_mm
-    prior = Prior(mean_mm=labels.mean(axis=0), sd_mm=np.sqrt(np.maximum(labels.var(axis=0, ddof=1) - noise ** 2, 4.0)))
-    model = tiny_model(spec.input_shape, seed, sd_mm=0.75 * float(np.exp(np.mean(np.log(prior.sd_mm)))),
-                       mean_mm=prior.mean_mm, spread_mm=1.5)
-    metadata = {"level": level, "channels": list(names), "mirror": True, "data_hash": dataset.content_hash(),
-                "train_subjects": [item.subject for item in items], "dataset": dataset.name, "seed": seed,
-                "code_version": "test factory (untrained network)", "training": {"data": {"cue": "move"}}}
-    return write_model_dir(out, model, spec, Normalisation.fit(np.concatenate([item.inputs for item in items])),
-                           metadata, prior)
-
-
 def simulated_subject(schedule, index: int, modulation: dict | None = None, channels=CHANNELS):
     """A simulated healthy subject (right hand, one session) on a device session's fixed schedule.
 

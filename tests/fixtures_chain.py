@@ -1,9 +1,7 @@
 """The chain the device tests run on: one small trained + converted bundle, and a device rig.
 
-``chain`` (session scope) simulates a small cohort, makes a schema-2 model directory from all subjects
-but one and writes a signed int8 bundle, once per test run (the demo's own steps,
-``hardware.demo.build_chain``; the model is the test factory's untrained network with the training
-subjects' prior, so the device tests do not depend on training).
+``chain`` (session scope) simulates a small cohort, trains on all subjects but one and writes a
+signed int8 bundle, once per test run (the demo's own steps, ``hardware.demo.build_chain``).
 ``DeviceRig`` wires emulator pty → BrainFlow's Cyton driver → ``python -m edge`` → serial report
 on a virtual null-modem cable → the monitor client, and records every message with its arrival time.
 """
@@ -33,11 +31,8 @@ SPEED = 8.0
 @pytest.fixture(scope="session")
 def chain(tmp_path_factory) -> Chain:
     """One small trained and converted bundle plus its held-out subject (built once per run)."""
-    from bundle_factory import factory_train_model
-
     settings = load_settings(fast=True)
-    built, _ = build_chain(tmp_path_factory.mktemp("chain"), settings, show=lambda line: None,
-                           trainer=factory_train_model)
+    built, _ = build_chain(tmp_path_factory.mktemp("chain"), settings, show=lambda line: None)
     return built
 
 

@@ -44,6 +44,10 @@ def test_held_out_subject_result_matches_offline_and_the_demo_reports_it_in_both
     assert result["radius_mm"] == pytest.approx(offline.estimate.radius90_mm, abs=0.5)
     assert bool(result["localised"]) == offline.estimate.localised
     assert result["electrode"] and 0.0 <= result["consistency"] <= 1.0
+    # ... and, before the prior combination, the same session prediction (whether or not it localised)
+    log = read_session_log(next((chain.workdir / "device" / "state" / "sessions").glob("session-*.log")))
+    logged = np.asarray(log.of_kind("result")[0]["prediction"]["mean_mm"], dtype=float)
+    assert np.linalg.norm(logged - offline.prediction_mm) < 1.0, (logged, offline.prediction_mm)
     trials = [m["trial"] for m in messages if m.type == MessageType.TRIAL_RESULT]
     assert trials == list(range(chain.schedule["trials"]))
     cues = [m for m in messages if m.type == MessageType.CUE]
