@@ -138,5 +138,7 @@ def convert_source_bundle() -> dict:
         "target_bytes": BUNDLE_TARGET_BYTES,
         "within_target": total <= BUNDLE_TARGET_BYTES,
         "load_and_verify_s": load_s,
-        "parity": {name: result.parity[name] for name in ("tflite_float", "tflite_int8")},
+        "parity": {key: result.parity[key] for key in ("protocol", "n_subjects", "n_inputs", "tflite_float",
+                                                       "tflite_int8", "budget_mm", "passed", "float_layers",
+                                                       "auto_float_layers")},
     }

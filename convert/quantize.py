@@ -16,8 +16,11 @@ A model directory (``invoke train``) becomes a signed bundle (:mod:`convert.bund
    log standard deviation (ln mm; 0.1 is a 10 % change of the sd). If int8 changes the mean error by
    more than ``budget_mm`` (either way: a parity check, not an accuracy claim), no bundle is written;
    TensorFlow's ``QuantizationDebugger`` writes a per-layer report next to ``out`` and the command fails.
-   The remedy it points to is selective quantisation: ``--float-layer TENSOR_NAME`` keeps the
-   blamed layer (typically the regression head's last Dense) in float.
+   The remedy is selective quantisation: by default (``auto_float``) the converter first keeps the
+   layers that lose most in int8 (the debugger's per-layer error, worst first) in float one at a time
+   until the budget is met, and records them (``auto_float_layers``); ``--float-layer TENSOR_NAME``
+   names layers by hand. Typical candidates are layers holding coordinates in mm, e.g. the source
+   network's soft-argmax over the cortical grid.
 
 Model I/O: float32 (default) or int8
 ------------------------------------
@@ -54,8 +57,14 @@ from edge.tflite import TFLiteModel, load_interpreter
 IO_TYPES = ("float32", "int8")
 MIN_REPRESENTATIVE = 100
 N_GOLDEN = 8
+AUTO_FLOAT_MAX = 6
+"""At most this many layers are kept in float automatically when int8 misses the parity budget."""
 HELDOUT_PROTOCOL = ("subject-grouped: held-out subjects, unseen in training and in int8 calibration; "
                     "subject estimate = per-axis median of its windows' predicted means, vs its label in the cap frame")
+HELDOUT_PROTOCOL_SESSIONS = ("subject-grouped: held-out subjects, unseen in training and in int8 calibration; "
+                             "one input per session, the session image of its trials' mean cross-spectra (as the "
+                             "device aggregates); subject estimate = per-axis median over its sessions, vs its label "
+                             "in the cap frame")
 
 
 @dataclass
@@ -227,12 +236,43 @@ def int8_tflite(model, representative: np.ndarray, io_type: str = "float32",
         return debugger.get_nondebug_quantized_model()
 
 
-def layer_report(model, representative: np.ndarray, out: str | Path) -> tuple[Path, str]:
-    """Run TensorFlow's quantisation debugger and write its per-layer statistics as CSV.
+def layer_statistics(model, representative: np.ndarray) -> list[dict]:
+    """TensorFlow's quantisation debugger's per-layer statistics of the fully integer model.
 
-    Adds the column ``rmse_per_scale`` (root-mean-square int8 error in units of the layer's
-    quantisation step; about 0.29 is the ideal rounding error, larger values point at the layer
-    that loses precision).
+    Each row is one layer output (``op_name``, ``tensor_name``, ``scale``, ``mean_squared_error`` ...)
+    plus ``rmse_per_scale``: the root-mean-square int8 error in units of the layer's quantisation step
+    (about 0.29 is the ideal rounding error; larger values point at a layer that loses precision).
+
+    Parameters
+    ----------
+    model : keras.Model
+        The float model.
+    representative : ndarray, shape (n, rows, cols)
+        Normalised windows to run through both float and int8 versions.
+    """
+    import tensorflow as tf
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
+        warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
+        debugger = tf.lite.experimental.QuantizationDebugger(converter=_int8_converter(model, representative),
+                                                             debug_dataset=_representative(representative))
+        debugger.run()
+    buffer = io.StringIO()
+    debugger.layer_statistics_dump(buffer)
+    rows = list(csv.DictReader(io.StringIO(buffer.getvalue())))
+    for row in rows:
+        scale = float(row["scale"])
+        row["rmse_per_scale"] = f"{np.sqrt(float(row['mean_squared_error'])) / scale:.4g}" if scale > 0 else "nan"
+    return rows
+
+
+def _rmse_per_scale(row: dict) -> float:
+    return float(np.nan_to_num(float(row["rmse_per_scale"]), nan=-1.0))
+
+
+def layer_report(model, representative: np.ndarray, out: str | Path) -> tuple[Path, str]:
+    """Write :func:`layer_statistics` as CSV.
 
     Parameters
     ----------
@@ -250,28 +290,25 @@ def layer_report(model, representative: np.ndarray, out: str | Path) -> tuple[Pa
     worst : str
         A one-phrase description of the layer with the largest ``rmse_per_scale``.
     """
-    import tensorflow as tf
-
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
-        warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
-        debugger = tf.lite.experimental.QuantizationDebugger(converter=_int8_converter(model, representative),
-                                                             debug_dataset=_representative(representative))
-        debugger.run()
-    buffer = io.StringIO()
-    debugger.layer_statistics_dump(buffer)
-    rows = list(csv.DictReader(io.StringIO(buffer.getvalue())))
-    for row in rows:
-        scale = float(row["scale"])
-        row["rmse_per_scale"] = f"{np.sqrt(float(row['mean_squared_error'])) / scale:.4g}" if scale > 0 else "nan"
+    rows = layer_statistics(model, representative)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    worst = max(rows, key=lambda row: np.nan_to_num(float(row["rmse_per_scale"]), nan=-1.0))
+    worst = max(rows, key=_rmse_per_scale)
     return out, f"{worst['op_name']} '{worst['tensor_name']}' (rmse/scale {worst['rmse_per_scale']})"
+
+
+def layers_by_int8_loss(model, representative: np.ndarray) -> list[str]:
+    """Tensor names of the model's layer outputs, the one that loses most in int8 first (``rmse_per_scale``).
+
+    The first are typically layers whose values int8 cannot hold at the needed resolution, such as
+    coordinates in mm (a soft-argmax over the cortical grid) rather than standardised activations.
+    """
+    return [row["tensor_name"] for row in sorted(layer_statistics(model, representative), key=_rmse_per_scale,
+                                                  reverse=True)]
 
 
 def parity_report(labels: Sequence[np.ndarray], predictions: dict[str, Sequence[np.ndarray]],
@@ -282,7 +319,7 @@ def parity_report(labels: Sequence[np.ndarray], predictions: dict[str, Sequence[
     ----------
     labels : sequence of ndarray (3,)
         Each held-out subject's label (cap frame, mm, model frame).
-    predictions : dict of str to sequence of ndarray (n_windows, 6)
+    predictions : dict of str to sequence of ndarray (n_inputs, 6)
         Per-subject window outputs (mean mm, log sd) of each predictor; the first entry is the
         reference (Keras float).
     baseline : ndarray (3,)
@@ -292,9 +329,9 @@ def parity_report(labels: Sequence[np.ndarray], predictions: dict[str, Sequence[
     -------
     dict
         Per predictor: ``mean_error_mm``, ``delta_mean_error_mm`` (against the reference),
-        ``max_output_diff_mm`` (largest per-window distance of the predicted mean from the
-        reference's) and ``max_log_sd_diff`` / ``median_log_sd_diff`` (per-window, per-axis absolute
-        difference of the predicted log sd from the reference's; ln mm).
+        ``max_output_diff_mm`` / ``median_output_diff_mm`` (per-input distance of the predicted mean
+        from the reference's) and ``max_log_sd_diff`` / ``median_log_sd_diff`` (per-input, per-axis
+        absolute difference of the predicted log sd from the reference's; ln mm).
     """
     from train.metrics import aggregate_trials, euclidean_errors
 
@@ -303,7 +340,7 @@ def parity_report(labels: Sequence[np.ndarray], predictions: dict[str, Sequence[
     reference = names[0]
     baseline_error = float(euclidean_errors(np.tile(baseline, (len(labels), 1)), labels).mean())
     report = {"protocol": HELDOUT_PROTOCOL, "frame": "cap, mm, model (left-hemisphere) frame",
-              "n_subjects": len(labels), "n_windows": int(sum(len(p) for p in predictions[reference])),
+              "n_subjects": len(labels), "n_inputs": int(sum(len(p) for p in predictions[reference])),
               "baseline": {"what": "mean hotspot of the training subjects (the prior's mean)",
                            "mean_error_mm": baseline_error}}
     reference_error = None
@@ -315,9 +352,31 @@ def parity_report(labels: Sequence[np.ndarray], predictions: dict[str, Sequence[
         diffs = np.concatenate([euclidean_errors(p[:, :3], r[:, :3]) for p, r in pairs])
         log_sd_diffs = np.concatenate([np.abs(p[:, 3:] - r[:, 3:]).ravel() for p, r in pairs])
         report[name] = {"mean_error_mm": mean_error, "delta_mean_error_mm": mean_error - reference_error,
-                        "max_output_diff_mm": float(diffs.max()), "max_log_sd_diff": float(log_sd_diffs.max()),
+                        "max_output_diff_mm": float(diffs.max()), "median_output_diff_mm": float(np.median(diffs)),
+                        "max_log_sd_diff": float(log_sd_diffs.max()),
                         "median_log_sd_diff": float(np.median(log_sd_diffs))}
     return report
+
+
+def parity_inputs(spec, items: Sequence) -> list[np.ndarray]:
+    """What the device runs the model on, per held-out subject: its windows, or (level source, aggregation
+    ``session_csd``) one session image per session from the mean cross-spectra of the session's windows."""
+    from edge.source import session_image
+
+    if spec.level != "source":
+        return [item.inputs for item in items]
+    images = []
+    for item in items:
+        masks = [item.sessions == session for session in item.session_names()]
+        images.append(np.array([session_image(spec, list(item.csds[mask, 0]), list(item.csds[mask, 1]))
+                                for mask in masks], dtype=np.float32))
+    return images
+
+
+def _tflite_outputs(content: bytes, normalisation, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """A TFLite model's six outputs (n, 6) for each subject's inputs."""
+    model = TFLiteModel(content)
+    return [model.predict(normalisation.apply(x)).astype(np.float64) for x in inputs]
 
 
 def _golden_windows(items: Sequence, count: int = N_GOLDEN) -> np.ndarray:
@@ -403,7 +462,7 @@ def split_windows(model_dir, dataset, holdout=None) -> tuple[list, list]:
 def convert_model(model_dir: str | Path, dataset, out: str | Path, key: str | Path, io: str = "float32",
                   budget_mm: float = 0.3, holdout=None, n_representative: int = 300, seed: int = 0,
                   report_dir: str | Path | None = None, float_layers: Sequence[str] = (),
-                  float_output: bool = True) -> ConversionResult:
+                  float_output: bool = True, auto_float: bool = True) -> ConversionResult:
     """Quantise a model directory to int8, check parity in mm, and write a signed bundle.
 
     Parameters
@@ -436,6 +495,10 @@ def convert_model(model_dir: str | Path, dataset, out: str | Path, key: str | Pa
         remedy when the per-layer report blames the regression head.
     float_output : bool
         With float32 I/O, keep the output layer (standardised units to mm) in float (default).
+    auto_float : bool
+        With float32 I/O, when int8 misses the budget, keep the layers that lose most in int8
+        (:func:`layers_by_int8_loss`, worst first, at most :data:`AUTO_FLOAT_MAX`) in float one by
+        one until the budget is met; they are recorded in the parity report (``auto_float_layers``).
 
     Returns
     -------
@@ -465,17 +528,37 @@ def convert_model(model_dir: str | Path, dataset, out: str | Path, key: str | Pa
     chosen = np.random.default_rng(seed).permutation(len(pool))[:n_representative]
     representative = model_dir.normalisation.apply(pool[chosen]) if len(pool) else pool
     float_model = float_tflite(model_dir.model)
-    int8_model = int8_tflite(model_dir.model, representative, io, float_layers, float_output)
-    predictors = {"keras_float": lambda x: predict_windows(model_dir.model, model_dir.normalisation, x)}
-    for name, content in (("tflite_float", float_model), ("tflite_int8", int8_model)):
-        tflite_model = TFLiteModel(content)
-        predictors[name] = lambda x, m=tflite_model: m.predict(model_dir.normalisation.apply(x)).astype(np.float64)
-    predictions = {name: [predict(item.inputs) for item in heldout] for name, predict in predictors.items()}
     labels = [np.mean(item.window_targets("label"), axis=0) for item in heldout]
-    parity = parity_report(labels, predictions, contract.prior.mean_mm)
+    inputs = parity_inputs(model_dir.spec, heldout)
+    reference = {"keras_float": [predict_windows(model_dir.model, model_dir.normalisation, x) for x in inputs],
+                 "tflite_float": _tflite_outputs(float_model, model_dir.normalisation, inputs)}
+
+    def quantise(kept: list[str]) -> tuple[bytes, dict]:
+        content = int8_tflite(model_dir.model, representative, io, kept, float_output)
+        report = parity_report(labels, {**reference, "tflite_int8": _tflite_outputs(content, model_dir.normalisation,
+                                                                                    inputs)}, contract.prior.mean_mm)
+        if model_dir.spec.level == "source":
+            report["protocol"] = HELDOUT_PROTOCOL_SESSIONS
+        return content, report
+
+    kept = list(float_layers)
+    int8_model, parity = quantise(kept)
+    automatic: list[str] = []
+    if auto_float and io == "float32" and abs(parity["tflite_int8"]["delta_mean_error_mm"]) > budget_mm:
+        candidates = [name for name in layers_by_int8_loss(model_dir.model, representative) if name not in kept]
+        for name in candidates[:AUTO_FLOAT_MAX]:
+            try:
+                trial_model, trial_parity = quantise(kept + automatic + [name])
+            except (HotspotError, ValueError):  # the converter cannot keep this one in float: stop here
+                break
+            automatic.append(name)
+            int8_model, parity = trial_model, trial_parity
+            if abs(parity["tflite_int8"]["delta_mean_error_mm"]) <= budget_mm:
+                break
     cost = parity["tflite_int8"]["delta_mean_error_mm"]
     parity.update({"budget_mm": float(budget_mm), "passed": bool(abs(cost) <= budget_mm), "io": io,
-                   "float_layers": list(float_layers), "float_output": bool(float_output and io == "float32"),
+                   "float_layers": kept + automatic, "auto_float_layers": automatic,
+                   "float_output": bool(float_output and io == "float32"),
                    "n_representative": int(len(representative)), "float_size_bytes": len(float_model),
                    "int8_size_bytes": len(int8_model)})
     if not parity["passed"]:
@@ -501,7 +584,7 @@ def convert_model(model_dir: str | Path, dataset, out: str | Path, key: str | Pa
 
 def format_parity(parity: dict) -> str:
     """Return the parity report as a few human-readable lines."""
-    lines = [f"parity on {parity['n_subjects']} held-out subjects / {parity['n_windows']} windows "
+    lines = [f"parity on {parity['n_subjects']} held-out subjects / {parity['n_inputs']} model inputs "
              f"({parity['protocol']}; {parity['frame']})",
              f"  baseline ({parity['baseline']['what']}): mean error {parity['baseline']['mean_error_mm']:.2f} mm"]
     for name in ("keras_float", "tflite_float", "tflite_int8"):
@@ -510,6 +593,10 @@ def format_parity(parity: dict) -> str:
                      f"change {entry['delta_mean_error_mm']:+.3f} mm, "
                      f"largest window difference {entry['max_output_diff_mm']:.3f} mm (mean), "
                      f"{entry['max_log_sd_diff']:.3f} (log sd)")
+    if parity["float_layers"]:
+        lines.append(f"  kept in float: {', '.join(parity['float_layers'])}"
+                     + (f" ({len(parity['auto_float_layers'])} chosen automatically)" if parity["auto_float_layers"]
+                        else ""))
     lines.append(f"  sizes: float {parity['float_size_bytes']} B, int8 {parity['int8_size_bytes']} B; "
                  f"budget {parity['budget_mm']} mm: {'passed' if parity['passed'] else 'FAILED'}")
     return "\n".join(lines)
@@ -529,10 +616,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="keep this layer (tensor_name from the per-layer report) in float; repeatable")
     parser.add_argument("--int8-output", action="store_true",
                         help="quantise the output layer (standardised units to mm) too; float32 I/O keeps it float")
+    parser.add_argument("--no-auto-float", action="store_true",
+                        help="do not keep the worst layers in float automatically when int8 misses the budget")
     args = parser.parse_args(argv)
     result = convert_model(args.model, args.data, args.out, args.key, io=args.io, budget_mm=args.budget_mm,
                            holdout=args.holdout or None, float_layers=args.float_layer,
-                           float_output=not args.int8_output)
+                           float_output=not args.int8_output, auto_float=not args.no_auto_float)
     print(format_parity(result.parity))
     print(f"bundle written to {result.bundle}")
     return 0
