@@ -38,9 +38,10 @@ def test(c: Context, fast: bool = False, k: str = "", x: bool = False) -> None:
 
 
 @task
-def demo(c: Context, workdir: str = "", config: str = "", fast: bool = False) -> None:
-    """Run the whole chain on the embedded default (simulate, train, convert, emulate, runtime, monitor)."""
-    _delegate("hardware.demo", _opt("--workdir", workdir) + _opt("--config", config) + _opt("--fast", fast))
+def demo(c: Context, workdir: str = "", config: str = "", fast: bool = False, keep_open: bool = False) -> None:
+    """Run the whole chain on the embedded default (simulate, train, convert, emulate, runtime, monitor, page)."""
+    _delegate("hardware.demo", _opt("--workdir", workdir) + _opt("--config", config) + _opt("--fast", fast)
+              + _opt("--keep-open", keep_open))
 
 
 @task
@@ -121,14 +122,15 @@ def keygen(c: Context, out: str = "keys/signing.key", force: bool = False) -> No
     _delegate("convert.signing", ["--out", out] + _opt("--force", force))
 
 
-@task
+@task(iterable=["impedance"])
 def emulate(c: Context, source: str = "", board: str = "cyton", speed: float = 1.0, fault: str = "",
             subject: str = "", map: str = "", port_link: str = "", seconds: float | None = None,
-            interactive: bool = False) -> None:
+            interactive: bool = False, impedance: list[str] | None = None) -> None:
     """Start the OpenBCI board emulator on a pseudo-terminal and print its port."""
     _delegate("hardware.emulator", ["--board", board, "--speed", str(speed)] + _opt("--source", source)
               + _opt("--fault", fault) + _opt("--subject", subject) + _opt("--map", map)
-              + _opt("--port-link", port_link) + _opt("--seconds", seconds) + _opt("--interactive", interactive))
+              + _opt("--port-link", port_link) + _opt("--seconds", seconds) + _opt("--interactive", interactive)
+              + [arg for value in impedance or [] for arg in ("--impedance", value)])
 
 
 @task
@@ -137,6 +139,21 @@ def monitor(c: Context, port: str, baud: int = 115200, start: bool = False, unti
     """Show cues, progress and the result a device reports over its serial link (--start begins a session)."""
     _delegate("hardware.monitor", ["--port", port, "--baud", str(baud)] + _opt("--start", start)
               + _opt("--until-result", until_result) + _opt("--timeout", timeout))
+
+
+@task(iterable=["logs"])
+def report(c: Context, logs: list[str] | None = None, evaluation: str = "", out: str = "reports/report.html") -> None:
+    """One self-contained HTML report: from device session logs (--logs DIR, repeatable) or a model's evaluation."""
+    _delegate("train.report.document", [arg for folder in logs or [] for arg in ("--logs", folder)]
+              + _opt("--evaluation", evaluation) + ["--out", out])
+
+
+@task(name="export-target")
+def export_target(c: Context, result: str, subject: str, out: str = "export/target", fiducials: str = "",
+                  name: str = "hotspot") -> None:
+    """Write a session's estimate as a Localite InstrumentMarker XML and a Brainsight target file."""
+    _delegate("train.io.navigator", ["--result", result, "--subject", subject, "--out", out, "--name", name]
+              + _opt("--fiducials", fiducials))
 
 
 @task
@@ -162,10 +179,11 @@ def _deploy_settings(c: Context) -> list[str]:
 
 @task
 def wheelhouse(c: Context, out: str = "", platform: str = "manylinux_2_36_aarch64", python: str = "3.11",
-               extra_wheels: str = "") -> None:
-    """Download the device's wheels (platform, Python) into an offline wheelhouse; add wheels built elsewhere."""
+               extra_wheels: str = "", brainflow_source: str = "") -> None:
+    """Download the device's wheels into an offline wheelhouse; --platform pi: the whole Pi set, BrainFlow built."""
     _delegate("hardware.deploy", ["wheelhouse", "--platform", platform, "--python", python]
-              + _opt("--out", _deploy_config(c, "wheelhouse", out)) + _opt("--extra-wheels", extra_wheels))
+              + _opt("--out", _deploy_config(c, "wheelhouse", out)) + _opt("--extra-wheels", extra_wheels)
+              + _opt("--brainflow-source", brainflow_source))
 
 
 @task

@@ -111,18 +111,38 @@ def hop_cost() -> dict:
 
 @benchmark("signal_levels")
 def level_costs() -> dict:
-    """Per-window cost of each input level (level + verdict, 9 channels, one epoch) and a whole recording."""
+    """Per-window cost of each input level (level + verdict, 9 channels, one epoch) and a whole recording.
+
+    The source level is timed as wall time and as CPU time of this process (summed over every thread
+    numpy's linear algebra may use), so ``source_cpu_ms_per_trial`` is its cost on one core; the
+    session image (mean cross-spectra of 40 trials) is timed the same way.
+    """
     from convert.filter_design import default_filter
     from edge.levels import LEVELS
     from edge.pipeline import PipelineSpec, compute_epochs, compute_epochs_many, epoch_input
+    from edge.source import session_image
+    from train.source_space import build_source_space
 
+    space = build_source_space(NINE)
     results: dict = {"per_window_ms": {}}
     for level in LEVELS:
-        spec = PipelineSpec(SFREQ, NINE, level, default_filter(SFREQ))
+        spec = PipelineSpec(SFREQ, NINE, level, default_filter(SFREQ),
+                            source_space=space if level == "source" else None)
         window = _eeg(len(NINE), spec.epoch_samples, seed=1)
         filtered = window - window.mean(axis=1, keepdims=True)
         results["per_window_ms"][level] = round(_median_s(lambda: epoch_input(spec, window, window, filtered),
                                                           repeats=50, warmup=5) * 1e3, 3)
+        if level == "source":
+            started, repeats = time.process_time(), 50
+            for _ in range(repeats):
+                _, _, csds = epoch_input(spec, window, window, filtered)
+            results["source_cpu_ms_per_trial"] = round((time.process_time() - started) / repeats * 1e3, 3)
+            started = time.process_time()
+            for _ in range(10):
+                session_image(spec, [csds[0]] * 40, [csds[1]] * 40)
+            results["source_session_image_cpu_ms"] = round((time.process_time() - started) / 10 * 1e3, 3)
+            results["source_grid"] = {"points": int(len(space.points_mm)), "channels": len(NINE),
+                                      "bands": len(spec.bands), "input_shape": list(spec.input_shape)}
     # Training recordings: 40 trials of 10 s (400 s at 250 Hz), PSD level; one at a time and side by side.
     n_recordings = 12
     cues = np.arange(int(5 * SFREQ), int(395 * SFREQ), int(10 * SFREQ))

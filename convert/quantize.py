@@ -53,6 +53,7 @@ from edge.bundle import N_OUTPUTS, aggregation_for, output_description
 from edge.errors import ErrorCode, HotspotError, run_cli
 from edge.estimate import Calibration, Prior
 from edge.tflite import TFLiteModel, load_interpreter
+from train.tensorflow_setup import import_tensorflow, quiet_native_logs
 
 IO_TYPES = ("float32", "int8")
 MIN_REPRESENTATIVE = 100
@@ -142,8 +143,7 @@ def _representative(windows: np.ndarray) -> Callable[[], Iterator[list[np.ndarra
 
 
 def _int8_converter(model, representative: np.ndarray, io_type: str = "float32"):
-    import tensorflow as tf
-
+    tf = import_tensorflow()
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = _representative(representative)
@@ -167,9 +167,9 @@ def float_tflite(model) -> bytes:
     bytes
         The ``.tflite`` model.
     """
-    import tensorflow as tf
-
-    return tf.lite.TFLiteConverter.from_keras_model(model).convert()
+    tf = import_tensorflow()
+    with quiet_native_logs():
+        return tf.lite.TFLiteConverter.from_keras_model(model).convert()
 
 
 def _op_output_names(model_content: bytes) -> set[str]:
@@ -212,9 +212,8 @@ def int8_tflite(model, representative: np.ndarray, io_type: str = "float32",
     if float_layers and io_type != "float32":
         raise HotspotError("layers kept in float need float32 model I/O; drop --io int8 or --float-layer",
                            ErrorCode.BAD_ARGUMENT)
-    import tensorflow as tf
-
-    with warnings.catch_warnings():
+    tf = import_tensorflow()
+    with warnings.catch_warnings(), quiet_native_logs():
         warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
         warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
         converter = _int8_converter(model, representative, io_type)
@@ -250,9 +249,8 @@ def layer_statistics(model, representative: np.ndarray) -> list[dict]:
     representative : ndarray, shape (n, rows, cols)
         Normalised windows to run through both float and int8 versions.
     """
-    import tensorflow as tf
-
-    with warnings.catch_warnings():
+    tf = import_tensorflow()
+    with warnings.catch_warnings(), quiet_native_logs():
         warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
         warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
         debugger = tf.lite.experimental.QuantizationDebugger(converter=_int8_converter(model, representative),
@@ -375,7 +373,8 @@ def parity_inputs(spec, items: Sequence) -> list[np.ndarray]:
 
 def _tflite_outputs(content: bytes, normalisation, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
     """A TFLite model's six outputs (n, 6) for each subject's inputs."""
-    model = TFLiteModel(content)
+    with quiet_native_logs():  # "Created TensorFlow Lite XNNPACK delegate for CPU"
+        model = TFLiteModel(content)
     return [model.predict(normalisation.apply(x)).astype(np.float64) for x in inputs]
 
 

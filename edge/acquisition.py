@@ -33,6 +33,7 @@ from __future__ import annotations
 import enum
 import logging
 import os
+import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -408,6 +409,7 @@ class Acquisition:
         self._next_index = 0
         self._held: np.ndarray | None = None
         self._held_since = 0.0
+        self._commands: queue.SimpleQueue = queue.SimpleQueue()
 
     # ------------------------------------------------------------------ public API
 
@@ -476,6 +478,42 @@ class Acquisition:
             data, index, lost = self._buffer.pop_all()
             reconnected, self._reconnected = self._reconnected, False
         return Chunk(data_uv=data, sample_index=index, lost=int(lost.sum()), reconnected=reconnected)
+
+    def config_board(self, command: str, timeout_s: float = 2.0) -> str:
+        """Send a command string to the board while it streams (BrainFlow's ``config_board``).
+
+        The worker thread, which owns the BrainFlow session, sends it between two reads. While
+        streaming, BrainFlow writes the command without reading an answer, so the answer is usually
+        empty.
+
+        Parameters
+        ----------
+        command : str
+            E.g. a channel setting ``x1060110X`` or a lead-off setting ``z101Z``.
+        timeout_s : float
+            How long to wait for the worker.
+
+        Returns
+        -------
+        str
+            BrainFlow's answer.
+
+        Raises
+        ------
+        HotspotError
+            ``BOARD_ERROR`` when no session is open (the board is away) or BrainFlow refuses the command.
+        """
+        if self._thread is None or self._shim is None:
+            raise HotspotError(f"cannot send {command!r}: the {self.board} board is not connected", ErrorCode.BOARD_ERROR)
+        done = threading.Event()
+        outcome: dict = {}
+        self._commands.put((command, outcome, done))
+        if not done.wait(timeout_s):
+            outcome["error"] = "the acquisition worker did not answer"  # and the worker will not send it
+        if "error" in outcome:
+            raise HotspotError(f"the {self.board} board did not take {command!r}: {outcome['error']}",
+                               ErrorCode.BOARD_ERROR)
+        return outcome.get("answer", "")
 
     def stop(self) -> None:
         """Stop streaming, release the board and end the worker."""
@@ -589,6 +627,7 @@ class Acquisition:
         last_data = time.monotonic()
         port = self._params.serial_port
         while not self._wait(self.poll_s):
+            self._send_commands()
             try:
                 data = self._shim.get_board_data()
             except BrainFlowError as err:
@@ -604,6 +643,21 @@ class Acquisition:
             elif now - last_data > self.watchdog_s:
                 return f"no samples for {self.watchdog_s:g} s"
         return "stopped"
+
+    def _send_commands(self) -> None:
+        """Send the commands :meth:`config_board` queued (worker thread, session open)."""
+        while True:
+            try:
+                command, outcome, done = self._commands.get_nowait()
+            except queue.Empty:
+                return
+            if "error" in outcome:  # its caller gave up waiting
+                continue
+            try:
+                outcome["answer"] = self._shim.config_board(command) or ""
+            except BrainFlowError as err:
+                outcome["error"] = str(err)
+            done.set()
 
     # ------------------------------------------------------------------ loss accounting
 

@@ -522,9 +522,10 @@ def load_bundle(path: str | Path, public_key_path: str | Path, num_threads: int 
     verify_manifest(manifest_bytes, _read(folder, SIGNATURE_FILE), public_key, public_key_path)
     manifest = _read_manifest(manifest_bytes)
     contents = _check_hashes(folder, manifest)
+    fields = _parse_contents(manifest, contents)
+    built_with = manifest["model"].get("built_with") if isinstance(manifest["model"], dict) else None
     bundle = Bundle(path=folder, bundle_id=bundle_id_from_manifest(manifest_bytes), manifest=manifest,
-                    model=TFLiteModel(contents[MODEL_FILE], num_threads=num_threads),
-                    **_parse_contents(manifest, contents))
+                    model=TFLiteModel(contents[MODEL_FILE], num_threads=num_threads, built_with=built_with), **fields)
     _self_test(bundle, contents[GOLDEN_FILE])
     return bundle
 

@@ -7,6 +7,7 @@ See ``hardware/example-device.toml`` for a documented example.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import tomllib
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ HANDS = ("right", "left")
 MIN_CHANNELS, MAX_CHANNELS = 5, 9
 _ELECTRODE_NAME = re.compile(r"^(Fp|AFp|[A-Z]{1,4})(\d{1,2}h?|z)$")
 _DEVICE_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+_PAIRING_CODE = re.compile(r"^[0-9]{6,12}$")
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,43 @@ class BleLinkConfig:
 
     enabled: bool
     name: str
+
+
+@dataclass(frozen=True)
+class PageConfig:
+    """The session page the device serves on the local network (see ``edge/webpage.py``).
+
+    Attributes
+    ----------
+    enabled : bool
+    listen : str
+        The address to listen on: a loopback, private or link-local address, or ``0.0.0.0`` / ``::``
+        for every interface (requests from outside the local network are refused either way).
+    port : int
+        TCP port; 0 lets the system choose a free one (tests, the demo): the address the page got is
+        written to ``health.json``.
+    pairing_code : str
+        6-12 digits a user types to start or stop a session (without it the page is read-only).
+    """
+
+    enabled: bool
+    listen: str
+    port: int
+    pairing_code: str
+
+
+@dataclass(frozen=True)
+class ContactConfig:
+    """The electrode contact (lead-off impedance) check before a session.
+
+    Attributes
+    ----------
+    required : bool
+        A session may start only after a check in which no electrode was poor (Cyton boards; other
+        boards have no lead-off current and skip it). An ``autostart`` session starts at once.
+    """
+
+    required: bool
 
 
 @dataclass(frozen=True)
@@ -99,6 +138,8 @@ class DeviceConfig:
         None when no serial link is configured.
     ble : BleLinkConfig
     session : SessionConfig
+    page : PageConfig
+    contact : ContactConfig
     """
 
     path: Path
@@ -111,6 +152,8 @@ class DeviceConfig:
     serial: SerialLinkConfig | None
     ble: BleLinkConfig
     session: SessionConfig
+    page: PageConfig
+    contact: ContactConfig
 
 
 def _fail(path: Path, message: str) -> HotspotError:
@@ -219,7 +262,7 @@ def parse_config(data: dict, path: Path) -> DeviceConfig:
     path = path.resolve()
     base = path.parent
     top = _Table(path, "top level", data)
-    top.check_known(("device", "board", "channels", "bundle", "links", "session"))
+    top.check_known(("device", "board", "channels", "bundle", "links", "session", "page", "contact"))
 
     device = _Table(path, "device", data.get("device"))
     device.check_known(("id", "state_dir"))
@@ -282,7 +325,33 @@ def parse_config(data: dict, path: Path) -> DeviceConfig:
     )
     if session.min_good_trials > trials:
         raise _fail(path, f"[session] min_good_trials = {session.min_good_trials} is more than trials = {trials}")
-    return DeviceConfig(path, device_id, state_dir, board, channels, bundle_path, public_key, serial, ble, session)
+    contact_table = _Table(path, "contact", data.get("contact"), required=False)
+    contact_table.check_known(("required",))
+    contact = ContactConfig(contact_table.boolean("required", True))
+    return DeviceConfig(path, device_id, state_dir, board, channels, bundle_path, public_key, serial, ble, session,
+                        _page(path, data.get("page")), contact)
+
+
+def _page(path: Path, data: Any) -> PageConfig:
+    table = _Table(path, "page", data, required=False)
+    table.check_known(("enabled", "listen", "port", "pairing_code"))
+    enabled = table.boolean("enabled", False)
+    listen = table.string("listen", "0.0.0.0")
+    try:
+        address = ipaddress.ip_address(listen)
+    except ValueError:
+        raise _fail(path, f"[page] listen = {listen!r} must be an IP address (0.0.0.0 for every interface, "
+                          "127.0.0.1 for this machine only)") from None
+    if not (address.is_unspecified or address.is_loopback or address.is_private or address.is_link_local):
+        raise _fail(path, f"[page] listen = {listen!r} is a public address; the page serves the local network "
+                          "only: use 0.0.0.0 or the device's private address")
+    port = table.integer("port", 8080, 0, 65535)
+    code = table.string("pairing_code", "" if not enabled else _REQUIRED)
+    if enabled and not _PAIRING_CODE.match(code):
+        raise _fail(path, "[page] pairing_code must be 6 to 12 digits (print it on the device's label)")
+    if enabled and len(set(code)) == 1:
+        raise _fail(path, f"[page] pairing_code = {code!r} repeats one digit; choose a random code")
+    return PageConfig(enabled, listen, port, code)
 
 
 def load_config(path: str | Path) -> DeviceConfig:

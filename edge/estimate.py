@@ -9,20 +9,18 @@ meant when its coverage was measured.
    power-drop peak (plus the training sessions' mean offset): physics is an input of the estimate, not
    only a baseline beside it (:func:`blended_mean`).
 2. :func:`combine` weighs it against the population prior of the training subjects by precision, per
-   axis. A network trained with a likelihood on the training population already knows that population:
-   its sd is at most about the population's spread when the EEG tells it nothing. So only the precision
-   it adds *beyond* the prior counts as evidence, ``max(0, 1 / (kappa sd^2) - 1 / sd_prior^2)``, and the
-   prior is not counted twice. ``kappa`` (a factor on the model's variance, fitted on held-out
-   predictions of the training subjects, :class:`Calibration`) keeps an over-confident network from
-   being trusted. A prediction that carries no information (a standard deviation as wide as the
-   prior's, or wider, after ``kappa``) gives the prior back exactly, with the prior's spread.
+   axis. The model's variance is first multiplied by ``kappa``, fitted on held-out predictions of the
+   training subjects (:class:`Calibration`): a network trained with a likelihood already shrinks toward
+   the training mean, so ``kappa`` is what makes the combination neither double-count the prior nor trust
+   an over-confident network. A prediction that carries no information (a standard deviation, after
+   ``kappa``, as wide as the prior's or wider on every axis) gives the prior back (:func:`decide`).
 3. :func:`radius90` turns the combined standard deviations into a radius around the estimate that holds
    the true hotspot with 90 % probability: ``scale * Q90 * rms(sd)``, ``Q90`` the 90 % quantile of a
    3-D standard normal's length and ``scale`` fitted so that held-out training subjects are covered.
 4. :func:`decide` says whether the EEG localised the hotspot at all; where it did not (too few good
    trials, a desynchronisation too weak to localise, a prediction outside the region the training
-   population supports: farther than the learned ``gate_mm`` from the prior mean, or a prediction that
-   adds nothing to the prior on any axis) the estimate *is* the prior, with the prior's radius, and the
+   population supports: farther than the learned ``gate_mm`` from the prior mean, or a prediction no
+   narrower than the prior on any axis) the estimate *is* the prior, with the prior's radius, and the
    session says so.
 """
 
@@ -163,23 +161,17 @@ def blended_mean(calibration: Calibration, mean_mm: np.ndarray, peak_mm: np.ndar
     return calibration.blend * mean + (1.0 - calibration.blend) * anchored
 
 
-def evidence(prior: Prior, sd_mm: np.ndarray, kappa: float) -> np.ndarray:
-    """The precision (1/mm², per axis) a prediction adds beyond the prior: ``max(0, 1/(kappa sd^2) - 1/sd_prior^2)``.
+def narrows_prior(prior: Prior, sd_mm: np.ndarray, kappa: float) -> np.ndarray:
+    """Per axis: whether the prediction (its variance times ``kappa``) is narrower than the prior.
 
-    Zero where the network's sd (times ``sqrt(kappa)``) is at least the prior's: there it says
-    nothing the training population did not already say.
+    A network trained on the population already knows the population; where its sd is as wide as
+    the prior's or wider it says nothing the training subjects' hotspots did not.
     """
-    with np.errstate(divide="ignore"):
-        model_precision = 1.0 / (kappa * np.square(np.asarray(sd_mm, dtype=np.float64)))  # 0 for an infinite sd
-    return np.maximum(model_precision - 1.0 / np.square(prior.sd_mm), 0.0)
+    return kappa * np.square(np.asarray(sd_mm, dtype=np.float64)) < np.square(prior.sd_mm)
 
 
 def combine(prior: Prior, mean_mm: np.ndarray, sd_mm: np.ndarray, kappa: float) -> tuple[np.ndarray, np.ndarray]:
-    """Combine a prediction with the prior, per axis, counting only what it adds beyond the prior.
-
-    With ``p = 1 / sd_prior^2`` and the network's evidence ``e = max(0, 1 / (kappa sd^2) - p)``, the
-    estimate is ``mean_prior + e / (p + e) * (mean - mean_prior)`` with standard deviation
-    ``1 / sqrt(p + e)``, i.e. ``min(sd_prior, sqrt(kappa) sd)``.
+    """Precision-weighted combination of a prediction with the prior, per axis.
 
     Parameters
     ----------
@@ -194,14 +186,14 @@ def combine(prior: Prior, mean_mm: np.ndarray, sd_mm: np.ndarray, kappa: float) 
     -------
     point : ndarray, shape (..., 3)
     sd : ndarray, shape (..., 3)
-        The combined estimate and its per-axis standard deviation. Where the model's sd (times
-        ``sqrt(kappa)``) is at least the prior's, these are the prior's mean and sd.
+        The combined estimate and its per-axis standard deviation.
     """
+    with np.errstate(divide="ignore"):
+        model_precision = 1.0 / (kappa * np.square(np.asarray(sd_mm, dtype=np.float64)))  # 0 for an infinite sd
     prior_precision = 1.0 / np.square(prior.sd_mm)
-    precision = prior_precision + evidence(prior, sd_mm, kappa)
-    weight = 1.0 - prior_precision / precision
+    weight = model_precision / (prior_precision + model_precision)
     point = prior.mean_mm + weight * (np.asarray(mean_mm, dtype=np.float64) - prior.mean_mm)
-    return point, np.sqrt(1.0 / precision)
+    return point, np.sqrt(1.0 / (prior_precision + model_precision))
 
 
 def aggregate_trials(means_mm: np.ndarray, sds_mm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -294,7 +286,7 @@ def decide(prior: Prior, calibration: Calibration, mean_mm: np.ndarray | None, s
     elif calibration.gate_mm is not None and np.linalg.norm(np.asarray(mean_mm) - prior.mean_mm) > calibration.gate_mm:
         reasons.append(f"the EEG points {np.linalg.norm(np.asarray(mean_mm) - prior.mean_mm):.0f} mm from where "
                        f"hotspots are found, farther than the {calibration.gate_mm:.0f} mm it can be trusted")
-    elif not np.any(evidence(prior, sd_mm, calibration.kappa) > 0):
+    elif not np.any(narrows_prior(prior, sd_mm, calibration.kappa)):
         reasons.append("the EEG did not narrow down the population's hotspot region")
     if not reasons:
         point, sd = combine(prior, mean_mm, sd_mm, calibration.kappa)

@@ -138,6 +138,35 @@ def log_psd(x: np.ndarray, sfreq: float, nperseg: int, noverlap: int, fmin: floa
     return np.log10(psd[:, keep] + PSD_FLOOR)
 
 
+def movement_erd(spec: "PipelineSpec", filtered_epoch_uv: np.ndarray) -> np.ndarray | None:
+    """Mean ERD/ERS per band and channel over the movement period: the numbers a session topography needs.
+
+    The L4 computation (re-reference, baseline correction, short-time band power relative to the baseline
+    frames) averaged over the ERD frames that lie entirely inside ``[psd_tmin, psd_tmax)`` (the movement
+    period, default 0 ... 4 s after the cue).
+
+    Parameters
+    ----------
+    spec : edge.pipeline.PipelineSpec
+    filtered_epoch_uv : ndarray, shape (n_channels, spec.epoch_samples)
+        The fixed-point filter's output over the epoch.
+
+    Returns
+    -------
+    ndarray, shape (n_bands, n_channels), or None
+        Percent (negative = desynchronisation); None when no ERD frame fits in the baseline or the movement period.
+    """
+    starts = spec.erd_frame_starts
+    period = spec.psd_slice
+    inside = (starts >= period.start) & (starts + spec.erd_window_samples <= period.stop)
+    if not len(spec.erd_baseline_frames) or not inside.any():
+        return None
+    clean = baseline_correct(rereference(filtered_epoch_uv, spec.reference, spec.channels), spec.baseline_slice)
+    erd = erd_percent(clean, spec.sfreq, spec.erd_window_samples, spec.erd_step_samples, spec.bands,
+                      spec.erd_baseline_frames)
+    return erd[:, inside].mean(axis=1).reshape(len(spec.bands), len(spec.channels))
+
+
 def level_input(spec: "PipelineSpec", raw_epoch_uv: np.ndarray, filtered_epoch_uv: np.ndarray | None) -> np.ndarray:
     """Compute ``spec.level``'s 2-D float32 input from one epoch.
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from edge.errors import ErrorCode, HotspotError
 from edge.fixedpoint import BiquadCascade, FixedPointFilter
-from edge.levels import LEVELS, level_input, rereference
+from edge.levels import LEVELS, level_input, movement_erd, rereference
 from edge.quality import QualityThresholds, Verdict, assess_window
 from edge.source import FILE_NAME as SOURCE_SPACE_FILE
 from edge.source import SourceSpace, epoch_csds, source_image
@@ -581,6 +581,7 @@ class OnlinePipeline:
         self.n_samples = 0
         self._pending: list[int] = []
         self._ready: list[tuple[int, np.ndarray, Verdict]] = []
+        self._erd: dict[int, np.ndarray | None] = {}
         self.dropped_cues: list[int] = []
         self.csds: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
@@ -616,6 +617,10 @@ class OnlinePipeline:
         ready, self._ready = self._ready, []
         return ready
 
+    def pop_erd(self, cue_sample: int) -> np.ndarray | None:
+        """The movement-period ERD (n_bands, n_channels, percent) of a finished epoch, once (None for level "raw")."""
+        return self._erd.pop(int(cue_sample), None)
+
     def _collect(self) -> None:
         offset, length = self.spec.epoch_offset, self.spec.epoch_samples
         while self._pending and self._pending[0] + offset + length <= self.n_samples:
@@ -628,3 +633,5 @@ class OnlinePipeline:
             if spectra is not None:
                 self.csds[cue] = spectra
             self._ready.append((cue, level, verdict))
+            if filtered is not None:
+                self._erd[cue] = movement_erd(self.spec, filtered)

@@ -98,6 +98,8 @@ class Verdict:
         Each channel's share of full scale (percent).
     lost_fraction : float
         Largest share of lost samples over the channels.
+    rejected : tuple of str
+        The channels that make the window unusable (``ok`` is False exactly when this is not empty).
     """
 
     ok: bool
@@ -105,12 +107,24 @@ class Verdict:
     per_channel: dict[str, tuple[str, ...]] = field(default_factory=dict)
     railed_pct: dict[str, float] = field(default_factory=dict)
     lost_fraction: float = 0.0
+    rejected: tuple[str, ...] = ()
+
+    def channel_states(self) -> dict[str, str]:
+        """Each channel as a traffic light: ``"bad"`` (rejects the window), ``"warning"`` (flagged but
+        usable: near railed, or a few lost samples) or ``"good"``.
+
+        These are the rules of :func:`assess_window` itself, so a signal check shown to a user
+        turns red exactly when the quality gate would reject the window.
+        """
+        return {name: "bad" if name in self.rejected else "warning" if flags else "good"
+                for name, flags in self.per_channel.items()}
 
     def to_dict(self) -> dict:
         """Return a JSON-serialisable form."""
         return {"ok": self.ok, "reasons": list(self.reasons),
                 "per_channel": {name: list(flags) for name, flags in self.per_channel.items()},
-                "railed_pct": dict(self.railed_pct), "lost_fraction": self.lost_fraction}
+                "railed_pct": dict(self.railed_pct), "lost_fraction": self.lost_fraction,
+                "rejected": list(self.rejected)}
 
 
 def magnitude_max(raw_uv: np.ndarray) -> np.ndarray:
@@ -174,7 +188,7 @@ def assess_window(raw_uv: np.ndarray, channels: Sequence[str], thresholds: Quali
                else np.zeros(len(channels), dtype=bool))
     per_channel: dict[str, tuple[str, ...]] = {}
     reasons: list[str] = []
-    ok = True
+    rejected: list[str] = []
     for i, name in enumerate(channels):
         flags = []
         if railed[i] >= limits.railed_pct:
@@ -198,11 +212,11 @@ def assess_window(raw_uv: np.ndarray, channels: Sequence[str], thresholds: Quali
             reasons.append(f"{name} clipped at the filter's input range (+-{input_limit_uv:.0f} uV)")
         if ("railed" in flags or "flat" in flags or "artifact" in flags or "clipped" in flags
                 or lost[i] > limits.max_lost_fraction or not finite[i].any()):
-            ok = False
+            rejected.append(name)
         per_channel[name] = tuple(flags)
-    return Verdict(ok=ok, reasons=tuple(reasons), per_channel=per_channel,
+    return Verdict(ok=not rejected, reasons=tuple(reasons), per_channel=per_channel,
                    railed_pct={name: float(railed[i]) for i, name in enumerate(channels)},
-                   lost_fraction=float(lost.max()))
+                   lost_fraction=float(lost.max()), rejected=tuple(rejected))
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
-"""The device runtime: board → guided session → report links, with health and result files.
+"""The device runtime: board → guided session → report links and the session page, with health and result files.
 
-One loop reads samples from the board, answers host commands (start, stop, status), feeds
+One loop reads samples from the board, answers host commands (start, stop, status) and the
+session page's requests (contact check, start, stop), runs the electrode contact check, feeds
 the guided session, runs the live signal check and sends a STATUS message about once a
 second, and rewrites ``<state_dir>/health.json`` every few seconds. After each session it writes ``<state_dir>/last_result.json``
 and keeps the session's log under ``<state_dir>/sessions/``.
@@ -11,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import importlib.metadata
 import json
+import logging
 import os
 import signal
 import time
@@ -22,12 +24,16 @@ import numpy as np
 from edge.acquisition import Acquisition
 from edge.bundle import load_bundle
 from edge.config import DeviceConfig
+from edge.contact import BOARDS as CONTACT_BOARDS
+from edge.contact import ContactCheck
 from edge.errors import ErrorCode, HotspotError
 from edge.montage import mirror_channel_name
 from edge.protocol import LIVE_TRIAL, MessageType, SessionState, Sequencer
 from edge.quality import assess_window
 from edge.session import GuidedSession, verdict_faults
 from edge.sessionlog import SessionLog
+
+logger = logging.getLogger(__name__)
 
 STATUS_INTERVAL_S = 1.0
 HEALTH_INTERVAL_S = 5.0
@@ -127,6 +133,24 @@ class Runtime:
         window = int(round(LIVE_WINDOW_S * self.bundle.spec.sfreq))
         self.recent = np.full((len(self.channels), window), np.nan)
         self.live_ok = False
+        self.acquisition: Acquisition | None = None
+        self.contact_check: ContactCheck | None = None
+        self.contact_results: list[dict] = []
+        self.contact_passed: bool | None = None
+        self.page = self._make_page() if config.page.enabled else None
+
+    @property
+    def contact_available(self) -> bool:
+        """The board has a lead-off current source (a Cyton)."""
+        return self.config.board.type in CONTACT_BOARDS
+
+    def _make_page(self):
+        from edge.pagestate import PageState
+        from edge.webpage import PageServer
+
+        state = PageState(self.channels, self.bundle.electrodes, self.config.session.hand, self.contact_available,
+                          self.config.contact.required, self.config.board.clock_scale)
+        return PageServer(self.config.page, state)
 
     def _open_links(self) -> list:
         links = []
@@ -142,10 +166,12 @@ class Runtime:
 
     # --- reporting -------------------------------------------------------------------------
     def emit(self, message_type: MessageType, **fields) -> None:
-        """Send one message over every report link."""
+        """Send one message over every report link (and show it on the session page)."""
         message = self.sequencer.message(message_type, **fields)
         for link in self.links:
             link.send(message)
+        if self.page is not None:
+            self.page.update(lambda state: state.on_message(message))
 
     def _hello(self) -> None:
         self.emit(MessageType.HELLO, device_id=self.config.device_id, bundle_id=self.bundle.bundle_id,
@@ -166,7 +192,11 @@ class Runtime:
         """Check the last second of signal (as the OpenBCI GUI's signal check) and report faults."""
         if self.samples < self.recent.shape[1]:
             return
+        if self.contact_check is not None:
+            return  # the lead-off current is on one electrode: the signal is not the EEG's
         verdict = assess_window(self.recent, self.channels, self.bundle.spec.quality)
+        if self.page is not None and self.receiving:
+            self.page.update(lambda state: state.set_signal(verdict.channel_states(), verdict.per_channel))
         was_ok, self.live_ok = self.live_ok, verdict.ok and self.receiving
         if not self.receiving:
             faults = [("all", "no_signal")]
@@ -204,7 +234,9 @@ class Runtime:
                 "pid": os.getpid(), "time": _now(), "device_id": self.config.device_id,
                 "session": "running" if self.session else "idle", "samples": self.samples, "lost": self.lost,
                 "reconnects": self.reconnects, "sessions_done": self.sessions_done,
-                "links": {link.name: link.stats() for link in self.links}}
+                "links": {link.name: link.stats() for link in self.links},
+                "page": self.page.url if self.page is not None else None,
+                "contact": {"passed": self.contact_passed, "electrodes": self.contact_results}}
 
     def write_health(self) -> None:
         """Rewrite ``<state_dir>/health.json``."""
@@ -216,28 +248,91 @@ class Runtime:
         if command.type == MessageType.STATUS_REQUEST:
             self._hello()
         elif command.type == MessageType.START:
-            if self.session is None:
-                self.start_requested = True
+            self._request_start()
         elif command.type == MessageType.STOP:
-            self.start_requested = False
-            if self.session is not None:
-                self._end_session(self.session.stop("stopped by the host"))
+            self._request_stop("stopped by the host")
         self._status()
+
+    def _request_start(self) -> None:
+        if self.session is not None or self.contact_check is not None:
+            return
+        if self.config.contact.required and self.contact_available and not self.contact_passed:
+            reason = ("electrode contact check not passed; check the electrodes on the session page first"
+                      if self.contact_passed is False else
+                      "no electrode contact check yet; check the electrodes on the session page first")
+            self.emit(MessageType.ERROR, code=int(ErrorCode.BAD_ARGUMENT), message=f"start refused: {reason}")
+            return
+        self.start_requested = True
+
+    def _request_stop(self, reason: str) -> None:
+        self.start_requested = False
+        if self.session is not None:
+            self._end_session(self.session.stop(reason))
+
+    def _page_requests(self) -> None:
+        """What paired users asked for on the session page."""
+        for request in self.page.take_requests():
+            if request == "start":
+                self._request_start()
+            elif request == "stop":
+                self._request_stop("stopped on the session page")
+            elif request == "contact" and self.session is None and self.contact_check is None:
+                self._start_contact_check()
+
+    # --- electrode contact check -------------------------------------------------------------
+    def _start_contact_check(self) -> None:
+        if not self.contact_available or self.acquisition is None:
+            return
+        self.contact_passed, self.contact_results = None, []
+        self.contact_check = ContactCheck(self.channels, self.board_inputs, self.bundle.spec.sfreq,
+                                          self.acquisition.config_board)
+        self._show_contact()
+
+    def _contact_step(self, data: np.ndarray, reconnected: bool) -> None:
+        check = self.contact_check
+        measuring = check.measuring
+        if reconnected:
+            check.abort()
+        else:
+            check.push(data)
+        if check.done:
+            self.contact_check = None
+            self.contact_results = [result.to_dict() for result in check.results]
+            self.contact_passed = check.passed
+            self._show_contact()
+        elif check.measuring != measuring:
+            self._show_contact()
+
+    def _show_contact(self) -> None:
+        if self.page is None:
+            return
+        check = self.contact_check
+        results = [r.to_dict() for r in check.results] if check is not None else list(self.contact_results)
+        running, measuring, passed = check is not None, check.measuring if check else None, self.contact_passed
+        self.page.update(lambda state: state.set_contact(running, measuring, results, passed))
 
     def _start_session(self) -> None:
         self.start_requested = False
         self.session_log = SessionLog.new(self.config.state_dir / "sessions")
+        provenance = self.bundle.manifest.get("provenance") or {}
         self.session_log.append("start", device_id=self.config.device_id, bundle_id=self.bundle.bundle_id,
                                 channels=self.channels, hemisphere=self.config.session.hotspot_hemisphere,
                                 schedule={k: getattr(self.config.session, k) for k in
-                                          ("trials", "lead_in_s", "rest_s", "move_s", "post_s")})
+                                          ("trials", "lead_in_s", "rest_s", "move_s", "post_s")},
+                                provenance={k: provenance.get(k) for k in ("data_hash", "code_version")},
+                                erd_bands=[list(band) for band in self.bundle.spec.bands],
+                                contact=self.contact_results)
         self.session = GuidedSession(self.config.session, self.bundle, self.emit, self.session_log)
+        if self.page is not None:
+            self.page.update(lambda state: state.session_reset())
 
     def _end_session(self, result) -> None:
         record = {"device_id": self.config.device_id, "bundle_id": self.bundle.bundle_id, "time": _now(),
                   "hemisphere": self.config.session.hotspot_hemisphere, "channels": self.channels,
                   "lost_samples": self.lost, **result.to_dict()}
         write_json_atomic(self.config.state_dir / "last_result.json", record)
+        if self.page is not None:
+            self.page.update(lambda state: state.set_result(record))
         self.session_log.close()
         self.session, self.session_log, self.last_result = None, None, record
         self.sessions_done += 1
@@ -261,15 +356,21 @@ class Runtime:
         for link in self.links:
             for command in link.poll_commands():
                 self._handle(command)
+        if self.page is not None:
+            self._page_requests()
         if chunk is not None:
             self.lost += int(chunk.lost)
             self.reconnects += int(bool(chunk.reconnected))
+            if self.contact_check is not None and chunk.reconnected:
+                self._contact_step(np.empty((len(self.channels), 0)), reconnected=True)
             if chunk.data_uv.shape[1]:
                 data = self._samples(chunk)
                 self.samples += data.shape[1]
                 self.recent = np.concatenate([self.recent, data], axis=1)[:, -self.recent.shape[1]:]
                 self.last_sample_time = time.monotonic()
-                if self.session is None and self.start_requested:
+                if self.contact_check is not None:
+                    self._contact_step(data, reconnected=False)
+                elif self.session is None and self.start_requested:
                     self._start_session()
                 if self.session is not None:
                     self.session.push(data)
@@ -289,7 +390,10 @@ class Runtime:
                                f"model expects {self.bundle.spec.sfreq:g} Hz; use a bundle trained for this board",
                                ErrorCode.BAD_SAMPLING_RATE)
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+        self.acquisition = acquisition
         try:
+            if self.page is not None:
+                logger.info("session page at %s", self.page.start())
             acquisition.start(wait_s=None)
             self.last_sample_time = time.monotonic()
             self._hello()
@@ -313,6 +417,8 @@ class Runtime:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             acquisition.stop()
+            if self.page is not None:
+                self.page.close()
             self.stopped = True
             self._status()
             self.write_health()

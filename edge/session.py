@@ -398,25 +398,30 @@ class GuidedSession:
         spectra = self.pipeline.csds.pop(int(cue_sample), None)
         if trial is None or trial in self.outcomes:
             return
+        erd = self.pipeline.pop_erd(cue_sample)
         if verdict.ok:
             mean, sd = self.bundle.predict(input2d)
             if spectra is not None:
                 self._spectra[trial] = spectra
-            self._record(TrialOutcome(trial, True, self._patient_frame(mean), sd), cue_sample, [])
+            self._record(TrialOutcome(trial, True, self._patient_frame(mean), sd), cue_sample, [], erd)
         else:
             faults = verdict_faults(verdict, list(self.bundle.spec.channels), self.worn_names)
             self.emit(MessageType.QUALITY, trial=trial, ok=0, faults=[(c, f, 1) for c, f in faults])
             self._record(TrialOutcome(trial, False, None, None, faults), cue_sample,
                          [f"{channel} {fault}" for channel, fault in faults])
 
-    def _record(self, outcome: TrialOutcome, cue_sample: int, reasons: list[str]) -> None:
+    def _record(self, outcome: TrialOutcome, cue_sample: int, reasons: list[str],
+                erd: np.ndarray | None = None) -> None:
         self.outcomes[outcome.trial] = outcome
         shown = outcome.position_mm if outcome.good else np.full(3, np.nan)
         if self.log is not None:
-            # Durable before it is reported: whatever a host saw is in the log.
+            # Durable before it is reported: whatever a host saw is in the log. A good trial also logs
+            # its movement-period ERD per worn electrode (mu, beta; %) for the clinician's topography.
+            extra = {} if erd is None else {"erd_pct": {name: [round(float(v), 1) for v in erd[:, i]]
+                                                        for i, name in enumerate(self.worn_names)}}
             self.log.append("trial", trial=outcome.trial, cue_sample=int(cue_sample), good=outcome.good,
                             position_mm=shown, sd_mm=outcome.sd_mm if outcome.good else np.full(3, np.nan),
-                            faults=[list(f) for f in outcome.faults])
+                            faults=[list(f) for f in outcome.faults], **extra)
         self.emit(MessageType.TRIAL_RESULT, trial=outcome.trial, good=int(outcome.good), position_mm=tuple(shown),
                   reasons=reasons)
 

@@ -5,18 +5,31 @@ package with aarch64 wheels), ``tflite_runtime`` (frozen at 2.14, Python <= 3.11
 ``tensorflow.lite`` (host machines). :class:`TFLiteModel` hides whether the model's input and
 output tensors are float32 or int8: int8 tensors are quantised and dequantised with the
 tensor's own scale and zero point (``real = (q - zero_point) * scale``).
+
+LiteRT is pinned to the versions proven here for the Pi's CPUs (:data:`LITERT_PROVEN`, the same
+range as the ``edge`` extra in pyproject.toml): on emulated Cortex-A72 (Pi 4) and Cortex-A76 (Pi 5)
+cores 2.0.2–2.1.6 pass a bundle's golden vectors, while 2.2.0 and 2.3.0 crash (SIGSEGV) while
+constructing the interpreter, in the ARM CPU detection (``cpuinfo_arm_linux_init``) their
+fully-connected kernel now calls, which reads qemu's pass-through of the host's x86 /proc/cpuinfo,
+so they are unproven rather than known broken; the README's "BrainFlow on the Pi" section has the
+evidence. A device refuses any other LiteRT version with one line rather than run it unproven.
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import itertools
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from edge.errors import ErrorCode, HotspotError
+
+LITERT_PROVEN = ((2, 0, 2), (2, 2))
+"""ai-edge-litert versions proven on the Pi: at least the first, below the second (``>=2.0.2,<2.2``)."""
+LITERT_REQUIREMENT = "ai-edge-litert>=2.0.2,<2.2"
 
 RUNTIMES = (
     ("ai_edge_litert", "ai_edge_litert.interpreter", "ai-edge-litert"),
@@ -25,8 +38,54 @@ RUNTIMES = (
 )
 
 
-def interpreter_class() -> tuple[str, type]:
+def _release(version: str) -> tuple[int, ...] | None:
+    parts = []
+    for part in version.split("."):
+        digits = "".join(itertools.takewhile(str.isdigit, part))
+        if not digits:
+            break
+        parts.append(int(digits))
+        if digits != part:
+            break
+    return tuple(parts) or None
+
+
+def check_runtime_version(name: str, version: str, built_with: str | None = None) -> None:
+    """Refuse a LiteRT version outside the proven range :data:`LITERT_PROVEN`.
+
+    Parameters
+    ----------
+    name : str
+        The runtime's import name (only ``ai_edge_litert`` is pinned).
+    version : str
+        Its installed version.
+    built_with : str, optional
+        The runtime the bundle was built with (its manifest's ``model.built_with``), named in the message.
+
+    Raises
+    ------
+    HotspotError
+        ``SELF_TEST_FAILED`` with one line naming the version, the range and how to fix it.
+    """
+    if name != "ai_edge_litert":
+        return
+    release = _release(version)
+    low, below = LITERT_PROVEN
+    if release is not None and low <= release < below:
+        return
+    built = f"; the bundle was built with {built_with}" if built_with else ""
+    raise HotspotError(f"TFLite runtime ai_edge_litert {version} is outside the range proven on the Pi "
+                       f"({LITERT_REQUIREMENT}){built}; install the wheelhouse's runtime (pip install "
+                       f"'{LITERT_REQUIREMENT}')", ErrorCode.SELF_TEST_FAILED)
+
+
+def interpreter_class(built_with: str | None = None) -> tuple[str, type]:
     """Return the name and ``Interpreter`` class of the first TFLite runtime that imports.
+
+    Parameters
+    ----------
+    built_with : str, optional
+        The runtime the bundle was built with, named when the installed one is refused.
 
     Returns
     -------
@@ -39,23 +98,28 @@ def interpreter_class() -> tuple[str, type]:
     Raises
     ------
     HotspotError
-        When none of the runtimes is installed.
+        When none of the runtimes is installed, or LiteRT's version is outside the proven range.
     """
     for name, module_name, distribution in RUNTIMES:
+        try:
+            version = importlib.metadata.version(distribution)
+        except importlib.metadata.PackageNotFoundError:
+            version = None
+        if version is not None:
+            check_runtime_version(name, version, built_with)  # before importing: an unproven build may crash
         try:
             module = importlib.import_module(module_name)
         except ImportError:
             continue
-        try:
-            version = importlib.metadata.version(distribution)
-        except importlib.metadata.PackageNotFoundError:
+        if version is None:
             version = "(version unknown)"
+            check_runtime_version(name, version, built_with)
         return f"{name} {version}", module.Interpreter
     raise HotspotError("no TFLite runtime found; install one with 'pip install ai-edge-litert'",
                        ErrorCode.BAD_BUNDLE)
 
 
-def load_interpreter(model_content: bytes, num_threads: int = 1) -> tuple[str, Any]:
+def load_interpreter(model_content: bytes, num_threads: int = 1, built_with: str | None = None) -> tuple[str, Any]:
     """Build an interpreter for a model held in memory and allocate its tensors.
 
     Parameters
@@ -64,6 +128,8 @@ def load_interpreter(model_content: bytes, num_threads: int = 1) -> tuple[str, A
         The ``.tflite`` flatbuffer.
     num_threads : int
         Interpreter threads (1 is fastest for our small models on a Pi).
+    built_with : str, optional
+        The runtime the bundle was built with (see :func:`check_runtime_version`).
 
     Returns
     -------
@@ -77,7 +143,7 @@ def load_interpreter(model_content: bytes, num_threads: int = 1) -> tuple[str, A
     HotspotError
         When the runtime rejects the model.
     """
-    runtime, cls = interpreter_class()
+    runtime, cls = interpreter_class(built_with)
     try:
         interpreter = cls(model_content=bytes(model_content), num_threads=num_threads)
         interpreter.allocate_tensors()
@@ -129,6 +195,8 @@ class TFLiteModel:
         The ``.tflite`` flatbuffer.
     num_threads : int
         Interpreter threads.
+    built_with : str, optional
+        The runtime the bundle was built with (its manifest's ``model.built_with``).
 
     Attributes
     ----------
@@ -138,8 +206,8 @@ class TFLiteModel:
         The input and output tensors' type and quantisation.
     """
 
-    def __init__(self, model_content: bytes, num_threads: int = 1) -> None:
-        self.runtime, self._interpreter = load_interpreter(model_content, num_threads)
+    def __init__(self, model_content: bytes, num_threads: int = 1, built_with: str | None = None) -> None:
+        self.runtime, self._interpreter = load_interpreter(model_content, num_threads, built_with)
         inputs = self._interpreter.get_input_details()
         outputs = self._interpreter.get_output_details()
         if len(inputs) != 1 or len(outputs) != 1:

@@ -22,7 +22,7 @@ import contextlib
 import dataclasses
 import io
 import json
-import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -251,11 +251,13 @@ def true_cap_transform(chain: Chain):
 
 
 def write_device_config(path: Path, chain: Chain, names: Sequence[str], board_port: str, report_port: str,
-                        session: dict, autostart: bool = True, clock_scale: float = 1.0) -> Path:
+                        session: dict, autostart: bool = True, clock_scale: float = 1.0,
+                        page: dict | None = None) -> Path:
     """Write the device TOML for a session on ``chain.holdout`` (board inputs 1..n in model order).
 
     ``clock_scale`` is the emulator's speed (board seconds per host second), so that outages sized from
-    the host clock keep the device's sample index aligned with the recording.
+    the host clock keep the device's sample index aligned with the recording. ``page`` (``listen``,
+    ``port``, ``pairing_code``) turns the session page on.
     """
     schedule = chain.schedule
     lines = ["[device]", 'id = "demo-01"', f'state_dir = "{path.parent / "state"}"', "",
@@ -268,61 +270,142 @@ def write_device_config(path: Path, chain: Chain, names: Sequence[str], board_po
              f"move_s = {schedule['move_s']}", f"post_s = {schedule['post_s']}",
              *[f"{key} = {json.dumps(value)}" for key, value in session.items()],
              f"autostart = {'true' if autostart else 'false'}", ""]
+    if page is not None:
+        lines += ["[page]", "enabled = true", f'listen = "{page["listen"]}"', f"port = {int(page['port'])}",
+                  f'pairing_code = "{page["pairing_code"]}"', ""]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines))
     return path
 
 
-def run_device_session(chain: Chain, settings: dict, show: Callable[[str], None] = print) -> list:
-    """Emulated board → ``python -m edge --once`` → serial report → monitor.
+def pairing_code() -> str:
+    """A random 6-digit pairing code (never one digit repeated)."""
+    while True:
+        code = f"{secrets.randbelow(10 ** 6):06d}"
+        if len(set(code)) > 1:
+            return code
 
-    Returns
-    -------
-    list of edge.protocol.Message
-        Everything the device reported, ending with the result (HOTSPOT or REDO).
+
+def page_address(state_dir: Path, pid: int) -> str | None:
+    """The session page's address the runtime ``pid`` wrote to ``health.json`` (None until it has).
+
+    A state folder may still hold the health file of an earlier runtime; only the given process's counts.
     """
-    from edge.bundle import load_bundle
-    from edge.protocol import MessageType
-    from hardware.emulator import CytonEmulator
-    from hardware.monitor import Display, MonitorClient
-    from hardware.nullmodem import NullModem
+    try:
+        health = json.loads((state_dir / "health.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return health.get("page") if health.get("pid") == pid else None
 
-    bundle = load_bundle(chain.bundle_dir, chain.public_key)
-    names = worn_names(bundle.channels, chain.holdout.hand)
-    source = board_source(chain.holdout.recordings[0], names)
-    speed = float(settings["speed"])
-    emulator = CytonEmulator(source, speed=speed)
-    board_port = emulator.start()
-    device_dir = chain.workdir / "device"
-    with NullModem() as cable:
-        config = write_device_config(device_dir / "device.toml", chain, names, board_port, cable.device_port,
-                                     settings["session"], clock_scale=speed)
-        client = MonitorClient(cable.host_port)
-        with open(device_dir / "runtime.stderr", "w") as stderr:
-            runtime = subprocess.Popen([sys.executable, "-m", "edge", "--config", str(config), "--once"],
-                                       stderr=stderr)
+
+class DeviceSession:
+    """Emulated board → ``python -m edge`` (with its session page) → serial report → monitor.
+
+    Parameters
+    ----------
+    chain : Chain
+    settings : dict
+        The demo settings (speed, [session]).
+    show : callable
+        Where progress lines go.
+    keep_open : bool
+        Keep the runtime (and its page) running after the result, until :meth:`wait_while_open` is
+        interrupted (Ctrl-C); otherwise the runtime runs with ``--once`` and everything stops at the result.
+    page_port : int
+        The page's port on 127.0.0.1 (0: any free port).
+    """
+
+    def __init__(self, chain: Chain, settings: dict, show: Callable[[str], None] = print, keep_open: bool = False,
+                 page_port: int = 0) -> None:
+        from edge.bundle import load_bundle
+        from hardware.emulator import CytonEmulator
+        from hardware.monitor import MonitorClient
+        from hardware.nullmodem import NullModem
+
+        self.show, self.keep_open = show, keep_open
+        self.closed = False
+        bundle = load_bundle(chain.bundle_dir, chain.public_key)
+        names = worn_names(bundle.channels, chain.holdout.hand)
+        source = board_source(chain.holdout.recordings[0], names)
+        speed = float(settings["speed"])
+        self.timeout = source.shape[1] / bundle.spec.sfreq / speed + SESSION_MARGIN_S
+        self.emulator = CytonEmulator(source, speed=speed)
+        board_port = self.emulator.start()
+        self.device_dir = chain.workdir / "device"
+        self.code = pairing_code()
+        self.url: str | None = None
+        self.cable = NullModem()
+        config = write_device_config(self.device_dir / "device.toml", chain, names, board_port, self.cable.device_port,
+                                     settings["session"], clock_scale=speed,
+                                     page={"listen": "127.0.0.1", "port": page_port, "pairing_code": self.code})
+        self.client = MonitorClient(self.cable.host_port)
+        with open(self.device_dir / "runtime.stderr", "w") as stderr:
+            self.runtime = subprocess.Popen([sys.executable, "-m", "edge", "--config", str(config)]
+                                            + ([] if keep_open else ["--once"]), stderr=stderr)
+
+    def run(self) -> list:
+        """Show what the device reports until its result.
+
+        Returns
+        -------
+        list of edge.protocol.Message
+            Everything the device reported, ending with the result (HOTSPOT or REDO).
+        """
+        from edge.protocol import MessageType
+        from hardware.monitor import Display
+
         display, messages = Display(), []
-        timeout = source.shape[1] / bundle.spec.sfreq / speed + SESSION_MARGIN_S
         try:
-            for message in client.messages(timeout):
+            for message in self.client.messages(self.timeout):
                 messages.append(message)
+                if self.url is None and (url := page_address(self.device_dir / "state", self.runtime.pid)):
+                    self.url = url
+                    self.show(f"      session page: {url} (watch it in a browser on this machine; "
+                              f"pairing code {self.code})")
                 line = display.describe(message)
                 if line:
-                    show("      device | " + line.replace("\n", "\n      device | "))
-                if message.type in (MessageType.HOTSPOT, MessageType.REDO) or runtime.poll() is not None:
+                    self.show("      device | " + line.replace("\n", "\n      device | "))
+                if message.type in (MessageType.HOTSPOT, MessageType.REDO) or self.runtime.poll() is not None:
                     break
-            runtime.wait(timeout=30)
+            if not self.keep_open:
+                self.runtime.wait(timeout=30)
         finally:
-            if runtime.poll() is None:
-                runtime.terminate()
-                runtime.wait(timeout=10)
-            client.close()
-            emulator.stop()
-    if not messages or messages[-1].type not in (MessageType.HOTSPOT, MessageType.REDO):
-        error = (device_dir / "runtime.stderr").read_text().strip().splitlines()
-        raise HotspotError(f"the device runtime gave no result (exit code {runtime.returncode}): "
-                           f"{error[-1] if error else 'no error output'}", ErrorCode.BOARD_ERROR)
-    return messages
+            if not self.keep_open or not messages or messages[-1].type not in (MessageType.HOTSPOT, MessageType.REDO):
+                self.close()
+        if not messages or messages[-1].type not in (MessageType.HOTSPOT, MessageType.REDO):
+            error = (self.device_dir / "runtime.stderr").read_text().strip().splitlines()
+            raise HotspotError(f"the device runtime gave no result (exit code {self.runtime.returncode}): "
+                               f"{error[-1] if error else 'no error output'}", ErrorCode.BOARD_ERROR)
+        return messages
+
+    def wait_while_open(self) -> None:
+        """With ``keep_open``: keep the page up until Ctrl-C (or the runtime ends); then stop everything."""
+        try:
+            if self.keep_open and self.runtime.poll() is None:
+                self.show(f"      the session page stays open at {self.url} (pairing code {self.code}); "
+                          "press Ctrl-C to stop")
+                self.runtime.wait()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Stop the runtime, the monitor, the virtual cable and the emulator (once)."""
+        if self.closed:
+            return
+        self.closed = True
+        if self.runtime.poll() is None:
+            self.runtime.terminate()
+            self.runtime.wait(timeout=10)
+        self.client.close()
+        self.cable.close()
+        self.emulator.stop()
+
+
+def run_device_session(chain: Chain, settings: dict, show: Callable[[str], None] = print) -> list:
+    """One device session to its result (:class:`DeviceSession` without keeping it open)."""
+    return DeviceSession(chain, settings, show).run()
 
 
 def _xyz(values) -> str:
@@ -388,8 +471,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--config", default="", help="a simulation TOML applied over the demo's simulation "
                                                       "settings (keys of train/simulate/defaults.toml)")
     parser.add_argument("--fast", action="store_true", help="smaller cohort, fewer trials, faster playback")
+    parser.add_argument("--keep-open", action="store_true", help="keep the device and its session page running "
+                                                                 "after the result, until Ctrl-C")
     args = parser.parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     settings = load_settings(args.fast)
     workdir = Path(args.workdir).resolve()
     chain, progress = build_chain(workdir, settings, Path(args.config) if args.config else None)
@@ -398,12 +482,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     holdout = chain.holdout
     progress(f"streaming {holdout.subject} ({holdout.group}, moves the {holdout.hand} hand) from an emulated "
              f"Cyton at {settings['speed']:g}x real time into the device runtime ...")
-    result = run_device_session(chain, settings)[-1]
+    device = DeviceSession(chain, settings, keep_open=args.keep_open)
+    result = device.run()[-1]
 
     progress("result")
     for line in result_lines(chain, result, offline):
         print(f"      {line}")
     print(f"      Everything is in {workdir}")
+    device.wait_while_open()
     return 0
 
 

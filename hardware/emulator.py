@@ -13,6 +13,10 @@ It speaks the serial protocol of the Cyton firmware (v3) as BrainFlow's ``CYTON_
 * ``x(CHANNEL,POWER,GAIN,INPUT,BIAS,SRB2,SRB1)X`` channel settings (the gain changes the counts the
   board sends) and ``z(CHANNEL,P,N)Z`` lead-off settings, answered ``Success: ...$$$`` or, when
   invalid, ``Failure: ...$$$`` (the firmware's prefixes; the failure texts are the emulator's own).
+  With the lead-off current on (P or N = 1) the channel carries what the ADS1299's 6 nA, 31.25 Hz
+  current makes across the electrode's impedance plus the board's 2.2 kOhm series resistor, a tone of
+  ``6 nA * (Z + 2.2 kOhm)`` amplitude (the model the OpenBCI GUI's impedance formula assumes), on top of
+  the EEG; each electrode's impedance is set with ``impedances_ohm`` or :meth:`CytonEmulator.set_impedance`.
   Other commands (test signals, SD card, sample rate, ``?`` register dump) are ignored.
 
 Data go out as 33-byte packets: ``0xA0``, an 8-bit sample counter, 8 channels of 24-bit big-endian
@@ -65,6 +69,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.contact import CHANNEL_LETTERS, DRIVE_HZ, LEAD_OFF_DRIVE_A, SERIES_RESISTOR_OHM
 from edge.errors import ErrorCode, HotspotError
 from hardware.boards import Board, load_board, load_map
 
@@ -75,7 +80,7 @@ STOP_BYTE = 0xC0
 PACKET_SIZE = 33
 FIRMWARE = "v3.1.2"
 DONGLE_FAILURE = b"Failure: Communications timeout - Device failed to poll Host$$$"
-CHANNEL_LETTERS = "12345678QWERTYUI"
+DEFAULT_IMPEDANCE_OHM = 5e3
 CHANNEL_OFF = "12345678qwertyui"
 CHANNEL_ON = "!@#$%^&*QWERTYUI"
 MULTI_CHAR = {"x": ("X", 9), "z": ("Z", 5)}
@@ -162,10 +167,14 @@ class CytonEmulator:
         folder's ``ttyOpenBCI``.
     seed : int
         Seed of the fault injector's random numbers.
+    impedances_ohm : sequence of float, optional
+        Each board channel's electrode impedance (what the lead-off check measures); default 5 kOhm
+        (a well-gelled electrode) everywhere.
     """
 
     def __init__(self, source_uv: np.ndarray, daisy: bool = False, speed: float = 1.0, loop: bool = True,
-                 port_link: str | Path | None = None, seed: int = 0) -> None:
+                 port_link: str | Path | None = None, seed: int = 0,
+                 impedances_ohm: Sequence[float] | None = None) -> None:
         self.board: Board = load_board("cyton_daisy" if daisy else "cyton")
         source = np.asarray(source_uv, dtype=np.float64)
         if source.ndim != 2 or source.shape[0] != self.board.n_channels or source.shape[1] == 0:
@@ -173,6 +182,11 @@ class CytonEmulator:
                                f"got shape {source.shape}", ErrorCode.BAD_SAMPLES)
         if not speed > 0:
             raise HotspotError(f"speed must be positive, got {speed}", ErrorCode.BAD_ARGUMENT)
+        impedances = np.full(self.board.n_channels, DEFAULT_IMPEDANCE_OHM) if impedances_ohm is None \
+            else np.asarray(impedances_ohm, dtype=np.float64)
+        if impedances.shape != (self.board.n_channels,) or not np.all(impedances >= 0):
+            raise HotspotError(f"impedances_ohm needs {self.board.n_channels} values >= 0", ErrorCode.BAD_ARGUMENT)
+        self._impedances = impedances
         self.daisy = daisy
         self.speed = float(speed)
         self.loop = loop
@@ -248,6 +262,14 @@ class CytonEmulator:
             duration = checked.pop("duration", None)
             checked["until"] = None if duration is None else time.monotonic() + float(duration)
             self._faults[fault] = checked
+
+    def set_impedance(self, channel: int, ohm: float) -> None:
+        """Set one board channel's electrode impedance (1-based channel, ohms)."""
+        if not 1 <= int(channel) <= self.board.n_channels or not ohm >= 0:
+            raise HotspotError(f"impedance needs a channel 1..{self.board.n_channels} and ohms >= 0",
+                               ErrorCode.BAD_ARGUMENT)
+        with self._lock:
+            self._impedances[int(channel) - 1] = float(ohm)
 
     def clear_faults(self, *names: str) -> None:
         """End the named faults (all when none is named)."""
@@ -389,6 +411,7 @@ class CytonEmulator:
     def _set_defaults(self) -> None:
         self._gains = np.full(self.board.n_channels, self.board.default_gain, dtype=np.int64)
         self._powered = np.ones(self.board.n_channels, dtype=bool)
+        self._lead_off = np.zeros(self.board.n_channels, dtype=bool)
 
     def _power_cycle(self) -> None:
         self._streaming = False
@@ -462,6 +485,7 @@ class CytonEmulator:
         if command[-1] != "Z" or index is None or command[2] not in "01" or command[3] not in "01":
             self._send(b"Failure: Err: invalid lead off setting$$$")
             return
+        self._lead_off[index] = "1" in command[2:4]
         self._send(f"Success: Lead off set for {index + 1}$$$".encode())
 
     def _start_streaming(self) -> None:
@@ -491,7 +515,7 @@ class CytonEmulator:
         if "stall" in faults or self._master is None:
             self.stats.packets_unsent += samples.size * packets_per_sample
             return
-        counts = self._sample_counts(samples % self._source.shape[1], faults)
+        counts = self._sample_counts(samples, faults)
         counters = np.arange((start - self._counter_origin) * packets_per_sample,
                              (due - self._counter_origin) * packets_per_sample)
         if self.daisy:
@@ -499,10 +523,17 @@ class CytonEmulator:
             counts = np.stack([counts[8:], counts[:8]], axis=2).reshape(8, -1)
         self._emit(counters, counts, faults)
 
-    def _sample_counts(self, columns: np.ndarray, faults: dict) -> np.ndarray:
+    def _sample_counts(self, samples: np.ndarray, faults: dict) -> np.ndarray:
+        columns = samples % self._source.shape[1]
         counts = np.empty((self.board.n_channels, columns.size), dtype=np.int64)
+        with self._lock:
+            impedances = self._impedances.copy()
+        drive = np.sin(2.0 * np.pi * DRIVE_HZ * samples / self.board.sampling_rate)
         for channel in range(self.board.n_channels):
-            counts[channel] = self.board.counts_from_uv(self._source[channel, columns], int(self._gains[channel]))
+            uv = self._source[channel, columns]
+            if self._lead_off[channel]:
+                uv = uv + LEAD_OFF_DRIVE_A * (impedances[channel] + SERIES_RESISTOR_OHM) * 1e6 * drive
+            counts[channel] = self.board.counts_from_uv(uv, int(self._gains[channel]))
         counts[~self._powered] = 0
         if "flat" in faults:
             params = faults["flat"]
@@ -662,6 +693,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--map", dest="channel_map", help="electrode map of boards.toml placing the source's channels")
     parser.add_argument("--speed", type=float, default=1.0)
     parser.add_argument("--fault", action="append", default=[], help="name[:key=value,...], repeatable")
+    parser.add_argument("--impedance", action="append", default=[], metavar="CHANNEL=KOHM",
+                        help="an electrode's impedance for the lead-off check, e.g. 3=1500 (default 5 kOhm), repeatable")
     parser.add_argument("--port-link", type=Path, help="stable port path (default: a temporary ttyOpenBCI)")
     parser.add_argument("--seconds", type=float, help="stop after this many seconds")
     parser.add_argument("--interactive", action="store_true",
@@ -680,6 +713,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     faults = [parse_fault(text) for text in args.fault]
     emulator = CytonEmulator(source, daisy=board.name == "cyton_daisy", speed=args.speed,
                              port_link=args.port_link)
+    for text in args.impedance:
+        channel, _, kohm = text.partition("=")
+        try:
+            emulator.set_impedance(int(channel), float(kohm) * 1e3)
+        except ValueError:
+            raise HotspotError(f"--impedance {text!r}: write CHANNEL=KOHM, e.g. 3=1500", ErrorCode.BAD_ARGUMENT) from None
     for name, params in faults:
         emulator.inject(name, **params)
     port = emulator.start()

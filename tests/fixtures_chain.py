@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -58,10 +58,21 @@ class DeviceRig:
         Emulator speed.
     source : ndarray, optional
         Board source (8, n) µV; default: the held-out subject's recording on the worn inputs.
+    python : sequence of str, optional
+        The interpreter command running the runtime (default: this Python; the arm tier passes the
+        emulated Pi's) and ``env`` its environment (default: this one).
+    page : dict, optional
+        ``listen``, ``port``, ``pairing_code``: serve the session page.
+    once : bool
+        Run the runtime with ``--once`` (it exits after the first result).
+    autostart : bool
+        Start the session with the first samples (else it waits for a start command).
     """
 
     def __init__(self, chain: Chain, folder: Path, session: dict, trials: int | None = None,
-                 speed: float = SPEED, source: np.ndarray | None = None) -> None:
+                 speed: float = SPEED, source: np.ndarray | None = None, python: Sequence[str] = (sys.executable,),
+                 env: dict | None = None, page: dict | None = None, once: bool = True,
+                 autostart: bool = True) -> None:
         from edge.bundle import load_bundle
 
         bundle = load_bundle(chain.bundle_dir, chain.public_key)
@@ -79,7 +90,8 @@ class DeviceRig:
         chain_view = Chain(chain.workdir, chain.dataset, chain.holdout, chain.model_dir, chain.bundle_dir,
                            chain.public_key, self.schedule)
         self.config = write_device_config(folder / "device.toml", chain_view, self.names, self.board_port,
-                                          self.cable.device_port, session, clock_scale=speed)
+                                          self.cable.device_port, session, clock_scale=speed, page=page,
+                                          autostart=autostart)
         self.state_dir = folder / "state"
         self.client = MonitorClient(self.cable.host_port)
         self.received: list[tuple[float, Message]] = []
@@ -89,8 +101,8 @@ class DeviceRig:
         self._reader.start()
         self.stderr_path = folder / "runtime.stderr"
         with open(self.stderr_path, "w") as stderr:
-            self.process = subprocess.Popen([sys.executable, "-m", "edge", "--config", str(self.config), "--once"],
-                                            stderr=stderr)
+            self.process = subprocess.Popen([*python, "-m", "edge", "--config", str(self.config)]
+                                            + (["--once"] if once else []), stderr=stderr, env=env)
 
     def _read(self) -> None:
         while not self._stop.is_set():
@@ -132,9 +144,21 @@ class DeviceRig:
         s = self.schedule
         return (s["lead_in_s"] + s["trials"] * (s["rest_s"] + s["move_s"] + s["post_s"])) / self.speed
 
-    def close(self) -> int | None:
-        """Stop everything; return the runtime's exit code (None if it had to be killed)."""
+    def page_url(self, timeout_s: float = 30.0) -> str:
+        """The session page's address, once the runtime has written it to health.json."""
+        from hardware.demo import page_address
+
+        return self.wait_for(lambda: page_address(self.state_dir, self.process.pid), timeout_s,
+                             "the session page's address")
+
+    def close(self, terminate: bool = False) -> int | None:
+        """Stop everything; return the runtime's exit code (None if it had to be killed).
+
+        ``terminate`` sends SIGTERM first (a runtime without ``--once`` runs until told to stop).
+        """
         code = None
+        if terminate and self.process.poll() is None:
+            self.process.terminate()
         try:
             code = self.process.wait(timeout=30)
         except subprocess.TimeoutExpired:

@@ -58,3 +58,16 @@ def test_udev_rule_names_the_dongle_and_sets_latency_one_ms():
         assert 'ATTRS{idVendor}=="0403"' in rule and 'ATTRS{idProduct}=="6015"' in rule
     assert 'SYMLINK+="openbci"' in naming
     assert 'DRIVER=="ftdi_sio"' in latency and 'ATTR{latency_timer}="1"' in latency
+
+
+def test_avahi_announces_the_session_page_on_the_configured_port():
+    import xml.etree.ElementTree as ElementTree
+
+    from edge.config import load_config
+
+    service = ElementTree.parse(PROVISION / "avahi-hotspot-edge.service").getroot().find("service")
+    config = load_config(REPO / "hardware" / "example-device.toml")
+    assert service.findtext("type") == "_http._tcp"
+    assert int(service.findtext("port")) == config.page.port
+    readme = (PROVISION / "README.md").read_text()
+    assert "/etc/avahi/services/hotspot-edge.service" in readme and "802-11-wireless.mode ap" in readme

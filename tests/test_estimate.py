@@ -1,4 +1,4 @@
-"""edge.estimate (prior combination, 90 % radius, cannot-localise decision) and edge.placement (no depth)."""
+"""edge.estimate (prior combination, calibrated radius, cannot-localise decision) and edge.placement (no depth)."""
 
 from __future__ import annotations
 
@@ -6,72 +6,111 @@ import numpy as np
 import pytest
 
 from edge.errors import HotspotError
-from edge.estimate import (Q90_3D, Calibration, Prior, aggregate_trials, combine, confidence_text, decide, evidence,
-                           prior_radius90, radius90)
+from edge.estimate import (Q90_3D, Calibration, Prior, aggregate_trials, combine, confidence_text, decide,
+                           narrows_prior, prior_radius90, radius90)
 from edge.placement import scalp_placement
+from train.estimator import fit_scale
 from train.head import standard_positions_head_mm
 from train.simulate.forward import head_sphere
 
-PRIOR = Prior(mean_mm=(-38.0, -15.0, 62.0), sd_mm=(4.0, 5.0, 3.0))
+PRIOR = Prior(mean_mm=[-38.0, 17.0, 103.0], sd_mm=[4.0, 4.0, 3.0])
+
+
+def test_an_uninformative_prediction_returns_the_prior() -> None:
+    far = np.array([-10.0, 60.0, 80.0])
+    for sd in (1e3, 1e6):  # the network says it knows nothing
+        point, combined = combine(PRIOR, far, np.full(3, sd), kappa=1.0)
+        np.testing.assert_allclose(point, PRIOR.mean_mm, atol=0.05)
+        np.testing.assert_allclose(combined, PRIOR.sd_mm, rtol=1e-3)
+    estimate = decide(PRIOR, Calibration(), far, np.full(3, 1e6))
+    np.testing.assert_allclose(estimate.point_mm, PRIOR.mean_mm, atol=0.05)
+
+
+def test_a_confident_prediction_moves_the_estimate_by_precision() -> None:
+    mean = PRIOR.mean_mm + np.array([6.0, -4.0, 2.0])
+    point, sd = combine(PRIOR, mean, PRIOR.sd_mm, kappa=1.0)  # as sure as the prior: half-way
+    np.testing.assert_allclose(point, PRIOR.mean_mm + np.array([3.0, -2.0, 1.0]))
+    np.testing.assert_allclose(sd, PRIOR.sd_mm / np.sqrt(2))
+    trusting, _ = combine(PRIOR, mean, PRIOR.sd_mm, kappa=1 / 64)  # a small kappa trusts the network
+    assert np.linalg.norm(trusting - mean) < 0.2
+
+
+def test_weak_desynchronisation_far_predictions_and_missing_trials_give_the_prior_with_its_radius() -> None:
+    calibration = Calibration(kappa=1.0, scale=1.2, min_erd_db=1.0, gate_mm=15.0)
+    near = PRIOR.mean_mm + 3.0
+    assert decide(PRIOR, calibration, near, np.full(3, 3.0), erd_db=2.0).localised
+    for kwargs, needle in ((dict(mean_mm=near, sd_mm=np.full(3, 3.0), erd_db=0.4), "too little"),
+                           (dict(mean_mm=PRIOR.mean_mm + 20.0, sd_mm=np.full(3, 3.0), erd_db=2.0), "mm from where"),
+                           (dict(mean_mm=None, sd_mm=None, reasons=["only 3 of 20 trials passed"]), "only 3")):
+        estimate = decide(PRIOR, calibration, **kwargs)
+        assert not estimate.localised and needle in estimate.reasons[0]
+        np.testing.assert_array_equal(estimate.point_mm, PRIOR.mean_mm)
+        assert estimate.radius90_mm == pytest.approx(prior_radius90(PRIOR))
+        assert "could not pinpoint" in confidence_text(estimate.radius90_mm, False)
+
+
+def test_the_radius_is_a_90_percent_radius_for_gaussian_errors() -> None:
+    rng = np.random.default_rng(0)
+    sd = np.array([3.0, 3.0, 3.0])
+    errors = np.linalg.norm(rng.normal(0.0, sd, (20000, 3)), axis=1)
+    assert np.mean(errors <= radius90(sd, 1.0)) == pytest.approx(0.90, abs=0.01)
+    assert radius90(sd, 2.0) == pytest.approx(2 * Q90_3D * 3.0)
+
+
+def test_the_radius_scale_is_fitted_for_the_truth_from_noisy_labels() -> None:
+    """Held-out distances to *labels* include the label noise; the fitted scale removes it."""
+    rng = np.random.default_rng(1)
+    n, true_sd, noise = 4000, 4.0, 3.5
+    truth_errors = rng.normal(0.0, true_sd, (n, 3))
+    labels_errors = truth_errors + rng.normal(0.0, noise, (n, 3))
+    model_sd = np.full(n, 2.0)  # the model claims 2 mm per axis; the truth is 4 mm: scale should be about 2
+    scale = fit_scale(np.linalg.norm(labels_errors, axis=1), model_sd ** 2, noise)
+    assert scale == pytest.approx(2.0, rel=0.1)
+    covered = np.linalg.norm(truth_errors, axis=1) <= radius90(np.full((n, 3), 2.0), scale)
+    assert np.mean(covered) == pytest.approx(0.90, abs=0.03)
+
+
+def test_confidence_text_follows_the_radius() -> None:
+    assert "high" in confidence_text(8.0, True) and "8 mm" in confidence_text(8.0, True)
+    assert "moderate" in confidence_text(15.0, True)
+    assert "low" in confidence_text(30.0, True)
+
+
+@pytest.mark.parametrize("data, needle", [
+    ({"kappa": 0.0}, "kappa"), ({"scale": -1.0}, "scale"), ({"min_erd_db": 99.0}, "min_erd_db"),
+    ({"gate_mm": 0.0}, "gate_mm"), ({"blend": 0.5}, "peak_offset_mm"), ({"blend": 2.0}, "blend"),
+    ({"mystery": 1}, "keys"),
+])
+def test_a_malformed_calibration_is_refused_in_one_line(data, needle) -> None:
+    with pytest.raises(HotspotError, match=needle):
+        Calibration.from_dict({**Calibration().to_dict(), **data})
+
+
+def test_a_malformed_prior_is_refused() -> None:
+    with pytest.raises(HotspotError, match="sd_mm"):
+        Prior.from_dict({"mean_mm": [0, 0, 0], "sd_mm": [1, 0, 1]})
+    with pytest.raises(HotspotError, match="mean_mm"):
+        Prior.from_dict({"mean_mm": [0, "x", 0], "sd_mm": [1, 1, 1]})
+    assert Prior.from_dict(PRIOR.to_dict()).sd_mm.tolist() == PRIOR.sd_mm.tolist()
 
 
 @pytest.mark.parametrize("factor", [1.0, 1.3, 10.0, 1e6, np.inf])
-def test_uninformative_input_returns_the_prior(factor: float) -> None:
-    # a network whose sd is as wide as the prior's (or wider) adds nothing to the prior: the prior comes back
+def test_a_prediction_as_wide_as_the_prior_or_wider_returns_the_prior_and_says_so(factor: float) -> None:
     far_away = np.array([10.0, 40.0, 90.0])
     sd = PRIOR.sd_mm * factor
     estimate = decide(PRIOR, Calibration(), far_away, sd)
     assert not estimate.localised
     np.testing.assert_array_equal(estimate.point_mm, PRIOR.mean_mm)
-    assert estimate.radius90_mm == prior_radius90(PRIOR) == pytest.approx(Q90_3D * np.sqrt(np.mean([16, 25, 9])))
+    assert estimate.radius90_mm == prior_radius90(PRIOR)
     assert estimate.reasons == ["the EEG did not narrow down the population's hotspot region"]
-    point, combined_sd = combine(PRIOR, far_away, sd, kappa=1.0)
-    np.testing.assert_array_equal(point, PRIOR.mean_mm)
-    np.testing.assert_array_equal(combined_sd, PRIOR.sd_mm)
-    assert not np.any(evidence(PRIOR, sd, 1.0))
-    # a network that adds something on one axis only is localised, moved on that axis only
+    assert not np.any(narrows_prior(PRIOR, sd, 1.0))
+    # narrower on one axis only: localised, moved along that axis only
     narrower = decide(PRIOR, Calibration(), far_away, np.where([True, False, False], 0.5 * PRIOR.sd_mm, sd))
     assert narrower.localised and narrower.point_mm[0] != PRIOR.mean_mm[0]
-    np.testing.assert_array_equal(narrower.point_mm[1:], PRIOR.mean_mm[1:])
-
-
-def test_combination_counts_only_the_precision_the_network_adds_beyond_the_prior() -> None:
-    mean, sd = np.array([-30.0, -10.0, 70.0]), np.array([2.0, 2.5, 6.0])  # the z axis says nothing (6 > 3)
-    point, combined = combine(PRIOR, mean, sd, kappa=1.0)
-    evidence = np.maximum(1 / sd ** 2 - 1 / PRIOR.sd_mm ** 2, 0.0)
-    weight = evidence / (1 / PRIOR.sd_mm ** 2 + evidence)
-    np.testing.assert_allclose(point, PRIOR.mean_mm + weight * (mean - PRIOR.mean_mm))
-    np.testing.assert_allclose(combined, np.minimum(sd, PRIOR.sd_mm))  # never wider than the prior
-    assert point[2] == PRIOR.mean_mm[2] and weight[0] == pytest.approx(0.75)
-    # kappa scales the network's variance: kappa -> 0 trusts the network, a large kappa returns the prior
-    np.testing.assert_allclose(combine(PRIOR, mean, sd, kappa=1e-12)[0], mean, atol=1e-6)
-    np.testing.assert_array_equal(combine(PRIOR, mean, sd, kappa=100.0)[0], PRIOR.mean_mm)
-    np.testing.assert_allclose(combine(PRIOR, mean, np.zeros(3), kappa=1.0)[0], mean)  # sd 0: the network
-
-
-def test_an_informative_prediction_is_localised_with_a_narrower_radius() -> None:
-    estimate = decide(PRIOR, Calibration(kappa=1.0, scale=1.2), np.array([-30.0, -10.0, 70.0]), np.full(3, 1.5))
-    assert estimate.localised and estimate.reasons == []
-    assert estimate.radius90_mm < prior_radius90(PRIOR)
-    assert estimate.radius90_mm == pytest.approx(1.2 * Q90_3D * 1.5)
-
-
-def test_a_weak_desynchronisation_or_too_few_trials_returns_the_prior_with_its_radius() -> None:
-    calibration = Calibration(min_erd_db=2.0)
-    weak = decide(PRIOR, calibration, np.array([-30.0, -10.0, 70.0]), np.full(3, 1.0), erd_db=0.4)
-    assert not weak.localised and weak.radius90_mm == prior_radius90(PRIOR)
-    assert weak.reasons == ["the movement changed the motor rhythms too little (0.4 dB, at least 2.0 dB needed)"]
-    assert decide(PRIOR, calibration, np.array([-30.0, -10.0, 70.0]), np.full(3, 1.0), erd_db=2.5).localised
-    redo = decide(PRIOR, calibration, None, None, reasons=["only 2 of 20 trials passed the signal check"])
-    assert not redo.localised and redo.reasons == ["only 2 of 20 trials passed the signal check"]
-    np.testing.assert_array_equal(redo.point_mm, PRIOR.mean_mm)
-
-
-def test_the_90_percent_radius_covers_90_percent_of_a_gaussian() -> None:
-    rng = np.random.default_rng(0)
-    sd = np.array([3.0, 3.0, 3.0])
-    errors = np.linalg.norm(rng.normal(0.0, sd, (200_000, 3)), axis=1)
-    assert np.mean(errors <= radius90(sd, 1.0)) == pytest.approx(0.90, abs=0.003)
+    if np.isinf(factor):
+        np.testing.assert_array_equal(narrower.point_mm[1:], PRIOR.mean_mm[1:])
+    # kappa decides how wide the network's sd counts: a large kappa makes any prediction uninformative
+    assert not decide(PRIOR, Calibration(kappa=64.0), far_away, PRIOR.sd_mm / 4).localised
 
 
 def test_aggregate_trials_takes_the_median_mean_and_the_median_variance() -> None:
@@ -82,32 +121,6 @@ def test_aggregate_trials_takes_the_median_mean_and_the_median_variance() -> Non
     np.testing.assert_allclose(sd, [2.0, 2.0, 3.0])
     with pytest.raises(HotspotError, match="trial predictions must be"):
         aggregate_trials(np.zeros((0, 3)), np.zeros((0, 3)))
-
-
-def test_confidence_text_is_derived_from_the_radius() -> None:
-    assert confidence_text(8.4, True) == ("Confidence high: the hotspot lies within 8 mm of this spot with 90 % "
-                                          "probability.")
-    assert confidence_text(15.0, True).startswith("Confidence moderate")
-    assert confidence_text(25.0, True).startswith("Confidence low")
-    assert "could not pinpoint" in confidence_text(14.2, False) and "within 14 mm" in confidence_text(14.2, False)
-
-
-@pytest.mark.parametrize("data, phrase", [
-    ({"mean_mm": [1, 2, 3]}, "prior must be an object"),
-    ({"mean_mm": [1, 2, np.nan], "sd_mm": [1, 1, 1]}, "prior mean_mm must be three finite numbers"),
-    ({"mean_mm": [1, 2, 3], "sd_mm": [1, -1, 1]}, "prior sd_mm must be three finite positive numbers"),
-])
-def test_a_malformed_prior_is_refused(data: dict, phrase: str) -> None:
-    with pytest.raises(HotspotError, match=phrase):
-        Prior.from_dict(data)
-
-
-def test_calibration_round_trips_and_refuses_bad_values() -> None:
-    calibration = Calibration(kappa=0.7, scale=1.3, label_noise_sd_mm=3.5, min_erd_db=1.5)
-    assert Calibration.from_dict(calibration.to_dict()) == calibration
-    for bad in ({"kappa": 0.0}, {"scale": True}, {"min_erd_db": 40.0}, {"label_noise_sd_mm": -1.0}):
-        with pytest.raises(HotspotError, match="calibration"):
-            Calibration.from_dict({**calibration.to_dict(), **bad})
 
 
 def test_a_placement_instruction_has_no_depth_component() -> None:

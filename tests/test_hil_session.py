@@ -201,3 +201,28 @@ def test_kill_9_mid_session_keeps_every_completed_trial(chain, chain_settings, t
     assert set(reported) <= set(logged) and logged == sorted(logged) and len(logged) >= 3
     assert contents.corrupt == 0 and not contents.of_kind("result")
     assert contents.of_kind("start")[0]["device_id"] == "demo-01"
+
+
+def test_demo_prints_the_page_address_and_keeps_it_open_until_ctrl_c(chain, chain_settings) -> None:
+    import json
+    import threading
+    import urllib.request
+
+    from hardware.demo import DeviceSession
+
+    lines: list[str] = []
+    device = DeviceSession(chain, chain_settings, show=lines.append, keep_open=True)
+    messages = device.run()
+    try:
+        assert messages[-1].type in (MessageType.HOTSPOT, MessageType.REDO)
+        shown = [line for line in lines if "session page: http://127.0.0.1:" in line]
+        assert shown and f"pairing code {device.code}" in shown[0]
+        assert device.runtime.poll() is None  # still running after the result
+        with urllib.request.urlopen(device.url + "api/state", timeout=10) as response:
+            state = json.loads(response.read())
+        assert state["result"] is not None and state["step"] == "result"
+    finally:
+        threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT)).start()  # the user's Ctrl-C
+        device.wait_while_open()
+    assert device.runtime.poll() is not None and device.closed
+    assert any("stays open" in line for line in lines)

@@ -31,6 +31,15 @@ def test_example_config_loads_and_resolves_paths_against_its_folder() -> None:
     assert not config.ble.enabled
     assert config.session.trials == 20 and config.session.hotspot_hemisphere == "left"
     assert config.session.min_consistency == 0.0
+    assert config.page.enabled and config.page.listen == "0.0.0.0" and config.page.port == 8080
+    assert config.page.pairing_code == "593027" and config.contact.required
+
+
+def test_page_and_contact_tables_are_optional() -> None:
+    data = example()
+    del data["page"], data["contact"]
+    config = parse_config(data, EXAMPLE)
+    assert not config.page.enabled and config.contact.required
 
 
 def test_absolute_paths_are_kept_and_relative_ones_resolve_against_the_file(tmp_path: Path) -> None:
@@ -80,6 +89,16 @@ def _edit(path: tuple[str, ...], value) -> dict:
     (("session", "min_consistency"), 1.5, r"\[session\] min_consistency = 1.5 must be in 0.0..1.0"),
     (("session", "min_confidence"), 0.5, r"min_confidence is now min_consistency .* rename the key"),
     (("session",), None, r"missing table \[session\]"),
+    (("page", "pairing_code"), "12345", r"\[page\] pairing_code must be 6 to 12 digits"),
+    (("page", "pairing_code"), "12345a", r"\[page\] pairing_code must be 6 to 12 digits"),
+    (("page", "pairing_code"), "111111", r"pairing_code = '111111' repeats one digit"),
+    (("page", "pairing_code"), None, r"\[page\] pairing_code is missing"),
+    (("page", "listen"), "8.8.8.8", r"\[page\] listen = '8.8.8.8' is a public address"),
+    (("page", "listen"), "pi.local", r"\[page\] listen = 'pi.local' must be an IP address"),
+    (("page", "port"), 70000, r"\[page\] port = 70000 must be in 0..65535"),
+    (("page", "enabled"), "yes", r"\[page\] enabled = 'yes' must be true or false"),
+    (("page", "theme"), "dark", r"\[page\] has unknown key\(s\) theme"),
+    (("contact", "required"), 1, r"\[contact\] required = 1 must be true or false"),
 ])
 def test_mistakes_are_named(path: tuple[str, ...], value, expected: str) -> None:
     with pytest.raises(HotspotError, match=expected) as info:

@@ -130,6 +130,9 @@ def test_clean_session_reports_the_prior_combined_offline_prediction(bundle, tmp
     contents = read_session_log(tmp_path / "s.log")
     assert [r["trial"] for r in contents.of_kind("trial")] == list(range(5))
     assert all(np.all(np.asarray(r["sd_mm"]) > 0) for r in contents.of_kind("trial"))
+    # each good trial logs its movement-period ERD (mu, beta; %) per worn electrode, a few numbers only
+    erd = contents.of_kind("trial")[0]["erd_pct"]
+    assert list(erd) == list(CHANNELS) and all(len(values) == 2 for values in erd.values())
     logged = contents.of_kind("result")[0]
     assert logged["result"]["kind"] == "hotspot"
     np.testing.assert_allclose(logged["prediction"]["mean_mm"], mean, atol=1e-3)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from scipy import signal
@@ -9,7 +11,7 @@ from scipy import signal
 from convert.filter_design import default_filter
 from edge.errors import HotspotError
 from edge.levels import hann, level_input, rereference, welch_psd
-from edge.pipeline import PipelineSpec, compute_epochs
+from edge.pipeline import OnlinePipeline, PipelineSpec, compute_epochs
 
 SFREQ = 250.0
 CHANNELS = ("C3", "C1", "CP3")
@@ -56,6 +58,32 @@ def test_erd_shows_mu_desynchronisation_after_the_cue() -> None:
     assert np.abs(mu_c3[:, spec.erd_baseline_frames].mean()) < 5.0
     beta_rows = epochs.inputs[:, len(CHANNELS):, :]
     assert np.abs(beta_rows[:, :, during].mean()) < 40.0  # noise only: no systematic change
+
+
+def test_movement_erd_is_the_erd_level_averaged_over_the_movement_period_online_too() -> None:
+    # What a session logs per trial for the clinician's ERD topography: small numbers, no raw EEG.
+    data, cues = mu_desynchronising_recording()
+    psd_spec = PipelineSpec(SFREQ, CHANNELS, "psd", default_filter(SFREQ), reference="none")
+    erd_spec = dataclasses.replace(psd_spec, level="erd")
+    erd_levels = compute_epochs(erd_spec, data, cues).inputs
+    starts = erd_spec.erd_frame_starts
+    inside = (starts >= erd_spec.psd_slice.start) & (starts + erd_spec.erd_window_samples <= erd_spec.psd_slice.stop)
+    expected = erd_levels[:, :, inside].mean(axis=2).reshape(len(cues), 2, len(CHANNELS))
+    online = OnlinePipeline(psd_spec)
+    for cue in cues:
+        online.add_cue(int(cue))
+    got = {}
+    for start in range(0, data.shape[1], 97):
+        online.push(data[:, start:start + 97])
+        for cue, _, _ in online.pop_ready():
+            got[cue] = online.pop_erd(cue)
+    np.testing.assert_allclose(np.array([got[int(c)] for c in cues]), expected, rtol=1e-5, atol=1e-3)
+    assert np.all(expected[:, 0, 0] < -60.0)  # mu ERD on the desynchronising channel
+    assert online.pop_erd(int(cues[0])) is None  # handed out once
+    raw = OnlinePipeline(dataclasses.replace(psd_spec, level="raw"))
+    raw.add_cue(int(cues[0]))
+    raw.push(data)
+    assert raw.pop_ready() and raw.pop_erd(int(cues[0])) is None  # no filter: no ERD
 
 
 def test_psd_level_peaks_at_the_rhythm_and_uses_the_movement_window() -> None:

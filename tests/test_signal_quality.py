@@ -68,6 +68,22 @@ def test_flat_lost_inf_artifact_and_clipped_channels() -> None:
         QualityThresholds(railed_pct=50.0, near_railed_pct=75.0)
 
 
+def test_channel_states_are_the_gates_own_verdict() -> None:
+    # The live signal check's traffic lights (session page) come from the same verdict as the gate:
+    # red exactly for the channels that make the window unusable, amber for warnings only.
+    window = good_window()
+    window[0] = 12345.6  # flat: rejects the window
+    window[1] = 0.76 * FULL_SCALE + window[1] - window[1].mean()  # near railed: a warning
+    window[2, 10:12] = np.nan  # 2 of 750 samples lost: within the 2 % allowance
+    verdict = assess_window(window, NAMES)
+    assert verdict.channel_states() == {"C3": "bad", "C4": "warning", "Cz": "warning"}
+    assert verdict.rejected == ("C3",) and not verdict.ok
+    window[2, 10:40] = np.nan  # 4 % lost: now it rejects the window too
+    verdict = assess_window(window, NAMES)
+    assert verdict.channel_states()["Cz"] == "bad" and set(verdict.rejected) == {"C3", "Cz"}
+    assert assess_window(good_window(), NAMES).channel_states() == {name: "good" for name in NAMES}
+
+
 def test_packet_loss_from_the_wrapping_counter() -> None:
     counter = np.arange(1000) % 256
     assert count_lost_packets(counter).lost == 0

@@ -7,7 +7,7 @@ import pytest
 
 from edge.errors import HotspotError
 from train.configs import load_channel_sets, load_training_config, training_config_from_dict
-from train.model import INT8_BUDGET_BYTES, ModelConfig, build_model, int8_size_bytes
+from train.model import INT8_BUDGET_BYTES, ModelConfig, build_model, build_source_model, int8_size_bytes
 
 
 @pytest.mark.parametrize("shape", [(65, 500), (9, 500), (5, 64), (21, 250)])
@@ -16,9 +16,26 @@ def test_model_fits_the_int8_budget_and_outputs_millimetres(shape):
     model = build_model(shape, mean, std, ModelConfig())
     assert int8_size_bytes(model) <= INT8_BUDGET_BYTES
     outputs = np.asarray(model(np.zeros((2, *shape), dtype=np.float32), training=False))
-    assert outputs.shape == (2, 3)
-    # Before training the standardised head is near zero, so the output sits near the target mean (mm).
-    assert np.all(np.abs(outputs - mean) < 10 * std)
+    assert outputs.shape == (2, 6)
+    # Before training the standardised head is near zero: the means sit near the target mean (mm) and the
+    # log-SDs near the log of the target SD.
+    assert np.all(np.abs(outputs[:, :3] - mean) < 10 * std)
+    assert np.all(np.abs(outputs[:, 3:] - np.log(std)) < 3.0)
+
+
+def test_source_model_starts_at_its_weighted_grid_centre_with_the_training_spread():
+    from train.source_space import build_source_space
+
+    space = build_source_space(["FC5", "FC3", "FC1", "C5", "C3", "C1", "CP5", "CP3", "CP1"])
+    mean, std = space.points_mm.mean(axis=0), np.array([4.0, 5.0, 6.0])
+    model = build_source_model((4 * 13, 13), space.points_mm, mean, std, ModelConfig())
+    assert int8_size_bytes(model) <= INT8_BUDGET_BYTES
+    outputs = np.asarray(model(np.zeros((1, 4 * 13, 13), dtype=np.float32), training=False))
+    assert outputs.shape == (1, 6)
+    # A flat map weighs every grid point alike: the centre is the grid's mean, the SD head starts at the
+    # training hotspots' SD (its kernel is zero-initialised).
+    np.testing.assert_allclose(outputs[0, 3:], np.log(std), atol=1e-5)
+    assert np.all(np.abs(outputs[0, :3] - mean) < 5 * std)
 
 
 def test_default_configuration_files_load():
@@ -57,4 +74,4 @@ def test_bad_training_config_is_one_clear_error(tmp_path, text, needle):
 def test_replace_rejects_unknown_tables():
     with pytest.raises(HotspotError):
         load_training_config().replace(nonsense={"a": 1})
-    assert training_config_from_dict({}).fit.loss in ("mse", "huber")
+    assert training_config_from_dict({}).fit.loss == "gaussian_nll"

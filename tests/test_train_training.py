@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -10,15 +11,16 @@ import pytest
 from edge.errors import run_cli
 from train import training
 from train.configs import load_training_config
-from train.evaluation import evaluate_grouped, evaluate_trial_split
+from train.estimator import fit_estimator, training_examples
+from train.evaluation import _evaluate_fold, Baselines, evaluate_grouped, evaluate_trial_split
 from train.model_dir import load_model_dir, predict_windows, read_metadata
-from train.training import fit_network, stack_training_data, train_model
+from train.training import fit_network, train_model
 from train.windows import dataset_windows, make_spec, mirrored_copy
 
 MOTOR = ["FC5", "FC3", "FC1", "FCz", "FC2", "FC4", "FC6", "C5", "C3", "C1", "Cz", "C2", "C4", "C6",
          "CP5", "CP3", "CP1", "CPz", "CP2", "CP4", "CP6", "F3", "F4", "P3", "P4", "Fz", "Pz"]
 NINE = ["FC5", "FC3", "FC1", "C5", "C3", "C1", "CP5", "CP3", "CP1"]
-FAST = {"fit": {"epochs": 2}}
+FAST = {"fit": {"epochs": 2, "source_epochs": 2}, "estimate": {"calibration_folds": 2, "bootstrap_images": 2}}
 CLEAN_RECORDING = {"bad_channel_fraction": [0.0, 0.0], "pops_per_session": [0, 0], "emg_rate_per_min": [0.0, 0.0]}
 
 
@@ -56,10 +58,11 @@ def tiny_windows(tiny_dataset):
 def test_model_directory_reloads_and_predicts_identically(tiny_dataset, tiny_windows, tmp_path):
     out = train_model(tiny_dataset, "psd", "nine", FAST, tmp_path / "model", seed=3, progress=False)
     metadata = read_metadata(out)
-    for key in ("schema", "level", "channels", "pipeline", "normalisation", "mirror", "output", "metrics",
-                "data_hash", "code_version", "seed", "train_subjects", "dataset"):
+    for key in ("schema", "level", "channels", "pipeline", "normalisation", "mirror", "output", "metrics", "prior",
+                "calibration", "aggregation", "data_hash", "code_version", "seed", "train_subjects", "dataset"):
         assert key in metadata
-    assert metadata["output"] == {"frame": "head", "units": "mm"}
+    assert metadata["schema"] == 2 and metadata["aggregation"] == "median_of_trials"
+    assert metadata["output"]["frame"] == "cap" and metadata["output"]["values"] == ["mean_mm", "log_sd_mm"]
     assert metadata["channels"] == NINE and metadata["level"] == "psd" and metadata["mirror"] is True
     assert metadata["data_hash"] == tiny_dataset.content_hash()
     loaded = load_model_dir(out)
@@ -70,27 +73,46 @@ def test_model_directory_reloads_and_predicts_identically(tiny_dataset, tiny_win
     again = load_model_dir(out).predict(inputs)
     assert first.shape == (len(inputs), 3) and np.all(np.isfinite(first))
     np.testing.assert_array_equal(first, again)
-    # The saved Keras file and the in-memory network give the same numbers.
-    model, normalisation = fit_network(*stack_training_data(windows), load_training_config().replace(**FAST), seed=3)
-    np.testing.assert_allclose(predict_windows(model, normalisation, inputs), first, atol=1e-4)
+    # The saved Keras file and the in-memory network give the same numbers (mean and log-SD).
+    config = load_training_config().replace(**FAST)
+    model, normalisation = fit_network(spec, *training_examples(spec, windows, config), config, seed=3)
+    outputs = predict_windows(model, normalisation, inputs)
+    assert outputs.shape == (len(inputs), 6)
+    np.testing.assert_allclose(outputs[:, :3], first, atol=1e-4)
+
+
+def test_source_level_model_directory_carries_its_source_space(tiny_dataset, tmp_path):
+    from edge.source import FILE_NAME
+
+    out = train_model(tiny_dataset, "source", "nine", FAST, tmp_path / "source", seed=1, progress=False)
+    metadata = read_metadata(out)
+    assert metadata["aggregation"] == "session_csd" and (out / FILE_NAME).is_file()
+    assert metadata["pipeline"]["source_space"]["file"] == FILE_NAME
+    loaded = load_model_dir(out)
+    assert loaded.spec.level == "source" and loaded.spec.source_space.channels == tuple(NINE)
+    estimates = loaded.estimator.estimate(dataset_windows(tiny_dataset, loaded.spec, "move", True)[0])
+    assert estimates and all(e.radius90_mm > 0 and np.all(np.isfinite(e.point_mm)) for e in estimates)
+    (out / FILE_NAME).write_bytes(b"tampered")
+    with pytest.raises(Exception, match=FILE_NAME):
+        load_model_dir(out)
 
 
 def test_same_seed_same_model_different_seed_different_model(tiny_windows):
-    _, windows = tiny_windows
-    inputs, targets = stack_training_data(windows)
+    spec, windows = tiny_windows
     config = load_training_config().replace(**FAST)
-    a, norm = fit_network(inputs, targets, config, seed=11)
-    b, _ = fit_network(inputs, targets, config, seed=11)
-    c, _ = fit_network(inputs, targets, config, seed=12)
+    inputs, targets = training_examples(spec, windows, config)
+    a, norm = fit_network(spec, inputs, targets, config, seed=11)
+    b, _ = fit_network(spec, inputs, targets, config, seed=11)
+    c, _ = fit_network(spec, inputs, targets, config, seed=12)
     pa, pb, pc = (predict_windows(m, norm, inputs) for m in (a, b, c))
     np.testing.assert_array_equal(pa, pb)
     assert not np.allclose(pa, pc)
 
 
 def test_grouped_protocol_never_trains_on_a_test_subject(tiny_windows):
-    _, windows = tiny_windows
+    spec, windows = tiny_windows
     config = load_training_config().replace(**FAST)
-    result = evaluate_grouped(windows, config, k=3, seed=0)
+    result = evaluate_grouped(spec, windows, config, k=3, seed=0)
     assert len(result.folds) == 3
     tested = []
     for index, fold in enumerate(result.folds):
@@ -101,28 +123,54 @@ def test_grouped_protocol_never_trains_on_a_test_subject(tiny_windows):
                 assert record["subject"] in fold.test and record["subject"] not in fold.train
     labelled = [item.subject for item in windows if item.label is not None and len(item.inputs)]
     assert sorted(tested) == sorted(labelled)
-    assert sorted(r["subject"] for r in result.records) == sorted(labelled)
-    summary = result.summary["errors"]["truth"]
-    assert summary["model"]["n"] == len(labelled)
-    assert summary["oracle"]["mean_mm"] < summary["population_mean"]["mean_mm"]
+    assert sorted({r["subject"] for r in result.records}) == sorted(labelled)
+    for frame in ("head", "cap"):
+        summary = result.summary["errors"][frame]["truth"]
+        assert summary["model"]["n"] == len(labelled)
+        assert summary["oracle"]["mean_mm"] < summary["population_mean"]["mean_mm"]
+        assert 0.0 <= result.summary["coverage90"][frame]["truth"] <= 1.0
+    for record in result.records:  # the head-frame estimate is the cap-frame one through the session's cap
+        item = next(i for i in windows if i.subject == record["subject"])
+        np.testing.assert_allclose(item.to_head(record["estimates"]["model"]["cap"], record["session"]),
+                                   record["estimates"]["model"]["head"])
+
+
+def test_coverage_and_calibration_use_held_out_subjects_only(tiny_windows):
+    """The radius a test session gets is fitted on the training subjects alone: changing the test
+    subjects' labels changes their coverage, never their estimates or radii."""
+    spec, windows = tiny_windows
+    config = load_training_config().replace(**FAST)
+    items = [item for item in windows if item.label is not None and len(item.inputs)]
+    train, test = items[:-2], items[-2:]
+    first = _evaluate_fold(spec, train, test, config, 0, Baselines(), 0)
+    moved = [replace(item, label=item.label + 500.0, truth=item.truth + 500.0) for item in test]
+    second = _evaluate_fold(spec, train, moved, config, 0, Baselines(), 0)
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(a["estimates"]["model"]["cap"], b["estimates"]["model"]["cap"])
+        assert a["model"]["radius90_mm"] == b["model"]["radius90_mm"]
+        assert np.linalg.norm(b["estimates"]["model"]["cap"] - b["truth"]["cap"]) > b["model"]["radius90_mm"]
+    estimator = fit_estimator(spec, train, config, 0)
+    assert estimator.calibration.scale > 0 and estimator.calibration.kappa > 0
 
 
 def test_shuffled_labels_do_no_better_than_the_population_mean_under_grouped_evaluation(tiny_windows):
-    _, windows = tiny_windows
-    config = load_training_config().replace(fit={"epochs": 8})
-    control = evaluate_grouped(windows, config, k=None, seed=0, shuffle_labels=True)
-    errors = control.summary["errors"]["label"]
+    spec, windows = tiny_windows
+    config = load_training_config().replace(**{**FAST, "fit": {"epochs": 8}})
+    control = evaluate_grouped(spec, windows, config, k=None, seed=0, shuffle_labels=True)
+    # In the cap frame the estimate and the population mean know the same geometry (in the head frame the
+    # estimate also knows the session's digitised cap, which the head-frame population mean does not).
+    errors = control.summary["errors"]["cap"]["label"]
     # At or worse than the baseline; 0.5 mm slack for fold-to-fold noise on a handful of subjects.
     assert errors["model"]["mean_mm"] >= errors["population_mean"]["mean_mm"] - 0.5
 
 
 def test_trial_split_is_labelled_identification_and_scored_against_the_assigned_label(tiny_windows):
-    _, windows = tiny_windows
+    spec, windows = tiny_windows
     config = load_training_config().replace(**FAST)
-    control = evaluate_trial_split(windows, config, seed=0, shuffle_labels=True)
+    control = evaluate_trial_split(spec, windows, config, seed=0, shuffle_labels=True)
     assert "identification" in control.protocol and "shuffled" in control.protocol
     for record in control.records:
-        assert not np.allclose(record["assigned_label"], record["label"])
+        assert not np.allclose(record["target"]["head"], record["label"]["head"])
 
 
 def test_mirrored_copy_swaps_hemispheres(tiny_dataset):
@@ -153,7 +201,7 @@ def test_train_cli_reports_bad_input_in_one_line(tmp_path, capsys, tiny_dataset)
 
 def test_train_cli_writes_a_model_directory(tiny_folder, tmp_path):
     fast = tmp_path / "fast.toml"
-    fast.write_text("[fit]\nepochs = 1\n")
+    fast.write_text("[fit]\nepochs = 1\n[estimate]\ncalibration_folds = 2\n")
     out = tmp_path / "model"
     code = run_cli(training.main, ["--data", str(tiny_folder), "--out", str(out), "--level", "erd",
                                    "--channels", "five", "--config", str(fast), "--seed", "1"])
@@ -173,7 +221,7 @@ def test_reproduce_small_table_writes_json_markdown_and_figures(tiny_folder, tmp
                       'grouped_folds = 2\ntrial_test_fraction = 0.25\n'
                       '[headline]\nlevel = "psd"\nchannel_set = "five"\n'
                       '[[paper]]\nlevel = "psd"\ngroup = "stroke"\nchannel_set = "five"\nmean_mm = 1.77\nnote = "x"\n'
-                      '[training.fit]\nepochs = 1\n')
+                      '[training.fit]\nepochs = 1\n[training.estimate]\ncalibration_folds = 2\n')
     out = tmp_path / "report"
     code = run_cli(reproduce.main, ["--data", str(tiny_folder), "--out", str(out), "--config", str(config)])
     assert code == 0
@@ -215,7 +263,7 @@ def test_validate_real_reports_contralateral_shares_on_eegmmidb(tiny_dataset, re
 
     from train.configs import CONFIG_DIR
 
-    config = load_training_config(CONFIG_DIR / "real_check.toml").replace(fit={"epochs": 1})
+    config = load_training_config(CONFIG_DIR / "real_check.toml").replace(**FAST)
     assert not config.data.mirror and config.data.augment_mirror
     both = train_model(tiny_dataset, "erd", "bilateral", config, tmp_path / "both", progress=False)
     folder = tmp_path / "eegmmidb"
@@ -231,7 +279,7 @@ def test_validate_real_reports_contralateral_shares_on_eegmmidb(tiny_dataset, re
         assert pair["model_contralateral"] == validate_real.contralateral(pair["hand"], pair["estimate_mm"][0])
     assert 0.0 <= report["erd_baseline_contralateral_share"] <= 1.0
     assert "ERD-lateralisation baseline" in (tmp_path / "r" / "report.md").read_text()
-    mirrored = train_model(tiny_dataset, "erd", "five", {"fit": {"epochs": 1}}, tmp_path / "mirrored", progress=False)
+    mirrored = train_model(tiny_dataset, "erd", "five", FAST, tmp_path / "mirrored", progress=False)
     capsys.readouterr()
     code = run_cli(validate_real.main, ["--model", str(mirrored), "--data", str(folder), "--out", str(tmp_path / "x")])
     assert code == 2
@@ -259,8 +307,8 @@ def test_on_an_easy_simulator_configuration_the_model_beats_the_population_mean(
     dataset = load_dataset(folder)
     spec = make_spec("psd", MOTOR, 250.0, load_training_config().pipeline)
     windows = dataset_windows(dataset, spec, "move", True)
-    result = evaluate_grouped(windows, load_training_config().replace(fit={"epochs": 60}), k=5, seed=0)
-    errors = result.summary["errors"]["label"]
+    result = evaluate_grouped(spec, windows, load_training_config().replace(fit={"epochs": 60}), k=5, seed=0)
+    errors = result.summary["errors"]["head"]["label"]
     assert errors["model"]["n"] >= 35
     assert errors["model"]["mean_mm"] < errors["population_mean"]["mean_mm"] - 1.0
 
@@ -275,8 +323,9 @@ def test_select_epochs_scores_every_candidate_on_grouped_folds_and_picks_the_sma
     assert code == 0
     result = json.loads(out.read_text())
     assert set(result["errors_mm"]) == {"healthy", "stroke"}
+    assert "healthy" in result["scored_groups"]
     for epochs in ("1", "2"):
-        expected = np.mean([result["errors_mm"][group][epochs] for group in ("healthy", "stroke")])
+        expected = np.mean([result["errors_mm"][group][epochs] for group in result["scored_groups"]])
         assert result["mean_mm"][epochs] == pytest.approx(expected)
     assert result["mean_mm"][str(result["selected"])] == min(result["mean_mm"].values())
     assert "subject-grouped" in result["protocol"] and "selected" in capsys.readouterr().out

@@ -21,7 +21,10 @@ mirrored into the left frame) to the true hotspot (simulated data) and to the no
 frames. Hyper-parameters are fixed (``train/configs/training.toml``), never tuned on test subjects.
 
 Baselines (:mod:`train.baselines`) sit beside the estimate: population mean, FCC3h rule, ERD peak +
-offset, the physics baseline (beamformer peak + learned shrinkage), and the source oracle. Skill is
+offset, the physics baseline (beamformer peak + learned shrinkage), and the source oracle. In the head
+frame the estimate also knows the session's digitised cap (head size and how the cap sat), which the
+head-frame population mean does not; ``cap_prior`` (the cap-frame population mean taken to the head frame
+through the session's cap) shows how much of a head-frame gain that geometry alone gives. Skill is
 ``(population mean - estimate) / (population mean - oracle)``; the gain over the prior is the per-subject
 ``population mean error - estimate error`` with a 95 % bootstrap interval; coverage is the share of test
 sessions whose true hotspot lies inside the 90 % radius.
@@ -41,7 +44,7 @@ from train.folds import Fold, check_grouped, grouped_folds
 from train.metrics import bootstrap_ci, skill, summarise_errors
 from train.windows import SubjectWindows
 
-METHODS = ("model", "population_mean", "anatomical_rule", "erd_peak", "physics", "oracle")
+METHODS = ("model", "population_mean", "cap_prior", "anatomical_rule", "erd_peak", "physics", "oracle")
 TARGETS = ("truth", "label")
 FRAMES = ("head", "cap")
 FRAME = ("mm, model frame (right-hemisphere subjects mirrored into the left frame); 'head' = MNE head frame "
@@ -204,6 +207,7 @@ class _FoldBaselines:
         key = (item.subject, session)
         beam = self.baselines.beamformer_peaks.get(key)
         return {"population_mean": {"head": self.mean_head, "cap": self.mean_cap},
+                "cap_prior": _frames(item, session, self.mean_cap),
                 "anatomical_rule": _frames(item, session, self.rule),
                 "erd_peak": _frames(item, session, self.erd.predict(self.baselines.erd_peaks.get(key))),
                 "physics": _frames(item, session, None if self.physics is None else self.physics.predict(beam)),
@@ -265,11 +269,11 @@ def evaluate_grouped(spec, items: Sequence[SubjectWindows], config: TrainingConf
     items = labelled(items)
     by_id = {item.subject: item for item in items}
     suffix = " shuffled-label control" if shuffle_labels else ""
-    if len(by_id) < 3:
+    folds = grouped_folds(list(by_id), k, seed) if len(by_id) >= 2 else []
+    if not folds or min(len(fold.train) for fold in folds) < 2:
         result = ProtocolResult(protocol="subject-grouped" + suffix)
-        result.notes.append("skipped: needs at least three labelled subjects with accepted windows")
+        result.notes.append("skipped: every fold needs at least two labelled training subjects with accepted windows")
         return summarise(result)
-    folds = grouped_folds(list(by_id), k, seed)
     name = "leave-one-subject-out" if len(folds) == len(items) else f"{len(folds)}-fold"
     result = ProtocolResult(protocol=f"subject-grouped {name}" + suffix)
     for index, fold in enumerate(folds):

@@ -50,6 +50,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from train.tensorflow_setup import import_tensorflow
+
 INT8_BUDGET_BYTES = 64 * 1024
 
 
@@ -162,6 +164,7 @@ def build_model(input_shape: tuple[int, int], target_mean: np.ndarray, target_st
     keras.Model
         Input ``(rows, cols)`` float32, output ``(6,)``: mean (mm) and log-SD (mm) per axis.
     """
+    import_tensorflow()
     import keras
     from keras import layers
 

@@ -29,6 +29,7 @@ import numpy as np
 
 from edge.errors import ErrorCode, HotspotError
 from edge.normalisation import Normalisation
+from train.tensorflow_setup import import_tensorflow
 
 SCHEMA = 2
 MODEL_FILE = "model.keras"
@@ -196,6 +197,7 @@ def load_model_dir(path: Path | str) -> ModelDir:
     -------
     ModelDir
     """
+    import_tensorflow()
     import keras
 
     from edge.pipeline import PipelineSpec

@@ -6,9 +6,10 @@ network is evaluated
 - under the paper's trial split, labelled "identification", with its shuffled-label control, and
 - under subject-grouped k-fold (no subject in both training and test),
 
-side by side with the numbers of Choi et al. 2025 and with the population-mean baseline. The
-headline configuration additionally gets leave-one-subject-out, its shuffled-label control, the
-session split and healthy -> stroke transfer. Outputs in ``--out``: ``results.json``, ``table.md``,
+side by side with the numbers of Choi et al. 2025 and with the baselines (population mean, FCC3h rule,
+ERD peak, the physics baseline, the source oracle), in the head and the cap frame. The headline
+configuration additionally gets leave-one-subject-out, its shuffled-label control, the session split
+and healthy -> stroke transfer. Outputs in ``--out``: ``results.json``, ``table.md``,
 ``scalp_map_<group>.png`` (true vs predicted hotspots per subject) and ``error_distributions.png``.
 Computed input windows are cached in ``<out>/cache`` (or ``--cache``). The channel sets named in
 ``repair_bad_channels`` (the all-channel rows) get each recording's session-bad channels
@@ -28,10 +29,12 @@ from pathlib import Path
 import numpy as np
 
 from edge.errors import ErrorCode, HotspotError, run_cli
-from train.baselines import erd_peak
+from edge.source import power_drop_peak
+from train.baselines import erd_peaks
 from train.configs import CONFIG_DIR, TrainingConfig, load_channel_sets, load_training_config
 from train.dataset import Dataset
-from train.evaluation import (ProtocolResult, evaluate_grouped, evaluate_session_split, evaluate_transfer,
+from train.estimator import session_inputs
+from train.evaluation import (Baselines, ProtocolResult, evaluate_grouped, evaluate_session_split, evaluate_transfer,
                               evaluate_trial_split)
 from train.metrics import format_summary
 from train.training import LEVELS, channel_list, dataset_sfreq
@@ -102,7 +105,7 @@ def load_reproduce_config(path: Path | str | None = None, small: bool = False) -
 
 
 class Inputs:
-    """Windows and ERD peaks per (level, channel set), computed once and cached on disk."""
+    """Windows and baseline inputs per (level, channel set), computed once and cached on disk."""
 
     def __init__(self, dataset: Dataset, training: TrainingConfig, cache_dir: Path | None = None,
                  repair_channel_sets: Sequence[str] = ()) -> None:
@@ -110,7 +113,7 @@ class Inputs:
         self.repair_channel_sets = tuple(repair_channel_sets)
         self.sfreq = dataset_sfreq(dataset)
         self.data_hash = dataset.content_hash()
-        self._peaks: dict[str, dict] = {}
+        self._baselines: dict[str, Baselines] = {}
         self._channels: dict[str, list[str]] = {}
 
     def channels(self, channel_set: str) -> list[str]:
@@ -119,22 +122,29 @@ class Inputs:
             self._channels[channel_set] = channel_list(self.dataset, channel_set, self.training.data.mirror)
         return self._channels[channel_set]
 
+    def spec(self, level: str, channel_set: str):
+        """The pipeline spec of one level and channel set."""
+        return make_spec(level, self.channels(channel_set), self.sfreq, self.training.pipeline)
+
     def windows(self, level: str, channel_set: str):
         """All subjects' windows for one level and channel set (session-bad channels repaired for the
         sets named in ``repair_channel_sets`` or when the training configuration asks for it)."""
-        spec = make_spec(level, self.channels(channel_set), self.sfreq, self.training.pipeline)
         repair = self.training.data.repair_bad_channels or channel_set in self.repair_channel_sets
-        return dataset_windows(self.dataset, spec, self.training.data.cue, self.training.data.mirror,
-                               self.cache_dir, self.data_hash, repair)
+        return dataset_windows(self.dataset, self.spec(level, channel_set), self.training.data.cue,
+                               self.training.data.mirror, self.cache_dir, self.data_hash, repair)
 
-    def peaks(self, channel_set: str) -> dict:
-        """Each subject's ERD peak (model frame) on a channel set, for the ERD baseline."""
-        if channel_set not in self._peaks:
-            self._peaks[channel_set] = {
-                subject.subject: erd_peak(subject, self.channels(channel_set), self.training.data.mirror,
-                                          self.training.data.cue)
-                for subject in self.dataset.subjects}
-        return self._peaks[channel_set]
+    def baselines(self, channel_set: str) -> Baselines:
+        """Each session's ERD peak and beamformer peak (cap frame, model frame) on a channel set."""
+        if channel_set not in self._baselines:
+            spec = self.spec("source", channel_set)
+            beamformer = {(item.subject, session): power_drop_peak(spec, images[0])
+                          for item in self.windows("source", channel_set)
+                          for session, images in session_inputs(spec, item).items()}
+            erd = {(subject.subject, session): peak for subject in self.dataset.subjects
+                   for session, peak in erd_peaks(subject, self.channels(channel_set), self.training.data.mirror,
+                                                  self.training.data.cue).items()}
+            self._baselines[channel_set] = Baselines(erd_peaks=erd, beamformer_peaks=beamformer)
+        return self._baselines[channel_set]
 
 
 def _paper_number(config: ReproduceConfig, level: str, group: str, channel_set: str) -> dict | None:
@@ -142,10 +152,6 @@ def _paper_number(config: ReproduceConfig, level: str, group: str, channel_set: 
         if (entry.get("level"), entry.get("group"), entry.get("channel_set")) == (level, group, channel_set):
             return entry
     return None
-
-
-def _errors(result: ProtocolResult, target: str, method: str = "model") -> dict:
-    return result.summary["errors"][target][method]
 
 
 def config_record(config: ReproduceConfig, training: TrainingConfig) -> dict:
@@ -199,8 +205,10 @@ def run_reproduction(dataset: Dataset, config: ReproduceConfig, out: Path | str,
     bar = tqdm(total=len(cells) + 1, desc="headline", unit="step", disable=not progress)
     report = {
         "dataset": dataset.name, "data_hash": inputs.data_hash, "n_subjects": len(dataset.subjects),
-        "frame": "head frame, mm; right-hemisphere subjects mirrored into the left frame",
-        "baseline_for_skill": "population mean of the training subjects' hotspots; oracle = simulator source oracle",
+        "frame": "mm, head frame (TMS) and cap frame (the cap as worn); right-hemisphere subjects mirrored into "
+                 "the left frame",
+        "baseline_for_skill": "population mean of the training subjects' hotspots (same frame); oracle = simulator "
+                              "source oracle",
         "config": config_record(config, training),
         "headline": run_headline(inputs, config, training, groups), "rows": [], "complete": False}
     bar.update(1)
@@ -208,10 +216,11 @@ def run_reproduction(dataset: Dataset, config: ReproduceConfig, out: Path | str,
         bar.set_description(f"{level}/{channel_set}/{group}")
         _write_partial(report, out, started)
         items = [item for item in inputs.windows(level, channel_set) if item.group == group]
-        peaks = inputs.peaks(channel_set)
-        grouped = evaluate_grouped(items, training, config.grouped_folds, config.seed, peaks)
-        trial = evaluate_trial_split(items, training, config.seed, peaks, test_fraction=config.trial_test_fraction)
-        control = evaluate_trial_split(items, training, config.seed, peaks, shuffle_labels=True,
+        spec, baselines = inputs.spec(level, channel_set), inputs.baselines(channel_set)
+        grouped = evaluate_grouped(spec, items, training, config.grouped_folds, config.seed, baselines)
+        trial = evaluate_trial_split(spec, items, training, config.seed, baselines,
+                                     test_fraction=config.trial_test_fraction)
+        control = evaluate_trial_split(spec, items, training, config.seed, baselines, shuffle_labels=True,
                                        test_fraction=config.trial_test_fraction)
         report["rows"].append({"level": level, "channel_set": channel_set, "group": group,
                                "paper": _paper_number(config, level, group, channel_set),
@@ -237,18 +246,20 @@ def run_headline(inputs: Inputs, config: ReproduceConfig, training: TrainingConf
     """Leave-one-subject-out per group (with the shuffled-label control under grouped k-fold, to keep the
     time budget), session split and healthy -> stroke transfer, for the headline setting."""
     items = inputs.windows(config.headline_level, config.headline_channel_set)
-    peaks = inputs.peaks(config.headline_channel_set)
+    spec = inputs.spec(config.headline_level, config.headline_channel_set)
+    baselines = inputs.baselines(config.headline_channel_set)
     headline = {"level": config.headline_level, "channel_set": config.headline_channel_set, "protocols": {}}
     for group in groups:
         members = [item for item in items if item.group == group]
-        headline["protocols"][f"loso_{group}"] = evaluate_grouped(members, training, None, config.seed, peaks).to_dict()
+        headline["protocols"][f"loso_{group}"] = evaluate_grouped(spec, members, training, None, config.seed,
+                                                                  baselines).to_dict()
         headline["protocols"][f"grouped_control_{group}"] = evaluate_grouped(
-            members, training, config.grouped_folds, config.seed, peaks, shuffle_labels=True).to_dict()
-        headline["protocols"][f"session_{group}"] = evaluate_session_split(members, training, config.seed,
-                                                                           peaks).to_dict()
+            spec, members, training, config.grouped_folds, config.seed, baselines, shuffle_labels=True).to_dict()
+        headline["protocols"][f"session_{group}"] = evaluate_session_split(spec, members, training, config.seed,
+                                                                           baselines).to_dict()
     if {"healthy", "stroke"} <= set(groups):
-        headline["protocols"]["transfer_healthy_to_stroke"] = evaluate_transfer(items, training, config.seed,
-                                                                                peaks).to_dict()
+        headline["protocols"]["transfer_healthy_to_stroke"] = evaluate_transfer(spec, items, training, config.seed,
+                                                                                baselines).to_dict()
     return headline
 
 
@@ -270,37 +281,47 @@ def _skill(value: float) -> str:
     return "n/a" if value is None or not np.isfinite(value) else f"{value:.2f}"
 
 
+BASELINES = ("population_mean", "cap_prior", "anatomical_rule", "erd_peak", "physics", "oracle")
+
+
+def _errors(result: dict, frame: str, target: str, method: str = "model") -> dict:
+    return result["summary"]["errors"][frame][target][method]
+
+
 def markdown_table(report: dict) -> str:
-    """The side-by-side table (paper, trial split, control, subject-grouped, baseline, skill)."""
+    """The side-by-side table (paper, trial split, control, subject-grouped with baselines and skill, both frames)."""
     lines = [
         "# Reproduction of Choi et al. 2025 (J NeuroEng Rehabil 22:193)", "",
         f"Dataset `{report['dataset']}` ({report['n_subjects']} subjects, hash {report['data_hash'][:12]}). "
-        f"Frame: {report['frame']}. Errors are mean ± SD over subjects of the distance between a subject's "
-        "median prediction and its target, in mm. Skill = (population mean - model) / (population mean - oracle) "
-        "against the true hotspot.", "",
+        f"Frame: {report['frame']}. The unit of estimation is a session (one cap placement); a subject's error is "
+        "the mean over its sessions, and errors are mean ± SD over subjects, in mm. Skill = (population mean - "
+        "estimate) / (population mean - oracle) against the true hotspot, in the same frame.", "",
         "**Trial split = identification**: trials of the same subjects are in training and test. The shuffled-label "
         "control trains and scores every subject with another subject's hotspot; an equally small error there "
         "shows the split measures subject identification, not localisation. **Subject-grouped** = no subject in "
         "both training and test (the honest number).", "",
-        "Baselines beside every subject-grouped row, on the same test subjects and against the truth: population "
+        "Baselines beside every subject-grouped row, on the same test sessions and against the truth: population "
         "mean of the training subjects' hotspots, the FCC3h anatomical rule, interpolated ERD peak + mean training "
-        "offset, and the simulator's source oracle.", "",
+        "offset, the physics baseline (beamformer power-drop peak + learned shrinkage toward the population mean), "
+        "and the simulator's source oracle.", "",
         "| level | group | channels | paper (mm) | trial split (identification) vs label | shuffled-label control "
-        "| subject-grouped vs label | subject-grouped vs truth | population mean | FCC3h rule | ERD peak + offset "
-        "| source oracle | skill (grouped, truth) |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        "| grouped vs label (head) | grouped vs truth (head) | population mean | population mean through the cap "
+        "| FCC3h rule | ERD peak + offset | physics | source oracle | skill head | grouped vs truth (cap) "
+        "| population mean (cap) | physics (cap) | skill cap | coverage 90 % (truth, cap) |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for row in report["rows"]:
         paper = f"{row['paper']['mean_mm']:.2f}" if row["paper"] else "–"
         trial, control, grouped = row["trial_split"], row["trial_split_control"], row["subject_grouped"]
+        summary = grouped["summary"]
         lines.append(
             f"| {row['level']} | {row['group']} | {row['channel_set']} | {paper} | "
-            f"{_mm(trial['summary']['errors']['label']['model'])} | "
-            f"{_mm(control['summary']['errors']['label']['model'])} | "
-            f"{_mm(grouped['summary']['errors']['label']['model'])} | "
-            f"{_mm(grouped['summary']['errors']['truth']['model'])} | "
-            + "".join(f"{_mm(grouped['summary']['errors']['truth'][method])} | "
-                      for method in ("population_mean", "anatomical_rule", "erd_peak", "oracle"))
-            + f"{_skill(grouped['summary']['skill_vs_population_mean']['truth'])} |")
+            f"{_mm(_errors(trial, 'head', 'label'))} | {_mm(_errors(control, 'head', 'label'))} | "
+            f"{_mm(_errors(grouped, 'head', 'label'))} | {_mm(_errors(grouped, 'head', 'truth'))} | "
+            + "".join(f"{_mm(_errors(grouped, 'head', 'truth', method))} | " for method in BASELINES)
+            + f"{_skill(summary['skill']['head']['truth'])} | {_mm(_errors(grouped, 'cap', 'truth'))} | "
+            f"{_mm(_errors(grouped, 'cap', 'truth', 'population_mean'))} | "
+            f"{_mm(_errors(grouped, 'cap', 'truth', 'physics'))} | {_skill(summary['skill']['cap']['truth'])} | "
+            f"{_share(summary['coverage90']['cap']['truth'])} |")
     if any(not row["subject_grouped"]["summary"]["n_subjects"] for row in report["rows"]):
         lines += ["", "n/a: no subject had enough accepted windows for this row (the device's quality verdict "
                   "rejects a whole window when any of its channels is flat, railed or above the artifact "
@@ -313,21 +334,31 @@ def markdown_table(report: dict) -> str:
     if notes:
         lines += ["", "Paper numbers (abstract only; the mapping to rows is our reading):", *notes]
     headline = report["headline"]
-    lines += ["", f"## Headline: level `{headline['level']}`, channels `{headline['channel_set']}`", "",
-              "| protocol | model vs truth | model vs label | population mean vs truth | anatomical rule (FCC3h) "
-              "vs truth | ERD peak + offset vs truth | oracle vs truth | skill (truth) |",
-              "|---|---|---|---|---|---|---|---:|"]
-    for name, result in headline["protocols"].items():
-        errors = result["summary"]["errors"]
-        if not result["summary"]["n_subjects"]:
-            lines.append(f"| {result['protocol']} | {'; '.join(result['notes'])} | | | | | | |")
-            continue
-        cells = [format_summary(errors["truth"][m]) for m in ("model",)] + [format_summary(errors["label"]["model"])]
-        cells += [_mm(errors["truth"][m]) for m in ("population_mean", "anatomical_rule", "erd_peak", "oracle")]
-        lines.append(f"| {result['protocol']} ({name}) | " + " | ".join(cells)
-                     + f" | {_skill(result['summary']['skill_vs_population_mean']['truth'])} |")
-    lines += ["", f"Wall time: {report['elapsed_s']:.0f} s.", ""]
+    lines += ["", f"## Headline: level `{headline['level']}`, channels `{headline['channel_set']}`", ""]
+    for frame in ("head", "cap"):
+        lines += [f"### {frame} frame, error vs the true hotspot", "",
+                  "| protocol | estimate | population mean | population mean through the cap | FCC3h rule "
+                  "| ERD peak + offset | physics | oracle | skill | gain over prior (95 % CI) | coverage 90 % |",
+                  "|---|---|---|---|---|---|---|---|---:|---|---:|"]
+        for name, result in headline["protocols"].items():
+            summary = result["summary"]
+            if not summary["n_subjects"]:
+                lines.append(f"| {result['protocol']} | {'; '.join(result['notes'])} | | | | | | | | | |")
+                continue
+            gain = summary["gain_over_prior_mm"][frame]["truth"]
+            cells = [format_summary(_errors(result, frame, "truth"))]
+            cells += [_mm(_errors(result, frame, "truth", m)) for m in BASELINES]
+            cells += [_skill(summary["skill"][frame]["truth"]),
+                      f"{gain['mean_mm']:+.2f} ({gain['ci95_mm'][0]:+.2f} … {gain['ci95_mm'][1]:+.2f})",
+                      _share(summary["coverage90"][frame]["truth"])]
+            lines.append(f"| {result['protocol']} ({name}) | " + " | ".join(cells) + " |")
+        lines.append("")
+    lines += [f"Wall time: {report['elapsed_s']:.0f} s.", ""]
     return "\n".join(lines)
+
+
+def _share(value: float) -> str:
+    return "n/a" if value is None or not np.isfinite(value) else f"{100 * value:.0f} %"
 
 
 def write_figures(report: dict, out: Path) -> list[Path]:
@@ -350,9 +381,9 @@ def write_figures(report: dict, out: Path) -> list[Path]:
             axis.plot(position[0], position[1], "s", color="0.7", markersize=4)
             axis.annotate(label, position[:2], fontsize=7, color="0.4", xytext=(3, 3), textcoords="offset points")
         for record in result["records"]:
-            truth = record["truth"] if record["truth"] is not None else record["label"]
-            estimate = record["estimates"]["model"]
-            if truth is None:
+            truth = record["truth"]["head"] if record["truth"]["head"] is not None else record["label"]["head"]
+            estimate = record["estimates"]["model"]["head"]
+            if truth is None or estimate is None:
                 continue
             axis.plot([truth[0], estimate[0]], [truth[1], estimate[1]], "-", color="0.6", linewidth=0.8)
             axis.plot(truth[0], truth[1], "o", color="tab:green", markersize=4)
@@ -376,16 +407,16 @@ def _error_distributions(report: dict, out: Path, plt) -> Path:
     from train.metrics import euclidean_errors
 
     def errors(result: dict, method: str, target: str) -> list[float]:
-        return [float(euclidean_errors(r["estimates"][method], r[target])[0]) for r in result["records"]
-                if r.get(target) is not None and r["estimates"].get(method) is not None]
+        return [float(euclidean_errors(r["estimates"][method]["head"], r[target]["head"])[0])
+                for r in result["records"]
+                if r[target].get("head") is not None and r["estimates"][method].get("head") is not None]
 
     series = []
     headline = report["headline"]
     for row in report["rows"]:
         if (row["level"], row["channel_set"]) == (headline["level"], headline["channel_set"]):
             series.append((f"trial split\n{row['group']}", errors(row["trial_split"], "model", "label")))
-            series.append((f"shuffled ctrl\n{row['group']}", errors(row["trial_split_control"], "model",
-                                                                    "assigned_label")))
+            series.append((f"shuffled ctrl\n{row['group']}", errors(row["trial_split_control"], "model", "target")))
             series.append((f"grouped k-fold\n{row['group']}", errors(row["subject_grouped"], "model", "label")))
     for name, result in headline["protocols"].items():
         if result["records"]:
@@ -395,7 +426,7 @@ def _error_distributions(report: dict, out: Path, plt) -> Path:
     figure, axis = plt.subplots(figsize=(max(6, 0.9 * len(series)), 4.5))
     axis.boxplot([values or [np.nan] for _, values in series], showfliers=True)
     axis.set_xticks(range(1, len(series) + 1), [name for name, _ in series], fontsize=7)
-    axis.set_ylabel("error vs TMS label (mm, per subject)")
+    axis.set_ylabel("error vs TMS label (mm, head frame, per session)")
     axis.set_title(f"Error distributions per protocol ({headline['level']}, {headline['channel_set']} channels)")
     axis.axhline(8.1, color="tab:orange", linestyle=":", linewidth=1)
     axis.text(0.6, 8.4, "TMS re-test 8.1 mm", fontsize=7, color="tab:orange")

@@ -45,8 +45,9 @@ def select_epochs(dataset: Dataset, candidates: Sequence[int], level: str = "psd
     Returns
     -------
     dict
-        ``errors_mm[group][epochs]`` (mean error vs TMS label over subjects), ``mean_mm[epochs]``
-        (mean over groups) and ``selected`` (the smallest mean; ties go to fewer epochs).
+        ``errors_mm[group][epochs]`` (mean error vs TMS label over subjects; NaN for a group too small
+        for grouped folds), ``mean_mm[epochs]`` (mean over the scored groups), ``scored_groups`` and
+        ``selected`` (the smallest mean; ties go to fewer epochs).
     """
     if not candidates or any(int(epochs) < 1 for epochs in candidates):
         raise HotspotError("epoch candidates must be integers >= 1", ErrorCode.BAD_ARGUMENT)
@@ -55,18 +56,25 @@ def select_epochs(dataset: Dataset, candidates: Sequence[int], level: str = "psd
     items = inputs.windows(level, channel_set)
     groups = sorted({item.group for item in items})
     errors: dict[str, dict[int, float]] = {}
+    spec = inputs.spec(level, channel_set)
+    setting = "source_epochs" if level == "source" else "epochs"
     for group in groups:
         members = [item for item in items if item.group == group]
         errors[group] = {}
         for epochs in sorted({int(c) for c in candidates}):
-            result = evaluate_grouped(members, training.replace(fit={"epochs": epochs}), folds, seed)
-            errors[group][epochs] = float(result.summary["errors"]["label"]["model"]["mean_mm"])
-    mean = {epochs: float(np.mean([errors[group][epochs] for group in groups])) for epochs in errors[groups[0]]}
+            result = evaluate_grouped(spec, members, training.replace(fit={setting: epochs}), folds, seed)
+            errors[group][epochs] = float(result.summary["errors"]["cap"]["label"]["model"]["mean_mm"])
+    scored = [group for group in groups if all(np.isfinite(v) for v in errors[group].values())]
+    if not scored:
+        raise HotspotError("no group has enough labelled subjects for grouped folds; use a larger development cohort",
+                           ErrorCode.BAD_ARGUMENT)
+    mean = {epochs: float(np.mean([errors[group][epochs] for group in scored])) for epochs in errors[scored[0]]}
     selected = min(sorted(mean), key=lambda epochs: mean[epochs])
     return {"dataset": dataset.name, "data_hash": inputs.data_hash, "level": level,
             "channel_set": channel_set, "protocol": f"subject-grouped {folds}-fold on the development cohort",
-            "target": "TMS label (what a clinic can measure)", "frame": "head frame, mm, model frame (mirrored)",
-            "errors_mm": errors, "mean_mm": mean, "selected": selected}
+            "target": "TMS label (what a clinic can measure)", "setting": f"[fit] {setting}",
+            "frame": "cap frame, mm, model frame (mirrored)",
+            "errors_mm": errors, "scored_groups": scored, "mean_mm": mean, "selected": selected}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

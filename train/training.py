@@ -24,6 +24,7 @@ from train.configs import TrainingConfig, load_channel_sets, load_training_confi
 from train.dataset import Dataset
 from train.model import build_model, build_source_model, gaussian_nll, int8_size_bytes
 from train.model_dir import predict_gaussian, write_model_dir
+from train.tensorflow_setup import import_tensorflow
 from train.windows import SubjectWindows, dataset_windows, make_spec, mirrored_copy, resolve_channels
 
 LEVELS = ("raw", "filtered", "clean", "erd", "psd", "source")
@@ -35,9 +36,7 @@ def configure_tensorflow(threads: int | None = None) -> None:
     global _CONFIGURED
     if _CONFIGURED:
         return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
-
+    tf = import_tensorflow()
     count = threads or min(2, os.cpu_count() or 1)
     try:
         tf.config.threading.set_intra_op_parallelism_threads(count)

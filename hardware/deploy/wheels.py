@@ -3,7 +3,10 @@
 A device never installs from the internet. The host downloads binary wheels for the device's
 platform (``pip download --only-binary=:all: --platform ... --python-version ...``) into a
 wheelhouse folder, plus wheels the engineer supplies (BrainFlow publishes no aarch64 wheel, so
-one built on or for the Pi is passed with ``--extra-wheels``). Before a deploy, pip itself
+one built on or for the Pi is passed with ``--extra-wheels``). ``--platform pi`` is the whole
+Raspberry Pi OS bookworm wheelhouse (aarch64, glibc 2.36, CPython 3.11) in one step: BrainFlow
+cross-built from the vendored source (:mod:`hardware.pi.brainflow`, cached), the edge extra's
+aarch64 wheels and this checkout's hotspot-edge wheel. Before a deploy, pip itself
 resolves the release's requirements against that wheelhouse for the exact target (architecture,
 glibc, Python); what it picks is uploaded and installed with ``--require-hashes``.
 
@@ -33,7 +36,9 @@ from edge.errors import ErrorCode, HotspotError
 ELF_MACHINES = {"x86_64": 0x3E, "aarch64": 0xB7}
 LEGACY_MANYLINUX = {(2, 17): "manylinux2014", (2, 12): "manylinux2010", (2, 5): "manylinux1"}
 LOWEST_GLIBC_MINOR = {"x86_64": 5, "aarch64": 17}
-BRAINFLOW_DOCS = "build one as described in the README section 'BrainFlow on the Pi'"
+BRAINFLOW_DOCS = ("'invoke wheelhouse --platform pi' cross-builds one from the vendored source (README section "
+                  "'BrainFlow on the Pi')")
+PI_PLATFORM = "pi"
 _PLATFORM = re.compile(r"^(?:manylinux_(?P<major>\d+)_(?P<minor>\d+)|(?P<legacy>manylinux2014|manylinux2010|"
                        r"manylinux1)|linux)_(?P<arch>x86_64|aarch64)$")
 _MISSING = re.compile(r"No matching distribution found for (\S+)")
@@ -75,18 +80,27 @@ class Target:
         return options
 
 
+PI_TARGET = Target(machine="aarch64", glibc=(2, 36), python=(3, 11))
+"""Raspberry Pi OS bookworm, 64-bit: Debian bookworm's glibc 2.36 and CPython 3.11."""
+
+
 def target_from_platform(platform: str, python: str) -> Target:
-    """Parse ``--platform`` (e.g. ``manylinux_2_36_aarch64``, ``manylinux2014_aarch64``) and ``--python``.
+    """Parse ``--platform`` (``pi``, ``manylinux_2_36_aarch64``, ``manylinux2014_aarch64`` ...) and ``--python``.
 
     Raises
     ------
     HotspotError
         ``BAD_ARGUMENT`` for a platform or Python version this tool cannot target.
     """
+    if platform == PI_PLATFORM:
+        if python != f"{PI_TARGET.python[0]}.{PI_TARGET.python[1]}":
+            raise HotspotError(f"--platform pi is Raspberry Pi OS bookworm with Python 3.11, not {python}; drop "
+                               "--python or give --platform manylinux_<glibc>_aarch64")
+        return PI_TARGET
     match = _PLATFORM.match(platform)
     if not match:
-        raise HotspotError(f"platform {platform!r} is not understood; use manylinux_<glibc major>_<minor>_<arch> "
-                           "(Pi OS Bookworm: manylinux_2_36_aarch64) or manylinux2014_aarch64")
+        raise HotspotError(f"platform {platform!r} is not understood; use pi (Raspberry Pi OS bookworm, BrainFlow "
+                           "built too), manylinux_<glibc major>_<minor>_<arch> or manylinux2014_aarch64")
     if match["legacy"]:
         glibc = next(version for version, name in LEGACY_MANYLINUX.items() if name == match["legacy"])
     elif match["major"]:
@@ -113,7 +127,8 @@ class Wheel:
         return f"{self.name}=={self.version} --hash=sha256:{self.sha256}"
 
 
-def _run_pip(arguments: list[str]) -> subprocess.CompletedProcess:
+def run_pip(arguments: list[str]) -> subprocess.CompletedProcess:
+    """Run this Python's pip, ignoring user configuration (``--isolated``); output captured."""
     return subprocess.run([sys.executable, "-m", "pip", "--isolated", "--disable-pip-version-check", *arguments],
                           capture_output=True, text=True, check=False)
 
@@ -156,9 +171,9 @@ def resolve(requirement: str, wheelhouses: list[Path], target: Target) -> list[W
     with tempfile.TemporaryDirectory(prefix="hotspot-resolve-") as scratch:
         report = Path(scratch) / "report.json"
         links = [option for folder in wheelhouses for option in ("--find-links", str(folder))]
-        done = _run_pip(["install", "--dry-run", "--ignore-installed", "--quiet", "--report", str(report),
-                         "--no-index", *links, *target.pip_options(), "--target", str(Path(scratch) / "target"),
-                         requirement])
+        done = run_pip(["install", "--dry-run", "--ignore-installed", "--quiet", "--report", str(report),
+                        "--no-index", *links, *target.pip_options(), "--target", str(Path(scratch) / "target"),
+                        requirement])
         if done.returncode:
             raise HotspotError(_missing_message(done.stderr, ", ".join(map(str, wheelhouses)), target),
                                ErrorCode.DEPLOY_FAILED)
@@ -166,6 +181,13 @@ def resolve(requirement: str, wheelhouses: list[Path], target: Target) -> list[W
     return [Wheel(name=item["metadata"]["name"], version=item["metadata"]["version"],
                   path=Path(unquote(urlparse(item["download_info"]["url"]).path)),
                   sha256=item["download_info"]["archive_info"]["hashes"]["sha256"]) for item in chosen]
+
+
+def elf_machine(header: bytes) -> int | None:
+    """The ELF machine code (``e_machine``) from a file's first 20 bytes; None when it is not ELF."""
+    if header[:4] != b"\x7fELF" or len(header) < 20:
+        return None
+    return int.from_bytes(header[18:20], "little" if header[5] == 1 else "big")
 
 
 def elf_machines(wheel: Path) -> set[int]:
@@ -177,9 +199,9 @@ def elf_machines(wheel: Path) -> set[int]:
             if not (base.endswith(".so") or ".so." in base):
                 continue
             with archive.open(name) as member:
-                header = member.read(20)
-            if header[:4] == b"\x7fELF" and len(header) == 20:
-                machines.add(int.from_bytes(header[18:20], "little" if header[5] == 1 else "big"))
+                machine = elf_machine(member.read(20))
+            if machine is not None:
+                machines.add(machine)
     return machines
 
 
@@ -252,7 +274,8 @@ def _check_supplied(paths: list[Path]) -> None:
             raise HotspotError(f"supplied wheel {path} is not a valid wheel (zip) file", ErrorCode.BAD_FILE) from None
 
 
-def make_wheelhouse(out: Path, target: Target, extra_wheels: list[Path], repo: Path) -> list[Wheel]:
+def make_wheelhouse(out: Path, target: Target, extra_wheels: list[Path], repo: Path,
+                    include_project: bool = False) -> list[Wheel]:
     """Fill a wheelhouse with everything the edge extra needs on a target, then check it.
 
     Supplied wheels are copied in first and pinned (``name==version``), so pip prefers them to
@@ -270,11 +293,14 @@ def make_wheelhouse(out: Path, target: Target, extra_wheels: list[Path], repo: P
         Wheels built elsewhere (e.g. BrainFlow for aarch64).
     repo : Path
         This repository (its wheel defines the requirements).
+    include_project : bool
+        Put this checkout's hotspot-edge wheel into the wheelhouse too (replacing an older one).
 
     Returns
     -------
     list of Wheel
-        What a device of this target will install from the wheelhouse.
+        What a device of this target will install from the wheelhouse (hotspot-edge itself
+        only when ``include_project``).
 
     Raises
     ------
@@ -291,8 +317,8 @@ def make_wheelhouse(out: Path, target: Target, extra_wheels: list[Path], repo: P
         constraints.write_text("".join(f"{'=='.join(wheel.name.split('-')[:2])}\n" for wheel in extra_wheels),
                                encoding="utf-8")
         downloads = Path(scratch) / "downloads"
-        done = _run_pip(["download", "--quiet", "--dest", str(downloads), "--find-links", str(out),
-                         "--constraint", str(constraints), *target.pip_options(), f"{project}[edge]"])
+        done = run_pip(["download", "--quiet", "--dest", str(downloads), "--find-links", str(out),
+                        "--constraint", str(constraints), *target.pip_options(), f"{project}[edge]"])
         if done.returncode:
             raise HotspotError(_missing_message(done.stderr, "download (PyPI and " + str(out) + ")", target),
                                ErrorCode.DEPLOY_FAILED)
@@ -300,25 +326,75 @@ def make_wheelhouse(out: Path, target: Target, extra_wheels: list[Path], repo: P
         for wheel in downloads.glob("*.whl"):
             if wheel.name != project.name and wheel.name not in supplied:
                 shutil.move(str(wheel), out / wheel.name)
-        wheels = [wheel for wheel in resolve(f"{project}[edge]", [out], target) if wheel.path != project]
+        resolved = resolve(f"{project}[edge]", [out], target)
+        wheels = [wheel for wheel in resolved if wheel.path != project]
+        if include_project:
+            [own] = [wheel for wheel in resolved if wheel.path == project]
+            for old in out.glob("hotspot_edge-*.whl"):
+                old.unlink()
+            shutil.copy2(project, out / project.name)
+            wheels.append(Wheel(own.name, own.version, out / project.name, own.sha256))
     check_native(wheels, target, str(out))
     return wheels
+
+
+def make_pi_wheelhouse(out: Path, repo: Path, brainflow_source: Path | None = None,
+                       extra_wheels: list[Path] | None = None) -> list[Wheel]:
+    """The Raspberry Pi OS bookworm wheelhouse: hotspot-edge, the edge extra for aarch64, BrainFlow built here.
+
+    BrainFlow is cross-built from the vendored source (or taken from the cache, keyed by the
+    tarball's sha256) unless a BrainFlow wheel is among ``extra_wheels``.
+
+    Parameters
+    ----------
+    out : Path
+        The wheelhouse folder.
+    repo : Path
+        This repository.
+    brainflow_source : Path, optional
+        BrainFlow source tarball (default: ``../shared/vendor/brainflow/brainflow-src-*.tar.gz``).
+    extra_wheels : list of Path, optional
+        Other wheels built elsewhere.
+
+    Returns
+    -------
+    list of Wheel
+        Everything a Pi installs from the wheelhouse, hotspot-edge included.
+    """
+    from hardware.pi.brainflow import build_brainflow_wheel, vendored_source
+
+    extra = list(extra_wheels or [])
+    _check_supplied(extra)
+    if not any(wheel.name.lower().startswith("brainflow-") for wheel in extra):
+        extra.append(build_brainflow_wheel(brainflow_source or vendored_source(repo)))
+    return make_wheelhouse(out, PI_TARGET, extra, repo, include_project=True)
 
 
 def add_wheelhouse_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of the ``wheelhouse`` command."""
     parser.add_argument("--out", default="wheelhouse", help="wheelhouse folder (wheelhouse)")
     parser.add_argument("--platform", default="manylinux_2_36_aarch64",
-                        help="device platform tag (Pi OS Bookworm 64-bit: manylinux_2_36_aarch64)")
+                        help="device platform tag (Pi OS Bookworm 64-bit: manylinux_2_36_aarch64), or pi: Raspberry Pi "
+                             "OS bookworm with BrainFlow cross-built from source and hotspot-edge included")
     parser.add_argument("--python", default="3.11", help="device Python version (3.11)")
     parser.add_argument("--extra-wheels", default="", help="comma-separated wheels built elsewhere (BrainFlow aarch64)")
+    parser.add_argument("--brainflow-source", default="",
+                        help="with --platform pi: BrainFlow source tarball (../shared/vendor/brainflow/)")
 
 
 def wheelhouse_command(args: argparse.Namespace, repo: Path) -> int:
     """Run ``wheelhouse``: download, add supplied wheels, check the target can install everything."""
     target = target_from_platform(args.platform, args.python)
     extra = [Path(item).expanduser() for item in args.extra_wheels.split(",") if item.strip()]
-    wheels = make_wheelhouse(Path(args.out), target, extra, repo)
+    if args.platform == PI_PLATFORM:
+        source = Path(args.brainflow_source).expanduser() if args.brainflow_source else None
+        print(f"wheelhouse {args.out} for Raspberry Pi OS bookworm (the first run cross-builds BrainFlow from "
+              "source: about 7 minutes on 2 cores; later runs take it from ~/.cache/hotspot-edge)", flush=True)
+        wheels = make_pi_wheelhouse(Path(args.out), repo, source, extra)
+    elif args.brainflow_source:
+        raise HotspotError("--brainflow-source is only used with --platform pi")
+    else:
+        wheels = make_wheelhouse(Path(args.out), target, extra, repo)
     print(f"wheelhouse {args.out} serves {target}: {len(wheels)} wheels")
     for wheel in sorted(wheels, key=lambda item: item.name.lower()):
         print(f"  {wheel.name} {wheel.version}  {wheel.path.name}")
