@@ -85,8 +85,8 @@ def test_a_weak_erd_subject_streamed_through_the_device_gets_cannot_localise(tmp
     made = build_bundle(tmp_path / "made", level="source")
     subject = simulated_subject(SOURCE_SESSION, 0, NO_ERD)
     schedule = {key: getattr(SOURCE_SESSION, key) for key in ("trials", "lead_in_s", "rest_s", "move_s", "post_s")}
-    chain = Chain(tmp_path, None, subject, None, made["bundle"], made["public_key"], schedule)
-    rig = DeviceRig(chain, tmp_path / "device", {"min_good_trials": SOURCE_SESSION.min_good_trials})
+    weak = Chain(tmp_path, None, subject, None, made["bundle"], made["public_key"], schedule)
+    rig = DeviceRig(weak, tmp_path / "device", {"min_good_trials": SOURCE_SESSION.min_good_trials})
     try:
         result = rig.result(rig.session_seconds() + 60)
     finally:
