@@ -12,15 +12,16 @@ meant when its coverage was measured.
    axis. The model's variance is first multiplied by ``kappa``, fitted on held-out predictions of the
    training subjects (:class:`Calibration`): a network trained with a likelihood already shrinks toward
    the training mean, so ``kappa`` is what makes the combination neither double-count the prior nor trust
-   an over-confident network. A prediction that carries no information (a standard deviation as wide as
-   the prior's, or wider) gives the prior back.
+   an over-confident network. A prediction that carries no information (a standard deviation, after
+   ``kappa``, as wide as the prior's or wider on every axis) gives the prior back (:func:`decide`).
 3. :func:`radius90` turns the combined standard deviations into a radius around the estimate that holds
    the true hotspot with 90 % probability: ``scale * Q90 * rms(sd)``, ``Q90`` the 90 % quantile of a
    3-D standard normal's length and ``scale`` fitted so that held-out training subjects are covered.
 4. :func:`decide` says whether the EEG localised the hotspot at all; where it did not (too few good
-   trials, a desynchronisation too weak to localise, or a prediction outside the region the training
-   population supports: farther than the learned ``gate_mm`` from the prior mean) the estimate *is* the
-   prior, with the prior's radius, and the session says so.
+   trials, a desynchronisation too weak to localise, a prediction outside the region the training
+   population supports: farther than the learned ``gate_mm`` from the prior mean, or a prediction no
+   narrower than the prior on any axis) the estimate *is* the prior, with the prior's radius, and the
+   session says so.
 """
 
 from __future__ import annotations
@@ -38,11 +39,15 @@ def _vector(value, name: str, positive: bool = False) -> np.ndarray:
     try:
         array = np.asarray(value, dtype=np.float64).reshape(-1)
     except (TypeError, ValueError):
-        array = np.full(0, np.nan)
+        array = np.zeros(0)
     if array.shape != (3,) or not np.all(np.isfinite(array)) or (positive and not np.all(array > 0)):
         raise HotspotError(f"{name} must be three finite{' positive' if positive else ''} numbers (mm)",
                            ErrorCode.BAD_BUNDLE)
     return array
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)
@@ -71,9 +76,9 @@ class Prior:
     @classmethod
     def from_dict(cls, data: dict) -> "Prior":
         """Build from :meth:`to_dict` output (one-line refusal when malformed)."""
-        if not isinstance(data, dict):
+        if not isinstance(data, dict) or set(data) != {"mean_mm", "sd_mm"}:
             raise HotspotError("prior must be an object {mean_mm, sd_mm}", ErrorCode.BAD_BUNDLE)
-        return cls(mean_mm=data.get("mean_mm"), sd_mm=data.get("sd_mm"))
+        return cls(mean_mm=data["mean_mm"], sd_mm=data["sd_mm"])
 
 
 @dataclass(frozen=True)
@@ -114,16 +119,16 @@ class Calibration:
     def __post_init__(self) -> None:
         for name in ("kappa", "scale"):
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not np.isfinite(value) or value <= 0:
+            if not _number(value) or not np.isfinite(value) or value <= 0:
                 raise HotspotError(f"calibration {name} must be a positive number, got {value!r}", ErrorCode.BAD_BUNDLE)
-        if not isinstance(self.label_noise_sd_mm, (int, float)) or not 0 <= self.label_noise_sd_mm < 50:
+        if not _number(self.label_noise_sd_mm) or not 0 <= self.label_noise_sd_mm < 50:
             raise HotspotError("calibration label_noise_sd_mm must be in [0, 50) mm", ErrorCode.BAD_BUNDLE)
-        if self.min_erd_db is not None and (not isinstance(self.min_erd_db, (int, float))
+        if self.min_erd_db is not None and (not _number(self.min_erd_db)
                                             or not 0 <= self.min_erd_db < 30):
             raise HotspotError("calibration min_erd_db must be null or in [0, 30) dB", ErrorCode.BAD_BUNDLE)
-        if self.gate_mm is not None and (not isinstance(self.gate_mm, (int, float)) or not 0 < self.gate_mm < 1000):
+        if self.gate_mm is not None and (not _number(self.gate_mm) or not 0 < self.gate_mm < 1000):
             raise HotspotError("calibration gate_mm must be null or in (0, 1000) mm", ErrorCode.BAD_BUNDLE)
-        if not isinstance(self.blend, (int, float)) or not 0 <= self.blend <= 1:
+        if not _number(self.blend) or not 0 <= self.blend <= 1:
             raise HotspotError("calibration blend must be in [0, 1]", ErrorCode.BAD_BUNDLE)
         if self.peak_offset_mm is not None:
             object.__setattr__(self, "peak_offset_mm", tuple(_vector(self.peak_offset_mm, "calibration peak_offset_mm")))
@@ -156,6 +161,15 @@ def blended_mean(calibration: Calibration, mean_mm: np.ndarray, peak_mm: np.ndar
     return calibration.blend * mean + (1.0 - calibration.blend) * anchored
 
 
+def narrows_prior(prior: Prior, sd_mm: np.ndarray, kappa: float) -> np.ndarray:
+    """Per axis: whether the prediction (its variance times ``kappa``) is narrower than the prior.
+
+    A network trained on the population already knows the population; where its sd is as wide as
+    the prior's or wider it says nothing the training subjects' hotspots did not.
+    """
+    return kappa * np.square(np.asarray(sd_mm, dtype=np.float64)) < np.square(prior.sd_mm)
+
+
 def combine(prior: Prior, mean_mm: np.ndarray, sd_mm: np.ndarray, kappa: float) -> tuple[np.ndarray, np.ndarray]:
     """Precision-weighted combination of a prediction with the prior, per axis.
 
@@ -163,7 +177,8 @@ def combine(prior: Prior, mean_mm: np.ndarray, sd_mm: np.ndarray, kappa: float) 
     ----------
     prior : Prior
     mean_mm, sd_mm : ndarray, shape (..., 3)
-        The model's prediction and its per-axis standard deviation (cap frame, mm).
+        The model's prediction and its per-axis standard deviation (cap frame, mm; an infinite sd
+        is allowed and means no information).
     kappa : float
         Factor on the model's variance (see :class:`Calibration`).
 
@@ -173,11 +188,38 @@ def combine(prior: Prior, mean_mm: np.ndarray, sd_mm: np.ndarray, kappa: float) 
     sd : ndarray, shape (..., 3)
         The combined estimate and its per-axis standard deviation.
     """
-    model_var = kappa * np.square(np.asarray(sd_mm, dtype=np.float64))
-    prior_var = np.square(prior.sd_mm)
-    weight = prior_var / (prior_var + model_var)
+    with np.errstate(divide="ignore"):
+        model_precision = 1.0 / (kappa * np.square(np.asarray(sd_mm, dtype=np.float64)))  # 0 for an infinite sd
+    prior_precision = 1.0 / np.square(prior.sd_mm)
+    weight = model_precision / (prior_precision + model_precision)
     point = prior.mean_mm + weight * (np.asarray(mean_mm, dtype=np.float64) - prior.mean_mm)
-    return point, np.sqrt(weight * model_var)
+    return point, np.sqrt(1.0 / (prior_precision + model_precision))
+
+
+def aggregate_trials(means_mm: np.ndarray, sds_mm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A session's prediction from its trials' predictions (levels other than ``source``).
+
+    Parameters
+    ----------
+    means_mm, sds_mm : ndarray, shape (n_trials, 3)
+        Each good trial's predicted position and per-axis standard deviation (mm).
+
+    Returns
+    -------
+    mean : ndarray, shape (3,)
+        Per-axis median of the trial means (robust to outlying trials).
+    sd : ndarray, shape (3,)
+        Per-axis ``sqrt(median of the trial variances)``: the typical single-trial uncertainty. It is
+        not divided by the number of trials, because trials of one session share the subject's
+        anatomy and cap placement, which no number of trials averages out; ``Calibration.kappa``
+        (fitted on session estimates of held-out training subjects) corrects it either way.
+    """
+    means = np.atleast_2d(np.asarray(means_mm, dtype=np.float64))
+    sds = np.atleast_2d(np.asarray(sds_mm, dtype=np.float64))
+    if len(means) == 0 or means.shape != sds.shape or means.shape[1] != 3:
+        raise HotspotError(f"trial predictions must be (n >= 1, 3) means and sds, got {means.shape} and {sds.shape}",
+                           ErrorCode.BAD_SAMPLES)
+    return np.median(means, axis=0), np.sqrt(np.median(np.square(sds), axis=0))
 
 
 def radius90(sd_mm: np.ndarray, scale: float) -> np.ndarray:
@@ -244,6 +286,8 @@ def decide(prior: Prior, calibration: Calibration, mean_mm: np.ndarray | None, s
     elif calibration.gate_mm is not None and np.linalg.norm(np.asarray(mean_mm) - prior.mean_mm) > calibration.gate_mm:
         reasons.append(f"the EEG points {np.linalg.norm(np.asarray(mean_mm) - prior.mean_mm):.0f} mm from where "
                        f"hotspots are found, farther than the {calibration.gate_mm:.0f} mm it can be trusted")
+    elif not np.any(narrows_prior(prior, sd_mm, calibration.kappa)):
+        reasons.append("the EEG did not narrow down the population's hotspot region")
     if not reasons:
         point, sd = combine(prior, mean_mm, sd_mm, calibration.kappa)
         return Estimate(point_mm=point, radius90_mm=float(radius90(sd, calibration.scale)), localised=True, reasons=[])

@@ -75,7 +75,8 @@ def bundles(tmp_path_factory) -> dict[str, Path]:
     bundle_b = write_bundle(folder / "b", model_content=(made["bundle"] / "model.tflite").read_bytes(),
                             spec=made["spec"], normalisation=made["normalisation"],
                             golden_inputs=made["windows"][130:134], private_key=made["private_key"],
-                            electrodes={"C3": [-52.0, 1.0, 62.0]}, mirror=True, channel_set="five",
+                            electrodes={"C3": [-52.0, 1.0, 62.0]}, mirror=True, prior=made["prior"],
+                            calibration=made["calibration"], head_centre_mm=[0.0, 12.0, 43.0], channel_set="five",
                             provenance={"purpose": "second release"})
     failing = folder / "failing"
     shutil.copytree(made["bundle"], failing)

@@ -3,7 +3,8 @@
 Layout of ``<prefix>/releases/<id>/`` on the device::
 
     hotspot_edge-<version>-py3-none-any.whl   this repository's code (edge/ and friends)
-    bundle/                                    the signed model bundle (model, manifest, signature, golden)
+    bundle/                                    the signed model bundle (model, manifest, signature, golden;
+                                               level source: source_space.npz)
     device.toml                                the device config, [bundle] pointing at bundle/ and signing.pub
     signing.pub                                the ed25519 public key the bundle must be signed with
     requirements.txt                           every wheel to install, pinned with its sha256
@@ -27,7 +28,7 @@ from pathlib import Path, PurePosixPath
 
 import tomli_w
 
-from edge.bundle import BUNDLE_FILES, MANIFEST_FILE, bundle_id_from_manifest, load_public_key, sha256_hex
+from edge.bundle import MANIFEST_FILE, bundle_file_names, bundle_id_from_manifest, load_public_key, sha256_hex
 from edge.config import parse_config
 from edge.errors import ErrorCode, HotspotError
 from hardware.deploy.wheels import Target, Wheel
@@ -89,7 +90,7 @@ def check_bundle_folder(bundle: Path) -> None:
     if not bundle.is_dir():
         raise HotspotError(f"bundle folder {bundle} not found; build one with 'invoke convert' and pass --bundle",
                            ErrorCode.BAD_FILE)
-    missing = [name for name in BUNDLE_FILES if not (bundle / name).is_file()]
+    missing = [name for name in bundle_file_names(bundle) if not (bundle / name).is_file()]
     if missing:
         raise HotspotError(f"bundle {bundle} is incomplete ({', '.join(missing)} missing); rebuild it with "
                            "'invoke convert'", ErrorCode.BAD_BUNDLE)
@@ -162,7 +163,7 @@ def stage_release(out: Path, project_wheel: Wheel, wheels: list[Wheel], bundle: 
     load_public_key(public_key)
     text, state_dir = device_config_text(config)
     (out / BUNDLE_DIR).mkdir(parents=True)
-    for name in BUNDLE_FILES:
+    for name in bundle_file_names(bundle):
         shutil.copy2(bundle / name, out / BUNDLE_DIR / name)
     shutil.copy2(project_wheel.path, out / project_wheel.path.name)
     shutil.copy2(public_key, out / PUBLIC_KEY_FILE)
