@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edge.estimate import Q90_3D, Calibration, Prior, combine, decide
+from edge.estimate import Q90_3D, Calibration, Prior, combine, decide, narrows_prior
 from edge.normalisation import Normalisation
 from edge.source import power_drop_peak, session_image, strongest_desynchronisation_db
 from train.configs import TrainingConfig
@@ -142,13 +142,15 @@ BLEND_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 def _gated(fold: "HeldOut", kappa: float, gate: float | None, blend: float = 1.0
            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Held-out estimates under (kappa, gate, blend): points, combined SDs and which were localised."""
+    """Held-out estimates under (kappa, gate, blend), decided as :func:`edge.estimate.decide` does: points,
+    combined SDs and which were localised (inside the gate and narrower than the prior on some axis)."""
     means = fold.means
     if blend < 1 and fold.peaks is not None:
         means = blend * means + (1.0 - blend) * (fold.peaks + fold.peak_offset)
     points, sds = combine(fold.prior, means, fold.sds, kappa)
-    inside = (np.ones(len(points), dtype=bool) if gate is None
-              else np.linalg.norm(means - fold.prior.mean_mm, axis=1) <= gate)
+    inside = np.any(narrows_prior(fold.prior, fold.sds, kappa), axis=1)
+    if gate is not None:
+        inside &= np.linalg.norm(means - fold.prior.mean_mm, axis=1) <= gate
     points = np.where(inside[:, None], points, fold.prior.mean_mm)
     return points, sds, inside
 

@@ -155,9 +155,6 @@ def fit_network(spec, inputs: np.ndarray, targets: np.ndarray, config: TrainingC
     return model, normalisation
 
 
-SCORE_SCALE = float(os.environ.get("HOTSPOT_SCORE_SCALE", "1"))
-
-
 def _initial_scores(model, n_bands: int) -> None:
     """Start the source network's grid scores at the physics: strong power drop and good pattern fit score high.
 
@@ -167,8 +164,7 @@ def _initial_scores(model, n_bands: int) -> None:
     layer = model.get_layer("score")
     kernel, bias = layer.get_weights()
     if kernel.shape[2] == 2 * n_bands:
-        fit = 0.0 if os.environ.get("HOTSPOT_SCORE_MODE") == "drop" else 1.0
-        kernel[...] = SCORE_SCALE * np.array([-1.0] * n_bands + [fit] * n_bands).reshape(kernel.shape)
+        kernel[...] = np.array([-1.0] * n_bands + [1.0] * n_bands).reshape(kernel.shape)
         layer.set_weights([kernel, np.zeros_like(bias)])
 
 
