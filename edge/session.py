@@ -220,24 +220,30 @@ class SessionPrediction:
     peak_mm: np.ndarray | None = None
 
 
-def session_prediction(bundle: Bundle, means_mm: np.ndarray, sds_mm: np.ndarray,
+def session_prediction(predict: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]], spec, aggregation: str,
+                       means_mm: np.ndarray, sds_mm: np.ndarray,
                        spectra: list[tuple[np.ndarray, np.ndarray]] | None = None) -> SessionPrediction:
-    """The session's prediction from its good trials, as the bundle's ``aggregation`` says.
+    """The session's prediction from its good trials, as the model's ``aggregation`` says.
+
+    The device (with its TFLite bundle) and the host's evaluation (with the Keras model) both use this.
 
     Parameters
     ----------
-    bundle : edge.bundle.Bundle
+    predict : callable
+        ``predict(input2d) -> (mean_mm (3,), sd_mm (3,))`` for one raw input.
+    spec : edge.pipeline.PipelineSpec
+    aggregation : {"session_csd", "median_of_trials"}
     means_mm, sds_mm : ndarray, shape (n_good, 3)
         The good trials' predictions (model frame).
     spectra : list of (move, rest) CSDs, optional
         Level source: the good trials' cross-spectra; the model runs once on the session image of
         their mean (``edge.source.session_image``).
     """
-    if bundle.aggregation == "session_csd":
-        spec = bundle.spec
+    if aggregation == "session_csd":
         image = session_image(spec, [move for move, _ in spectra], [rest for _, rest in spectra])
-        mean, sd = bundle.predict(image)
-        return SessionPrediction(mean, sd, strongest_desynchronisation_db(spec, image), power_drop_peak(spec, image))
+        mean, sd = predict(image)
+        return SessionPrediction(np.asarray(mean, dtype=float), np.asarray(sd, dtype=float),
+                                 strongest_desynchronisation_db(spec, image), power_drop_peak(spec, image))
     mean, sd = aggregate_trials(means_mm, sds_mm)
     return SessionPrediction(mean, sd)
 
@@ -445,7 +451,8 @@ class GuidedSession:
         consistency = 0.0
         if good:
             trials = np.array([self._patient_frame(o.position_mm) for o in good])  # model frame
-            prediction = session_prediction(bundle, trials, np.array([o.sd_mm for o in good]),
+            prediction = session_prediction(bundle.predict, bundle.spec, bundle.aggregation, trials,
+                                            np.array([o.sd_mm for o in good]),
                                             [self._spectra[o.trial] for o in good] if self._spectra else None)
             distances = np.linalg.norm(trials - prediction.mean_mm, axis=1)
             consistency = float(np.mean(distances <= config.agreement_mm))

@@ -230,7 +230,8 @@ def offline_estimate(chain: Chain) -> OfflineEstimate:
     epochs = compute_epochs(bundle.spec, raw, recording.cue_samples("move"))
     good = [index for index, verdict in enumerate(epochs.verdicts) if verdict.ok]
     means, sds = bundle.predict(epochs.inputs[good])
-    prediction = session_prediction(bundle, means, sds, None if epochs.csds is None else [epochs.csds[i] for i in good])
+    prediction = session_prediction(bundle.predict, bundle.spec, bundle.aggregation, means, sds,
+                                    None if epochs.csds is None else [epochs.csds[i] for i in good])
     estimate = decide(bundle.prior, bundle.calibration, prediction.mean_mm, prediction.sd_mm, prediction.erd_db,
                       peak_mm=prediction.peak_mm)
     mean = prediction.mean_mm

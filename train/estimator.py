@@ -34,7 +34,8 @@ import numpy as np
 
 from edge.estimate import Q90_3D, Calibration, Prior, combine, decide, narrows_prior
 from edge.normalisation import Normalisation
-from edge.source import power_drop_peak, session_image, strongest_desynchronisation_db
+from edge.session import session_prediction
+from edge.source import power_drop_peak, session_image
 from train.configs import TrainingConfig
 from train.folds import grouped_folds
 from train.windows import SubjectWindows
@@ -260,20 +261,21 @@ class Estimator:
         return predict_gaussian(self.model, self.normalisation, inputs)
 
     def session_predictions(self, item: SubjectWindows) -> dict[str, tuple]:
-        """Per session: (mean, sd, erd_db, peak, trial means) of the network and the map, before the prior."""
+        """Per session: (mean, sd, erd_db, peak, trial means) before the prior, aggregated as the device does
+        (:func:`edge.session.session_prediction`)."""
+        def predict_one(input2d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            means, sds = self.predict(input2d[None])
+            return means[0], sds[0]
+
+        aggregation = "session_csd" if self.spec.level == "source" else "median_of_trials"
         out = {}
-        for session, inputs in session_inputs(self.spec, item).items():
+        for session in item.session_names():
             mask = item.sessions == session
             trial_means, trial_sds = self.predict(item.inputs[mask])
-            if self.spec.level == "source":
-                (mean,), (sd,) = self.predict(inputs[:1])
-                erd_db = strongest_desynchronisation_db(self.spec, inputs[0])
-                peak = power_drop_peak(self.spec, inputs[0])
-            else:
-                mean = np.median(trial_means, axis=0)
-                sd = np.sqrt(np.median(np.square(trial_sds), axis=0))
-                erd_db = peak = None
-            out[session] = (mean, sd, erd_db, peak, trial_means)
+            spectra = (None if item.csds is None else
+                       [(pair[0].astype(np.complex128), pair[1].astype(np.complex128)) for pair in item.csds[mask]])
+            prediction = session_prediction(predict_one, self.spec, aggregation, trial_means, trial_sds, spectra)
+            out[session] = (prediction.mean_mm, prediction.sd_mm, prediction.erd_db, prediction.peak_mm, trial_means)
         return out
 
     def estimate(self, item: SubjectWindows) -> list[SessionEstimate]:
