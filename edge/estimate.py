@@ -5,9 +5,11 @@ meant when its coverage was measured.
 
 1. The model predicts a position and a per-axis standard deviation (Gaussian negative log-likelihood,
    cap frame, mm, the model's left-hemisphere frame).
-   For level ``source`` the prediction is a learned blend of the network's mean and the beamformer's own
-   power-drop peak (plus the training sessions' mean offset): physics is an input of the estimate, not
-   only a baseline beside it (:func:`blended_mean`).
+   For level ``source`` the prediction is a learned blend of the network's mean and the physics
+   estimate: the beamformer's own power-drop peak plus the training sessions' mean offset, moved a
+   fraction ``physics_k`` toward the prior mean, or the prior mean itself when it lies farther than
+   ``physics_gate_mm`` from it (:func:`physics_estimate`, the physics baseline's own rule). Physics is an
+   input of the estimate, not only a baseline beside it (:func:`blended_mean`).
 2. :func:`combine` weighs it against the population prior of the training subjects by precision, per
    axis. The model's variance is first multiplied by ``kappa``, fitted on held-out predictions of the
    training subjects (:class:`Calibration`): a network trained with a likelihood already shrinks toward
@@ -102,10 +104,14 @@ class Calibration:
         A prediction farther than this from the prior mean lies outside what the training population
         supports: the EEG counts as not localising (None: no gate). Fitted on held-out predictions.
     blend : float
-        Level ``source``: weight of the network's mean against the beamformer's own peak (plus
-        ``peak_offset_mm``) in the prediction, in [0, 1]; 1 for the other levels.
+        Level ``source``: weight of the network's mean against the physics estimate
+        (:func:`physics_estimate`) in the prediction, in [0, 1]; 1 for the other levels.
     peak_offset_mm : ndarray (3,) or None
         Level ``source``: mean (label - beamformer peak) of the training sessions.
+    physics_k : float
+        Level ``source``: fraction the offset peak moves toward the prior mean, in [0, 1].
+    physics_gate_mm : float or None
+        Level ``source``: an offset peak farther than this from the prior mean is replaced by it (None: never).
     """
 
     kappa: float = 1.0
@@ -115,6 +121,8 @@ class Calibration:
     gate_mm: float | None = None
     blend: float = 1.0
     peak_offset_mm: tuple[float, float, float] | None = None
+    physics_k: float = 0.0
+    physics_gate_mm: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("kappa", "scale"):
@@ -134,6 +142,11 @@ class Calibration:
             object.__setattr__(self, "peak_offset_mm", tuple(_vector(self.peak_offset_mm, "calibration peak_offset_mm")))
         elif self.blend < 1:
             raise HotspotError("calibration blend < 1 needs peak_offset_mm", ErrorCode.BAD_BUNDLE)
+        if not _number(self.physics_k) or not 0 <= self.physics_k <= 1:
+            raise HotspotError("calibration physics_k must be in [0, 1]", ErrorCode.BAD_BUNDLE)
+        if self.physics_gate_mm is not None and (not _number(self.physics_gate_mm)
+                                                 or not 0 < self.physics_gate_mm < 1000):
+            raise HotspotError("calibration physics_gate_mm must be null or in (0, 1000) mm", ErrorCode.BAD_BUNDLE)
 
     def to_dict(self) -> dict:
         """JSON-ready form."""
@@ -141,24 +154,55 @@ class Calibration:
                 "label_noise_sd_mm": float(self.label_noise_sd_mm),
                 "min_erd_db": None if self.min_erd_db is None else float(self.min_erd_db),
                 "gate_mm": None if self.gate_mm is None else float(self.gate_mm), "blend": float(self.blend),
-                "peak_offset_mm": None if self.peak_offset_mm is None else [float(v) for v in self.peak_offset_mm]}
+                "peak_offset_mm": None if self.peak_offset_mm is None else [float(v) for v in self.peak_offset_mm],
+                "physics_k": float(self.physics_k),
+                "physics_gate_mm": None if self.physics_gate_mm is None else float(self.physics_gate_mm)}
 
     @classmethod
     def from_dict(cls, data: dict) -> "Calibration":
         """Build from :meth:`to_dict` output (one-line refusal when malformed)."""
-        known = {"kappa", "scale", "label_noise_sd_mm", "min_erd_db", "gate_mm", "blend", "peak_offset_mm"}
+        known = {"kappa", "scale", "label_noise_sd_mm", "min_erd_db", "gate_mm", "blend", "peak_offset_mm",
+                 "physics_k", "physics_gate_mm"}
         if not isinstance(data, dict) or set(data) - known:
             raise HotspotError(f"calibration must be an object with keys {sorted(known)}", ErrorCode.BAD_BUNDLE)
         return cls(**data)
 
 
-def blended_mean(calibration: Calibration, mean_mm: np.ndarray, peak_mm: np.ndarray | None) -> np.ndarray:
-    """The prediction: the network's mean, blended (level ``source``) with the beamformer's peak + offset."""
+def physics_estimate(prior_mean_mm: np.ndarray, peaks_mm: np.ndarray, offset_mm: np.ndarray, k: float,
+                     gate_mm: float | None) -> np.ndarray:
+    """The physics baseline's estimate: offset peak moved a fraction ``k`` toward the mean, inside a gate.
+
+    ``estimate = mean + (1 - k) (peak + offset - mean)`` when ``|peak + offset - mean| <= gate``, else
+    ``mean``.
+
+    Parameters
+    ----------
+    prior_mean_mm : ndarray (3,)
+    peaks_mm : ndarray (..., 3)
+        Beamformer power-drop peaks (:func:`edge.source.power_drop_peak`), cap frame, mm.
+    offset_mm : ndarray (3,)
+    k : float
+    gate_mm : float or None
+
+    Returns
+    -------
+    ndarray (..., 3)
+    """
+    mean = np.asarray(prior_mean_mm, dtype=np.float64)
+    moved = np.asarray(peaks_mm, dtype=np.float64) + np.asarray(offset_mm, dtype=np.float64) - mean
+    inside = (np.linalg.norm(moved, axis=-1, keepdims=True) <= gate_mm) if gate_mm is not None else True
+    return mean + np.where(inside, (1.0 - k) * moved, 0.0)
+
+
+def blended_mean(prior: Prior, calibration: Calibration, mean_mm: np.ndarray, peak_mm: np.ndarray | None
+                 ) -> np.ndarray:
+    """The prediction: the network's mean, blended (level ``source``) with the physics estimate."""
     mean = np.asarray(mean_mm, dtype=np.float64)
     if calibration.blend >= 1 or peak_mm is None:
         return mean
-    anchored = np.asarray(peak_mm, dtype=np.float64) + np.asarray(calibration.peak_offset_mm)
-    return calibration.blend * mean + (1.0 - calibration.blend) * anchored
+    anchor = physics_estimate(prior.mean_mm, peak_mm, calibration.peak_offset_mm, calibration.physics_k,
+                              calibration.physics_gate_mm)
+    return calibration.blend * mean + (1.0 - calibration.blend) * anchor
 
 
 def narrows_prior(prior: Prior, sd_mm: np.ndarray, kappa: float) -> np.ndarray:
@@ -277,7 +321,7 @@ def decide(prior: Prior, calibration: Calibration, mean_mm: np.ndarray | None, s
     reasons = list(reasons or [])
     fallback = prior_radius90(prior)
     if mean_mm is not None:
-        mean_mm = blended_mean(calibration, mean_mm, peak_mm)
+        mean_mm = blended_mean(prior, calibration, mean_mm, peak_mm)
     if mean_mm is None or sd_mm is None:
         reasons = reasons or ["no prediction"]
     elif calibration.min_erd_db is not None and erd_db is not None and erd_db < calibration.min_erd_db:

@@ -79,6 +79,7 @@ def test_confidence_text_follows_the_radius() -> None:
 @pytest.mark.parametrize("data, needle", [
     ({"kappa": 0.0}, "kappa"), ({"scale": -1.0}, "scale"), ({"min_erd_db": 99.0}, "min_erd_db"),
     ({"gate_mm": 0.0}, "gate_mm"), ({"blend": 0.5}, "peak_offset_mm"), ({"blend": 2.0}, "blend"),
+    ({"physics_k": 1.5}, "physics_k"), ({"physics_gate_mm": -3.0}, "physics_gate_mm"),
     ({"mystery": 1}, "keys"),
 ])
 def test_a_malformed_calibration_is_refused_in_one_line(data, needle) -> None:
@@ -151,3 +152,18 @@ def test_a_placement_instruction_has_no_depth_component() -> None:
         np.testing.assert_allclose(offset, tangential, atol=1e-9)
         assert abs(np.dot(offset, normal)) < 1e-9
         assert shallow.distance_mm < 20.0  # 10-05 electrodes are about 10-20 mm apart
+
+
+def test_the_estimate_blends_the_network_with_the_physics_baselines_own_rule() -> None:
+    from edge.estimate import blended_mean, physics_estimate
+    from train.baselines import PhysicsBaseline
+
+    peak, offset = PRIOR.mean_mm + np.array([8.0, -2.0, -10.0]), np.array([1.0, 1.0, 10.0])
+    baseline = PhysicsBaseline(PRIOR.mean_mm, offset, k=0.4, gate_mm=15.0)
+    expected = PRIOR.mean_mm + 0.6 * (peak + offset - PRIOR.mean_mm)
+    np.testing.assert_allclose(baseline.predict(peak), expected)
+    np.testing.assert_allclose(physics_estimate(PRIOR.mean_mm, peak + 20.0, offset, 0.4, 15.0), PRIOR.mean_mm)
+    calibration = Calibration(blend=0.25, peak_offset_mm=offset, physics_k=0.4, physics_gate_mm=15.0)
+    network = PRIOR.mean_mm + 4.0
+    np.testing.assert_allclose(blended_mean(PRIOR, calibration, network, peak), 0.25 * network + 0.75 * expected)
+    np.testing.assert_allclose(blended_mean(PRIOR, calibration, network, None), network)  # no map: the network
