@@ -11,6 +11,10 @@ in float (``--float-layer``), the remedy the budget failure suggests.
 The cohorts use a quieter aperiodic background (4-8 uV RMS instead of 8-16) because with the default
 amplitude the pipeline's 150 uV peak-to-peak artifact check rejects most simulated windows, leaving
 fewer than the 100 calibration windows int8 conversion needs.
+
+``convert_source_bundle`` converts a level-``source`` model (nine channels) trained on the same cohort
+and measures its signed bundle file by file: the leadfield (``source_space.npz``) travels inside it,
+and the whole bundle must stay within 1 MB (issue 11).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ HOLDOUT_COHORT = {"cohort": {"seed": 12, "n_healthy": 4, "n_stroke": 4},
                   "task": {"trials_healthy": 20, "trials_stroke": 20}, **QUIET}
 LEVEL, CHANNELS = "psd", "nine"
 WARMUP, RUNS = 20, 300
+BUNDLE_TARGET_BYTES = 1024 * 1024
 
 
 def _median_time_ms(run: Callable[[], object]) -> float:
@@ -99,4 +104,41 @@ def convert_benchmark() -> dict:
         "parity": parity,
         "parity_float_head": {"float_layers": head, **{name: float_head.parity[name] for name in
                                                        ("tflite_int8", "int8_size_bytes")}},
+    }
+
+
+@benchmark("convert_source_bundle")
+def convert_source_bundle() -> dict:
+    """Size of a level-source bundle (nine channels) with its leadfield, per file, against the 1 MB target."""
+    from convert.quantize import convert_model
+    from convert.signing import generate_keypair
+    from edge.bundle import load_bundle
+    from train.bids import read_bids_dataset
+    from train.simulate import load_config, simulate_cohort
+    from train.training import train_model
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        dataset = read_bids_dataset(simulate_cohort(load_config(SMALL_CONFIG, TRAIN_COHORT), tmp / "train"))
+        holdout = read_bids_dataset(simulate_cohort(load_config(SMALL_CONFIG, HOLDOUT_COHORT), tmp / "holdout"))
+        model_path = train_model(dataset, "source", CHANNELS, None, tmp / "model", progress=False)
+        key, public = generate_keypair(tmp / "signing.key")
+        result = convert_model(model_path, dataset, tmp / "bundle", key, holdout=holdout)
+        started = time.perf_counter()
+        bundle = load_bundle(result.bundle, public)
+        load_s = time.perf_counter() - started
+        files = {path.name: path.stat().st_size for path in sorted(result.bundle.iterdir())}
+        space = bundle.spec.source_space
+    total = sum(files.values())
+    return {
+        "setup": {"level": "source", "channels": CHANNELS, "input_shape": list(bundle.spec.input_shape),
+                  "grid": list(space.shape), "leadfield_shape": list(space.leadfield.shape),
+                  "train_cohort": TRAIN_COHORT, "holdout_cohort": HOLDOUT_COHORT, "runtime": bundle.runtime},
+        "size_bytes": {"files": files, "total": total},
+        "target_bytes": BUNDLE_TARGET_BYTES,
+        "within_target": total <= BUNDLE_TARGET_BYTES,
+        "load_and_verify_s": load_s,
+        "parity": {key: result.parity[key] for key in ("protocol", "n_subjects", "n_inputs", "tflite_float",
+                                                       "tflite_int8", "budget_mm", "passed", "float_layers",
+                                                       "auto_float_layers")},
     }

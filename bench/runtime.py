@@ -42,20 +42,24 @@ def make_bundle(folder: Path, sfreq: float) -> tuple[Path, Path]:
     from edge.normalisation import Normalisation
     from edge.pipeline import PipelineSpec, compute_epochs
     from hardware.emulator import synthetic_source
+    from edge.estimate import Calibration, Prior
     from train.head import standard_positions_head_mm
     from train.model import build_model
+    from train.simulate.forward import head_sphere
 
     spec = PipelineSpec(sfreq=sfreq, channels=NINE, level="psd", filter=default_filter(sfreq))
     raw = synthetic_source(len(NINE), sfreq, seconds=300.0, seed=1)
     cues = np.arange(int(3 * sfreq), raw.shape[1] - int(5 * sfreq), int(2 * sfreq))
     windows = compute_epochs(spec, raw, cues).inputs
     normalisation = Normalisation.fit(windows)
-    model = build_model(spec.input_shape, np.array([-40.0, 15.0, 90.0]), np.array([5.0, 5.0, 5.0]))
+    prior = Prior(mean_mm=(-40.0, 15.0, 90.0), sd_mm=(5.0, 5.0, 5.0))
+    model = build_model(spec.input_shape, prior.mean_mm, prior.sd_mm)
     content = int8_tflite(model, normalisation.apply(windows))
     private_key, public_key = generate_keypair(folder / "keys" / "signing.key")
     electrodes = {name: pos.tolist() for name, pos in standard_positions_head_mm().items()}
     bundle = write_bundle(folder / "bundle", model_content=content, spec=spec, normalisation=normalisation,
                           golden_inputs=windows[:4], private_key=private_key, electrodes=electrodes, mirror=True,
+                          prior=prior, calibration=Calibration(), head_centre_mm=head_sphere(1.0).r0_mm,
                           channel_set="nine", provenance={"purpose": "runtime benchmark (untrained weights)"})
     return bundle, public_key
 
@@ -64,7 +68,7 @@ def _session_config(trials: int, lead_in_s: float = 1.0):
     from edge.config import SessionConfig
 
     return SessionConfig(trials=trials, lead_in_s=lead_in_s, rest_s=2.0, move_s=4.0, post_s=0.5, min_good_trials=1,
-                         min_confidence=0.0, agreement_mm=10.0, hand="right", autostart=True)
+                         min_consistency=0.0, agreement_mm=10.0, hand="right", autostart=True)
 
 
 def time_hops(bundle_dir: Path, public_key: Path, trials: int) -> dict:

@@ -14,14 +14,16 @@ import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from convert.signing import load_private_key, sign_manifest
-from edge.bundle import (GOLDEN_FILE, MANIFEST_FILE, MODEL_FILE, SCHEMA_VERSION, SIGNATURE_FILE, Bundle, sha256_hex)
+from edge.bundle import (GOLDEN_FILE, MANIFEST_FILE, MODEL_FILE, N_OUTPUTS, OUTPUT_VALUES, SCHEMA_VERSION,
+                         SIGNATURE_FILE, SOURCE_SPACE_FILE, aggregation_for, output_description, sha256_hex)
 from edge.errors import ErrorCode, HotspotError
+from edge.estimate import Calibration, Prior
 from edge.normalisation import Normalisation
 from edge.pipeline import PipelineSpec
 from edge.tflite import TFLiteModel, load_interpreter
 
-FLOAT_OUTPUT_TOLERANCE_MM = 1e-3
-"""Golden-vector tolerance when the model's last operation computes in float (one micrometre)."""
+FLOAT_OUTPUT_TOLERANCE = 1e-3
+"""Golden-vector tolerance when the model's last operation computes in float (1 µm; 0.1 % of an sd)."""
 
 
 def describe_quantisation(model_content: bytes) -> dict:
@@ -52,8 +54,8 @@ def describe_quantisation(model_content: bytes) -> dict:
             "ops": sorted({op["op_name"] for op in ops if op["op_name"] != "DELEGATE"})}
 
 
-def output_step_mm(model_content: bytes) -> float:
-    """Return the model output's quantisation step (one int8 LSB, in output units).
+def output_step(model_content: bytes) -> float:
+    """Return the model output's quantisation step (one int8 LSB, in output units: mm and ln mm).
 
     For int8 output tensors this is the tensor's scale; for float32 outputs of an int8 model it is
     the scale of the int8 tensor the final DEQUANTIZE reads. Runtimes may round that last integer
@@ -67,7 +69,7 @@ def output_step_mm(model_content: bytes) -> float:
     Returns
     -------
     float
-        The step, or :data:`FLOAT_OUTPUT_TOLERANCE_MM` when the output is computed in float.
+        The step, or :data:`FLOAT_OUTPUT_TOLERANCE` when the output is computed in float.
     """
     _, interpreter = load_interpreter(model_content)
     output = interpreter.get_output_details()[0]
@@ -77,7 +79,7 @@ def output_step_mm(model_content: bytes) -> float:
     for op in interpreter._get_ops_details():  # the public API has no graph view; the TF debugger uses this too
         if op["op_name"] == "DEQUANTIZE" and output["index"] in op["outputs"]:
             return float(tensors[int(op["inputs"][0])]["quantization"][0])
-    return FLOAT_OUTPUT_TOLERANCE_MM
+    return FLOAT_OUTPUT_TOLERANCE
 
 
 def _json_default(value: object) -> object:
@@ -129,7 +131,8 @@ def _check_replaceable(out: Path) -> None:
 
 def write_bundle(out: str | Path, *, model_content: bytes, spec: PipelineSpec, normalisation: Normalisation,
                  golden_inputs: np.ndarray, private_key: str | Path | Ed25519PrivateKey,
-                 electrodes: Mapping[str, Sequence[float]], mirror: bool, channel_set: str | None = None,
+                 electrodes: Mapping[str, Sequence[float]], mirror: bool, prior: Prior, calibration: Calibration,
+                 head_centre_mm: Sequence[float], channel_set: str | None = None,
                  board_channels: Mapping[str, int] | None = None, provenance: Mapping | None = None,
                  version: int | None = None) -> Path:
     """Write, hash and sign a bundle folder (replacing an existing bundle at ``out``).
@@ -140,9 +143,11 @@ def write_bundle(out: str | Path, *, model_content: bytes, spec: PipelineSpec, n
         The bundle folder. It is written next to ``out`` first and renamed into place, so a
         reader never sees half a bundle.
     model_content : bytes
-        The ``.tflite`` model (one float32 or int8 input of the pipeline's window, one output of 3).
+        The ``.tflite`` model (one float32 or int8 input of the pipeline's window, one output of 6:
+        mean position, cap frame, mm, then the log of its per-axis standard deviation).
     spec : PipelineSpec
-        The signal pipeline the model was trained with.
+        The signal pipeline the model was trained with; for level source its ``source_space`` is
+        written as ``source_space.npz`` and hashed.
     normalisation : Normalisation
         The model's input standardisation.
     golden_inputs : ndarray, shape (n, rows, cols)
@@ -151,9 +156,15 @@ def write_bundle(out: str | Path, *, model_content: bytes, spec: PipelineSpec, n
     private_key : str, Path or Ed25519PrivateKey
         The signing key (or its PEM file).
     electrodes : mapping of str to 3 floats
-        10-05 positions (head frame, mm) for nearest-electrode reports.
+        The cap's 10-05 positions (cap frame, mm) for placement instructions.
     mirror : bool
         Whether right-hemisphere subjects are mirrored into the model's left frame.
+    prior : edge.estimate.Prior
+        The training subjects' hotspot mean and spread (cap frame, model frame, mm).
+    calibration : edge.estimate.Calibration
+        The fitted kappa, radius scale, label noise and (level source) ERD threshold.
+    head_centre_mm : 3 floats
+        Centre of the template's sphere model (cap frame, mm).
     channel_set : str, optional
         The channel-set name (e.g. ``"nine"``).
     board_channels : mapping of str to int, optional
@@ -181,12 +192,17 @@ def write_bundle(out: str | Path, *, model_content: bytes, spec: PipelineSpec, n
     if sorted(board_channels) != sorted(channels):
         raise HotspotError(f"board channels must be given for exactly the model channels {channels}",
                            ErrorCode.BAD_ARGUMENT)
+    if not isinstance(prior, Prior) or not isinstance(calibration, Calibration):
+        raise HotspotError("a bundle needs the model's Prior and Calibration (edge.estimate)", ErrorCode.BAD_ARGUMENT)
     golden_inputs = np.asarray(golden_inputs, dtype=np.float32)
     model = TFLiteModel(model_content)
-    reference = Bundle(path=out, bundle_id="", manifest={}, spec=spec, normalisation=normalisation,
-                       electrodes={}, mirror=mirror, board_channels=board_channels, model=model)
-    golden_outputs = reference.predict(golden_inputs)
-    golden = _golden_bytes(golden_inputs, golden_outputs)
+    if model.output.shape[-1:] != (N_OUTPUTS,):
+        raise HotspotError(f"the model outputs {model.output.shape[-1]} values, a bundle needs {N_OUTPUTS} "
+                           f"({' + '.join(OUTPUT_VALUES)}); retrain the model", ErrorCode.BAD_ARGUMENT)
+    files = {MODEL_FILE: model_content,
+             GOLDEN_FILE: _golden_bytes(golden_inputs, model.predict(normalisation.apply(golden_inputs)))}
+    if spec.level == "source":
+        files[SOURCE_SPACE_FILE] = spec.source_space.to_bytes()
     manifest = {
         "schema": SCHEMA_VERSION,
         "version": version,
@@ -205,20 +221,23 @@ def write_bundle(out: str | Path, *, model_content: bytes, spec: PipelineSpec, n
         "channels": [{"name": name, "board_channel": int(board_channels[name])} for name in channels],
         "pipeline": spec.to_dict(),
         "normalisation": normalisation.to_dict(),
-        "output": {"frame": "head", "units": "mm", "hemisphere": "left"},
+        "output": output_description(head_centre_mm),
+        "prior": prior.to_dict(),
+        "calibration": calibration.to_dict(),
+        "aggregation": aggregation_for(spec.level),
         "electrodes": {name: [round(float(v), 3) for v in point] for name, point in electrodes.items()},
         "mirror": bool(mirror),
         "provenance": dict(provenance or {}),
-        "golden": {"file": GOLDEN_FILE, "count": len(golden_inputs), "tolerance_mm": output_step_mm(model_content)},
-        "files": {MODEL_FILE: sha256_hex(model_content), GOLDEN_FILE: sha256_hex(golden)},
+        "golden": {"file": GOLDEN_FILE, "count": len(golden_inputs), "tolerance": output_step(model_content)},
+        "files": {name: sha256_hex(content) for name, content in files.items()},
     }
     manifest_bytes = (json.dumps(manifest, indent=2, default=_json_default) + "\n").encode("utf-8")
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = out.parent / f".{out.name}.writing-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
-    (staging / MODEL_FILE).write_bytes(model_content)
-    (staging / GOLDEN_FILE).write_bytes(golden)
+    for name, content in files.items():
+        (staging / name).write_bytes(content)
     (staging / MANIFEST_FILE).write_bytes(manifest_bytes)
     (staging / SIGNATURE_FILE).write_bytes(sign_manifest(manifest_bytes, key))
     if out.exists():

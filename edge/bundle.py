@@ -1,13 +1,15 @@
 """The model bundle: what the host hands a device, and how the device decides to trust it.
 
-A bundle is a folder with four files:
+A bundle is a folder with four files (five for level ``source``):
 
 ``model.tflite``
-    The int8 model (weights int8 per-channel, activations int8 per-tensor).
+    The int8 model (weights int8 per-channel, activations int8 per-tensor). It outputs six values:
+    the hotspot's mean position (cap frame, mm, the model's left-hemisphere frame) and the natural
+    log of its per-axis standard deviation (mm).
 ``manifest.json``
-    Everything needed to run and interpret the model (schema version 1)::
+    Everything needed to run and interpret the model (schema version 2)::
 
-        schema          1
+        schema          2
         version         positive integer, larger for every newer bundle (a device refuses an older
                         one unless rolled back to it)
         created         ISO 8601 UTC time of writing
@@ -15,28 +17,40 @@ A bundle is a folder with four files:
                         dtype, scale, zero point and shape, quantisation description
         channels        [{"name", "board_channel"}] in model order (left-hemisphere names)
         pipeline        the PipelineSpec (sampling rate, channels, epoch window, filter
-                        coefficients + postShift + q-format, band / PSD parameters ...)
+                        coefficients + postShift + q-format, band / PSD / source parameters ...);
+                        level source: "source_space": {"file": "source_space.npz", "sha256"}
         normalisation   per-element input mean and std
-        output          {"frame": "head", "units": "mm", "hemisphere": "left"}
-        electrodes      {name: [x, y, z]} 10-05 positions, head frame, mm (nearest-electrode reports)
+        output          {"frame": "cap", "units": "mm", "hemisphere": "left",
+                         "values": ["mean_mm", "log_sd_mm"], "head_centre_mm": [x, y, z]}
+                        (head_centre_mm: centre of the template's sphere model, where the scalp
+                        projection of edge.placement starts)
+        prior           edge.estimate.Prior: the training subjects' hotspot mean and spread
+        calibration     edge.estimate.Calibration: kappa, radius scale, label noise, min_erd_db
+        aggregation     "session_csd" (level source: the session image of the mean CSDs of the
+                        good trials) or "median_of_trials" (every other level)
+        electrodes      {name: [x, y, z]} 10-05 positions of the cap, cap frame, mm (placement)
         mirror          true when right-hemisphere subjects are mirrored into the left frame
         provenance      dataset hash, code version, metrics, parity report; training subjects as a
                         count and a hash (no subject ids, no host paths)
-        golden          {"file": "golden.npz", "count", "tolerance_mm"}
-        files           {"model.tflite": sha256, "golden.npz": sha256}
+        golden          {"file": "golden.npz", "count", "tolerance"}
+        files           {"model.tflite": sha256, "golden.npz": sha256
+                         [, "source_space.npz": sha256]}
 ``golden.npz``
-    ``inputs`` (pipeline windows, before normalisation) and ``outputs`` (the exact head-frame
-    mm predictions the writing machine's TFLite runtime gave for them).
+    ``inputs`` (pipeline windows, before normalisation) and ``outputs`` (the exact six outputs the
+    writing machine's TFLite runtime gave for them).
+``source_space.npz``
+    Level ``source`` only: the cortical grid and its leadfield (:class:`edge.source.SourceSpace`).
 ``manifest.json.sig``
     A detached ed25519 signature over the manifest's bytes, as JSON
     ``{"algorithm": "ed25519", "key_id", "signature" (base64)}``.
 
 :func:`load_bundle` checks, in order: every file is present; the signature verifies with the
 device's public key; the schema version is known; every file matches its sha256; the manifest
-is well formed; and the golden inputs reproduce their outputs (within ``tolerance_mm``, one
-output quantisation step) on the TFLite runtime the device has. Each failure is refused with its
-own one-line :class:`~edge.errors.HotspotError`. :class:`BundleSlot` keeps the bundle loaded
-before whenever a new one is refused.
+is well formed (prior, calibration, output, aggregation and source space included); and the
+golden inputs reproduce all six outputs (within ``tolerance``, one output quantisation step) on the
+TFLite runtime the device has. Each failure is refused with its own one-line
+:class:`~edge.errors.HotspotError`. :class:`BundleSlot` keeps the bundle loaded before whenever a
+new one is refused.
 """
 
 from __future__ import annotations
@@ -55,21 +69,64 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from edge.errors import ErrorCode, HotspotError
+from edge.estimate import Calibration, Prior
 from edge.normalisation import Normalisation
 from edge.pipeline import PipelineSpec
+from edge.source import FILE_NAME as SOURCE_SPACE_FILE
+from edge.source import SourceSpace
 from edge.tflite import TFLiteModel
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MODEL_FILE = "model.tflite"
 MANIFEST_FILE = "manifest.json"
 SIGNATURE_FILE = "manifest.json.sig"
 GOLDEN_FILE = "golden.npz"
-HASHED_FILES = (MODEL_FILE, GOLDEN_FILE)
 BUNDLE_FILES = (MANIFEST_FILE, SIGNATURE_FILE, MODEL_FILE, GOLDEN_FILE)
 MAX_HEAD_MM = 300.0
 """Largest coordinate (head frame, mm) an electrode position may have: a head is about 200 mm across."""
-MANIFEST_KEYS = ("schema", "created", "model", "channels", "pipeline", "normalisation", "output", "electrodes",
-                 "mirror", "provenance", "golden", "files")
+MANIFEST_KEYS = ("schema", "created", "model", "channels", "pipeline", "normalisation", "output", "prior",
+                 "calibration", "aggregation", "electrodes", "mirror", "provenance", "golden", "files")
+OUTPUT_VALUES = ("mean_mm", "log_sd_mm")
+N_OUTPUTS = 6
+"""The model's outputs: mean position (3, mm) then log standard deviation (3, ln mm)."""
+LOG_SD_RANGE = (-1.0, 4.0)
+"""The model's log-sd outputs (ln mm) are clipped to this range, as in training: sd 0.37 ... 55 mm."""
+
+
+def output_description(head_centre_mm) -> dict:
+    """The manifest's ``output`` entry (the model contract of schema 2)."""
+    return {"frame": "cap", "units": "mm", "hemisphere": "left", "values": list(OUTPUT_VALUES),
+            "head_centre_mm": [float(v) for v in head_centre_mm]}
+
+
+def aggregation_for(level: str) -> str:
+    """How a session turns its good trials into one prediction, for an input level."""
+    return "session_csd" if level == "source" else "median_of_trials"
+
+
+def hashed_files(level: str) -> tuple[str, ...]:
+    """The files a bundle of ``level`` lists with their sha256."""
+    return (MODEL_FILE, GOLDEN_FILE, SOURCE_SPACE_FILE) if level == "source" else (MODEL_FILE, GOLDEN_FILE)
+
+
+def bundle_file_names(folder: str | Path) -> list[str]:
+    """Every file a bundle folder consists of, judged from its manifest's level (for copying a bundle whole).
+
+    The four files every bundle has, plus ``source_space.npz`` when the manifest says level source.
+    Nothing is verified here (:func:`load_bundle` does that); an unreadable manifest gives the four.
+    """
+    try:
+        manifest = json.loads((Path(folder) / MANIFEST_FILE).read_text(encoding="utf-8"))
+        level = str(manifest["pipeline"]["level"])
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
+        level = ""
+    return list(BUNDLE_FILES) + [name for name in hashed_files(level) if name not in BUNDLE_FILES]
+
+
+def split_outputs(outputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The model's six outputs (..., 6) as (mean_mm (..., 3), sd_mm (..., 3)); log sds clipped to LOG_SD_RANGE."""
+    outputs = np.asarray(outputs, dtype=np.float64)
+    return outputs[..., :3], np.exp(np.clip(outputs[..., 3:], *LOG_SD_RANGE))
 
 
 def sha256_hex(data: bytes) -> str:
@@ -217,15 +274,23 @@ class Bundle:
     manifest : dict
         The parsed manifest.
     spec : PipelineSpec
-        The signal pipeline the model was trained with.
+        The signal pipeline the model was trained with (with its source space for level source).
     normalisation : Normalisation
         Input standardisation applied before the model.
     electrodes : dict of str to ndarray (3,)
-        10-05 electrode positions, head frame, mm, for nearest-electrode reporting.
+        The cap's 10-05 electrode positions, cap frame, mm (placement instructions).
     mirror : bool
         Whether right-hemisphere subjects are mirrored into the left frame (see edge.montage).
     board_channels : dict of str to int
         The default board channel for each model channel (the device config may remap).
+    prior : edge.estimate.Prior
+        The training subjects' hotspot mean and spread (cap frame, model frame, mm).
+    calibration : edge.estimate.Calibration
+        How far the model's uncertainty is trusted and how the 90 % radius is scaled.
+    head_centre_mm : ndarray, shape (3,)
+        Centre of the template's sphere model, cap frame, mm (for edge.placement).
+    aggregation : str
+        ``"session_csd"`` or ``"median_of_trials"`` (see the module notes).
     model : TFLiteModel
         The interpreter wrapper.
     """
@@ -238,6 +303,10 @@ class Bundle:
     electrodes: dict[str, np.ndarray]
     mirror: bool
     board_channels: dict[str, int]
+    prior: Prior
+    calibration: Calibration
+    head_centre_mm: np.ndarray
+    aggregation: str
     model: TFLiteModel = field(repr=False)
 
     @property
@@ -255,8 +324,8 @@ class Bundle:
         """The TFLite runtime executing the model."""
         return self.model.runtime
 
-    def predict(self, input2d: np.ndarray) -> np.ndarray:
-        """Predict the hotspot from pipeline output.
+    def outputs(self, input2d: np.ndarray) -> np.ndarray:
+        """The model's six raw outputs for pipeline output.
 
         Parameters
         ----------
@@ -265,10 +334,28 @@ class Bundle:
 
         Returns
         -------
-        ndarray, shape (3,) or (n, 3)
-            Hotspot, head frame, mm, in the left-hemisphere frame (negate x for a mirrored subject).
+        ndarray, shape (6,) or (n, 6)
+            ``[mean_x, mean_y, mean_z, log_sd_x, log_sd_y, log_sd_z]`` (mm and ln mm).
         """
         return self.model.predict(self.normalisation.apply(input2d)).astype(np.float64)
+
+    def predict(self, input2d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Predict the hotspot and its uncertainty from pipeline output.
+
+        Parameters
+        ----------
+        input2d : ndarray, shape (rows, cols) or (n, rows, cols)
+            One window (or a batch) exactly as the pipeline produced it (not normalised); for
+            level source also a session image (``edge.source.session_image``).
+
+        Returns
+        -------
+        mean_mm : ndarray, shape (3,) or (n, 3)
+            Hotspot, cap frame, mm, in the left-hemisphere frame (negate x for a mirrored subject).
+        sd_mm : ndarray, shape (3,) or (n, 3)
+            Per-axis standard deviation of that prediction (mm), as the network says.
+        """
+        return split_outputs(self.outputs(input2d))
 
 
 def _refuse(message: str, code: ErrorCode = ErrorCode.BAD_BUNDLE) -> HotspotError:
@@ -303,6 +390,9 @@ def _read_manifest(manifest_bytes: bytes) -> dict:
     if not isinstance(manifest, dict):
         raise _refuse(f"{MANIFEST_FILE} must hold a JSON object; rebuild the bundle")
     schema = manifest.get("schema")
+    if schema == 1:
+        raise _refuse("bundle schema version 1 has no uncertainty, prior or calibration and this device reads "
+                      f"version {SCHEMA_VERSION}; rebuild the bundle with 'invoke convert' from a retrained model")
     if schema != SCHEMA_VERSION:
         raise _refuse(f"bundle schema version {schema!r} is not supported (this device reads version "
                       f"{SCHEMA_VERSION}); update hotspot-edge on the device or rebuild the bundle with its version")
@@ -325,15 +415,21 @@ def bundle_version(manifest: dict) -> int:
         raise _refuse(f"{MANIFEST_FILE} 'version' must be a positive integer, not {version!r}; rebuild the bundle "
                       "with 'invoke convert'")
     return version
+def _level(manifest: dict) -> str:
+    pipeline = manifest["pipeline"]
+    return str(pipeline.get("level")) if isinstance(pipeline, dict) else ""
 
 
 def _check_hashes(folder: Path, manifest: dict) -> dict[str, bytes]:
-    listed = manifest["files"]
-    if not isinstance(listed, dict) or sorted(listed) != sorted(HASHED_FILES):
-        raise _refuse(f"{MANIFEST_FILE} must list the sha256 of exactly {', '.join(HASHED_FILES)}; "
-                      "rebuild the bundle")
+    listed, expected = manifest["files"], hashed_files(_level(manifest))
+    if not isinstance(listed, dict) or sorted(listed) != sorted(expected):
+        raise _refuse(f"{MANIFEST_FILE} must list the sha256 of exactly {', '.join(expected)} for level "
+                      f"{_level(manifest)!r}; rebuild the bundle")
+    absent = [name for name in expected if not (folder / name).is_file()]
+    if absent:
+        raise _refuse(f"bundle {folder} is incomplete: {', '.join(absent)} missing; copy the whole bundle folder again")
     contents = {}
-    for name in HASHED_FILES:
+    for name in expected:
         data = _read(folder, name)
         if sha256_hex(data) != listed[name]:
             raise _refuse(f"{name} does not match its sha256 in the manifest (corrupted or replaced); "
@@ -342,9 +438,42 @@ def _check_hashes(folder: Path, manifest: dict) -> dict[str, bytes]:
     return contents
 
 
-def _parse_contents(manifest: dict) -> tuple[PipelineSpec, Normalisation, dict, dict, bool]:
+def _estimate_contract(manifest: dict, level: str) -> dict:
+    """Prior, calibration, output description and aggregation, or a one-line refusal."""
     try:
-        spec = PipelineSpec.from_dict(manifest["pipeline"])
+        prior = Prior.from_dict(manifest["prior"])
+        calibration = Calibration.from_dict(manifest["calibration"])
+    except HotspotError as err:
+        raise _refuse(f"{MANIFEST_FILE}: {err.args[0]}; rebuild the bundle from a model with a fitted prior and "
+                      "calibration") from None
+    output = manifest["output"]
+    centre = output.get("head_centre_mm") if isinstance(output, dict) else None
+    try:
+        centre = np.asarray(centre, dtype=float).reshape(-1)
+    except (TypeError, ValueError):
+        centre = np.zeros(0)
+    if (not isinstance(output, dict) or centre.shape != (3,) or not np.all(np.isfinite(centre))
+            or output != output_description(centre)):
+        raise _refuse(f"bundle output {output} is not the cap-frame mean_mm + log_sd_mm of the left hemisphere with "
+                      "a head centre; this device cannot interpret it")
+    if manifest["aggregation"] != aggregation_for(level):
+        raise _refuse(f"{MANIFEST_FILE} aggregation {manifest['aggregation']!r} does not fit level {level!r} "
+                      f"(expected {aggregation_for(level)!r}); rebuild the bundle")
+    return {"prior": prior, "calibration": calibration, "head_centre_mm": centre,
+            "aggregation": manifest["aggregation"]}
+
+
+def _parse_contents(manifest: dict, contents: dict[str, bytes]) -> dict:
+    """The Bundle's fields from a hash-checked manifest (everything but the model)."""
+    level = _level(manifest)
+    source_space = None
+    if level == "source":
+        try:
+            source_space = SourceSpace.from_bytes(contents[SOURCE_SPACE_FILE])
+        except HotspotError as err:
+            raise _refuse(err.args[0]) from None
+    try:
+        spec = PipelineSpec.from_dict(manifest["pipeline"], source_space=source_space)
     except HotspotError as err:
         raise _refuse(f"{MANIFEST_FILE} pipeline: {err.args[0]}") from None
     normalisation = Normalisation.from_dict(manifest["normalisation"])
@@ -362,32 +491,33 @@ def _parse_contents(manifest: dict) -> tuple[PipelineSpec, Normalisation, dict, 
     if not electrodes or any(p.shape != (3,) or not np.all(np.abs(p) <= MAX_HEAD_MM) for p in electrodes.values()):
         raise _refuse(f"{MANIFEST_FILE} 'electrodes' must map names to [x, y, z] in mm within +-{MAX_HEAD_MM:g} mm of "
                       "the head origin; rebuild the bundle")
-    if manifest["output"] != {"frame": "head", "units": "mm", "hemisphere": "left"}:
-        raise _refuse(f"bundle output {manifest['output']} is not head-frame mm in the left hemisphere; "
-                      "this device cannot interpret it")
     if not isinstance(manifest["mirror"], bool):
         raise _refuse(f"{MANIFEST_FILE} 'mirror' must be true or false; rebuild the bundle")
-    return spec, normalisation, electrodes, board_channels, manifest["mirror"]
+    return {"spec": spec, "normalisation": normalisation, "electrodes": electrodes, "board_channels": board_channels,
+            "mirror": manifest["mirror"], **_estimate_contract(manifest, level)}
 
 
 def _self_test(bundle: Bundle, golden_bytes: bytes) -> None:
+    if bundle.model.output.shape[-1:] != (N_OUTPUTS,):
+        raise _refuse(f"the model outputs {bundle.model.output.shape[-1]} values; schema {SCHEMA_VERSION} needs "
+                      f"{N_OUTPUTS} ({' + '.join(OUTPUT_VALUES)}): rebuild the bundle from a schema-2 model")
     try:
         with np.load(io.BytesIO(golden_bytes), allow_pickle=False) as golden:
             inputs, expected = golden["inputs"], golden["outputs"]
-        tolerance = float(bundle.manifest["golden"]["tolerance_mm"])
+        tolerance = float(bundle.manifest["golden"]["tolerance"])
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise _refuse(f"{GOLDEN_FILE} or the manifest's 'golden' entry is malformed ({err}); rebuild the bundle",
                       ErrorCode.SELF_TEST_FAILED) from None
-    if inputs.ndim != 3 or len(inputs) == 0 or expected.shape != (len(inputs), 3):
-        raise _refuse(f"{GOLDEN_FILE} must hold inputs (n, rows, cols) and outputs (n, 3), got {inputs.shape} and "
-                      f"{expected.shape}; rebuild the bundle", ErrorCode.SELF_TEST_FAILED)
-    outputs = bundle.predict(inputs)
+    if inputs.ndim != 3 or len(inputs) == 0 or expected.shape != (len(inputs), N_OUTPUTS):
+        raise _refuse(f"{GOLDEN_FILE} must hold inputs (n, rows, cols) and outputs (n, {N_OUTPUTS}), got "
+                      f"{inputs.shape} and {expected.shape}; rebuild the bundle", ErrorCode.SELF_TEST_FAILED)
+    outputs = bundle.outputs(inputs)
     errors = np.abs(outputs - expected).max(axis=1)
     worst = int(np.argmax(errors))
     if not errors[worst] <= tolerance:
-        raise _refuse(f"self-test failed: golden vector {worst} gives {np.round(outputs[worst], 3).tolist()} mm on "
-                      f"{bundle.runtime} instead of {np.round(expected[worst], 3).tolist()} (off by "
-                      f"{errors[worst]:.4g} mm, allowed {tolerance:.4g}); this runtime computes differently from the "
+        raise _refuse(f"self-test failed: golden vector {worst} gives {np.round(outputs[worst], 3).tolist()} (mm, "
+                      f"ln mm) on {bundle.runtime} instead of {np.round(expected[worst], 3).tolist()} (off by "
+                      f"{errors[worst]:.4g}, allowed {tolerance:.4g}); this runtime computes differently from the "
                       "one that built the bundle: install the runtime version named in the manifest or rebuild",
                       ErrorCode.SELF_TEST_FAILED)
 
@@ -411,7 +541,8 @@ def load_bundle(path: str | Path, public_key_path: str | Path, num_threads: int 
     Raises
     ------
     HotspotError
-        ``BAD_BUNDLE`` (missing file, unknown schema, hash mismatch, malformed manifest),
+        ``BAD_BUNDLE`` (missing file, unknown schema, hash mismatch, malformed manifest, prior,
+        calibration or source space),
         ``BAD_SIGNATURE`` (wrong key, modified manifest, bad signature file), ``BAD_FILE``
         (unreadable public key) or ``SELF_TEST_FAILED`` (golden vectors differ).
     """
@@ -429,11 +560,10 @@ def load_bundle(path: str | Path, public_key_path: str | Path, num_threads: int 
     manifest = _read_manifest(manifest_bytes)
     bundle_version(manifest)
     contents = _check_hashes(folder, manifest)
-    spec, normalisation, electrodes, board_channels, mirror = _parse_contents(manifest)
+    fields = _parse_contents(manifest, contents)
     built_with = manifest["model"].get("built_with") if isinstance(manifest["model"], dict) else None
-    bundle = Bundle(path=folder, bundle_id=bundle_id_from_manifest(manifest_bytes), manifest=manifest, spec=spec,
-                    normalisation=normalisation, electrodes=electrodes, mirror=mirror, board_channels=board_channels,
-                    model=TFLiteModel(contents[MODEL_FILE], num_threads=num_threads, built_with=built_with))
+    bundle = Bundle(path=folder, bundle_id=bundle_id_from_manifest(manifest_bytes), manifest=manifest,
+                    model=TFLiteModel(contents[MODEL_FILE], num_threads=num_threads, built_with=built_with), **fields)
     _self_test(bundle, contents[GOLDEN_FILE])
     return bundle
 

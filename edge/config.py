@@ -96,6 +96,10 @@ class SessionConfig:
     The session opens with ``lead_in_s`` of quiet, then each trial is ``rest_s`` of rest (cue
     ``rest``), ``move_s`` of hand movement (cue ``move``, the epoching cue) and ``post_s`` of
     stillness (cue ``stop``); times count from the session's first sample.
+
+    Consistency is the share of good trials whose prediction lies within ``agreement_mm`` of the
+    session's prediction: trial agreement, not accuracy (the 90 % radius is the accuracy). A
+    session whose consistency is below ``min_consistency`` (default 0: never) is a redo.
     """
 
     trials: int
@@ -104,7 +108,7 @@ class SessionConfig:
     move_s: float
     post_s: float
     min_good_trials: int
-    min_confidence: float
+    min_consistency: float
     agreement_mm: float
     hand: str
     autostart: bool
@@ -309,8 +313,11 @@ def parse_config(data: dict, path: Path) -> DeviceConfig:
                           "so use a name that does not identify the device (e.g. hotspot-edge)")
 
     session_table = _Table(path, "session", data.get("session"))
-    session_table.check_known(("trials", "lead_in_s", "rest_s", "move_s", "post_s", "min_good_trials", "min_confidence",
-                               "agreement_mm", "hand", "autostart"))
+    if "min_confidence" in session_table.data:
+        raise _fail(path, "[session] min_confidence is now min_consistency (trial agreement is not accuracy; the "
+                          "result's 90 % radius is): rename the key")
+    session_table.check_known(("trials", "lead_in_s", "rest_s", "move_s", "post_s", "min_good_trials",
+                               "min_consistency", "agreement_mm", "hand", "autostart"))
     trials = session_table.integer("trials", _REQUIRED, 1, 1000)
     session = SessionConfig(
         trials=trials,
@@ -319,7 +326,7 @@ def parse_config(data: dict, path: Path) -> DeviceConfig:
         move_s=session_table.number("move_s", _REQUIRED, 0.1, 60.0),
         post_s=session_table.number("post_s", 0.0, 0.0, 60.0),
         min_good_trials=session_table.integer("min_good_trials", _REQUIRED, 1, 1000),
-        min_confidence=session_table.number("min_confidence", 0.0, 0.0, 1.0),
+        min_consistency=session_table.number("min_consistency", 0.0, 0.0, 1.0),
         agreement_mm=session_table.number("agreement_mm", 10.0, 0.1, 100.0),
         hand=session_table.string("hand", "right", HANDS),
         autostart=session_table.boolean("autostart", False),

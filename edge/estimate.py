@@ -5,22 +5,25 @@ meant when its coverage was measured.
 
 1. The model predicts a position and a per-axis standard deviation (Gaussian negative log-likelihood,
    cap frame, mm, the model's left-hemisphere frame).
-   For level ``source`` the prediction is a learned blend of the network's mean and the beamformer's own
-   power-drop peak (plus the training sessions' mean offset): physics is an input of the estimate, not
-   only a baseline beside it (:func:`blended_mean`).
+   For level ``source`` the prediction is a learned blend of the network's mean and the physics
+   estimate: the beamformer's own power-drop peak plus the training sessions' mean offset, moved a
+   fraction ``physics_k`` toward the prior mean, or the prior mean itself when it lies farther than
+   ``physics_gate_mm`` from it (:func:`physics_estimate`, the physics baseline's own rule). Physics is an
+   input of the estimate, not only a baseline beside it (:func:`blended_mean`).
 2. :func:`combine` weighs it against the population prior of the training subjects by precision, per
    axis. The model's variance is first multiplied by ``kappa``, fitted on held-out predictions of the
    training subjects (:class:`Calibration`): a network trained with a likelihood already shrinks toward
    the training mean, so ``kappa`` is what makes the combination neither double-count the prior nor trust
-   an over-confident network. A prediction that carries no information (a standard deviation as wide as
-   the prior's, or wider) gives the prior back.
+   an over-confident network. A prediction that carries no information (a standard deviation, after
+   ``kappa``, as wide as the prior's or wider on every axis) gives the prior back (:func:`decide`).
 3. :func:`radius90` turns the combined standard deviations into a radius around the estimate that holds
    the true hotspot with 90 % probability: ``scale * Q90 * rms(sd)``, ``Q90`` the 90 % quantile of a
    3-D standard normal's length and ``scale`` fitted so that held-out training subjects are covered.
 4. :func:`decide` says whether the EEG localised the hotspot at all; where it did not (too few good
-   trials, a desynchronisation too weak to localise, or a prediction outside the region the training
-   population supports: farther than the learned ``gate_mm`` from the prior mean) the estimate *is* the
-   prior, with the prior's radius, and the session says so.
+   trials, a desynchronisation too weak to localise, a prediction outside the region the training
+   population supports: farther than the learned ``gate_mm`` from the prior mean, or a prediction no
+   narrower than the prior on any axis) the estimate *is* the prior, with the prior's radius, and the
+   session says so.
 """
 
 from __future__ import annotations
@@ -38,11 +41,15 @@ def _vector(value, name: str, positive: bool = False) -> np.ndarray:
     try:
         array = np.asarray(value, dtype=np.float64).reshape(-1)
     except (TypeError, ValueError):
-        array = np.full(0, np.nan)
+        array = np.zeros(0)
     if array.shape != (3,) or not np.all(np.isfinite(array)) or (positive and not np.all(array > 0)):
         raise HotspotError(f"{name} must be three finite{' positive' if positive else ''} numbers (mm)",
                            ErrorCode.BAD_BUNDLE)
     return array
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)
@@ -71,9 +78,9 @@ class Prior:
     @classmethod
     def from_dict(cls, data: dict) -> "Prior":
         """Build from :meth:`to_dict` output (one-line refusal when malformed)."""
-        if not isinstance(data, dict):
+        if not isinstance(data, dict) or set(data) != {"mean_mm", "sd_mm"}:
             raise HotspotError("prior must be an object {mean_mm, sd_mm}", ErrorCode.BAD_BUNDLE)
-        return cls(mean_mm=data.get("mean_mm"), sd_mm=data.get("sd_mm"))
+        return cls(mean_mm=data["mean_mm"], sd_mm=data["sd_mm"])
 
 
 @dataclass(frozen=True)
@@ -97,10 +104,14 @@ class Calibration:
         A prediction farther than this from the prior mean lies outside what the training population
         supports: the EEG counts as not localising (None: no gate). Fitted on held-out predictions.
     blend : float
-        Level ``source``: weight of the network's mean against the beamformer's own peak (plus
-        ``peak_offset_mm``) in the prediction, in [0, 1]; 1 for the other levels.
+        Level ``source``: weight of the network's mean against the physics estimate
+        (:func:`physics_estimate`) in the prediction, in [0, 1]; 1 for the other levels.
     peak_offset_mm : ndarray (3,) or None
         Level ``source``: mean (label - beamformer peak) of the training sessions.
+    physics_k : float
+        Level ``source``: fraction the offset peak moves toward the prior mean, in [0, 1].
+    physics_gate_mm : float or None
+        Level ``source``: an offset peak farther than this from the prior mean is replaced by it (None: never).
     """
 
     kappa: float = 1.0
@@ -110,25 +121,32 @@ class Calibration:
     gate_mm: float | None = None
     blend: float = 1.0
     peak_offset_mm: tuple[float, float, float] | None = None
+    physics_k: float = 0.0
+    physics_gate_mm: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("kappa", "scale"):
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not np.isfinite(value) or value <= 0:
+            if not _number(value) or not np.isfinite(value) or value <= 0:
                 raise HotspotError(f"calibration {name} must be a positive number, got {value!r}", ErrorCode.BAD_BUNDLE)
-        if not isinstance(self.label_noise_sd_mm, (int, float)) or not 0 <= self.label_noise_sd_mm < 50:
+        if not _number(self.label_noise_sd_mm) or not 0 <= self.label_noise_sd_mm < 50:
             raise HotspotError("calibration label_noise_sd_mm must be in [0, 50) mm", ErrorCode.BAD_BUNDLE)
-        if self.min_erd_db is not None and (not isinstance(self.min_erd_db, (int, float))
+        if self.min_erd_db is not None and (not _number(self.min_erd_db)
                                             or not 0 <= self.min_erd_db < 30):
             raise HotspotError("calibration min_erd_db must be null or in [0, 30) dB", ErrorCode.BAD_BUNDLE)
-        if self.gate_mm is not None and (not isinstance(self.gate_mm, (int, float)) or not 0 < self.gate_mm < 1000):
+        if self.gate_mm is not None and (not _number(self.gate_mm) or not 0 < self.gate_mm < 1000):
             raise HotspotError("calibration gate_mm must be null or in (0, 1000) mm", ErrorCode.BAD_BUNDLE)
-        if not isinstance(self.blend, (int, float)) or not 0 <= self.blend <= 1:
+        if not _number(self.blend) or not 0 <= self.blend <= 1:
             raise HotspotError("calibration blend must be in [0, 1]", ErrorCode.BAD_BUNDLE)
         if self.peak_offset_mm is not None:
             object.__setattr__(self, "peak_offset_mm", tuple(_vector(self.peak_offset_mm, "calibration peak_offset_mm")))
         elif self.blend < 1:
             raise HotspotError("calibration blend < 1 needs peak_offset_mm", ErrorCode.BAD_BUNDLE)
+        if not _number(self.physics_k) or not 0 <= self.physics_k <= 1:
+            raise HotspotError("calibration physics_k must be in [0, 1]", ErrorCode.BAD_BUNDLE)
+        if self.physics_gate_mm is not None and (not _number(self.physics_gate_mm)
+                                                 or not 0 < self.physics_gate_mm < 1000):
+            raise HotspotError("calibration physics_gate_mm must be null or in (0, 1000) mm", ErrorCode.BAD_BUNDLE)
 
     def to_dict(self) -> dict:
         """JSON-ready form."""
@@ -136,24 +154,64 @@ class Calibration:
                 "label_noise_sd_mm": float(self.label_noise_sd_mm),
                 "min_erd_db": None if self.min_erd_db is None else float(self.min_erd_db),
                 "gate_mm": None if self.gate_mm is None else float(self.gate_mm), "blend": float(self.blend),
-                "peak_offset_mm": None if self.peak_offset_mm is None else [float(v) for v in self.peak_offset_mm]}
+                "peak_offset_mm": None if self.peak_offset_mm is None else [float(v) for v in self.peak_offset_mm],
+                "physics_k": float(self.physics_k),
+                "physics_gate_mm": None if self.physics_gate_mm is None else float(self.physics_gate_mm)}
 
     @classmethod
     def from_dict(cls, data: dict) -> "Calibration":
         """Build from :meth:`to_dict` output (one-line refusal when malformed)."""
-        known = {"kappa", "scale", "label_noise_sd_mm", "min_erd_db", "gate_mm", "blend", "peak_offset_mm"}
+        known = {"kappa", "scale", "label_noise_sd_mm", "min_erd_db", "gate_mm", "blend", "peak_offset_mm",
+                 "physics_k", "physics_gate_mm"}
         if not isinstance(data, dict) or set(data) - known:
             raise HotspotError(f"calibration must be an object with keys {sorted(known)}", ErrorCode.BAD_BUNDLE)
         return cls(**data)
 
 
-def blended_mean(calibration: Calibration, mean_mm: np.ndarray, peak_mm: np.ndarray | None) -> np.ndarray:
-    """The prediction: the network's mean, blended (level ``source``) with the beamformer's peak + offset."""
+def physics_estimate(prior_mean_mm: np.ndarray, peaks_mm: np.ndarray, offset_mm: np.ndarray, k: float,
+                     gate_mm: float | None) -> np.ndarray:
+    """The physics baseline's estimate: offset peak moved a fraction ``k`` toward the mean, inside a gate.
+
+    ``estimate = mean + (1 - k) (peak + offset - mean)`` when ``|peak + offset - mean| <= gate``, else
+    ``mean``.
+
+    Parameters
+    ----------
+    prior_mean_mm : ndarray (3,)
+    peaks_mm : ndarray (..., 3)
+        Beamformer power-drop peaks (:func:`edge.source.power_drop_peak`), cap frame, mm.
+    offset_mm : ndarray (3,)
+    k : float
+    gate_mm : float or None
+
+    Returns
+    -------
+    ndarray (..., 3)
+    """
+    mean = np.asarray(prior_mean_mm, dtype=np.float64)
+    moved = np.asarray(peaks_mm, dtype=np.float64) + np.asarray(offset_mm, dtype=np.float64) - mean
+    inside = (np.linalg.norm(moved, axis=-1, keepdims=True) <= gate_mm) if gate_mm is not None else True
+    return mean + np.where(inside, (1.0 - k) * moved, 0.0)
+
+
+def blended_mean(prior: Prior, calibration: Calibration, mean_mm: np.ndarray, peak_mm: np.ndarray | None
+                 ) -> np.ndarray:
+    """The prediction: the network's mean, blended (level ``source``) with the physics estimate."""
     mean = np.asarray(mean_mm, dtype=np.float64)
     if calibration.blend >= 1 or peak_mm is None:
         return mean
-    anchored = np.asarray(peak_mm, dtype=np.float64) + np.asarray(calibration.peak_offset_mm)
-    return calibration.blend * mean + (1.0 - calibration.blend) * anchored
+    anchor = physics_estimate(prior.mean_mm, peak_mm, calibration.peak_offset_mm, calibration.physics_k,
+                              calibration.physics_gate_mm)
+    return calibration.blend * mean + (1.0 - calibration.blend) * anchor
+
+
+def narrows_prior(prior: Prior, sd_mm: np.ndarray, kappa: float) -> np.ndarray:
+    """Per axis: whether the prediction (its variance times ``kappa``) is narrower than the prior.
+
+    A network trained on the population already knows the population; where its sd is as wide as
+    the prior's or wider it says nothing the training subjects' hotspots did not.
+    """
+    return kappa * np.square(np.asarray(sd_mm, dtype=np.float64)) < np.square(prior.sd_mm)
 
 
 def combine(prior: Prior, mean_mm: np.ndarray, sd_mm: np.ndarray, kappa: float) -> tuple[np.ndarray, np.ndarray]:
@@ -163,7 +221,8 @@ def combine(prior: Prior, mean_mm: np.ndarray, sd_mm: np.ndarray, kappa: float) 
     ----------
     prior : Prior
     mean_mm, sd_mm : ndarray, shape (..., 3)
-        The model's prediction and its per-axis standard deviation (cap frame, mm).
+        The model's prediction and its per-axis standard deviation (cap frame, mm; an infinite sd
+        is allowed and means no information).
     kappa : float
         Factor on the model's variance (see :class:`Calibration`).
 
@@ -173,11 +232,38 @@ def combine(prior: Prior, mean_mm: np.ndarray, sd_mm: np.ndarray, kappa: float) 
     sd : ndarray, shape (..., 3)
         The combined estimate and its per-axis standard deviation.
     """
-    model_var = kappa * np.square(np.asarray(sd_mm, dtype=np.float64))
-    prior_var = np.square(prior.sd_mm)
-    weight = prior_var / (prior_var + model_var)
+    with np.errstate(divide="ignore"):
+        model_precision = 1.0 / (kappa * np.square(np.asarray(sd_mm, dtype=np.float64)))  # 0 for an infinite sd
+    prior_precision = 1.0 / np.square(prior.sd_mm)
+    weight = model_precision / (prior_precision + model_precision)
     point = prior.mean_mm + weight * (np.asarray(mean_mm, dtype=np.float64) - prior.mean_mm)
-    return point, np.sqrt(weight * model_var)
+    return point, np.sqrt(1.0 / (prior_precision + model_precision))
+
+
+def aggregate_trials(means_mm: np.ndarray, sds_mm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A session's prediction from its trials' predictions (levels other than ``source``).
+
+    Parameters
+    ----------
+    means_mm, sds_mm : ndarray, shape (n_trials, 3)
+        Each good trial's predicted position and per-axis standard deviation (mm).
+
+    Returns
+    -------
+    mean : ndarray, shape (3,)
+        Per-axis median of the trial means (robust to outlying trials).
+    sd : ndarray, shape (3,)
+        Per-axis ``sqrt(median of the trial variances)``: the typical single-trial uncertainty. It is
+        not divided by the number of trials, because trials of one session share the subject's
+        anatomy and cap placement, which no number of trials averages out; ``Calibration.kappa``
+        (fitted on session estimates of held-out training subjects) corrects it either way.
+    """
+    means = np.atleast_2d(np.asarray(means_mm, dtype=np.float64))
+    sds = np.atleast_2d(np.asarray(sds_mm, dtype=np.float64))
+    if len(means) == 0 or means.shape != sds.shape or means.shape[1] != 3:
+        raise HotspotError(f"trial predictions must be (n >= 1, 3) means and sds, got {means.shape} and {sds.shape}",
+                           ErrorCode.BAD_SAMPLES)
+    return np.median(means, axis=0), np.sqrt(np.median(np.square(sds), axis=0))
 
 
 def radius90(sd_mm: np.ndarray, scale: float) -> np.ndarray:
@@ -235,7 +321,7 @@ def decide(prior: Prior, calibration: Calibration, mean_mm: np.ndarray | None, s
     reasons = list(reasons or [])
     fallback = prior_radius90(prior)
     if mean_mm is not None:
-        mean_mm = blended_mean(calibration, mean_mm, peak_mm)
+        mean_mm = blended_mean(prior, calibration, mean_mm, peak_mm)
     if mean_mm is None or sd_mm is None:
         reasons = reasons or ["no prediction"]
     elif calibration.min_erd_db is not None and erd_db is not None and erd_db < calibration.min_erd_db:
@@ -244,6 +330,8 @@ def decide(prior: Prior, calibration: Calibration, mean_mm: np.ndarray | None, s
     elif calibration.gate_mm is not None and np.linalg.norm(np.asarray(mean_mm) - prior.mean_mm) > calibration.gate_mm:
         reasons.append(f"the EEG points {np.linalg.norm(np.asarray(mean_mm) - prior.mean_mm):.0f} mm from where "
                        f"hotspots are found, farther than the {calibration.gate_mm:.0f} mm it can be trusted")
+    elif not np.any(narrows_prior(prior, sd_mm, calibration.kappa)):
+        reasons.append("the EEG did not narrow down the population's hotspot region")
     if not reasons:
         point, sd = combine(prior, mean_mm, sd_mm, calibration.kappa)
         return Estimate(point_mm=point, radius90_mm=float(radius90(sd, calibration.scale)), localised=True, reasons=[])

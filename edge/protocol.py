@@ -22,7 +22,9 @@ from dataclasses import dataclass
 
 from cobs import cobs
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
+"""2: HOTSPOT and REDO carry the 90 % radius, consistency, whether the EEG localised, and the
+placement on the cap (electrode + anterior/lateral scalp offsets) instead of a confidence."""
 MAX_MESSAGE_BYTES = 1024
 _HEADER = struct.Struct(">BBH")
 _CRC = struct.Struct(">I")
@@ -79,9 +81,17 @@ SCHEMAS: dict[MessageType, tuple[tuple[str, str], ...]] = {
     MessageType.CUE: (("kind", "B"), ("trial", "H"), ("n_trials", "H"), ("duration_ms", "I")),
     MessageType.QUALITY: (("trial", "H"), ("ok", "B"), ("faults", "P")),
     MessageType.TRIAL_RESULT: (("trial", "H"), ("good", "B"), ("position_mm", "v"), ("reasons", "S")),
-    MessageType.HOTSPOT: (("position_mm", "v"), ("electrode", "s"), ("offset_mm", "v"), ("confidence", "f"),
-                          ("spread_mm", "f"), ("n_good", "H"), ("n_trials", "H"), ("bundle_id", "s")),
-    MessageType.REDO: (("n_good", "H"), ("needed", "H"), ("n_trials", "H"), ("reasons", "S"), ("faults", "P")),
+    # The session's estimate (edge.session.SessionResult), cap frame, mm: position, 90 % radius,
+    # consistency (0..1), localised (0: the usual position, the EEG could not localise; reasons say
+    # why), and the placement: cap electrode + offsets along the scalp (anterior = toward the nose,
+    # lateral = away from the midline).
+    MessageType.HOTSPOT: (("position_mm", "v"), ("radius_mm", "f"), ("consistency", "f"), ("localised", "B"),
+                          ("electrode", "s"), ("anterior_mm", "f"), ("lateral_mm", "f"), ("n_good", "H"),
+                          ("n_trials", "H"), ("bundle_id", "s"), ("reasons", "S")),
+    # Too few good trials: what spoiled them, and the usual position with its radius (never localised).
+    MessageType.REDO: (("n_good", "H"), ("needed", "H"), ("n_trials", "H"), ("reasons", "S"), ("faults", "P"),
+                       ("radius_mm", "f"), ("consistency", "f"), ("localised", "B"), ("electrode", "s"),
+                       ("anterior_mm", "f"), ("lateral_mm", "f")),
     MessageType.ERROR: (("code", "H"), ("message", "s")),
     MessageType.START: (),
     MessageType.STOP: (),

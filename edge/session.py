@@ -1,16 +1,26 @@
-"""The guided session: cue schedule, quality-gated trials, and the aggregated hotspot.
+"""The guided session: cue schedule, quality-gated trials, and the estimate with its 90 % radius.
 
 Time is counted in samples from the session's first sample, so the cues, the epochs and the
 patient's movements stay aligned however fast the samples arrive (a replay faster than real
 time gives the same result). Every move cue opens one trial; the signal pipeline epochs it
-and gives a quality verdict; a good trial gets a model prediction; a bad one gets its reasons.
-When every trial is done, the hotspot is the per-axis median of the good trials' predictions,
-reported only when enough trials were good and enough of them agree; otherwise the result is
-a "redo" naming the channels and faults that spoiled the trials.
+and gives a quality verdict; a good trial gets a model prediction (a position and its per-axis
+standard deviation, cap frame); a bad one gets its reasons.
+
+When every trial is done, the session's prediction is made from its good trials as the bundle's
+``aggregation`` says: level ``source`` runs the model once on the session image of the good
+trials' mean cross-spectra (far less noisy than any trial), every other level takes the per-axis
+median of the trial means and ``sqrt(median of the trial variances)`` (:func:`edge.estimate.aggregate_trials`).
+:func:`edge.estimate.decide` then combines it with the population prior and either reports a
+localised hotspot with its calibrated 90 % radius, or the prior with the prior's wide radius and
+why the EEG could not localise (too weak a desynchronisation, no gain over the prior). With too
+few good trials the result is a redo naming the channels and faults; it too carries the prior
+and its radius and says it could not localise. The result's position is turned into a placement
+on the cap (:func:`edge.placement.scalp_placement`: nearest cap electrode + tangential offset,
+no depth).
 
 A patient moving the left hand has the hotspot in the right hemisphere: the runtime feeds the
 mirrored electrodes in the model's (left-hemisphere) channel order, and the session negates x
-of every prediction back (see :mod:`edge.montage`).
+of every prediction and of the estimate back (see :mod:`edge.montage`).
 """
 
 from __future__ import annotations
@@ -24,11 +34,14 @@ import numpy as np
 from edge.bundle import Bundle
 from edge.config import SessionConfig
 from edge.errors import ErrorCode, HotspotError
-from edge.montage import mirror_channel_name, mirror_points, nearest_electrode
+from edge.estimate import aggregate_trials, confidence_text, decide
+from edge.montage import mirror_channel_name, mirror_points
 from edge.pipeline import OnlinePipeline
-from edge.quality import Verdict
+from edge.placement import Placement, scalp_placement
 from edge.protocol import CueKind, MessageType
+from edge.quality import Verdict
 from edge.sessionlog import SessionLog
+from edge.source import power_drop_peak, session_image, strongest_desynchronisation_db
 
 OUTAGE_S = 0.5
 """Stretches without any sample at least this long are written to the session log."""
@@ -98,7 +111,9 @@ class TrialOutcome:
     good : bool
         Passed the signal-quality check.
     position_mm : ndarray (3,) or None
-        The model's hotspot for this trial (head frame, mm, patient's hemisphere); None if bad.
+        The model's hotspot for this trial (cap frame, mm, patient's hemisphere); None if bad.
+    sd_mm : ndarray (3,) or None
+        The model's per-axis standard deviation of that prediction (mm); None if bad.
     faults : list of (str, str)
         (channel as worn, fault) pairs of a bad trial; ("all", fault) for whole-window faults.
     """
@@ -106,62 +121,131 @@ class TrialOutcome:
     trial: int
     good: bool
     position_mm: np.ndarray | None
+    sd_mm: np.ndarray | None = None
     faults: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
 class SessionResult:
-    """The end of a session: a hotspot, or a redo with reasons.
+    """The end of a session: a localised hotspot, the prior, or a redo.
 
     Attributes
     ----------
     kind : str
-        ``"hotspot"`` or ``"redo"``.
+        ``"hotspot"`` (the EEG localised it), ``"prior"`` (enough good trials, but the EEG could
+        not localise: the usual position is reported with its wide radius) or ``"redo"`` (too few
+        good trials or the session was cut short; also reports the usual position and its radius).
     n_trials, n_good, needed : int
         Trials run, trials that passed the signal check, good trials required.
-    position_mm : ndarray (3,) or None
-        Hotspot, head frame, mm (patient's hemisphere) — set for ``"hotspot"``.
-    electrode : str or None
-        Nearest 10-05 electrode to the hotspot.
-    offset_mm : ndarray (3,) or None
-        Hotspot minus that electrode's position (head frame axes), mm.
-    confidence : float
-        Fraction of good trials whose prediction lies within ``agreement_mm`` of the hotspot.
-    spread_mm : float
-        Median distance of the good trials' predictions from the hotspot.
+    position_mm : ndarray (3,)
+        The estimate, cap frame, mm, patient's hemisphere (the prior's mean unless localised).
+    radius90_mm : float
+        The true hotspot lies within this distance of ``position_mm`` with 90 % probability.
+    localised : bool
+        True only for ``"hotspot"``.
+    consistency : float
+        Share of good trials whose prediction lies within ``agreement_mm`` of the session's
+        prediction (trial agreement, not accuracy); 0 without good trials.
+    placement : edge.placement.Placement
+        Where the electrode goes: nearest cap electrode and a tangential scalp offset (no depth).
     reasons : list of str
-        Why a redo is needed (empty for a hotspot).
+        Why the EEG could not localise, or why the session must be redone (empty when localised).
     faults : list of (str, str, int)
         (channel, fault, number of trials) over the bad trials.
+    prediction_mm, prediction_sd_mm : ndarray (3,) or None
+        The session's own EEG prediction and its sd before the prior combination (patient's
+        hemisphere; None for a redo). Logged, not reported.
+    erd_db : float or None
+        Level source: the session map's strongest desynchronisation (dB below rest). Logged.
     """
 
     kind: str
     n_trials: int
     n_good: int
     needed: int
-    position_mm: np.ndarray | None
-    electrode: str | None
-    offset_mm: np.ndarray | None
-    confidence: float
-    spread_mm: float
+    position_mm: np.ndarray
+    radius90_mm: float
+    localised: bool
+    consistency: float
+    placement: Placement
     reasons: list[str]
     faults: list[tuple[str, str, int]]
+    prediction_mm: np.ndarray | None = None
+    prediction_sd_mm: np.ndarray | None = None
+    erd_db: float | None = None
+
+    @property
+    def confidence_text(self) -> str:
+        """The plain-language confidence derived from the radius (edge.estimate.confidence_text)."""
+        return confidence_text(self.radius90_mm, self.localised)
 
     def to_dict(self) -> dict:
         """JSON-ready form (also what last_result.json holds, with runtime fields added)."""
+        return {
+            "kind": self.kind, "position_mm": [round(float(v), 3) for v in self.position_mm], "frame": "cap",
+            "radius90_mm": round(float(self.radius90_mm), 2), "confidence_text": self.confidence_text,
+            "consistency": round(float(self.consistency), 4), "placement": self.placement.to_dict(),
+            "localised": bool(self.localised), "reasons": list(self.reasons),
+            "quality": {"n_trials": self.n_trials, "n_good": self.n_good, "needed": self.needed,
+                        "faults": [{"channel": c, "fault": f, "trials": n} for c, f, n in self.faults]},
+        }
+
+    def prediction_dict(self) -> dict:
+        """The session's EEG prediction before the prior combination (for the session log)."""
 
         def listed(value):
             return None if value is None else [round(float(v), 3) for v in value]
 
-        return {
-            "kind": self.kind, "position_head_mm": listed(self.position_mm), "frame": "head", "units": "mm",
-            "nearest_electrode": self.electrode, "offset_mm": listed(self.offset_mm),
-            "offset_distance_mm": None if self.offset_mm is None else round(float(np.linalg.norm(self.offset_mm)), 3),
-            "confidence": round(self.confidence, 4), "spread_mm": round(self.spread_mm, 3),
-            "quality": {"n_trials": self.n_trials, "n_good": self.n_good, "needed": self.needed,
-                        "faults": [{"channel": c, "fault": f, "trials": n} for c, f, n in self.faults]},
-            "reasons": list(self.reasons),
-        }
+        return {"mean_mm": listed(self.prediction_mm), "sd_mm": listed(self.prediction_sd_mm), "frame": "cap",
+                "erd_db": None if self.erd_db is None else round(float(self.erd_db), 3)}
+
+
+@dataclass(frozen=True)
+class SessionPrediction:
+    """A session's prediction from its good trials, before the prior combination (model frame).
+
+    Attributes
+    ----------
+    mean_mm, sd_mm : ndarray, shape (3,)
+        Position (cap frame, mm) and per-axis standard deviation (mm).
+    erd_db : float or None
+        Level source: the session map's strongest desynchronisation (dB below rest).
+    peak_mm : ndarray (3,) or None
+        Level source: the session map's power-drop peak (cap frame, mm).
+    """
+
+    mean_mm: np.ndarray
+    sd_mm: np.ndarray
+    erd_db: float | None = None
+    peak_mm: np.ndarray | None = None
+
+
+def session_prediction(predict: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]], spec, aggregation: str,
+                       means_mm: np.ndarray, sds_mm: np.ndarray,
+                       spectra: list[tuple[np.ndarray, np.ndarray]] | None = None) -> SessionPrediction:
+    """The session's prediction from its good trials, as the model's ``aggregation`` says.
+
+    The device (with its TFLite bundle) and the host's evaluation (with the Keras model) both use this.
+
+    Parameters
+    ----------
+    predict : callable
+        ``predict(input2d) -> (mean_mm (3,), sd_mm (3,))`` for one raw input.
+    spec : edge.pipeline.PipelineSpec
+    aggregation : {"session_csd", "median_of_trials"}
+    means_mm, sds_mm : ndarray, shape (n_good, 3)
+        The good trials' predictions (model frame).
+    spectra : list of (move, rest) CSDs, optional
+        Level source: the good trials' cross-spectra; the model runs once on the session image of
+        their mean (``edge.source.session_image``).
+    """
+    if aggregation == "session_csd":
+        image = session_image(spec, [move for move, _ in spectra], [rest for _, rest in spectra])
+        mean, sd = predict(image)
+        return SessionPrediction(np.asarray(mean, dtype=float), np.asarray(sd, dtype=float),
+                                 strongest_desynchronisation_db(spec, image), power_drop_peak(spec, image))
+    mean, sd = aggregate_trials(means_mm, sds_mm)
+    return SessionPrediction(mean, sd)
 
 
 WARNINGS = frozenset({"near_railed"})
@@ -227,7 +311,7 @@ class GuidedSession:
         self.outcomes: dict[int, TrialOutcome] = {}
         self.result: SessionResult | None = None
         self._outage_start: int | None = None
-        self._electrodes = self._electrode_table(bundle.electrodes)
+        self._spectra: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # level source: good trials' (move, rest) CSDs
 
     @property
     def done(self) -> bool:
@@ -245,11 +329,19 @@ class GuidedSession:
         """Trials that passed the signal check so far."""
         return sum(outcome.good for outcome in self.outcomes.values())
 
-    def _electrode_table(self, electrodes: dict) -> dict[str, np.ndarray]:
-        table = {name: np.asarray(pos, dtype=float) for name, pos in electrodes.items()}
-        for name, pos in list(table.items()):
-            table.setdefault(mirror_channel_name(name), mirror_points(pos))
-        return table
+    def _placement(self, point_mm: np.ndarray) -> Placement:
+        """The cap instruction for a model-frame estimate, in the patient's hemisphere.
+
+        It is found in the model's (left-hemisphere) frame against the bundle's electrodes, where
+        the model's estimate was made, and mirrored by name for a right-hemisphere patient: the
+        same offsets from the mirrored electrode. (Mirroring the point instead and searching the
+        template's right-hemisphere electrodes would add the fsaverage template's left-right
+        asymmetry, several mm, to the instruction.)
+        """
+        placement = scalp_placement(point_mm, self.bundle.electrodes, self.bundle.head_centre_mm)
+        if not self.mirrored:
+            return placement
+        return Placement(mirror_channel_name(placement.electrode), placement.anterior_mm, placement.lateral_mm)
 
     def push(self, chunk_uv: np.ndarray) -> None:
         """Feed consecutive samples (model channel order, µV, NaN where lost).
@@ -298,24 +390,30 @@ class GuidedSession:
             cue = self.cues[self._next_cue]
             self._next_cue += 1
             if cue.kind == CueKind.MOVE and not self.pipeline.add_cue(cue.sample):
-                self._record(TrialOutcome(cue.trial, False, None, [("all", "no_data")]), cue.sample, [])
+                self._record(TrialOutcome(cue.trial, False, None, None, [("all", "no_data")]), cue.sample, [])
             self.emit(MessageType.CUE, kind=int(cue.kind), trial=cue.trial, n_trials=self.config.trials,
                       duration_ms=int(round(cue.duration_s * 1000)))
 
+    def _patient_frame(self, point_mm: np.ndarray) -> np.ndarray:
+        """A model-frame (left-hemisphere) point in the patient's hemisphere."""
+        point = np.asarray(point_mm, dtype=float)
+        return mirror_points(point) if self.mirrored else point
+
     def _score(self, cue_sample: int, input2d: np.ndarray, verdict: Verdict) -> None:
         trial = self._trial_of_cue.get(int(cue_sample))
+        spectra = self.pipeline.csds.pop(int(cue_sample), None)
         if trial is None or trial in self.outcomes:
             return
         erd = self.pipeline.pop_erd(cue_sample)
         if verdict.ok:
-            position = np.asarray(self.bundle.predict(input2d), dtype=float).reshape(3)
-            if self.mirrored:
-                position = mirror_points(position)
-            self._record(TrialOutcome(trial, True, position), cue_sample, [], erd)
+            mean, sd = self.bundle.predict(input2d)
+            if spectra is not None:
+                self._spectra[trial] = spectra
+            self._record(TrialOutcome(trial, True, self._patient_frame(mean), sd), cue_sample, [], erd)
         else:
             faults = verdict_faults(verdict, list(self.bundle.spec.channels), self.worn_names)
             self.emit(MessageType.QUALITY, trial=trial, ok=0, faults=[(c, f, 1) for c, f in faults])
-            self._record(TrialOutcome(trial, False, None, faults), cue_sample,
+            self._record(TrialOutcome(trial, False, None, None, faults), cue_sample,
                          [f"{channel} {fault}" for channel, fault in faults])
 
     def _record(self, outcome: TrialOutcome, cue_sample: int, reasons: list[str],
@@ -328,7 +426,8 @@ class GuidedSession:
             extra = {} if erd is None else {"erd_pct": {name: [round(float(v), 1) for v in erd[:, i]]
                                                         for i, name in enumerate(self.worn_names)}}
             self.log.append("trial", trial=outcome.trial, cue_sample=int(cue_sample), good=outcome.good,
-                            position_mm=shown, faults=[list(f) for f in outcome.faults], **extra)
+                            position_mm=shown, sd_mm=outcome.sd_mm if outcome.good else np.full(3, np.nan),
+                            faults=[list(f) for f in outcome.faults], **extra)
         self.emit(MessageType.TRIAL_RESULT, trial=outcome.trial, good=int(outcome.good), position_mm=tuple(shown),
                   reasons=reasons)
 
@@ -339,38 +438,49 @@ class GuidedSession:
         return self.result
 
     def _finish(self, early_reasons: list[str]) -> None:
-        config = self.config
+        config, bundle = self.config, self.bundle
         good = [o for o in sorted(self.outcomes.values(), key=lambda o: o.trial) if o.good]
         fault_counts = Counter(f for o in self.outcomes.values() for f in set(o.faults))
         faults = [(channel, fault, count) for (channel, fault), count in fault_counts.most_common()]
-        reasons = list(early_reasons)
-        position = electrode = offset = None
-        confidence = spread = 0.0
+        redo = list(early_reasons)
         if len(good) < config.min_good_trials:
-            reasons.append(f"only {len(good)} of {config.trials} trials passed the signal check; "
-                           f"{config.min_good_trials} needed")
-            reasons.extend(f"{channel} {fault} in {count} trial(s)" for channel, fault, count in faults[:5])
+            redo.append(f"only {len(good)} of {config.trials} trials passed the signal check; "
+                        f"{config.min_good_trials} needed")
+            redo.extend(f"{channel} {fault} in {count} trial(s)" for channel, fault, count in faults[:5])
+        prediction = None
+        consistency = 0.0
         if good:
-            predictions = np.array([o.position_mm for o in good])
-            median = np.median(predictions, axis=0)
-            distances = np.linalg.norm(predictions - median, axis=1)
-            confidence = float(np.mean(distances <= config.agreement_mm))
-            spread = float(np.median(distances))
-            if not reasons and confidence < config.min_confidence:
-                reasons.append(f"the good trials disagree: {confidence:.0%} within {config.agreement_mm:g} mm of "
-                               f"their median, {config.min_confidence:.0%} needed")
-            if not reasons:
-                position = median
-                electrode, offset = nearest_electrode(median, self._electrodes)
-        result = SessionResult("redo" if reasons else "hotspot", config.trials, len(good), config.min_good_trials,
-                               position, electrode, offset, confidence, spread, reasons, faults)
+            trials = np.array([self._patient_frame(o.position_mm) for o in good])  # model frame
+            prediction = session_prediction(bundle.predict, bundle.spec, bundle.aggregation, trials,
+                                            np.array([o.sd_mm for o in good]),
+                                            [self._spectra[o.trial] for o in good] if self._spectra else None)
+            distances = np.linalg.norm(trials - prediction.mean_mm, axis=1)
+            consistency = float(np.mean(distances <= config.agreement_mm))
+            if not redo and consistency < config.min_consistency:
+                redo.append(f"the good trials disagree: {consistency:.0%} within {config.agreement_mm:g} mm of "
+                            f"the session's prediction, {config.min_consistency:.0%} needed")
+        if redo or prediction is None:
+            estimate = decide(bundle.prior, bundle.calibration, None, None, reasons=redo)
+        else:
+            estimate = decide(bundle.prior, bundle.calibration, prediction.mean_mm, prediction.sd_mm,
+                              prediction.erd_db, peak_mm=prediction.peak_mm)
+        kind = "redo" if redo else "hotspot" if estimate.localised else "prior"
+        position = self._patient_frame(estimate.point_mm)
+        placement = self._placement(estimate.point_mm)
+        result = SessionResult(kind, config.trials, len(good), config.min_good_trials, position,
+                               estimate.radius90_mm, estimate.localised, consistency, placement, estimate.reasons,
+                               faults, None if prediction is None else self._patient_frame(prediction.mean_mm),
+                               None if prediction is None else prediction.sd_mm,
+                               None if prediction is None else prediction.erd_db)
         self.result = result
         if self.log is not None:
-            self.log.append("result", result=result.to_dict())
-        if result.kind == "hotspot":
-            self.emit(MessageType.HOTSPOT, position_mm=tuple(position), electrode=electrode, offset_mm=tuple(offset),
-                      confidence=confidence, spread_mm=spread, n_good=len(good), n_trials=config.trials,
-                      bundle_id=self.bundle.bundle_id)
+            self.log.append("result", result=result.to_dict(), prediction=result.prediction_dict())
+        common = dict(radius_mm=result.radius90_mm, consistency=consistency, localised=int(result.localised),
+                      electrode=placement.electrode, anterior_mm=placement.anterior_mm,
+                      lateral_mm=placement.lateral_mm, n_trials=config.trials)
+        if kind == "redo":
+            self.emit(MessageType.REDO, n_good=len(good), needed=config.min_good_trials, reasons=result.reasons,
+                      faults=faults, **common)
         else:
-            self.emit(MessageType.REDO, n_good=len(good), needed=config.min_good_trials, n_trials=config.trials,
-                      reasons=reasons, faults=faults)
+            self.emit(MessageType.HOTSPOT, position_mm=tuple(position), n_good=len(good), bundle_id=bundle.bundle_id,
+                      reasons=result.reasons, **common)

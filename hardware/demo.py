@@ -1,12 +1,16 @@
 """``invoke demo``: the whole chain on the embedded default, from nothing to a reported hotspot.
 
 1. simulate a small cohort (train.simulate) with a fixed cue schedule;
-2. hold one subject out and train the deployable CNN on the others (train.training);
+2. hold one subject out and train the deployable CNN on the others (train.training): it predicts
+   a position and its uncertainty in the cap frame, with the population prior and a calibration;
 3. make a signing key, quantise and sign the model into a bundle (convert);
 4. stream the held-out subject's recording from an emulated OpenBCI Cyton on a pty;
 5. run the device runtime (``python -m edge --once``) on it: BrainFlow's Cyton driver,
    the fixed-point signal path, the guided session, serial reports on a virtual cable;
-6. the monitor shows the cues and trials and the hotspot, printed next to the truth.
+6. the monitor shows the cues and trials and the result; the demo prints the estimate in the cap
+   frame with its placement instruction and 90 % radius, the subject's true hotspot in the same frame
+   (through the session's true cap transform from the simulator's truth sidecar) and in the head
+   frame, the error, whether the truth lies inside the radius, and the population prior beside it.
 
 Settings are in ``hardware/demo.toml`` ([full], or [fast] with ``--fast``).
 """
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import io
 import json
 import secrets
@@ -109,7 +114,7 @@ def recording_schedule(recording, sim_task: dict) -> dict:
     low, _ = sim_task["rest_s"]
     schedule = {"trials": int(len(recording.cue_samples("move"))), "lead_in_s": float(sim_task["lead_in_s"]),
                 "rest_s": float(low), "move_s": float(sim_task["move_s"]), "post_s": float(sim_task["post_s"])}
-    session = SessionConfig(min_good_trials=1, min_confidence=0.0, agreement_mm=10.0, hand="right",
+    session = SessionConfig(min_good_trials=1, min_consistency=0.0, agreement_mm=10.0, hand="right",
                             autostart=True, **schedule)
     expected = [c.sample for c in cue_schedule(session, recording.sfreq) if c.kind == CueKind.MOVE]
     actual = recording.cue_samples("move").tolist()
@@ -192,20 +197,58 @@ def board_source(recording, names: Sequence[str], n_inputs: int = CYTON_INPUTS) 
     return source
 
 
-def offline_estimate(chain: Chain) -> tuple[np.ndarray, np.ndarray]:
-    """The same bundle on the whole held-out recording, offline: per-trial predictions and their median."""
+@dataclass
+class OfflineEstimate:
+    """The same bundle on the held-out recording, computed offline the way the session computes it.
+
+    Attributes
+    ----------
+    trials_mm : ndarray, shape (n_good, 3)
+        Each good trial's predicted position (cap frame, mm, patient's hemisphere).
+    prediction_mm : ndarray, shape (3,)
+        The session's prediction before the prior combination (patient's hemisphere).
+    estimate : edge.estimate.Estimate
+        The session's estimate (prior combination and 90 % radius), point in the patient's hemisphere.
+    """
+
+    trials_mm: np.ndarray
+    prediction_mm: np.ndarray
+    estimate: object
+
+
+def offline_estimate(chain: Chain) -> OfflineEstimate:
+    """The bundle on the whole held-out recording, offline (edge.pipeline.compute_epochs, not the runtime)."""
     from edge.bundle import load_bundle
+    from edge.estimate import decide
     from edge.pipeline import compute_epochs
+    from edge.session import session_prediction
 
     bundle = load_bundle(chain.bundle_dir, chain.public_key)
     recording = chain.holdout.recordings[0]
     names = worn_names(bundle.channels, chain.holdout.hand)
     raw = np.stack([recording.data[recording.ch_names.index(n)] for n in names])
     epochs = compute_epochs(bundle.spec, raw, recording.cue_samples("move"))
-    predictions = np.array([bundle.predict(x) for x in epochs.inputs])
+    good = [index for index, verdict in enumerate(epochs.verdicts) if verdict.ok]
+    means, sds = bundle.predict(epochs.inputs[good])
+    prediction = session_prediction(bundle.predict, bundle.spec, bundle.aggregation, means, sds,
+                                    None if epochs.csds is None else [epochs.csds[i] for i in good])
+    estimate = decide(bundle.prior, bundle.calibration, prediction.mean_mm, prediction.sd_mm, prediction.erd_db,
+                      peak_mm=prediction.peak_mm)
+    mean = prediction.mean_mm
     if chain.holdout.hand == "left":
-        predictions = mirror_points(predictions)
-    return predictions, np.median(predictions, axis=0)
+        means, mean = mirror_points(means), mirror_points(mean)
+        estimate = dataclasses.replace(estimate, point_mm=mirror_points(estimate.point_mm))
+    return OfflineEstimate(trials_mm=means, prediction_mm=mean, estimate=estimate)
+
+
+def true_cap_transform(chain: Chain):
+    """The held-out session's true cap transform (train.frames.CapTransform) from the simulator's truth.json."""
+    from train.frames import CapTransform
+
+    truth = json.loads((chain.workdir / "data" / "truth.json").read_text())["subjects"][chain.holdout.subject]
+    session = chain.holdout.recordings[0].session
+    recorded = next(entry["cap_transform"] for entry in truth["sessions"] if entry["session"] == session)
+    return CapTransform(float(recorded["scale"]), np.array(recorded["rotation"]), np.array(recorded["translation_mm"]))
 
 
 def write_device_config(path: Path, chain: Chain, names: Sequence[str], board_port: str, report_port: str,
@@ -370,6 +413,57 @@ def _xyz(values) -> str:
     return "(" + ", ".join(f"{v:+.1f}" for v in values) + ")"
 
 
+def result_lines(chain: Chain, result, offline: OfflineEstimate) -> list[str]:
+    """What the demo prints about the device's result (HOTSPOT or REDO message), beside the truth.
+
+    The estimate and its radius are in the cap frame (as the device reports them); the truth is put
+    into the same frame with the session's true cap transform, and both are also given in the head
+    frame (where TMS measures). Distances are in the frame named.
+    """
+    from edge.bundle import load_bundle
+    from edge.estimate import prior_radius90
+    from edge.placement import Placement
+
+    bundle = load_bundle(chain.bundle_dir, chain.public_key)
+    holdout, cap = chain.holdout, true_cap_transform(chain)
+    fields = result.fields
+    truth_head = np.asarray(holdout.truth if holdout.truth is not None else holdout.label, dtype=float)
+    truth_cap = cap.to_cap(truth_head)
+    prior_cap = mirror_points(bundle.prior.mean_mm) if holdout.hand == "left" else bundle.prior.mean_mm
+    reported = np.asarray(fields["position_mm"], dtype=float) if "position_mm" in fields else prior_cap
+    radius = float(fields["radius_mm"])
+    error_cap, error_head = np.linalg.norm(reported - truth_cap), np.linalg.norm(cap.to_head(reported) - truth_head)
+    placement = Placement(fields["electrode"], fields["anterior_mm"], fields["lateral_mm"]).describe()
+    prior_radius, prior_error = prior_radius90(bundle.prior), np.linalg.norm(prior_cap - truth_cap)
+
+    def inside(distance: float, limit: float) -> str:
+        return "inside" if distance <= limit else "OUTSIDE"
+
+    if result.type.name == "REDO":
+        status = "the device asked for a redo (" + "; ".join(fields["reasons"]) + "), so it reports the usual position"
+    elif fields["localised"]:
+        status = "localised by the EEG"
+    else:
+        status = "the EEG could not localise (" + "; ".join(fields["reasons"]) + "): the usual position"
+    lines = [f"device estimate   {_xyz(reported)} mm, cap frame: {status}",
+             f"                  place the electrode {placement}; within {radius:.1f} mm with 90 % probability; "
+             f"consistency {100 * fields['consistency']:.0f} % (trial agreement, not accuracy)",
+             f"true hotspot      {_xyz(truth_cap)} mm, cap frame (the session's true cap transform) -> "
+             f"{error_cap:.1f} mm from the estimate, {inside(error_cap, radius)} the 90 % radius",
+             f"                  {_xyz(truth_head)} mm, head frame; the estimate in the head frame "
+             f"{_xyz(cap.to_head(reported))} mm -> {error_head:.1f} mm",
+             f"TMS label         {_xyz(np.asarray(holdout.label, dtype=float))} mm, head frame",
+             f"population prior  {_xyz(prior_cap)} mm, cap frame, within {prior_radius:.1f} mm (90 %) -> "
+             f"{prior_error:.1f} mm from the truth, {inside(prior_error, prior_radius)} its radius "
+             "(baseline: the training subjects' mean hotspot)",
+             f"offline, same bundle {_xyz(offline.estimate.point_mm)} mm, cap frame, within "
+             f"{offline.estimate.radius90_mm:.1f} mm -> {np.linalg.norm(offline.estimate.point_mm - truth_cap):.1f} mm "
+             "from the truth",
+             f"protocol: one held-out subject (subject-grouped), {len(offline.trials_mm)} good trials; frames: cap "
+             "(the cap as worn in this session) and head (MNE), mm"]
+    return lines
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line of ``invoke demo``."""
     parser = ArgumentParser(prog="invoke demo", description=__doc__,
@@ -385,7 +479,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     workdir = Path(args.workdir).resolve()
     chain, progress = build_chain(workdir, settings, Path(args.config) if args.config else None)
 
-    predictions, offline = offline_estimate(chain)
+    offline = offline_estimate(chain)
     holdout = chain.holdout
     progress(f"streaming {holdout.subject} ({holdout.group}, moves the {holdout.hand} hand) from an emulated "
              f"Cyton at {settings['speed']:g}x real time into the device runtime ...")
@@ -393,23 +487,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     result = device.run()[-1]
 
     progress("result")
-    truth = np.asarray(holdout.truth if holdout.truth is not None else holdout.label, dtype=float)
-    label = np.asarray(holdout.label, dtype=float)
-    baseline = np.mean([s.label if s.hand == holdout.hand else mirror_points(s.label)
-                        for s in chain.dataset.subjects if s.label is not None and s is not holdout], axis=0)
-    print(f"      true hotspot        {_xyz(truth)} mm (head frame)")
-    print(f"      TMS label           {_xyz(label)} mm")
-    if result.type.name == "HOTSPOT":
-        reported = np.asarray(result["position_mm"])
-        print(f"      device reported     {_xyz(reported)} mm  -> {np.linalg.norm(reported - truth):.1f} mm from "
-              f"the truth, nearest electrode {result['electrode']} (offset {_xyz(result['offset_mm'])} mm)")
-    else:
-        print("      device asked for a redo: " + "; ".join(result["reasons"]))
-    print(f"      offline, same bundle {_xyz(offline)} mm -> {np.linalg.norm(offline - truth):.1f} mm from the truth")
-    print(f"      population mean     {_xyz(baseline)} mm -> {np.linalg.norm(baseline - truth):.1f} mm from the truth "
-          "(baseline: mean TMS label of the training subjects)")
-    print(f"      protocol: one held-out subject (subject-grouped), head frame, mm; {len(predictions)} trials. "
-          f"Everything is in {workdir}")
+    for line in result_lines(chain, result, offline):
+        print(f"      {line}")
+    print(f"      Everything is in {workdir}")
     device.wait_while_open()
     return 0
 

@@ -7,7 +7,6 @@ device to begin a guided session; ``--until-result`` exits after the hotspot (or
 
 from __future__ import annotations
 
-import math
 import time
 import unicodedata
 from collections.abc import Callable, Iterator, Sequence
@@ -15,6 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 import serial
 
 from edge.errors import ArgumentParser, ErrorCode, HotspotError, run_cli
+from edge.placement import Placement
 from edge.protocol import DEVICE_MESSAGES, LIVE_TRIAL, CueKind, FrameDecoder, Message, MessageType, SessionState, Sequencer, frame
 
 
@@ -68,6 +68,13 @@ def printable(text: str) -> str:
     """
     return "".join(char if unicodedata.category(char)[0] not in "CZ" or char == " "
                    else char.encode("unicode_escape").decode("ascii") for char in str(text))
+def _percent(share: float) -> str:
+    return f"{100 * share:.0f} %"
+
+
+def _placement(fields: dict) -> str:
+    """E.g. "8 mm forward and 3 mm outward from C3h" (a scalp offset from a cap electrode, no depth)."""
+    return Placement(fields["electrode"], fields["anterior_mm"], fields["lateral_mm"]).describe()
 
 
 class Display:
@@ -114,14 +121,17 @@ class Display:
                 return f"trial {f['trial'] + 1}: good, estimate {_xyz(f['position_mm'])} mm"
             return f"trial {f['trial'] + 1}: rejected ({'; '.join(f['reasons']) or 'bad signal'})"
         if kind == MessageType.HOTSPOT:
-            offset = f["offset_mm"]
-            return (f"HOTSPOT {_xyz(f['position_mm'])} mm (head frame)\n"
-                    f"  place the electrode at {f['electrode']}, offset {_xyz(offset)} mm "
-                    f"({math.dist(offset, (0, 0, 0)):.1f} mm)\n"
-                    f"  confidence {f['confidence']:.0%}, spread {f['spread_mm']:.1f} mm, "
-                    f"{f['n_good']}/{f['n_trials']} good trials, bundle {f['bundle_id']}")
+            where = f"{_placement(f)}, within {f['radius_mm']:.0f} mm (90 %), consistency {_percent(f['consistency'])}"
+            details = (f"  position {_xyz(f['position_mm'])} mm (cap frame); consistency is trial agreement, not "
+                       f"accuracy; {f['n_good']}/{f['n_trials']} good trials, bundle {f['bundle_id']}")
+            if f["localised"]:
+                return f"HOTSPOT (cap frame) {where}\n{details}"
+            return (f"CANNOT LOCALISE: {'; '.join(f['reasons']) or 'the EEG could not pinpoint the hotspot'}\n"
+                    f"  usual position (cap frame) {where}\n{details}")
         if kind == MessageType.REDO:
-            return "REDO the session:\n" + "\n".join(f"  - {reason}" for reason in f["reasons"])
+            return ("REDO the session:\n" + "\n".join(f"  - {reason}" for reason in f["reasons"])
+                    + f"\n  CANNOT LOCALISE: usual position (cap frame) {_placement(f)}, "
+                      f"within {f['radius_mm']:.0f} mm (90 %)")
         if kind == MessageType.ERROR:
             return f"device error {f['code']}: {f['message']}"
         return None

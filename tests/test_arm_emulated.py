@@ -188,7 +188,15 @@ def test_hil_session_on_aarch64_reports_the_x86_hotspot(pi, pi_site, chain, chai
     # ... and the ARM kernels put the hotspot where x86's do, within the bundle's golden tolerance.
     from edge.bundle import load_bundle
 
-    tolerance = load_bundle(chain.bundle_dir, chain.public_key).manifest["golden"]["tolerance_mm"]
+    tolerance = load_bundle(chain.bundle_dir, chain.public_key).manifest["golden"]["tolerance"]
     difference = np.abs(np.asarray(arm_result["position_mm"]) - np.asarray(x86_result["position_mm"]))
     assert difference.max() <= tolerance, (arm_result["position_mm"], x86_result["position_mm"], tolerance)
+    # The same holds before the prior combination (a session that cannot localise reports the prior itself).
+    from edge.sessionlog import read_session_log
+
+    def prediction(rig: DeviceRig) -> np.ndarray:
+        log = read_session_log(next((rig.state_dir / "sessions").glob("session-*.log")))
+        return np.asarray(log.of_kind("result")[0]["prediction"]["mean_mm"], dtype=float)
+
+    assert np.abs(prediction(arm) - prediction(x86)).max() <= tolerance + 1e-3  # + the log's 3-decimal rounding
     assert arm_result["electrode"] == x86_result["electrode"]

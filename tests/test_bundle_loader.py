@@ -14,8 +14,8 @@ import pytest
 from bundle_factory import build_bundle, copy_bundle
 
 from convert.signing import generate_keypair, load_private_key, sign_manifest
-from edge.bundle import (GOLDEN_FILE, MANIFEST_FILE, MODEL_FILE, SIGNATURE_FILE, BundleSlot, load_bundle,
-                         sha256_hex)
+from edge.bundle import (GOLDEN_FILE, MANIFEST_FILE, MODEL_FILE, SIGNATURE_FILE, SOURCE_SPACE_FILE, BundleSlot,
+                         load_bundle, sha256_hex)
 from edge.errors import ErrorCode, HotspotError
 from train.metrics import aggregate_trials
 
@@ -25,6 +25,11 @@ BUDGET_MM = 0.3
 @pytest.fixture(scope="session")
 def made(tmp_path_factory) -> dict:
     return build_bundle(tmp_path_factory.mktemp("bundle"))
+
+
+@pytest.fixture(scope="session")
+def made_source(tmp_path_factory) -> dict:
+    return build_bundle(tmp_path_factory.mktemp("bundle-source"), level="source")
 
 
 @pytest.fixture()
@@ -58,32 +63,111 @@ def assert_refused(slot: BundleSlot, folder: Path, code: ErrorCode, phrase: str)
 def test_round_trip_predicts_like_keras_within_the_parity_budget(made) -> None:
     bundle = load_bundle(made["bundle"], made["public_key"])
     windows = made["windows"][120:]
-    keras_out = np.asarray(made["model"](made["normalisation"].apply(windows)))
-    bundle_out = bundle.predict(windows)
-    assert bundle_out.shape == (len(windows), 3)
-    assert np.linalg.norm(aggregate_trials(bundle_out)[0] - aggregate_trials(keras_out)[0]) <= BUDGET_MM
-    single = bundle.predict(windows[0])
-    assert single.shape == (3,)
-    np.testing.assert_array_equal(single, bundle_out[0])
+    keras_out = np.asarray(made["model"](made["normalisation"].apply(windows)), dtype=float)
+    mean, sd = bundle.predict(windows)
+    assert mean.shape == sd.shape == (len(windows), 3)
+    assert np.linalg.norm(aggregate_trials(mean)[0] - aggregate_trials(keras_out[:, :3])[0]) <= BUDGET_MM
+    log_sd_error = np.abs(np.log(sd) - keras_out[:, 3:])
+    assert np.median(log_sd_error) < 0.02 and log_sd_error.max() < 0.15  # sd within 2 % typically, 16 % at worst
+    assert np.all(sd > 0)
+    single_mean, single_sd = bundle.predict(windows[0])
+    assert single_mean.shape == single_sd.shape == (3,)
+    np.testing.assert_array_equal(single_mean, mean[0])
+    np.testing.assert_array_equal(single_sd, sd[0])
     assert bundle.channels == list(made["spec"].channels)
     assert bundle.spec == made["spec"]
     assert bundle.mirror is True
     assert bundle.board_channels == {name: i + 1 for i, name in enumerate(made["spec"].channels)}
-    np.testing.assert_allclose(bundle.electrodes["C3"], [-52.0, 1.0, 62.0])
+    np.testing.assert_allclose(bundle.electrodes["C3"], made_electrode("C3"), atol=1e-3)
     assert bundle.runtime.startswith("ai_edge_litert")
+    assert bundle.prior.to_dict() == made["prior"].to_dict()
+    assert bundle.calibration == made["calibration"]
+    assert bundle.aggregation == "median_of_trials"
     manifest = bundle.manifest
+    assert manifest["schema"] == 2
     assert manifest["model"]["io"] == "float32" and manifest["model"]["level"] == "psd"
-    assert manifest["output"] == {"frame": "head", "units": "mm", "hemisphere": "left"}
-    assert 0 < manifest["golden"]["tolerance_mm"] < 1.0
+    assert manifest["output"]["frame"] == "cap" and manifest["output"]["values"] == ["mean_mm", "log_sd_mm"]
+    np.testing.assert_allclose(bundle.head_centre_mm, manifest["output"]["head_centre_mm"])
+    assert manifest["model"]["output"]["shape"] == [1, 6]
+    assert 0 < manifest["golden"]["tolerance"] < 1.0
     weights = manifest["model"]["quantisation"]["weights"]
     # every layer int8 per-channel except the output layer, kept float with float32 I/O
     assert weights["int8_per_channel"] >= 1 and weights["int8_per_tensor"] == 0 and weights["float"] == 1
 
 
+def made_electrode(name: str) -> np.ndarray:
+    from train.head import standard_positions_head_mm
+
+    return standard_positions_head_mm([name])[name]
+
+
+def test_a_source_bundle_ships_its_source_space_hashed_and_signed(made_source) -> None:
+    bundle = load_bundle(made_source["bundle"], made_source["public_key"])
+    space = made_source["spec"].source_space
+    assert bundle.aggregation == "session_csd" and bundle.spec.level == "source"
+    assert bundle.manifest["files"][SOURCE_SPACE_FILE] == sha256_hex((made_source["bundle"] / SOURCE_SPACE_FILE)
+                                                                     .read_bytes()) == space.sha256
+    assert bundle.manifest["pipeline"]["source_space"] == {"file": SOURCE_SPACE_FILE, "sha256": space.sha256}
+    np.testing.assert_allclose(bundle.spec.source_space.leadfield, space.leadfield, rtol=1e-6)
+    assert bundle.spec.input_shape == (52, 13)
+    assert bundle.calibration.min_erd_db == 2.0
+    mean, sd = bundle.predict(made_source["windows"][130])
+    assert mean.shape == sd.shape == (3,)
+
+
 def test_golden_outputs_are_reproduced_exactly_on_the_writing_machine(made) -> None:
     bundle = load_bundle(made["bundle"], made["public_key"])
     with np.load(made["bundle"] / GOLDEN_FILE) as golden:
-        np.testing.assert_array_equal(bundle.predict(golden["inputs"]), golden["outputs"])
+        assert golden["outputs"].shape == (4, 6)
+        np.testing.assert_array_equal(bundle.outputs(golden["inputs"]), golden["outputs"])
+
+
+@pytest.mark.parametrize("change, phrase", [
+    (lambda m: m.pop("prior"), "lacks prior"),
+    (lambda m: m.pop("calibration"), "lacks calibration"),
+    (lambda m: m.update(prior={"mean_mm": [1, 2], "sd_mm": [4, 4, 4]}), "prior mean_mm must be three finite"),
+    (lambda m: m.update(prior={"mean_mm": [1, 2, 3], "sd_mm": [4, 0, 4]}), "prior sd_mm must be three finite positive"),
+    (lambda m: m.update(prior={"mean_mm": "x", "sd_mm": [4, 4, 4]}), "prior mean_mm must be three finite"),
+    (lambda m: m.update(prior=[1, 2, 3]), "prior must be an object"),
+    (lambda m: m["calibration"].update(kappa=-1.0), "calibration kappa must be a positive number"),
+    (lambda m: m["calibration"].update(scale="big"), "calibration scale must be a positive number"),
+    (lambda m: m["calibration"].update(extra=1), "calibration must be an object with keys"),
+    (lambda m: m["output"].update(frame="head"), "is not the cap-frame mean_mm + log_sd_mm"),
+    (lambda m: m["output"].pop("head_centre_mm"), "is not the cap-frame mean_mm + log_sd_mm"),
+    (lambda m: m["output"].update(head_centre_mm=[0, "x", 1]), "is not the cap-frame mean_mm + log_sd_mm"),
+    (lambda m: m.update(aggregation="session_csd"), "does not fit level 'psd'"),
+    (lambda m: m.update(schema=1), "schema version 1 has no uncertainty"),
+])
+def test_a_malformed_or_missing_estimate_contract_is_refused(made, slot, tmp_path, change, phrase) -> None:
+    folder = copy_bundle(made["bundle"], tmp_path / "bundle")
+    rewrite_manifest(folder, made["private_key"], change)
+    assert_refused(slot, folder, ErrorCode.BAD_BUNDLE, phrase)
+
+
+def test_a_source_bundle_without_or_with_a_bad_source_space_is_refused(made_source, tmp_path) -> None:
+    slot = BundleSlot(made_source["public_key"])
+    slot.load(made_source["bundle"])
+    folder = copy_bundle(made_source["bundle"], tmp_path / "missing")
+    (folder / SOURCE_SPACE_FILE).unlink()
+    assert_refused(slot, folder, ErrorCode.BAD_BUNDLE, f"incomplete: {SOURCE_SPACE_FILE} missing")
+    folder = copy_bundle(made_source["bundle"], tmp_path / "flipped")
+    data = bytearray((folder / SOURCE_SPACE_FILE).read_bytes())
+    data[len(data) // 2] ^= 0x10
+    (folder / SOURCE_SPACE_FILE).write_bytes(bytes(data))
+    assert_refused(slot, folder, ErrorCode.BAD_BUNDLE, f"{SOURCE_SPACE_FILE} does not match its sha256")
+    folder = copy_bundle(made_source["bundle"], tmp_path / "unlisted")
+    rewrite_manifest(folder, made_source["private_key"], lambda m: m["files"].pop(SOURCE_SPACE_FILE))
+    assert_refused(slot, folder, ErrorCode.BAD_BUNDLE, f"exactly model.tflite, golden.npz, {SOURCE_SPACE_FILE}")
+    folder = copy_bundle(made_source["bundle"], tmp_path / "garbage")
+    garbage = b"not an npz file"
+    (folder / SOURCE_SPACE_FILE).write_bytes(garbage)
+    rewrite_manifest(folder, made_source["private_key"],
+                     lambda m: m["files"].update({SOURCE_SPACE_FILE: sha256_hex(garbage)}))
+    assert_refused(slot, folder, ErrorCode.BAD_BUNDLE, f"{SOURCE_SPACE_FILE} is not a source space file")
+    folder = copy_bundle(made_source["bundle"], tmp_path / "other")
+    rewrite_manifest(folder, made_source["private_key"],
+                     lambda m: m["pipeline"]["source_space"].update(sha256="0" * 64))
+    assert_refused(slot, folder, ErrorCode.BAD_BUNDLE, "is not the one it was built with")
 
 
 @pytest.mark.parametrize("name, code, phrase", [
@@ -110,8 +194,8 @@ def test_a_missing_file_is_refused(made, slot, tmp_path, name) -> None:
 
 def test_an_unknown_schema_version_is_refused(made, slot, tmp_path) -> None:
     folder = copy_bundle(made["bundle"], tmp_path / "bundle")
-    rewrite_manifest(folder, made["private_key"], lambda manifest: manifest.update(schema=2))
-    assert_refused(slot, folder, ErrorCode.BAD_BUNDLE, "schema version 2 is not supported")
+    rewrite_manifest(folder, made["private_key"], lambda manifest: manifest.update(schema=3))
+    assert_refused(slot, folder, ErrorCode.BAD_BUNDLE, "schema version 3 is not supported")
 
 
 def test_a_bundle_signed_with_another_key_is_refused(made, slot, tmp_path) -> None:
@@ -132,7 +216,7 @@ def test_a_golden_vector_mismatch_is_refused(made, slot, tmp_path) -> None:
     folder = copy_bundle(made["bundle"], tmp_path / "bundle")
     with np.load(folder / GOLDEN_FILE) as golden:
         inputs, outputs = golden["inputs"], golden["outputs"].copy()
-    outputs[2, 1] += 1.0
+    outputs[2, 4] += 0.01  # a log sd: the self-test covers all six outputs
     buffer = io.BytesIO()
     np.savez(buffer, inputs=inputs, outputs=outputs)
     (folder / GOLDEN_FILE).write_bytes(buffer.getvalue())
@@ -167,7 +251,8 @@ def test_the_writer_replaces_a_bundle_but_never_another_folder(made, tmp_path) -
     def write(out: Path) -> Path:
         return write_bundle(out, model_content=(made["bundle"] / MODEL_FILE).read_bytes(), spec=made["spec"],
                             normalisation=made["normalisation"], golden_inputs=made["windows"][:2],
-                            private_key=made["private_key"], electrodes={"C3": [-52.0, 1.0, 62.0]}, mirror=False)
+                            private_key=made["private_key"], electrodes={"C3": [-52.0, 1.0, 62.0]}, mirror=False,
+                            prior=made["prior"], calibration=made["calibration"], head_centre_mm=[0.0, 12.0, 43.0])
 
     precious = tmp_path / "notes"
     precious.mkdir()
@@ -197,9 +282,9 @@ def test_the_golden_vectors_pass_on_the_fallback_runtime_too(made) -> None:
 
 
 @pytest.mark.parametrize("edit, phrase", [
-    (lambda text: text.replace('"schema": 1,', '"schema": 1, "extra": 1e400,'), "out of range"),
+    (lambda text: text.replace('"schema": 2,', '"schema": 2, "extra": 1e400,'), "out of range"),
     (lambda text: text[:text.rindex("}")] + ', "deep": ' + "[" * 200000 + "]" * 200000 + "}\n", "nested too deeply"),
-    (lambda text: text.replace('"schema": 1,', '"schema": 1, "extra": NaN,'), "not a number JSON allows"),
+    (lambda text: text.replace('"schema": 2,', '"schema": 2, "extra": NaN,'), "not a number JSON allows"),
 ])
 def test_a_resigned_manifest_with_absurd_json_is_refused_in_one_line(made, slot, tmp_path, edit, phrase) -> None:
     # signed with the right key: only the content checks stand between it and the device
@@ -219,3 +304,16 @@ def test_resigned_manifest_values_out_of_range_are_refused(made, slot, tmp_path,
     folder = copy_bundle(made["bundle"], tmp_path / "range")
     rewrite_manifest(folder, made["private_key"], change)
     assert_refused(slot, folder, ErrorCode.BAD_BUNDLE, phrase)
+def test_copying_a_source_bundle_by_its_file_names_keeps_it_whole(made, made_source, tmp_path) -> None:
+    # what invoke deploy copies into a release (hardware.deploy.release.stage_release)
+    from edge.bundle import bundle_file_names
+
+    assert bundle_file_names(made["bundle"]) == [MANIFEST_FILE, SIGNATURE_FILE, MODEL_FILE, GOLDEN_FILE]
+    names = bundle_file_names(made_source["bundle"])
+    assert names == [MANIFEST_FILE, SIGNATURE_FILE, MODEL_FILE, GOLDEN_FILE, SOURCE_SPACE_FILE]
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for name in names:
+        (copy / name).write_bytes((made_source["bundle"] / name).read_bytes())
+    assert load_bundle(copy, made_source["public_key"]).spec.level == "source"
+    assert bundle_file_names(tmp_path / "nowhere") == [MANIFEST_FILE, SIGNATURE_FILE, MODEL_FILE, GOLDEN_FILE]

@@ -1,4 +1,4 @@
-"""edge.estimate: the prior combination, the calibrated radius and the cannot-localise decision."""
+"""edge.estimate (prior combination, calibrated radius, cannot-localise decision) and edge.placement (no depth)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,12 @@ import numpy as np
 import pytest
 
 from edge.errors import HotspotError
-from edge.estimate import Q90_3D, Calibration, Prior, combine, confidence_text, decide, prior_radius90, radius90
+from edge.estimate import (Q90_3D, Calibration, Prior, aggregate_trials, combine, confidence_text, decide,
+                           narrows_prior, prior_radius90, radius90)
+from edge.placement import scalp_placement
 from train.estimator import fit_scale
+from train.head import standard_positions_head_mm
+from train.simulate.forward import head_sphere
 
 PRIOR = Prior(mean_mm=[-38.0, 17.0, 103.0], sd_mm=[4.0, 4.0, 3.0])
 
@@ -75,6 +79,7 @@ def test_confidence_text_follows_the_radius() -> None:
 @pytest.mark.parametrize("data, needle", [
     ({"kappa": 0.0}, "kappa"), ({"scale": -1.0}, "scale"), ({"min_erd_db": 99.0}, "min_erd_db"),
     ({"gate_mm": 0.0}, "gate_mm"), ({"blend": 0.5}, "peak_offset_mm"), ({"blend": 2.0}, "blend"),
+    ({"physics_k": 1.5}, "physics_k"), ({"physics_gate_mm": -3.0}, "physics_gate_mm"),
     ({"mystery": 1}, "keys"),
 ])
 def test_a_malformed_calibration_is_refused_in_one_line(data, needle) -> None:
@@ -88,3 +93,77 @@ def test_a_malformed_prior_is_refused() -> None:
     with pytest.raises(HotspotError, match="mean_mm"):
         Prior.from_dict({"mean_mm": [0, "x", 0], "sd_mm": [1, 1, 1]})
     assert Prior.from_dict(PRIOR.to_dict()).sd_mm.tolist() == PRIOR.sd_mm.tolist()
+
+
+@pytest.mark.parametrize("factor", [1.0, 1.3, 10.0, 1e6, np.inf])
+def test_a_prediction_as_wide_as_the_prior_or_wider_returns_the_prior_and_says_so(factor: float) -> None:
+    far_away = np.array([10.0, 40.0, 90.0])
+    sd = PRIOR.sd_mm * factor
+    estimate = decide(PRIOR, Calibration(), far_away, sd)
+    assert not estimate.localised
+    np.testing.assert_array_equal(estimate.point_mm, PRIOR.mean_mm)
+    assert estimate.radius90_mm == prior_radius90(PRIOR)
+    assert estimate.reasons == ["the EEG did not narrow down the population's hotspot region"]
+    assert not np.any(narrows_prior(PRIOR, sd, 1.0))
+    # narrower on one axis only: localised, moved along that axis only
+    narrower = decide(PRIOR, Calibration(), far_away, np.where([True, False, False], 0.5 * PRIOR.sd_mm, sd))
+    assert narrower.localised and narrower.point_mm[0] != PRIOR.mean_mm[0]
+    if np.isinf(factor):
+        np.testing.assert_array_equal(narrower.point_mm[1:], PRIOR.mean_mm[1:])
+    # kappa decides how wide the network's sd counts: a large kappa makes any prediction uninformative
+    assert not decide(PRIOR, Calibration(kappa=64.0), far_away, PRIOR.sd_mm / 4).localised
+
+
+def test_aggregate_trials_takes_the_median_mean_and_the_median_variance() -> None:
+    means = np.array([[0.0, 0.0, 0.0], [1.0, 10.0, -1.0], [2.0, 1.0, 100.0]])
+    sds = np.array([[1.0, 2.0, 3.0], [2.0, 2.0, 3.0], [3.0, 9.0, 3.0]])
+    mean, sd = aggregate_trials(means, sds)
+    np.testing.assert_array_equal(mean, [1.0, 1.0, 0.0])
+    np.testing.assert_allclose(sd, [2.0, 2.0, 3.0])
+    with pytest.raises(HotspotError, match="trial predictions must be"):
+        aggregate_trials(np.zeros((0, 3)), np.zeros((0, 3)))
+
+
+def test_a_placement_instruction_has_no_depth_component() -> None:
+    """Points along one ray from the head centre, at any depth, get the same instruction, and the offset lies
+    in the scalp's tangent plane at the electrode."""
+    electrodes = standard_positions_head_mm()
+    centre = head_sphere(1.0).r0_mm
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        direction = np.array([-0.5, 0.0, 0.8]) + rng.normal(0.0, 0.2, 3)
+        direction /= np.linalg.norm(direction)
+        shallow = scalp_placement(centre + 75.0 * direction, electrodes, centre)
+        deep = scalp_placement(centre + 55.0 * direction, electrodes, centre)
+        assert (deep.electrode, deep.anterior_mm, deep.lateral_mm) == pytest.approx(
+            (shallow.electrode, shallow.anterior_mm, shallow.lateral_mm))
+        assert set(shallow.to_dict()) == {"electrode", "anterior_mm", "lateral_mm", "distance_mm"}
+        electrode = electrodes[shallow.electrode]
+        radius = np.linalg.norm(electrode - centre)
+        # reconstruct the scalp point: electrode + offset in its tangent plane, at the electrode's radius
+        normal = (electrode - centre) / radius
+        anterior = np.array([0.0, 1.0, 0.0]) - normal[1] * normal
+        anterior /= np.linalg.norm(anterior)
+        lateral = np.cross(anterior, normal)
+        lateral = lateral if lateral[0] < 0 else -lateral  # away from the midline in the left hemisphere
+        target = centre + direction * radius
+        offset = shallow.anterior_mm * anterior + shallow.lateral_mm * lateral
+        tangential = (target - electrode) - np.dot(target - electrode, normal) * normal
+        np.testing.assert_allclose(offset, tangential, atol=1e-9)
+        assert abs(np.dot(offset, normal)) < 1e-9
+        assert shallow.distance_mm < 20.0  # 10-05 electrodes are about 10-20 mm apart
+
+
+def test_the_estimate_blends_the_network_with_the_physics_baselines_own_rule() -> None:
+    from edge.estimate import blended_mean, physics_estimate
+    from train.baselines import PhysicsBaseline
+
+    peak, offset = PRIOR.mean_mm + np.array([8.0, -2.0, -10.0]), np.array([1.0, 1.0, 10.0])
+    baseline = PhysicsBaseline(PRIOR.mean_mm, offset, k=0.4, gate_mm=15.0)
+    expected = PRIOR.mean_mm + 0.6 * (peak + offset - PRIOR.mean_mm)
+    np.testing.assert_allclose(baseline.predict(peak), expected)
+    np.testing.assert_allclose(physics_estimate(PRIOR.mean_mm, peak + 20.0, offset, 0.4, 15.0), PRIOR.mean_mm)
+    calibration = Calibration(blend=0.25, peak_offset_mm=offset, physics_k=0.4, physics_gate_mm=15.0)
+    network = PRIOR.mean_mm + 4.0
+    np.testing.assert_allclose(blended_mean(PRIOR, calibration, network, peak), 0.25 * network + 0.75 * expected)
+    np.testing.assert_allclose(blended_mean(PRIOR, calibration, network, None), network)  # no map: the network

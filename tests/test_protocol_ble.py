@@ -106,6 +106,17 @@ def test_bless_asks_bluez_for_an_encrypted_link_on_the_command_and_the_results()
     assert bluez[STATUS_CHAR_UUID] == ["notify", "read"]
 
 
+def longest_cannot_localise_reasons() -> list[str]:
+    """What decide() says when the EEG did not localise, the longest of its cases."""
+    from edge.estimate import Calibration, Prior, decide
+
+    prior = Prior(mean_mm=(-38.0, -15.0, 62.0), sd_mm=(4.0, 4.0, 4.0))
+    weak = decide(prior, Calibration(min_erd_db=29.99), prior.mean_mm, (1.0, 1.0, 1.0), erd_db=-29.99)
+    wide = decide(prior, Calibration(), prior.mean_mm, (50.0, 50.0, 50.0))
+    assert not weak.localised and not wide.localised
+    return max(weak.reasons, wide.reasons, key=lambda reasons: len("".join(reasons)))
+
+
 def test_realistic_messages_fit_one_notification() -> None:
     worst = {
         MessageType.HELLO: dict(device_id="x" * 32, bundle_id="0123456789ab", software="0.1.0", channels=NINE,
@@ -115,10 +126,13 @@ def test_realistic_messages_fit_one_notification() -> None:
         MessageType.QUALITY: dict(trial=1, ok=0, faults=[(name, "near_railed", 1) for name in NINE]),
         MessageType.TRIAL_RESULT: dict(trial=1, good=0, position_mm=(math.nan,) * 3,
                                        reasons=["packet loss 12.5 %", "FCC3h railed"]),
-        MessageType.HOTSPOT: dict(position_mm=(1, 2, 3), electrode="FCC3h", offset_mm=(1, 2, 3), confidence=1,
-                                  spread_mm=2, n_good=40, n_trials=40, bundle_id="0123456789ab"),
+        # the longest reason a session that could not localise gives (edge.estimate.decide), from the real code
+        MessageType.HOTSPOT: dict(position_mm=(1, 2, 3), radius_mm=14.0, consistency=0.5, localised=0,
+                                  electrode="FCC3h", anterior_mm=-12.5, lateral_mm=12.5, n_good=400, n_trials=400,
+                                  bundle_id="0123456789ab", reasons=longest_cannot_localise_reasons()),
         MessageType.REDO: dict(n_good=1, needed=10, n_trials=40, reasons=["only 1 of 40 trials passed the signal check"],
-                               faults=[(name, "railed", 40) for name in NINE[:6]]),
+                               faults=[(name, "railed", 40) for name in NINE[:6]], radius_mm=14.0, consistency=1.0,
+                               localised=0, electrode="FCC3h", anterior_mm=-12.5, lateral_mm=12.5),
         MessageType.ERROR: dict(code=13, message="board not answering; check the dongle"),
     }
     assert set(worst) == set(DEVICE_MESSAGES)

@@ -15,8 +15,8 @@ from hardware.monitor import Display, MonitorClient, main, run_monitor
 from hardware.nullmodem import NullModem
 
 HELLO = dict(device_id="pt-1", bundle_id="abc123", software="0.1", channels=["C4", "C2"], hemisphere="right")
-HOTSPOT = dict(position_mm=(41.0, 10.0, 85.0), electrode="FCC4h", offset_mm=(1.0, -2.0, 0.5), confidence=0.8,
-               spread_mm=3.5, n_good=12, n_trials=15, bundle_id="abc123")
+HOTSPOT = dict(position_mm=(41.0, 10.0, 85.0), radius_mm=11.2, consistency=0.83, localised=1, electrode="C4h",
+               anterior_mm=8.2, lateral_mm=3.1, n_good=12, n_trials=15, bundle_id="abc123", reasons=[])
 
 
 @pytest.fixture()
@@ -52,7 +52,27 @@ def test_monitor_shows_the_session_and_returns_the_result(cable: NullModem) -> N
     assert "right hemisphere (left hand)" in text
     assert "trial 1/15: MOVE your left hand (4 s)" in text
     assert "trial 1: rejected (C4 railed)" in text
-    assert "place the electrode at FCC4h" in text and "80%" in text
+    assert ("HOTSPOT (cap frame) 8 mm forward and 3 mm outward from C4h, within 11 mm (90 %), consistency 83 %"
+            in text)
+    assert "position (+41.0, +10.0, +85.0) mm (cap frame)" in text and "12/15 good trials, bundle abc123" in text
+    assert "depth" not in text and "deep" not in text
+
+
+def test_the_monitor_says_when_the_eeg_could_not_localise() -> None:
+    display = Display()
+    prior = dict(HOTSPOT, localised=0, radius_mm=14.3, anterior_mm=-0.2, lateral_mm=-6.0,
+                 reasons=["the EEG did not narrow down the population's hotspot region"])
+    text = display.describe(Message(MessageType.HOTSPOT, prior))
+    assert text.splitlines()[:2] == [
+        "CANNOT LOCALISE: the EEG did not narrow down the population's hotspot region",
+        "  usual position (cap frame) 6 mm toward the middle from C4h, within 14 mm (90 %), consistency 83 %"]
+    assert "HOTSPOT" not in text
+    redo = dict(n_good=2, needed=8, n_trials=15, reasons=["only 2 of 15 trials passed the signal check; 8 needed"],
+                faults=[("C4", "railed", 13)], radius_mm=14.3, consistency=0.0, localised=0, electrode="C4h",
+                anterior_mm=-0.2, lateral_mm=-6.0)
+    assert display.describe(Message(MessageType.REDO, redo)).splitlines() == [
+        "REDO the session:", "  - only 2 of 15 trials passed the signal check; 8 needed",
+        "  CANNOT LOCALISE: usual position (cap frame) 6 mm toward the middle from C4h, within 14 mm (90 %)"]
 
 
 def test_garbage_from_the_host_is_dropped_and_commands_still_work(cable: NullModem) -> None:
@@ -116,7 +136,9 @@ def test_frames_with_unknown_enum_values_are_dropped_and_text_is_escaped(cable: 
     script = [(MessageType.STATUS, dict(state=200, trial=0, n_trials=1, n_good=0, samples=1, lost=0, signal_ok=1)),
               (MessageType.CUE, dict(kind=9, trial=0, n_trials=1, duration_ms=1)),
               (MessageType.ERROR, dict(code=13, message=fake)),
-              (MessageType.REDO, dict(n_good=0, needed=1, n_trials=1, reasons=[fake], faults=[("C3\x1b[31m", "x", 1)]))]
+              (MessageType.REDO, dict(n_good=0, needed=1, n_trials=1, reasons=[fake], faults=[("C3\x1b[31m", "x", 1)],
+                                    radius_mm=14.0, consistency=0.0, localised=False, electrode="C3\x1b[2K",
+                                    anterior_mm=0.0, lateral_mm=0.0))]
 
     def device() -> None:
         time.sleep(0.2)

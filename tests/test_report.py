@@ -159,9 +159,9 @@ def test_evaluation_report_from_a_simulated_cohort(chain, tmp_path: Path) -> Non
     from train.evaluation import evaluate_grouped
     from train.windows import dataset_windows, make_spec
 
-    config = load_training_config().replace(fit={"epochs": 1})
+    config = load_training_config().replace(fit={"epochs": 1}, estimate={"calibration_folds": 2})
     spec = make_spec("psd", ["FC3", "C5", "C3", "C1", "CP3"], 250.0, config.pipeline)
-    result = evaluate_grouped(dataset_windows(chain.dataset, spec, "move", True), config, k=2, seed=0)
+    result = evaluate_grouped(spec, dataset_windows(chain.dataset, spec, "move", True), config, k=2, seed=0)
     source = tmp_path / "protocol.json"
     source.write_text(json.dumps(result.to_dict()))
     out = tmp_path / "evaluation.html"

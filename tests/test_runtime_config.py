@@ -30,6 +30,7 @@ def test_example_config_loads_and_resolves_paths_against_its_folder() -> None:
     assert config.serial.port == "/dev/ttyGS0" and config.serial.baud == 115200
     assert not config.ble.enabled
     assert config.session.trials == 20 and config.session.hotspot_hemisphere == "left"
+    assert config.session.min_consistency == 0.0
     assert config.page.enabled and config.page.listen == "0.0.0.0" and config.page.port == 8080
     assert config.page.pairing_code == "593027" and config.contact.required
 
@@ -85,6 +86,8 @@ def _edit(path: tuple[str, ...], value) -> dict:
     (("session", "min_good_trials"), 30, r"min_good_trials = 30 is more than trials = 20"),
     (("session", "hand"), "both", r"hand = 'both' must be one of right, left"),
     (("session", "autostart"), 1, r"autostart = 1 must be true or false"),
+    (("session", "min_consistency"), 1.5, r"\[session\] min_consistency = 1.5 must be in 0.0..1.0"),
+    (("session", "min_confidence"), 0.5, r"min_confidence is now min_consistency .* rename the key"),
     (("session",), None, r"missing table \[session\]"),
     (("links", "ble"), {"name": "Jane's Pi \x1b[2J"}, r"\[links.ble\] name = .* must be 1-12 letters"),
     (("links", "ble"), {"name": "hotspot-edge-of-the-living-room"}, r"must be 1-12 letters"),

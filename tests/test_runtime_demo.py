@@ -34,10 +34,10 @@ def test_device_config_written_for_a_left_hand_subject_validates(tmp_path: Path)
                   tmp_path / "keys" / "signing.pub",
                   {"trials": 10, "lead_in_s": 2.0, "rest_s": 3.0, "move_s": 4.0, "post_s": 2.0})
     path = write_device_config(tmp_path / "device" / "device.toml", chain, names, "/dev/ttyFAKE0", "/dev/ttyFAKE1",
-                               {"min_good_trials": 5, "min_confidence": 0.5, "agreement_mm": 10.0})
+                               {"min_good_trials": 5, "min_consistency": 0.5, "agreement_mm": 10.0})
     config = load_config(path)
     assert config.channels == {"FC4": 1, "C6": 2, "C4": 3, "C2": 4, "CP4": 5}
-    assert config.session.hotspot_hemisphere == "right" and config.session.min_confidence == 0.5
+    assert config.session.hotspot_hemisphere == "right" and config.session.min_consistency == 0.5
     assert config.board.serial_port == "/dev/ttyFAKE0" and config.serial.port == "/dev/ttyFAKE1"
     assert config.bundle_path == tmp_path / "bundle"
 

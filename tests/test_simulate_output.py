@@ -117,3 +117,44 @@ def test_cli_prints_the_summary(tmp_path: Path, capsys: pytest.CaptureFixture) -
         (tmp_path / "busy").mkdir()
         (tmp_path / "busy" / "notes.txt").write_text("mine")
         main(["--out", str(tmp_path / "busy"), "--config", str(SMALL), "--n-healthy", "1", "--n-stroke", "0"])
+
+
+def test_truth_records_each_sessions_cap_transform_that_placed_the_worn_electrodes(written: Path) -> None:
+    from train.frames import CapTransform
+    from train.head import standard_positions_head_mm
+
+    truth = json.loads((written / "truth.json").read_text())["subjects"]
+    checked = 0
+    for subject in read_bids_dataset(written).subjects:
+        sessions = {entry["session"]: entry["cap_transform"] for entry in truth[subject.subject]["sessions"]}
+        for recording in subject.recordings:
+            recorded = sessions[recording.session]
+            true = CapTransform(recorded["scale"], np.array(recorded["rotation"]), np.array(recorded["translation_mm"]))
+            assert true.scale == pytest.approx(subject.meta["head_scale"], abs=1e-4)
+            np.testing.assert_allclose(true.rotation @ true.rotation.T, np.eye(3), atol=1e-9)
+            assert np.linalg.det(true.rotation) == pytest.approx(1.0)
+            # the worn positions (electrodes.tsv) are the transformed template plus the 2 mm electrode jitter
+            template = standard_positions_head_mm(recording.ch_names)
+            placed = true.to_head(np.array([template[name] for name in recording.ch_names]))
+            residual = np.linalg.norm(recording.ch_pos - placed, axis=1)
+            assert np.sqrt(np.mean(residual ** 2)) < 2.0 * np.sqrt(3) * 1.5
+            checked += 1
+    assert checked == 4
+
+
+def test_the_cap_transform_fitted_from_the_worn_electrodes_recovers_the_true_one_at_the_hotspot() -> None:
+    """Default montage (65 electrodes, 2 mm jitter, 5 mm cap shift, head scale 0.93-1.07), 4 subjects x 2 sessions."""
+    from train.frames import CapTransform, cap_transform
+
+    config = load_config(None, {"cohort": {"sessions": 2}, "task": {"trials_healthy": 2, "trials_stroke": 2}})
+    errors, shifts = [], []
+    for group, index in (("healthy", 0), ("healthy", 1), ("stroke", 0), ("stroke", 1)):
+        subject, truth = simulate_subject(config, group, index)
+        for recording, session in zip(subject.recordings, truth["sessions"]):
+            recorded = session["cap_transform"]
+            true = CapTransform(recorded["scale"], np.array(recorded["rotation"]), np.array(recorded["translation_mm"]))
+            hotspot_cap = true.to_cap(subject.truth)
+            errors.append(np.linalg.norm(cap_transform(recording).to_cap(subject.truth) - hotspot_cap))
+            shifts.append(np.linalg.norm(subject.truth - hotspot_cap))
+    assert max(errors) < 1.0, errors
+    assert np.median(shifts) > 3.0  # the cap frame is not the head frame: the transform matters

@@ -327,7 +327,10 @@ def test_select_epochs_scores_every_candidate_on_grouped_folds_and_picks_the_sma
     for epochs in ("1", "2"):
         expected = np.mean([result["errors_mm"][group][epochs] for group in result["scored_groups"]])
         assert result["mean_mm"][epochs] == pytest.approx(expected)
-    assert result["mean_mm"][str(result["selected"])] == min(result["mean_mm"].values())
+    assert result["mean_mm"][str(result["best"])] == min(result["mean_mm"].values())
+    best, chosen = result["mean_mm"][str(result["best"])], result["selected"]
+    assert result["mean_mm"][str(chosen)] <= best + result["standard_error_mm"][str(chosen)] + 1e-9
+    assert chosen <= result["best"]  # the one-standard-error rule never picks a longer training than the best
     assert "subject-grouped" in result["protocol"] and "selected" in capsys.readouterr().out
     assert run_cli(selection.main, ["--data", str(tiny_folder), "--out", str(out), "--candidates", "5,x"]) == 2
     assert "--candidates must be comma-separated integers" in capsys.readouterr().err

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edge.estimate import physics_estimate
 from edge.montage import mirror_channel_name
-from edge.source import power_drop_peak as beamformer_peak  # noqa: F401 (the physics baseline's input)
 from train.dataset import Recording, Subject
 from train.windows import needs_mirroring, to_model_frame
 
@@ -198,26 +198,27 @@ class ErdPeakBaseline:
 
 
 SHRINK_GRID = tuple(np.round(np.linspace(0.0, 1.0, 11), 2))
-GATE_GRID_MM = (5.0, 10.0, 15.0, 20.0, 30.0, float("inf"))
+GATE_GRID_MM = (5.0, 10.0, 15.0, 20.0, 30.0, None)
 
 
 @dataclass
 class PhysicsBaseline:
     """Beamformer peak + mean offset, moved a fraction ``k`` toward the population mean, inside a gate ``R``.
 
-    ``estimate = mean + (1 - k) (peak + offset - mean)`` when ``|peak + offset - mean| <= R``, else ``mean``.
+    ``estimate = mean + (1 - k) (peak + offset - mean)`` when ``|peak + offset - mean| <= R``, else ``mean``
+    (:func:`edge.estimate.physics_estimate`, which the estimate itself also uses).
 
     Attributes
     ----------
     mean_mm, offset_mm : ndarray, shape (3,)
     k : float
-    gate_mm : float
+    gate_mm : float or None
     """
 
     mean_mm: np.ndarray
     offset_mm: np.ndarray
     k: float
-    gate_mm: float
+    gate_mm: float | None
 
     @classmethod
     def fit(cls, peaks: Sequence[np.ndarray], labels: Sequence[np.ndarray], mean_mm: np.ndarray) -> "PhysicsBaseline":
@@ -227,7 +228,7 @@ class PhysicsBaseline:
         best = None
         for k in SHRINK_GRID:
             for gate in GATE_GRID_MM:
-                candidate = cls(np.asarray(mean_mm, dtype=float), offset, float(k), float(gate))
+                candidate = cls(np.asarray(mean_mm, dtype=float), offset, float(k), gate)
                 error = float(np.mean(np.linalg.norm(candidate.predict_many(peaks) - labels, axis=1)))
                 if best is None or error < best[0] - 1e-9:
                     best = (error, candidate)
@@ -235,9 +236,7 @@ class PhysicsBaseline:
 
     def predict_many(self, peaks: np.ndarray) -> np.ndarray:
         """Estimates for peaks (n, 3)."""
-        moved = np.asarray(peaks, dtype=float) + self.offset_mm - self.mean_mm
-        inside = np.linalg.norm(moved, axis=1) <= self.gate_mm
-        return self.mean_mm + np.where(inside[:, None], (1.0 - self.k) * moved, 0.0)
+        return physics_estimate(self.mean_mm, peaks, self.offset_mm, self.k, self.gate_mm)
 
     def predict(self, peak: np.ndarray | None) -> np.ndarray | None:
         """Estimate for one session's beamformer peak (None when no peak)."""

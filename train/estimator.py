@@ -14,8 +14,8 @@ What is fitted, from the training subjects alone (never a test subject):
    sessions. On those held-out predictions, ``kappa`` (how much the network's variance is trusted in the
    prior combination), ``gate_mm`` (how far from the prior mean a prediction may lie before it is
    treated as a failure to localise) and, for level "source", ``blend`` (the network's mean against the
-   beamformer's own power-drop peak plus the training sessions' mean offset) minimise the mean distance
-   to the labels, and ``scale`` makes the 90 % radius
+   physics baseline's estimate, :func:`edge.estimate.physics_estimate`, fitted on the same training
+   subjects as the network) minimise the mean distance to the labels, and ``scale`` makes the 90 % radius
    cover 90 % of the labels once the label noise is accounted for
    (``|estimate - label| <= Q90 sqrt(scale^2 ms + noise^2)``, ``ms`` the mean combined variance per axis),
    so that the radius is a 90 % radius for the *true* hotspot.
@@ -32,9 +32,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edge.estimate import Q90_3D, Calibration, Prior, combine, decide
+from edge.estimate import Q90_3D, Calibration, Prior, combine, decide, narrows_prior
 from edge.normalisation import Normalisation
-from edge.source import power_drop_peak, session_image, strongest_desynchronisation_db
+from edge.session import session_prediction
+from edge.source import power_drop_peak, session_image
 from train.configs import TrainingConfig
 from train.folds import grouped_folds
 from train.windows import SubjectWindows
@@ -121,15 +122,14 @@ def population_prior(items: Sequence[SubjectWindows], label_noise_sd_mm: float, 
 
 @dataclass
 class HeldOut:
-    """Held-out predictions of one calibration fold, with the prior (and, for level source, the mean
-    beamformer-peak offset) of the subjects it was trained on."""
+    """Held-out predictions of one calibration fold, with the prior (and, for level source, the physics
+    baseline) fitted on the subjects it was trained on."""
 
     prior: Prior
     means: np.ndarray
     sds: np.ndarray
     labels: np.ndarray
-    peaks: np.ndarray | None = None
-    peak_offset: np.ndarray | None = None
+    physics: np.ndarray | None = None
 
 
 GATE_GRID_MM = (5.0, 7.5, 10.0, 12.5, 15.0, 20.0, 30.0, None)
@@ -142,13 +142,15 @@ BLEND_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 def _gated(fold: "HeldOut", kappa: float, gate: float | None, blend: float = 1.0
            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Held-out estimates under (kappa, gate, blend): points, combined SDs and which were localised."""
+    """Held-out estimates under (kappa, gate, blend), decided as :func:`edge.estimate.decide` does: points,
+    combined SDs and which were localised (inside the gate and narrower than the prior on some axis)."""
     means = fold.means
-    if blend < 1 and fold.peaks is not None:
-        means = blend * means + (1.0 - blend) * (fold.peaks + fold.peak_offset)
+    if blend < 1 and fold.physics is not None:
+        means = blend * means + (1.0 - blend) * fold.physics
     points, sds = combine(fold.prior, means, fold.sds, kappa)
-    inside = (np.ones(len(points), dtype=bool) if gate is None
-              else np.linalg.norm(means - fold.prior.mean_mm, axis=1) <= gate)
+    inside = np.any(narrows_prior(fold.prior, fold.sds, kappa), axis=1)
+    if gate is not None:
+        inside &= np.linalg.norm(means - fold.prior.mean_mm, axis=1) <= gate
     points = np.where(inside[:, None], points, fold.prior.mean_mm)
     return points, sds, inside
 
@@ -159,19 +161,22 @@ def fit_combination(folds: Sequence["HeldOut"]) -> tuple[float, float | None, fl
         return float(np.mean(np.concatenate([np.linalg.norm(_gated(f, kappa, gate, blend)[0] - f.labels, axis=1)
                                              for f in folds])))
 
-    blends = BLEND_GRID if all(f.peaks is not None for f in folds) else (1.0,)
+    blends = BLEND_GRID if all(f.physics is not None for f in folds) else (1.0,)
     candidates = [(kappa, gate, blend) for kappa in KAPPA_GRID for gate in GATE_GRID_MM for blend in blends]
     errors = [error(*candidate) for candidate in candidates]
     return candidates[int(np.argmin(errors))]
 
 
-def peak_offset(spec, items: Sequence[SubjectWindows], targets: dict | None = None) -> np.ndarray | None:
-    """Mean (cap-frame label - beamformer peak) over the sessions of ``items`` (level source; else None)."""
+def fit_physics(spec, items: Sequence[SubjectWindows], prior: Prior, targets: dict | None = None):
+    """The physics baseline (:class:`train.baselines.PhysicsBaseline`) fitted on the sessions of ``items``
+    (level source; else None): each session map's power-drop peak against its cap-frame label."""
+    from train.baselines import PhysicsBaseline
+
     if spec.level != "source":
         return None
-    differences = [session_label(item, session, targets) - power_drop_peak(spec, images[0])
-                   for item in labelled(items) for session, images in session_inputs(spec, item).items()]
-    return np.mean(differences, axis=0)
+    pairs = [(power_drop_peak(spec, images[0]), session_label(item, session, targets))
+             for item in labelled(items) for session, images in session_inputs(spec, item).items()]
+    return PhysicsBaseline.fit([p for p, _ in pairs], [label for _, label in pairs], prior.mean_mm)
 
 
 def fit_scale(distances: np.ndarray, mean_variance: np.ndarray, label_noise_sd_mm: float,
@@ -258,20 +263,21 @@ class Estimator:
         return predict_gaussian(self.model, self.normalisation, inputs)
 
     def session_predictions(self, item: SubjectWindows) -> dict[str, tuple]:
-        """Per session: (mean, sd, erd_db, peak, trial means) of the network and the map, before the prior."""
+        """Per session: (mean, sd, erd_db, peak, trial means) before the prior, aggregated as the device does
+        (:func:`edge.session.session_prediction`)."""
+        def predict_one(input2d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            means, sds = self.predict(input2d[None])
+            return means[0], sds[0]
+
+        aggregation = "session_csd" if self.spec.level == "source" else "median_of_trials"
         out = {}
-        for session, inputs in session_inputs(self.spec, item).items():
+        for session in item.session_names():
             mask = item.sessions == session
             trial_means, trial_sds = self.predict(item.inputs[mask])
-            if self.spec.level == "source":
-                (mean,), (sd,) = self.predict(inputs[:1])
-                erd_db = strongest_desynchronisation_db(self.spec, inputs[0])
-                peak = power_drop_peak(self.spec, inputs[0])
-            else:
-                mean = np.median(trial_means, axis=0)
-                sd = np.sqrt(np.median(np.square(trial_sds), axis=0))
-                erd_db = peak = None
-            out[session] = (mean, sd, erd_db, peak, trial_means)
+            spectra = (None if item.csds is None else
+                       [(pair[0].astype(np.complex128), pair[1].astype(np.complex128)) for pair in item.csds[mask]])
+            prediction = session_prediction(predict_one, self.spec, aggregation, trial_means, trial_sds, spectra)
+            out[session] = (prediction.mean_mm, prediction.sd_mm, prediction.erd_db, prediction.peak_mm, trial_means)
         return out
 
     def estimate(self, item: SubjectWindows) -> list[SessionEstimate]:
@@ -293,6 +299,13 @@ def fit_network_for(spec, items: Sequence[SubjectWindows], config: TrainingConfi
     return fit_network(spec, inputs, outputs, config, seed, progress=progress)
 
 
+def _physics_fields(spec, items: Sequence[SubjectWindows], prior: Prior, targets: dict | None) -> dict:
+    physics = fit_physics(spec, items, prior, targets)
+    if physics is None:
+        return {}
+    return {"peak_offset_mm": physics.offset_mm, "physics_k": physics.k, "physics_gate_mm": physics.gate_mm}
+
+
 def calibration_predictions(spec, items: Sequence[SubjectWindows], config: TrainingConfig, seed: int,
                             targets: dict | None = None) -> list[HeldOut]:
     """Held-out session predictions of subject-grouped folds inside ``items`` (each with its fold's prior)."""
@@ -312,9 +325,9 @@ def calibration_predictions(spec, items: Sequence[SubjectWindows], config: Train
                 sds.append(sd)
                 peaks.append(peak)
                 labels.append(session_label(by_id[subject], session, targets))
-        offset = peak_offset(spec, inner, targets)
+        physics = fit_physics(spec, inner, predictor.prior, targets)
         held_out.append(HeldOut(predictor.prior, np.array(means), np.array(sds), np.array(labels),
-                                None if offset is None else np.array(peaks), offset))
+                                None if physics is None else physics.predict_many(np.array(peaks))))
     return held_out
 
 
@@ -350,7 +363,6 @@ def fit_estimator(spec, items: Sequence[SubjectWindows], config: TrainingConfig,
     scale = fit_scale(distances, variances, settings.label_noise_sd_mm) if len(distances) else 1.0
     calibration = Calibration(kappa=kappa, scale=scale, label_noise_sd_mm=settings.label_noise_sd_mm,
                               min_erd_db=settings.min_erd_db if spec.level == "source" and settings.min_erd_db > 0
-                              else None, gate_mm=gate, blend=blend,
-                              peak_offset_mm=None if spec.level != "source" else peak_offset(spec, items, targets))
+                              else None, gate_mm=gate, blend=blend, **_physics_fields(spec, items, prior, targets))
     model, normalisation = fit_network_for(spec, items, config, seed, targets, progress)
     return Estimator(spec, model, normalisation, prior, calibration)

@@ -137,6 +137,11 @@ def _subject_errors(records: Sequence[dict], method: str, frame: str, target: st
     return {subject: float(np.mean(values)) for subject, values in per_subject.items()}
 
 
+def subject_errors(records: Sequence[dict], frame: str = "cap", target: str = "label") -> dict[str, float]:
+    """Each subject's mean error (mm) of the estimate over its sessions (``target`` "label" = the scored label)."""
+    return _subject_errors(records, "model", frame, "target" if target == "label" else target)
+
+
 def summarise(result: ProtocolResult) -> ProtocolResult:
     """Fill ``result.summary`` from its records.
 

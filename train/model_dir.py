@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.errors import ErrorCode, HotspotError
+from edge.bundle import split_outputs
 from edge.normalisation import Normalisation
 from train.tensorflow_setup import import_tensorflow
 
@@ -36,8 +37,6 @@ MODEL_FILE = "model.keras"
 METADATA_FILE = "metadata.json"
 REQUIRED_KEYS = ("schema", "level", "channels", "pipeline", "normalisation", "mirror", "output", "prior",
                  "calibration", "aggregation")
-LOG_SD_RANGE = (-1.0, 4.0)
-"""Clip of the model's log-SD output (mm), as in training: 0.37 ... 55 mm."""
 
 
 @dataclass
@@ -97,8 +96,7 @@ class ModelDir:
 
 def predict_gaussian(model, normalisation: Normalisation, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Means (n, 3) and per-axis standard deviations (n, 3) in mm of raw inputs."""
-    outputs = predict_windows(model, normalisation, inputs)
-    return outputs[:, :3], np.exp(np.clip(outputs[:, 3:], *LOG_SD_RANGE))
+    return split_outputs(predict_windows(model, normalisation, inputs))
 
 
 def predict_windows(model, normalisation: Normalisation, inputs: np.ndarray, batch_size: int = 256) -> np.ndarray:

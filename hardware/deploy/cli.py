@@ -111,8 +111,9 @@ def _status(device: Device, as_json: bool) -> int:
     print(f"health           {health.get('status', 'no health.json')} (bundle {health.get('bundle_id', '-')}, "
           f"written {health.get('time', '-')})")
     if result:
-        summary = {key: result[key] for key in ("time", "kind", "bundle_id", "position_head_mm", "nearest_electrode",
-                                                "confidence", "quality", "reasons") if key in result}
+        summary = {key: result[key] for key in ("time", "kind", "bundle_id", "position_mm", "frame", "radius90_mm",
+                                                "placement", "localised", "consistency", "quality", "reasons")
+                   if key in result}
         print(f"last result      {json.dumps(summary)}")
     else:
         print("last result      none yet")

@@ -3,7 +3,8 @@
 Layout of ``<prefix>/releases/<id>/`` on the device::
 
     hotspot_edge-<version>-py3-none-any.whl   this repository's code (edge/ and friends)
-    bundle/                                    the signed model bundle (model, manifest, signature, golden)
+    bundle/                                    the signed model bundle (model, manifest, signature, golden;
+                                               level source: source_space.npz)
     device.toml                                the device config, [bundle] pointing at bundle/ and at the
                                                device's trusted key <prefix>/trust/signing.pub (edge.trust;
                                                never part of a release)
@@ -28,8 +29,8 @@ from pathlib import Path, PurePosixPath
 
 import tomli_w
 
-from edge.bundle import (BUNDLE_FILES, MANIFEST_FILE, bundle_id_from_manifest, bundle_version, load_public_key,
-                         public_key_id, sha256_hex)
+from edge.bundle import (MANIFEST_FILE, bundle_file_names, bundle_id_from_manifest, bundle_version,
+                         load_public_key, public_key_id, sha256_hex)
 from edge.config import parse_config
 from edge.errors import ErrorCode, HotspotError
 from hardware.deploy.wheels import Target, Wheel
@@ -114,7 +115,7 @@ def check_bundle_folder(bundle: Path) -> None:
     if not bundle.is_dir():
         raise HotspotError(f"bundle folder {bundle} not found; build one with 'invoke convert' and pass --bundle",
                            ErrorCode.BAD_FILE)
-    missing = [name for name in BUNDLE_FILES if not (bundle / name).is_file()]
+    missing = [name for name in bundle_file_names(bundle) if not (bundle / name).is_file()]
     if missing:
         raise HotspotError(f"bundle {bundle} is incomplete ({', '.join(missing)} missing); rebuild it with "
                            "'invoke convert'", ErrorCode.BAD_BUNDLE)
@@ -192,7 +193,7 @@ def stage_release(out: Path, project_wheel: Wheel, wheels: list[Wheel], bundle: 
     version = bundle_version_of(bundle)
     text, state_dir = device_config_text(config, trusted_key)
     (out / BUNDLE_DIR).mkdir(parents=True)
-    for name in BUNDLE_FILES:
+    for name in bundle_file_names(bundle):
         shutil.copy2(bundle / name, out / BUNDLE_DIR / name)
     shutil.copy2(project_wheel.path, out / project_wheel.path.name)
     (out / CONFIG_FILE).write_text(text, encoding="utf-8")

@@ -26,6 +26,7 @@ from edge import plainwords
 from edge.errors import ArgumentParser, ErrorCode, HotspotError, run_cli
 from train.head import standard_positions_head_mm
 from train.report import figures
+from train.report.figures import point
 from train.report.sessions import Session, provenance_hash, read_sessions
 
 PAGE = string.Template("""<!DOCTYPE html>
@@ -192,7 +193,7 @@ def read_protocols(path: str | Path) -> list[dict]:
     if isinstance(data, dict) and "records" in data:
         candidates.append(data)
     protocols = [p for p in candidates if isinstance(p, dict) and any(
-        r.get("truth") is not None and (r.get("estimates") or {}).get("model") is not None
+        point(r.get("truth")) is not None and point((r.get("estimates") or {}).get("model")) is not None
         for r in p.get("records") or [])]
     if not protocols:
         raise HotspotError(f"{path} holds no per-subject predictions with true hotspots", ErrorCode.BAD_FORMAT)
@@ -205,20 +206,21 @@ def evaluation_report(protocols: Sequence[Mapping], source: str) -> str:
             "population mean (mean hotspot of the training subjects of each fold) is the baseline every estimate must "
             "beat on unseen subjects. Trial-split rows are identification, not localisation.</p>"]
     for protocol in protocols:
-        records = [r for r in protocol["records"] if r.get("truth") is not None
-                   and (r.get("estimates") or {}).get("model") is not None]
-        errors = [float(np.linalg.norm(np.subtract(r["estimates"]["model"], r["truth"]))) for r in records]
-        prior = [float(np.linalg.norm(np.subtract(r["estimates"]["population_mean"], r["truth"]))) for r in records
-                 if r["estimates"].get("population_mean") is not None]
+        records = [r for r in protocol["records"] if point(r.get("truth")) is not None
+                   and point((r.get("estimates") or {}).get("model")) is not None]
+        errors = [float(np.linalg.norm(np.subtract(point(r["estimates"]["model"]), point(r["truth"]))))
+                  for r in records]
+        prior = [float(np.linalg.norm(np.subtract(point(r["estimates"]["population_mean"]), point(r["truth"]))))
+                 for r in records if point(r["estimates"].get("population_mean")) is not None]
         body.append(f"<h2>{_e(protocol.get('protocol', 'protocol'))}</h2>")
-        body.append(_table(["subjects", "frame", "model mean error", "population-mean error"],
-                           [(len(records), protocol.get("frame", "head"), f"{np.mean(errors):.2f} mm",
+        body.append(_table(["sessions", "frame", "model mean error", "population-mean error"],
+                           [(len(records), "head (MNE head frame, mm)", f"{np.mean(errors):.2f} mm",
                              f"{np.mean(prior):.2f} mm" if prior else "-")]))
         body.append(figure_html(figures.evaluation_figure(protocol),
-                                "Predicted vs true hotspot per subject (dashed: identity) and per-subject errors."))
-        body.append(_table(["subject", "group", "true", "predicted", "error"],
-                           [(r["subject"], r.get("group", "-"), _mm(r["truth"]), _mm(r["estimates"]["model"]),
-                             f"{e:.1f} mm") for r, e in zip(records, errors)]))
+                                "Predicted vs true hotspot per session (dashed: identity) and per-session errors."))
+        body.append(_table(["subject", "session", "group", "true", "predicted", "error"],
+                           [(r["subject"], r.get("session", "-"), r.get("group", "-"), _mm(point(r["truth"])),
+                             _mm(point(r["estimates"]["model"])), f"{e:.1f} mm") for r, e in zip(records, errors)]))
     return PAGE.substitute(title="Model evaluation report", subtitle=_e(_made()), body="\n".join(body))
 
 

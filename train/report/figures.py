@@ -247,12 +247,18 @@ def history_figure(sessions: Sequence[Session]) -> plt.Figure:
     return figure
 
 
+def point(value, frame: str = "head"):
+    """A record's point in ``frame``: records hold {"head", "cap"} per point (older ones a bare head-frame point)."""
+    return value.get(frame) if isinstance(value, Mapping) else value
+
+
 def evaluation_figure(protocol: Mapping) -> plt.Figure:
     """Predicted vs true hotspot per subject (each axis) and each subject's error beside the population mean."""
-    records = [r for r in protocol["records"] if r.get("truth") is not None and r["estimates"].get("model") is not None]
-    truth = np.array([r["truth"] for r in records], dtype=float)
-    model = np.array([r["estimates"]["model"] for r in records], dtype=float)
-    prior = [r["estimates"].get("population_mean") for r in records]
+    records = [r for r in protocol["records"] if point(r.get("truth")) is not None
+               and point(r["estimates"].get("model")) is not None]
+    truth = np.array([point(r["truth"]) for r in records], dtype=float)
+    model = np.array([point(r["estimates"]["model"]) for r in records], dtype=float)
+    prior = [point(r["estimates"].get("population_mean")) for r in records]
     figure, axes = plt.subplots(1, 4, figsize=(15, 4), gridspec_kw={"width_ratios": [1, 1, 1, 1.5]})
     for axis, column, label in zip(axes, range(3), ("x", "y", "z")):
         axis.plot(truth[:, column], model[:, column], "o", color="tab:blue", label="model")
@@ -275,7 +281,7 @@ def evaluation_figure(protocol: Mapping) -> plt.Figure:
     axes[3].set_xticks(np.arange(len(records)), [records[i]["subject"] for i in order], rotation=90, fontsize=6)
     axes[3].set_ylabel("error vs true hotspot (mm)")
     axes[3].legend(fontsize=7)
-    figure.suptitle(f"{protocol.get('protocol', '')}, {protocol.get('frame', 'head')} frame, {len(records)} subjects",
+    figure.suptitle(f"{protocol.get('protocol', '')}, head frame, {len(records)} sessions",
                     fontsize=9)
     figure.tight_layout()
     return figure

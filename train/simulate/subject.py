@@ -11,6 +11,12 @@ beta generator centres minus the configured population-mean generator offset (th
 hemisphere). Its error is the generators' random spread (``generators.spread_sd_mm`` / sqrt(2)
 per axis, plus clamping), i.e. what an EEG method that located the generators perfectly would
 still miss.
+
+Each session places the cap anew: the template positions (scaled with the head) are rotated about
+the sphere centre by the cap shift, then every electrode is jittered. The worn positions are the
+recording's ``ch_pos`` (``electrodes.tsv``); the session's cap transform, the similarity
+``head = scale * R @ template + t`` before the jitter (the transform :func:`train.frames.cap_transform`
+fits from the worn positions), is in truth.json ``sessions[].cap_transform``.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from scipy.spatial.transform import Rotation
 
 from edge.montage import mirror_points, nearest_electrode
 from train.dataset import Recording, Subject
+from train.frames import CapTransform
 from train.head import head_to_mni, mni_to_head, nearest_scalp_point, standard_positions_head_mm
 from train.simulate.artifacts import ArtifactLog, add_electrode_artifacts, add_recording_artifacts, blink_topography
 from train.simulate.config import SimulationConfig
@@ -313,12 +320,16 @@ def reference_matrix(config: SimulationConfig) -> np.ndarray:
 
 
 def _session_electrodes(rng: np.random.Generator, names: list[str], scale: float, sphere: HeadSphere,
-                        geometry: Mapping) -> tuple[np.ndarray, np.ndarray]:
-    """Nominal (scaled template) and actual (cap rotated about the sphere centre + jitter) positions."""
+                        geometry: Mapping) -> tuple[np.ndarray, np.ndarray, CapTransform]:
+    """Nominal (scaled template) and actual (cap rotated about the sphere centre + jitter) positions, and the
+    cap transform of the session: the similarity ``head = scale * R @ template + t`` that places the template
+    cap on this head (before the per-electrode jitter), as :mod:`train.frames` fits it from the worn positions."""
     nominal = scale * np.array(list(standard_positions_head_mm(names).values()))
     rotation = Rotation.from_rotvec(rng.normal(0.0, geometry["cap_shift_sd_mm"] / sphere.radius_mm, 3))
     placed = sphere.r0_mm + rotation.apply(nominal - sphere.r0_mm)
-    return nominal, placed + rng.normal(0.0, geometry["electrode_jitter_sd_mm"], placed.shape)
+    matrix = rotation.as_matrix()
+    cap = CapTransform(scale=float(scale), rotation=matrix, translation_mm=sphere.r0_mm - matrix @ sphere.r0_mm)
+    return nominal, placed + rng.normal(0.0, geometry["electrode_jitter_sd_mm"], placed.shape), cap
 
 
 def _modulation(rng: np.random.Generator, n_trials: int, depth: float, rebound: float, onset, peak,
@@ -389,13 +400,16 @@ def simulate_subject(config: SimulationConfig, group: str = "healthy", index: in
     placements = [_session_electrodes(rng, simulated, draw.scale, sphere, config["geometry"]) for rng in session_rngs]
     names = [f"{name}#{session}" for session in range(1, n_sessions + 1) for name in simulated]
     gains = leadfield(np.concatenate(positions), np.concatenate(orientations), names,
-                      np.concatenate([actual for _, actual in placements]), sphere).astype(float)
+                      np.concatenate([actual for _, actual, _ in placements]), sphere).astype(float)
     recordings, session_truth = [], []
     for session, rng in enumerate(session_rngs, start=1):
         block = gains[(session - 1) * len(simulated): session * len(simulated)]
-        nominal, actual = placements[session - 1]
+        nominal, actual, cap = placements[session - 1]
         recording, info = _simulate_session(config, draw, rng, block, members, simulated, written, nominal, actual,
                                             schedule, session)
+        info["cap_transform"] = {"definition": "head = scale * rotation @ template + translation_mm (mm; template = "
+                                               "standard fsaverage 10-05 positions, before electrode jitter)",
+                                 **cap.to_dict()}
         recordings.append(recording)
         session_truth.append(info)
     meta = participant_fields(draw)
