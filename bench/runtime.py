@@ -36,7 +36,7 @@ TRIALS = 8
 def make_bundle(folder: Path, sfreq: float) -> tuple[Path, Path]:
     """A signed int8 bundle of the deployable CNN (untrained) for nine channels at ``sfreq``."""
     from convert.bundle_writer import write_bundle
-    from convert.filter_design import default_filter
+    from train.filter_design import default_filter
     from convert.quantize import int8_tflite
     from convert.signing import generate_keypair
     from edge.normalisation import Normalisation

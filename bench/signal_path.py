@@ -42,7 +42,7 @@ def filter_throughput() -> dict:
     import cmsisdsp
     from scipy import signal
 
-    from convert.filter_design import default_filter, reference_sos
+    from train.filter_design import default_filter, reference_sos
     from edge.fixedpoint import BiquadCascade
 
     results = {}
@@ -82,7 +82,7 @@ def filter_throughput() -> dict:
 @benchmark("signal_hop")
 def hop_cost() -> dict:
     """Cost of one 0.5 s hop (125 samples x 9 channels) through the online pipeline, per level and format."""
-    from convert.filter_design import default_filter
+    from train.filter_design import default_filter
     from edge.pipeline import OnlinePipeline, PipelineSpec
 
     data = _eeg(len(NINE), int(120 * SFREQ))
@@ -117,7 +117,7 @@ def level_costs() -> dict:
     numpy's linear algebra may use), so ``source_cpu_ms_per_trial`` is its cost on one core; the
     session image (mean cross-spectra of 40 trials) is timed the same way.
     """
-    from convert.filter_design import default_filter
+    from train.filter_design import default_filter
     from edge.levels import LEVELS
     from edge.pipeline import PipelineSpec, compute_epochs, compute_epochs_many, epoch_input
     from edge.source import session_image

@@ -1,1 +1,1 @@
-"""Host-side conversion: filter design, int8 TFLite quantisation, bundles, C export."""
+"""Host-side conversion: int8 TFLite quantisation, bundles, C export."""

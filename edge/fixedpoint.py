@@ -19,7 +19,7 @@ Scaling between microvolts and fixed point: a :class:`FixedPointFilter` carries 
 microvolt value that corresponds to 1.0 at its input, and ``gain``, the pass-band gain its integers carry
 (the output's full scale is ``full_scale_uv / gain``). The q31 default puts the ADS1299's whole input range
 (+-187 500 uV at gain 24) at +-0.25, i.e. two guard bits, as CMSIS requires for q31 input; one ADC count
-is then exactly ``2**6`` q31 units, so counts convert without rounding. See ``convert.filter_design`` for
+is then exactly ``2**6`` q31 units, so counts convert without rounding. See ``train.filter_design`` for
 how ``full_scale_uv``, ``gain`` and ``post_shift`` are chosen.
 """
 

@@ -41,7 +41,7 @@ class PipelineSpec:
     level : {"raw", "filtered", "clean", "erd", "psd", "source"}
         Input level (see ``edge.levels`` and, for "source", ``edge.source``).
     filter : FixedPointFilter
-        The device filter (``convert.filter_design.default_filter`` unless configured otherwise).
+        The device filter (``train.filter_design.default_filter`` unless configured otherwise).
     tmin, tmax : float
         Epoch around the cue (s); default -2 ... +4.
     baseline : tuple of float

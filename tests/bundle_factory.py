@@ -45,7 +45,7 @@ def tiny_spec(level: str = "psd", channels: tuple[str, ...] = CHANNELS, sfreq: f
     """A real PipelineSpec (five channels, the default fixed-point filter; 250 Hz: a Cyton, 125 Hz: a
     Cyton + Daisy); level source gets the real
     MNE leadfield of ``train.source_space``."""
-    from convert.filter_design import default_filter
+    from train.filter_design import default_filter
     from edge.pipeline import PipelineSpec
 
     source_space = None

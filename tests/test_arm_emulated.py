@@ -141,7 +141,7 @@ def test_device_refuses_an_unproven_litert_in_one_line(pi, pi_site, chain, unpro
 
 
 def test_fixed_point_filter_gives_x86s_integers_on_a_real_recording(pi, pi_site, real_data_dir, tmp_path):
-    from convert.filter_design import default_filter
+    from train.filter_design import default_filter
     from train.io import read_recording
 
     recording = read_recording(real_data_dir / "eegmmidb" / "S001R03.edf")

@@ -1,4 +1,4 @@
-"""convert.filter_design: quantised designs track SciPy's float64 filter at EEG amplitudes."""
+"""train.filter_design: quantised designs track SciPy's float64 filter at EEG amplitudes."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from convert.filter_design import default_filter, design_filter, main, reference_sos
+from train.filter_design import default_filter, design_filter, main, reference_sos
 from edge.errors import HotspotError, run_cli
 from edge.fixedpoint import BiquadCascade, FixedPointFilter
 

@@ -11,7 +11,7 @@ from scipy import signal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from convert.filter_design import design_filter
+from train.filter_design import design_filter
 from edge.errors import HotspotError
 from edge.fixedpoint import (BiquadCascade, FixedPointFilter, ads1299_uv_per_count, counts_to_fixed,
                              fixed_to_counts, fixed_to_uv, uv_to_fixed)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from convert.filter_design import default_filter
+from train.filter_design import default_filter
 from edge.errors import HotspotError
 from edge.levels import hann, level_input, rereference, welch_psd
 from edge.pipeline import OnlinePipeline, PipelineSpec, compute_epochs

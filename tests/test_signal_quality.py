@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from convert.filter_design import default_filter, reference_sos
+from train.filter_design import default_filter, reference_sos
 from edge.errors import HotspotError
 from edge.fixedpoint import BiquadCascade, ads1299_full_scale_uv
 from edge.pipeline import PipelineSpec, compute_epochs

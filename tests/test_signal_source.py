@@ -8,7 +8,7 @@ import pytest
 from mne.time_frequency import CrossSpectralDensity
 from scipy.signal import csd as scipy_csd
 
-from convert.filter_design import default_filter
+from train.filter_design import default_filter
 from edge.errors import HotspotError
 from edge.pipeline import PipelineSpec, compute_epochs
 from edge.source import FILE_NAME, SourceSpace, band_csd, dics_filters, power_change_db, reference_operator, session_image

@@ -1,1 +1,1 @@
-"""Host-side data, simulation, training and evaluation for hotspot-edge."""
+"""Host-side data, simulation, filter design, training and evaluation for hotspot-edge."""

@@ -153,11 +153,11 @@ def resolve_channels(dataset: Dataset, channel_set: list[str] | str, mirror: boo
 def make_spec(level: str, channels: list[str], sfreq: float, overrides: dict | None = None):
     """Build the :class:`edge.pipeline.PipelineSpec` for a level and channel list.
 
-    The filter is :func:`convert.filter_design.default_filter` at ``sfreq``; ``overrides`` replace
+    The filter is :func:`train.filter_design.default_filter` at ``sfreq``; ``overrides`` replace
     any other spec field (from ``[pipeline]`` of the training configuration). Level "source" gets its
     grid and leadfield for ``channels`` from :func:`train.source_space.build_source_space`.
     """
-    from convert.filter_design import default_filter
+    from train.filter_design import default_filter
     from edge.pipeline import PipelineSpec
 
     fields = {"sfreq": float(sfreq), "channels": tuple(channels), "level": level, "filter": default_filter(sfreq)}

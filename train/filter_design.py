@@ -252,8 +252,8 @@ def default_filter(sfreq: float, line_freq: float = 60.0, q_format: str = "q31")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: print a designed filter as JSON (``python -m convert.filter_design --sfreq 250``)."""
-    parser = ArgumentParser(prog="python -m convert.filter_design", description=__doc__.splitlines()[0])
+    """Command line: print a designed filter as JSON (``python -m train.filter_design --sfreq 250``)."""
+    parser = ArgumentParser(prog="python -m train.filter_design", description=__doc__.splitlines()[0])
     parser.add_argument("--sfreq", type=float, required=True, help="sampling rate (Hz)")
     parser.add_argument("--l-freq", type=float, help="high-pass / lower band edge (Hz)")
     parser.add_argument("--h-freq", type=float, help="low-pass / upper band edge (Hz)")
