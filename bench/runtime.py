@@ -36,16 +36,15 @@ TRIALS = 8
 def make_bundle(folder: Path, sfreq: float) -> tuple[Path, Path]:
     """A signed int8 bundle of the deployable CNN (untrained) for nine channels at ``sfreq``."""
     from convert.bundle_writer import write_bundle
-    from train.filter_design import default_filter
     from convert.quantize import int8_tflite
     from convert.signing import generate_keypair
+    from edge.estimate import Calibration, Prior
     from edge.normalisation import Normalisation
     from edge.pipeline import PipelineSpec, compute_epochs
     from hardware.emulator import synthetic_source
-    from edge.estimate import Calibration, Prior
-    from train.head import standard_positions_head_mm
+    from train.filter_design import default_filter
     from train.model import build_model
-    from train.simulate.forward import head_sphere
+    from train.model_dir import model_contract
 
     spec = PipelineSpec(sfreq=sfreq, channels=NINE, level="psd", filter=default_filter(sfreq))
     raw = synthetic_source(len(NINE), sfreq, seconds=300.0, seed=1)
@@ -56,11 +55,9 @@ def make_bundle(folder: Path, sfreq: float) -> tuple[Path, Path]:
     model = build_model(spec.input_shape, prior.mean_mm, prior.sd_mm)
     content = int8_tflite(model, normalisation.apply(windows))
     private_key, public_key = generate_keypair(folder / "keys" / "signing.key")
-    electrodes = {name: pos.tolist() for name, pos in standard_positions_head_mm().items()}
-    bundle = write_bundle(folder / "bundle", model_content=content, spec=spec, normalisation=normalisation,
-                          golden_inputs=windows[:4], private_key=private_key, electrodes=electrodes, mirror=True,
-                          prior=prior, calibration=Calibration(), head_centre_mm=head_sphere(1.0).r0_mm,
-                          channel_set="nine", provenance={"purpose": "runtime benchmark (untrained weights)"})
+    contract = model_contract(spec, normalisation, True, prior, Calibration())
+    bundle = write_bundle(folder / "bundle", model_content=content, contract=contract, golden_inputs=windows[:4],
+                          private_key=private_key, provenance={"purpose": "runtime benchmark (untrained weights)"})
     return bundle, public_key
 
 

@@ -7,19 +7,17 @@ import io
 import json
 import os
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from convert.signing import load_private_key, sign_manifest
-from edge.bundle import (GOLDEN_FILE, MANIFEST_FILE, MODEL_FILE, N_OUTPUTS, OUTPUT_VALUES, SCHEMA_VERSION,
-                         SIGNATURE_FILE, SOURCE_SPACE_FILE, aggregation_for, output_description, sha256_hex)
+from edge.bundle import (GOLDEN_FILE, MANIFEST_FILE, MODEL_FILE, SCHEMA_VERSION, SIGNATURE_FILE, SOURCE_SPACE_FILE,
+                         sha256_hex)
+from edge.contract import N_OUTPUTS, OUTPUT_VALUES, ModelContract
 from edge.errors import ErrorCode, HotspotError
-from edge.estimate import Calibration, Prior
-from edge.normalisation import Normalisation
-from edge.pipeline import PipelineSpec
 from edge.tflite import TFLiteModel, load_interpreter
 
 FLOAT_OUTPUT_TOLERANCE = 1e-3
@@ -129,11 +127,8 @@ def _check_replaceable(out: Path) -> None:
         raise HotspotError(f"{out} exists and is not a bundle; choose another output folder", ErrorCode.BAD_ARGUMENT)
 
 
-def write_bundle(out: str | Path, *, model_content: bytes, spec: PipelineSpec, normalisation: Normalisation,
-                 golden_inputs: np.ndarray, private_key: str | Path | Ed25519PrivateKey,
-                 electrodes: Mapping[str, Sequence[float]], mirror: bool, prior: Prior, calibration: Calibration,
-                 head_centre_mm: Sequence[float], channel_set: str | None = None,
-                 board_channels: Mapping[str, int] | None = None, provenance: Mapping | None = None,
+def write_bundle(out: str | Path, *, model_content: bytes, contract: ModelContract, golden_inputs: np.ndarray,
+                 private_key: str | Path | Ed25519PrivateKey, provenance: Mapping | None = None,
                  version: int | None = None) -> Path:
     """Write, hash and sign a bundle folder (replacing an existing bundle at ``out``).
 
@@ -145,30 +140,14 @@ def write_bundle(out: str | Path, *, model_content: bytes, spec: PipelineSpec, n
     model_content : bytes
         The ``.tflite`` model (one float32 or int8 input of the pipeline's window, one output of 6:
         mean position, cap frame, mm, then the log of its per-axis standard deviation).
-    spec : PipelineSpec
-        The signal pipeline the model was trained with; for level source its ``source_space`` is
-        written as ``source_space.npz`` and hashed.
-    normalisation : Normalisation
-        The model's input standardisation.
+    contract : edge.contract.ModelContract
+        The model directory's contract, copied into the manifest as it is; for level source its
+        pipeline's ``source_space`` is written as ``source_space.npz`` and hashed.
     golden_inputs : ndarray, shape (n, rows, cols)
         A few pipeline windows (not normalised); their outputs on this machine's TFLite runtime
         become the golden vectors.
     private_key : str, Path or Ed25519PrivateKey
         The signing key (or its PEM file).
-    electrodes : mapping of str to 3 floats
-        The cap's 10-05 positions (cap frame, mm) for placement instructions.
-    mirror : bool
-        Whether right-hemisphere subjects are mirrored into the model's left frame.
-    prior : edge.estimate.Prior
-        The training subjects' hotspot mean and spread (cap frame, model frame, mm).
-    calibration : edge.estimate.Calibration
-        The fitted kappa, radius scale, label noise and (level source) ERD threshold.
-    head_centre_mm : 3 floats
-        Centre of the template's sphere model (cap frame, mm).
-    channel_set : str, optional
-        The channel-set name (e.g. ``"nine"``).
-    board_channels : mapping of str to int, optional
-        Default board channel per model channel; 1, 2, ... in model order when omitted.
     provenance : mapping, optional
         What a device may know about the bundle's origin (see :func:`device_provenance`).
     version : int, optional
@@ -187,30 +166,20 @@ def write_bundle(out: str | Path, *, model_content: bytes, spec: PipelineSpec, n
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise HotspotError(f"the bundle version must be a positive integer, not {version!r}", ErrorCode.BAD_ARGUMENT)
     key = private_key if isinstance(private_key, Ed25519PrivateKey) else load_private_key(private_key)
-    channels = list(spec.channels)
-    board_channels = dict(board_channels) if board_channels else {name: i + 1 for i, name in enumerate(channels)}
-    if sorted(board_channels) != sorted(channels):
-        raise HotspotError(f"board channels must be given for exactly the model channels {channels}",
-                           ErrorCode.BAD_ARGUMENT)
-    if not isinstance(prior, Prior) or not isinstance(calibration, Calibration):
-        raise HotspotError("a bundle needs the model's Prior and Calibration (edge.estimate)", ErrorCode.BAD_ARGUMENT)
     golden_inputs = np.asarray(golden_inputs, dtype=np.float32)
     model = TFLiteModel(model_content)
     if model.output.shape[-1:] != (N_OUTPUTS,):
         raise HotspotError(f"the model outputs {model.output.shape[-1]} values, a bundle needs {N_OUTPUTS} "
                            f"({' + '.join(OUTPUT_VALUES)}); retrain the model", ErrorCode.BAD_ARGUMENT)
-    files = {MODEL_FILE: model_content,
-             GOLDEN_FILE: _golden_bytes(golden_inputs, model.predict(normalisation.apply(golden_inputs)))}
-    if spec.level == "source":
-        files[SOURCE_SPACE_FILE] = spec.source_space.to_bytes()
+    files = {MODEL_FILE: model_content, GOLDEN_FILE: _golden_bytes(golden_inputs, contract.outputs(model, golden_inputs))}
+    if contract.spec.source_space is not None:
+        files[SOURCE_SPACE_FILE] = contract.spec.source_space.to_bytes()
     manifest = {
         "schema": SCHEMA_VERSION,
         "version": version,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "model": {
             "file": MODEL_FILE,
-            "level": spec.level,
-            "channel_set": channel_set,
             "io": model.input.dtype,
             "input": model.input.to_dict(),
             "output": model.output.to_dict(),
@@ -218,15 +187,7 @@ def write_bundle(out: str | Path, *, model_content: bytes, spec: PipelineSpec, n
             "size_bytes": len(model_content),
             "built_with": model.runtime,
         },
-        "channels": [{"name": name, "board_channel": int(board_channels[name])} for name in channels],
-        "pipeline": spec.to_dict(),
-        "normalisation": normalisation.to_dict(),
-        "output": output_description(head_centre_mm),
-        "prior": prior.to_dict(),
-        "calibration": calibration.to_dict(),
-        "aggregation": aggregation_for(spec.level),
-        "electrodes": {name: [round(float(v), 3) for v in point] for name, point in electrodes.items()},
-        "mirror": bool(mirror),
+        **contract.to_dict(),
         "provenance": dict(provenance or {}),
         "golden": {"file": GOLDEN_FILE, "count": len(golden_inputs), "tolerance": output_step(model_content)},
         "files": {name: sha256_hex(content) for name, content in files.items()},

@@ -1,19 +1,17 @@
 """``invoke convert``: int8 post-training quantisation with a parity check in millimetres.
 
-A model directory (``invoke train``) becomes a signed bundle (:mod:`convert.bundle_writer`):
+A model directory (``invoke train``) becomes a signed bundle (:mod:`convert.bundle_writer`) that carries
+the directory's model contract (:mod:`edge.contract`) as it is:
 
-1. Input windows of every subject are computed by the device's own signal path
-   (:func:`train.windows.dataset_windows`, i.e. :func:`edge.pipeline.compute_epochs`).
+1. Input windows are prepared by ``train`` (:func:`train.conversion_data.conversion_data`: the device's
+   own signal path, :func:`edge.pipeline.compute_epochs`).
 2. Representative windows (>= 100; up to ``n_representative``) are drawn from the model's
    *training* subjects only and normalised as on the device. The TFLite converter quantises
    full-integer: weights int8 symmetric per-channel (Conv2D, DepthwiseConv2D and Dense),
    activations int8 per-tensor, ``TFLITE_BUILTINS_INT8`` only.
 3. Parity on *held-out* subjects (labelled subjects not in the model's ``train_subjects``, or a
-   separate ``holdout`` dataset): Keras float vs TFLite float vs TFLite int8, each subject's
-   estimate being the per-axis median of its windows' predicted means (:func:`train.metrics.aggregate_trials`),
-   compared with its label in the cap frame. Reported: subject-level mean error (mm), its change
-   against Keras, the largest per-window difference of the predicted mean (mm) and of the predicted
-   log standard deviation (ln mm; 0.1 is a 10 % change of the sd). If int8 changes the mean error by
+   separate ``holdout`` dataset): Keras float vs TFLite float vs TFLite int8 (:mod:`convert.parity`).
+   If int8 changes the held-out subject-level mean error by
    more than ``budget_mm`` (either way: a parity check, not an accuracy claim), no bundle is written;
    TensorFlow's ``QuantizationDebugger`` writes a per-layer report next to ``out`` and the command fails.
    The remedy is selective quantisation: by default (``auto_float``) the converter first keeps the
@@ -48,23 +46,16 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.bundle import N_OUTPUTS, aggregation_for, output_description
+from convert.parity import format_parity, parity_report, tflite_outputs
+from edge.contract import N_OUTPUTS
 from edge.errors import ArgumentParser, ErrorCode, HotspotError, run_cli
-from edge.estimate import Calibration, Prior
-from edge.tflite import TFLiteModel, load_interpreter
+from edge.tflite import load_interpreter
 from train.tensorflow_setup import import_tensorflow, quiet_native_logs
 
 IO_TYPES = ("float32", "int8")
 MIN_REPRESENTATIVE = 100
-N_GOLDEN = 8
 AUTO_FLOAT_MAX = 6
 """At most this many layers are kept in float automatically when int8 misses the parity budget."""
-HELDOUT_PROTOCOL = ("subject-grouped: held-out subjects, unseen in training and in int8 calibration; "
-                    "subject estimate = per-axis median of its windows' predicted means, vs its label in the cap frame")
-HELDOUT_PROTOCOL_SESSIONS = ("subject-grouped: held-out subjects, unseen in training and in int8 calibration; "
-                             "one input per session, the session image of its trials' mean cross-spectra (as the "
-                             "device aggregates); subject estimate = per-axis median over its sessions, vs its label "
-                             "in the cap frame")
 
 
 @dataclass
@@ -87,50 +78,11 @@ class ConversionResult:
     int8_size_bytes: int
 
 
-@dataclass(frozen=True)
-class EstimateContract:
-    """What a bundle needs from a model directory beyond the network (schema 2).
-
-    Attributes
-    ----------
-    prior : edge.estimate.Prior
-    calibration : edge.estimate.Calibration
-    head_centre_mm : ndarray, shape (3,)
-    """
-
-    prior: Prior
-    calibration: Calibration
-    head_centre_mm: np.ndarray
-
-
-def estimate_contract(model_dir) -> EstimateContract:
-    """The prior, calibration and output contract of a loaded model directory, checked (one-line refusal).
-
-    Parameters
-    ----------
-    model_dir : train.model_dir.ModelDir
-    """
-    metadata = model_dir.metadata
-    try:
-        prior, calibration = Prior.from_dict(metadata["prior"]), Calibration.from_dict(metadata["calibration"])
-        output = metadata["output"]
-        centre = np.asarray(output.get("head_centre_mm", []) if isinstance(output, dict) else [], dtype=float)
-        if centre.shape != (3,) or output != output_description(centre):
-            raise HotspotError(f"output {output} is not cap-frame mean_mm + log_sd_mm with a head centre",
-                               ErrorCode.BAD_FORMAT)
-        if metadata["aggregation"] != aggregation_for(model_dir.spec.level):
-            raise HotspotError(f"aggregation {metadata['aggregation']!r} does not fit level {model_dir.spec.level!r}",
-                               ErrorCode.BAD_FORMAT)
-    except HotspotError as err:
-        raise HotspotError(f"model directory {model_dir.path}: {err.args[0]}; retrain the model",
-                           ErrorCode.BAD_FORMAT) from None
-    except (TypeError, ValueError) as err:
-        raise HotspotError(f"model directory {model_dir.path}: malformed output description ({err}); retrain the "
-                           "model", ErrorCode.BAD_FORMAT) from None
+def check_model_outputs(model_dir) -> None:
+    """Refuse a model directory whose network does not give the contract's six outputs (one line)."""
     if tuple(model_dir.model.output_shape[1:]) != (N_OUTPUTS,):
         raise HotspotError(f"{model_dir.path} model outputs {model_dir.model.output_shape[1:]}, a bundle needs "
                            f"({N_OUTPUTS},) (mean_mm + log_sd_mm); retrain the model", ErrorCode.BAD_FORMAT)
-    return EstimateContract(prior=prior, calibration=calibration, head_centre_mm=centre)
 
 
 def _representative(windows: np.ndarray) -> Callable[[], Iterator[list[np.ndarray]]]:
@@ -308,155 +260,6 @@ def layers_by_int8_loss(model, representative: np.ndarray) -> list[str]:
                                                   reverse=True)]
 
 
-def parity_report(labels: Sequence[np.ndarray], predictions: dict[str, Sequence[np.ndarray]],
-                  baseline: np.ndarray) -> dict:
-    """Compare predictors on held-out subjects in millimetres (means) and log units (standard deviations).
-
-    Parameters
-    ----------
-    labels : sequence of ndarray (3,)
-        Each held-out subject's label (cap frame, mm, model frame).
-    predictions : dict of str to sequence of ndarray (n_inputs, 6)
-        Per-subject window outputs (mean mm, log sd) of each predictor; the first entry is the
-        reference (Keras float).
-    baseline : ndarray (3,)
-        The training subjects' mean hotspot (the prior's mean: the no-EEG baseline).
-
-    Returns
-    -------
-    dict
-        Per predictor: ``mean_error_mm``, ``delta_mean_error_mm`` (against the reference),
-        ``max_output_diff_mm`` / ``median_output_diff_mm`` (per-input distance of the predicted mean
-        from the reference's) and ``max_log_sd_diff`` / ``median_log_sd_diff`` (per-input, per-axis
-        absolute difference of the predicted log sd from the reference's; ln mm).
-    """
-    from train.metrics import aggregate_trials, euclidean_errors
-
-    labels = np.asarray(labels, dtype=float)
-    names = list(predictions)
-    reference = names[0]
-    baseline_error = float(euclidean_errors(np.tile(baseline, (len(labels), 1)), labels).mean())
-    report = {"protocol": HELDOUT_PROTOCOL, "frame": "cap, mm, model (left-hemisphere) frame",
-              "n_subjects": len(labels), "n_inputs": int(sum(len(p) for p in predictions[reference])),
-              "baseline": {"what": "mean hotspot of the training subjects (the prior's mean)",
-                           "mean_error_mm": baseline_error}}
-    reference_error = None
-    for name in names:
-        estimates = np.array([aggregate_trials(p[:, :3])[0] for p in predictions[name]])
-        mean_error = float(euclidean_errors(estimates, labels).mean())
-        reference_error = mean_error if reference_error is None else reference_error
-        pairs = list(zip(predictions[name], predictions[reference]))
-        diffs = np.concatenate([euclidean_errors(p[:, :3], r[:, :3]) for p, r in pairs])
-        log_sd_diffs = np.concatenate([np.abs(p[:, 3:] - r[:, 3:]).ravel() for p, r in pairs])
-        report[name] = {"mean_error_mm": mean_error, "delta_mean_error_mm": mean_error - reference_error,
-                        "max_output_diff_mm": float(diffs.max()), "median_output_diff_mm": float(np.median(diffs)),
-                        "max_log_sd_diff": float(log_sd_diffs.max()),
-                        "median_log_sd_diff": float(np.median(log_sd_diffs))}
-    return report
-
-
-def parity_inputs(spec, items: Sequence) -> list[np.ndarray]:
-    """What the device runs the model on, per held-out subject: its windows, or (level source, aggregation
-    ``session_csd``) one session image per session from the mean cross-spectra of the session's windows."""
-    from edge.source import session_image
-
-    if spec.level != "source":
-        return [item.inputs for item in items]
-    images = []
-    for item in items:
-        masks = [item.sessions == session for session in item.session_names()]
-        images.append(np.array([session_image(spec, list(item.csds[mask, 0]), list(item.csds[mask, 1]))
-                                for mask in masks], dtype=np.float32))
-    return images
-
-
-def _tflite_outputs(content: bytes, normalisation, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-    """A TFLite model's six outputs (n, 6) for each subject's inputs."""
-    with quiet_native_logs():  # "Created TensorFlow Lite XNNPACK delegate for CPU"
-        model = TFLiteModel(content)
-    return [model.predict(normalisation.apply(x)).astype(np.float64) for x in inputs]
-
-
-def _golden_windows(items: Sequence, count: int = N_GOLDEN) -> np.ndarray:
-    """A few windows spread over subjects (one per subject in turn)."""
-    chosen = []
-    for round_index in range(count):
-        for item in items:
-            if len(chosen) < count and round_index < len(item.inputs):
-                chosen.append(item.inputs[round_index])
-    return np.asarray(chosen, dtype=np.float32)
-
-
-def channel_set_name(channels: Sequence[str]) -> str:
-    """Return the name of the channel set in ``train/configs/channels.toml`` equal to ``channels``, else "custom"."""
-    from train.configs import load_channel_sets
-
-    for name, names in load_channel_sets().items():
-        if list(names) == list(channels):
-            return name
-    return "custom"
-
-
-def _load(dataset):
-    if not isinstance(dataset, (str, Path)):
-        return dataset
-    from train.io import load_dataset
-
-    if not Path(dataset).exists():
-        raise HotspotError(f"dataset {dataset} not found; pass the dataset the model was trained on",
-                           ErrorCode.BAD_FILE)
-    return load_dataset(Path(dataset))
-
-
-def split_windows(model_dir, dataset, holdout=None) -> tuple[list, list]:
-    """Compute the calibration and held-out windows for a model directory.
-
-    Parameters
-    ----------
-    model_dir : train.model_dir.ModelDir
-        The loaded model directory.
-    dataset : Dataset
-        The dataset the model was trained on (checked by content hash).
-    holdout : Dataset, optional
-        A separate held-out dataset; by default the labelled subjects of ``dataset`` that are
-        not among the model's training subjects.
-
-    Returns
-    -------
-    training, heldout : list of train.windows.SubjectWindows
-        Labelled subjects with at least one accepted window, in the model's frame.
-
-    Raises
-    ------
-    HotspotError
-        When ``dataset`` is not the training dataset or there is no usable held-out subject.
-    """
-    from train.dataset import Dataset
-    from train.windows import dataset_windows
-
-    metadata = model_dir.metadata
-    if dataset.content_hash() != metadata.get("data_hash"):
-        raise HotspotError(f"dataset {dataset.name!r} is not the one {model_dir.path} was trained on (content hash "
-                           "differs); pass the training dataset with --data", ErrorCode.BAD_ARGUMENT)
-    train_ids = set(metadata.get("train_subjects", []))
-    source = holdout if holdout is not None else dataset
-    heldout_data = Dataset(name=source.name, subjects=[
-        s for s in source.subjects if s.label is not None and (holdout is not None or s.subject not in train_ids)])
-    if not heldout_data.subjects:
-        raise HotspotError(f"no labelled held-out subjects: every labelled subject of {dataset.name!r} trained the "
-                           "model; pass a separate dataset with --holdout (e.g. 'invoke simulate' with another seed)",
-                           ErrorCode.BAD_ARGUMENT)
-    training_data = Dataset(name=dataset.name, subjects=[
-        s for s in dataset.subjects if s.subject in train_ids and s.label is not None])
-    cue = metadata.get("training", {}).get("data", {}).get("cue", "move")
-    training, heldout = ([item for item in dataset_windows(data, model_dir.spec, cue, model_dir.mirror)
-                          if len(item.inputs)] for data in (training_data, heldout_data))
-    if not heldout:
-        raise HotspotError("no held-out subject has a usable window (all rejected by the quality check); "
-                           "pass a cleaner held-out dataset with --holdout", ErrorCode.BAD_ARGUMENT)
-    return training, heldout
-
-
 def convert_model(model_dir: str | Path, dataset, out: str | Path, key: str | Path, io: str = "float32",
                   budget_mm: float = 0.3, holdout=None, n_representative: int = 300, seed: int = 0,
                   report_dir: str | Path | None = None, float_layers: Sequence[str] = (),
@@ -513,7 +316,7 @@ def convert_model(model_dir: str | Path, dataset, out: str | Path, key: str | Pa
     """
     from convert.bundle_writer import device_provenance, write_bundle
     from convert.signing import load_private_key
-    from train.head import standard_positions_head_mm
+    from train.conversion_data import conversion_data
     from train.model_dir import load_model_dir, predict_windows
 
     if io not in IO_TYPES:
@@ -522,24 +325,20 @@ def convert_model(model_dir: str | Path, dataset, out: str | Path, key: str | Pa
         raise HotspotError(f"the parity budget must be >= 0 mm, not {budget_mm}", ErrorCode.BAD_ARGUMENT)
     signing_key = load_private_key(key)
     model_dir, out = load_model_dir(model_dir), Path(out)
-    contract = estimate_contract(model_dir)
-    metadata = model_dir.metadata
-    training, heldout = split_windows(model_dir, _load(dataset), None if holdout is None else _load(holdout))
-    pool = np.concatenate([item.inputs for item in training]) if training else np.zeros((0,))
+    check_model_outputs(model_dir)
+    contract = model_dir.contract
+    data = conversion_data(model_dir, dataset, holdout)
+    pool = data.training_windows
     chosen = np.random.default_rng(seed).permutation(len(pool))[:n_representative]
-    representative = model_dir.normalisation.apply(pool[chosen]) if len(pool) else pool
+    representative = contract.normalisation.apply(pool[chosen])
     float_model = float_tflite(model_dir.model)
-    labels = [np.mean(item.window_targets("label"), axis=0) for item in heldout]
-    inputs = parity_inputs(model_dir.spec, heldout)
-    reference = {"keras_float": [predict_windows(model_dir.model, model_dir.normalisation, x) for x in inputs],
-                 "tflite_float": _tflite_outputs(float_model, model_dir.normalisation, inputs)}
+    reference = {"keras_float": [predict_windows(model_dir.model, contract.normalisation, x) for x in data.inputs],
+                 "tflite_float": tflite_outputs(float_model, contract, data.inputs)}
 
     def quantise(kept: list[str]) -> tuple[bytes, dict]:
         content = int8_tflite(model_dir.model, representative, io, kept, float_output)
-        report = parity_report(labels, {**reference, "tflite_int8": _tflite_outputs(content, model_dir.normalisation,
-                                                                                    inputs)}, contract.prior.mean_mm)
-        if model_dir.spec.level == "source":
-            report["protocol"] = HELDOUT_PROTOCOL_SESSIONS
+        report = parity_report(data.labels, {**reference, "tflite_int8": tflite_outputs(content, contract, data.inputs)},
+                               contract.prior.mean_mm, contract.level)
         return content, report
 
     kept = list(float_layers)
@@ -571,34 +370,11 @@ def convert_model(model_dir: str | Path, dataset, out: str | Path, key: str | Pa
                            f"{budget_mm} mm budget; per-layer report: {report} (worst: {worst}; keep a layer in float with "
                            "--float-layer TENSOR_NAME); no bundle written",
                            ErrorCode.BUDGET_EXCEEDED)
-    bundle = write_bundle(out, model_content=int8_model, spec=model_dir.spec, normalisation=model_dir.normalisation,
-                          golden_inputs=_golden_windows(heldout), private_key=signing_key,
-                          electrodes=standard_positions_head_mm(), mirror=model_dir.mirror, prior=contract.prior,
-                          calibration=contract.calibration, head_centre_mm=contract.head_centre_mm,
-                          channel_set=channel_set_name(model_dir.channels),
-                          provenance=device_provenance(metadata, parity), version=bundle_version)
+    bundle = write_bundle(out, model_content=int8_model, contract=contract, golden_inputs=data.golden,
+                          private_key=signing_key, provenance=device_provenance(model_dir.metadata, parity),
+                          version=bundle_version)
     return ConversionResult(bundle=bundle, parity=parity, float_size_bytes=len(float_model),
                             int8_size_bytes=len(int8_model))
-
-
-def format_parity(parity: dict) -> str:
-    """Return the parity report as a few human-readable lines."""
-    lines = [f"parity on {parity['n_subjects']} held-out subjects / {parity['n_inputs']} model inputs "
-             f"({parity['protocol']}; {parity['frame']})",
-             f"  baseline ({parity['baseline']['what']}): mean error {parity['baseline']['mean_error_mm']:.2f} mm"]
-    for name in ("keras_float", "tflite_float", "tflite_int8"):
-        entry = parity[name]
-        lines.append(f"  {name:<12} mean error {entry['mean_error_mm']:.3f} mm, "
-                     f"change {entry['delta_mean_error_mm']:+.3f} mm, "
-                     f"largest window difference {entry['max_output_diff_mm']:.3f} mm (mean), "
-                     f"{entry['max_log_sd_diff']:.3f} (log sd)")
-    if parity["float_layers"]:
-        lines.append(f"  kept in float: {', '.join(parity['float_layers'])}"
-                     + (f" ({len(parity['auto_float_layers'])} chosen automatically)" if parity["auto_float_layers"]
-                        else ""))
-    lines.append(f"  sizes: float {parity['float_size_bytes']} B, int8 {parity['int8_size_bytes']} B; "
-                 f"budget {parity['budget_mm']} mm: {'passed' if parity['passed'] else 'FAILED'}")
-    return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

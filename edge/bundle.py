@@ -13,23 +13,11 @@ A bundle is a folder with four files (five for level ``source``):
         version         positive integer, larger for every newer bundle (a device refuses an older
                         one unless rolled back to it)
         created         ISO 8601 UTC time of writing
-        model           level, channel_set, io ("float32" | "int8"), input / output tensor
-                        dtype, scale, zero point and shape, quantisation description
-        channels        [{"name", "board_channel"}] in model order (left-hemisphere names)
-        pipeline        the PipelineSpec (sampling rate, channels, epoch window, filter
-                        coefficients + postShift + q-format, band / PSD / source parameters ...);
-                        level source: "source_space": {"file": "source_space.npz", "sha256"}
-        normalisation   per-element input mean and std
-        output          {"frame": "cap", "units": "mm", "hemisphere": "left",
-                         "values": ["mean_mm", "log_sd_mm"], "head_centre_mm": [x, y, z]}
-                        (head_centre_mm: centre of the template's sphere model, where the scalp
-                        projection of edge.placement starts)
-        prior           edge.estimate.Prior: the training subjects' hotspot mean and spread
-        calibration     edge.estimate.Calibration: kappa, radius scale, label noise, min_erd_db
-        aggregation     "session_csd" (level source: the session image of the mean CSDs of the
-                        good trials) or "median_of_trials" (every other level)
-        electrodes      {name: [x, y, z]} 10-05 positions of the cap, cap frame, mm (placement)
-        mirror          true when right-hemisphere subjects are mirrored into the left frame
+        model           io ("float32" | "int8"), input / output tensor dtype, scale, zero point and
+                        shape, quantisation description, size, the runtime that built it
+        pipeline, normalisation, channel_set, mirror, output, electrodes, prior, calibration
+                        the model contract (:mod:`edge.contract`), copied verbatim from the model
+                        directory: each field exists once
         provenance      dataset hash, code version, metrics, parity report; training subjects as a
                         count and a hash (no subject ids, no host paths)
         golden          {"file": "golden.npz", "count", "tolerance"}
@@ -46,7 +34,7 @@ A bundle is a folder with four files (five for level ``source``):
 
 :func:`load_bundle` checks, in order: every file is present; the signature verifies with the
 device's public key; the schema version is known; every file matches its sha256; the manifest
-is well formed (prior, calibration, output, aggregation and source space included); and the
+is well formed (its model contract included: :meth:`edge.contract.ModelContract.from_dict`); and the
 golden inputs reproduce all six outputs (within ``tolerance``, one output quantisation step) on the
 TFLite runtime the device has. Each failure is refused with its own one-line
 :class:`~edge.errors.HotspotError`. :class:`BundleSlot` keeps the bundle loaded before whenever a
@@ -68,6 +56,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from edge.contract import N_OUTPUTS, OUTPUT_VALUES, ModelContract, split_outputs
 from edge.errors import ErrorCode, HotspotError
 from edge.estimate import Calibration, Prior
 from edge.normalisation import Normalisation
@@ -82,26 +71,8 @@ MANIFEST_FILE = "manifest.json"
 SIGNATURE_FILE = "manifest.json.sig"
 GOLDEN_FILE = "golden.npz"
 BUNDLE_FILES = (MANIFEST_FILE, SIGNATURE_FILE, MODEL_FILE, GOLDEN_FILE)
-MAX_HEAD_MM = 300.0
-"""Largest coordinate (head frame, mm) an electrode position may have: a head is about 200 mm across."""
-MANIFEST_KEYS = ("schema", "created", "model", "channels", "pipeline", "normalisation", "output", "prior",
-                 "calibration", "aggregation", "electrodes", "mirror", "provenance", "golden", "files")
-OUTPUT_VALUES = ("mean_mm", "log_sd_mm")
-N_OUTPUTS = 6
-"""The model's outputs: mean position (3, mm) then log standard deviation (3, ln mm)."""
-LOG_SD_RANGE = (-1.0, 4.0)
-"""The model's log-sd outputs (ln mm) are clipped to this range, as in training: sd 0.37 ... 55 mm."""
-
-
-def output_description(head_centre_mm) -> dict:
-    """The manifest's ``output`` entry (the model contract of schema 2)."""
-    return {"frame": "cap", "units": "mm", "hemisphere": "left", "values": list(OUTPUT_VALUES),
-            "head_centre_mm": [float(v) for v in head_centre_mm]}
-
-
-def aggregation_for(level: str) -> str:
-    """How a session turns its good trials into one prediction, for an input level."""
-    return "session_csd" if level == "source" else "median_of_trials"
+MANIFEST_KEYS = ("schema", "created", "model", "provenance", "golden", "files")
+"""The manifest's own keys; the model contract's (edge.contract.CONTRACT_KEYS) are checked by the contract."""
 
 
 def hashed_files(level: str) -> tuple[str, ...]:
@@ -121,12 +92,6 @@ def bundle_file_names(folder: str | Path) -> list[str]:
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
         level = ""
     return list(BUNDLE_FILES) + [name for name in hashed_files(level) if name not in BUNDLE_FILES]
-
-
-def split_outputs(outputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The model's six outputs (..., 6) as (mean_mm (..., 3), sd_mm (..., 3)); log sds clipped to LOG_SD_RANGE."""
-    outputs = np.asarray(outputs, dtype=np.float64)
-    return outputs[..., :3], np.exp(np.clip(outputs[..., 3:], *LOG_SD_RANGE))
 
 
 def sha256_hex(data: bytes) -> str:
@@ -273,24 +238,9 @@ class Bundle:
         First 12 hex digits of the manifest's sha256 (changes whenever anything in the bundle does).
     manifest : dict
         The parsed manifest.
-    spec : PipelineSpec
-        The signal pipeline the model was trained with (with its source space for level source).
-    normalisation : Normalisation
-        Input standardisation applied before the model.
-    electrodes : dict of str to ndarray (3,)
-        The cap's 10-05 electrode positions, cap frame, mm (placement instructions).
-    mirror : bool
-        Whether right-hemisphere subjects are mirrored into the left frame (see edge.montage).
-    board_channels : dict of str to int
-        The default board channel for each model channel (the device config may remap).
-    prior : edge.estimate.Prior
-        The training subjects' hotspot mean and spread (cap frame, model frame, mm).
-    calibration : edge.estimate.Calibration
-        How far the model's uncertainty is trusted and how the 90 % radius is scaled.
-    head_centre_mm : ndarray, shape (3,)
-        Centre of the template's sphere model, cap frame, mm (for edge.placement).
-    aggregation : str
-        ``"session_csd"`` or ``"median_of_trials"`` (see the module notes).
+    contract : edge.contract.ModelContract
+        How the model is fed and read (its pipeline, normalisation, mirror rule, output frame, prior
+        and calibration); the properties below are its fields.
     model : TFLiteModel
         The interpreter wrapper.
     """
@@ -298,21 +248,53 @@ class Bundle:
     path: Path
     bundle_id: str
     manifest: dict
-    spec: PipelineSpec
-    normalisation: Normalisation
-    electrodes: dict[str, np.ndarray]
-    mirror: bool
-    board_channels: dict[str, int]
-    prior: Prior
-    calibration: Calibration
-    head_centre_mm: np.ndarray
-    aggregation: str
+    contract: ModelContract
     model: TFLiteModel = field(repr=False)
 
     @property
+    def spec(self) -> PipelineSpec:
+        """The signal pipeline the model was trained with (with its source space for level source)."""
+        return self.contract.spec
+
+    @property
     def channels(self) -> list[str]:
-        """Model channel names in model order (left-hemisphere names)."""
-        return list(self.spec.channels)
+        """Model channel names in model order (left-hemisphere names when mirroring)."""
+        return self.contract.channels
+
+    @property
+    def normalisation(self) -> Normalisation:
+        """Input standardisation applied before the model."""
+        return self.contract.normalisation
+
+    @property
+    def electrodes(self) -> dict[str, np.ndarray]:
+        """The cap's 10-05 electrode positions, cap frame, mm (placement instructions)."""
+        return self.contract.electrodes
+
+    @property
+    def mirror(self) -> bool:
+        """Whether right-hemisphere subjects are mirrored into the left frame (edge.contract.worn_electrodes)."""
+        return self.contract.mirror
+
+    @property
+    def prior(self) -> Prior:
+        """The training subjects' hotspot mean and spread (cap frame, model frame, mm)."""
+        return self.contract.prior
+
+    @property
+    def calibration(self) -> Calibration:
+        """How far the model's uncertainty is trusted and how the 90 % radius is scaled."""
+        return self.contract.calibration
+
+    @property
+    def head_centre_mm(self) -> np.ndarray:
+        """Centre of the template's sphere model, cap frame, mm (for edge.placement)."""
+        return self.contract.head_centre_mm
+
+    @property
+    def aggregation(self) -> str:
+        """``"session_csd"`` or ``"median_of_trials"`` (edge.contract.aggregation_for the level)."""
+        return self.contract.aggregation
 
     @property
     def version(self) -> int:
@@ -337,7 +319,7 @@ class Bundle:
         ndarray, shape (6,) or (n, 6)
             ``[mean_x, mean_y, mean_z, log_sd_x, log_sd_y, log_sd_z]`` (mm and ln mm).
         """
-        return self.model.predict(self.normalisation.apply(input2d)).astype(np.float64)
+        return self.contract.outputs(self.model, input2d)
 
     def predict(self, input2d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Predict the hotspot and its uncertainty from pipeline output.
@@ -351,7 +333,8 @@ class Bundle:
         Returns
         -------
         mean_mm : ndarray, shape (3,) or (n, 3)
-            Hotspot, cap frame, mm, in the left-hemisphere frame (negate x for a mirrored subject).
+            Hotspot, cap frame, mm, in the model's frame (``contract.wearing(hand).to_patient`` gives
+            the patient's).
         sd_mm : ndarray, shape (3,) or (n, 3)
             Per-axis standard deviation of that prediction (mm), as the network says.
         """
@@ -415,6 +398,8 @@ def bundle_version(manifest: dict) -> int:
         raise _refuse(f"{MANIFEST_FILE} 'version' must be a positive integer, not {version!r}; rebuild the bundle "
                       "with 'invoke convert'")
     return version
+
+
 def _level(manifest: dict) -> str:
     pipeline = manifest["pipeline"]
     return str(pipeline.get("level")) if isinstance(pipeline, dict) else ""
@@ -438,63 +423,13 @@ def _check_hashes(folder: Path, manifest: dict) -> dict[str, bytes]:
     return contents
 
 
-def _estimate_contract(manifest: dict, level: str) -> dict:
-    """Prior, calibration, output description and aggregation, or a one-line refusal."""
+def _contract(manifest: dict, contents: dict[str, bytes]) -> ModelContract:
+    """The model contract of a hash-checked manifest (level source: with its source space file)."""
     try:
-        prior = Prior.from_dict(manifest["prior"])
-        calibration = Calibration.from_dict(manifest["calibration"])
+        source_space = SourceSpace.from_bytes(contents[SOURCE_SPACE_FILE]) if SOURCE_SPACE_FILE in contents else None
+        return ModelContract.from_dict(manifest, source_space=source_space)
     except HotspotError as err:
-        raise _refuse(f"{MANIFEST_FILE}: {err.args[0]}; rebuild the bundle from a model with a fitted prior and "
-                      "calibration") from None
-    output = manifest["output"]
-    centre = output.get("head_centre_mm") if isinstance(output, dict) else None
-    try:
-        centre = np.asarray(centre, dtype=float).reshape(-1)
-    except (TypeError, ValueError):
-        centre = np.zeros(0)
-    if (not isinstance(output, dict) or centre.shape != (3,) or not np.all(np.isfinite(centre))
-            or output != output_description(centre)):
-        raise _refuse(f"bundle output {output} is not the cap-frame mean_mm + log_sd_mm of the left hemisphere with "
-                      "a head centre; this device cannot interpret it")
-    if manifest["aggregation"] != aggregation_for(level):
-        raise _refuse(f"{MANIFEST_FILE} aggregation {manifest['aggregation']!r} does not fit level {level!r} "
-                      f"(expected {aggregation_for(level)!r}); rebuild the bundle")
-    return {"prior": prior, "calibration": calibration, "head_centre_mm": centre,
-            "aggregation": manifest["aggregation"]}
-
-
-def _parse_contents(manifest: dict, contents: dict[str, bytes]) -> dict:
-    """The Bundle's fields from a hash-checked manifest (everything but the model)."""
-    level = _level(manifest)
-    source_space = None
-    if level == "source":
-        try:
-            source_space = SourceSpace.from_bytes(contents[SOURCE_SPACE_FILE])
-        except HotspotError as err:
-            raise _refuse(err.args[0]) from None
-    try:
-        spec = PipelineSpec.from_dict(manifest["pipeline"], source_space=source_space)
-    except HotspotError as err:
-        raise _refuse(f"{MANIFEST_FILE} pipeline: {err.args[0]}") from None
-    normalisation = Normalisation.from_dict(manifest["normalisation"])
-    if normalisation.mean.shape != tuple(spec.input_shape):
-        raise _refuse(f"normalisation shape {normalisation.mean.shape} does not match the pipeline's input shape "
-                      f"{tuple(spec.input_shape)}; rebuild the bundle")
-    try:
-        board_channels = {str(entry["name"]): int(entry["board_channel"]) for entry in manifest["channels"]}
-        names = [str(entry["name"]) for entry in manifest["channels"]]
-        electrodes = {str(name): np.asarray(point, dtype=float) for name, point in manifest["electrodes"].items()}
-    except (KeyError, TypeError, ValueError, AttributeError) as err:
-        raise _refuse(f"{MANIFEST_FILE} 'channels' or 'electrodes' is malformed ({err}); rebuild the bundle") from None
-    if names != list(spec.channels):
-        raise _refuse(f"manifest channels {names} differ from the pipeline's {list(spec.channels)}; rebuild the bundle")
-    if not electrodes or any(p.shape != (3,) or not np.all(np.abs(p) <= MAX_HEAD_MM) for p in electrodes.values()):
-        raise _refuse(f"{MANIFEST_FILE} 'electrodes' must map names to [x, y, z] in mm within +-{MAX_HEAD_MM:g} mm of "
-                      "the head origin; rebuild the bundle")
-    if not isinstance(manifest["mirror"], bool):
-        raise _refuse(f"{MANIFEST_FILE} 'mirror' must be true or false; rebuild the bundle")
-    return {"spec": spec, "normalisation": normalisation, "electrodes": electrodes, "board_channels": board_channels,
-            "mirror": manifest["mirror"], **_estimate_contract(manifest, level)}
+        raise _refuse(f"{MANIFEST_FILE}: {err.args[0]}; rebuild the bundle with 'invoke convert'") from None
 
 
 def _self_test(bundle: Bundle, golden_bytes: bytes) -> None:
@@ -560,10 +495,11 @@ def load_bundle(path: str | Path, public_key_path: str | Path, num_threads: int 
     manifest = _read_manifest(manifest_bytes)
     bundle_version(manifest)
     contents = _check_hashes(folder, manifest)
-    fields = _parse_contents(manifest, contents)
+    contract = _contract(manifest, contents)
     built_with = manifest["model"].get("built_with") if isinstance(manifest["model"], dict) else None
     bundle = Bundle(path=folder, bundle_id=bundle_id_from_manifest(manifest_bytes), manifest=manifest,
-                    model=TFLiteModel(contents[MODEL_FILE], num_threads=num_threads, built_with=built_with), **fields)
+                    contract=contract,
+                    model=TFLiteModel(contents[MODEL_FILE], num_threads=num_threads, built_with=built_with))
     _self_test(bundle, contents[GOLDEN_FILE])
     return bundle
 

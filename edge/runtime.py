@@ -36,8 +36,8 @@ from edge.bundle import load_bundle
 from edge.config import DeviceConfig
 from edge.contact import BOARDS as CONTACT_BOARDS
 from edge.contact import ContactCheck
+from edge.contract import ModelContract
 from edge.errors import ErrorCode, HotspotError
-from edge.montage import mirror_channel_name
 from edge.protocol import LIVE_TRIAL, MessageType, SessionState, Sequencer
 from edge.quality import assess_window
 from edge.session import GuidedSession, verdict_faults
@@ -54,8 +54,6 @@ LIVE_WINDOW_S = 1.0
 HEALTH_BYTES = 4096
 """health.json is padded to this size so that it can be rewritten in place on a full disk."""
 BOARD_COUNTERS = ("duplicates", "rejected", "realigned", "misordered")
-
-logger = logging.getLogger(__name__)
 
 
 def software_version() -> str:
@@ -122,19 +120,19 @@ def rewrite_json_in_place(path: Path, data: dict) -> None:
         os.fsync(handle.fileno())
 
 
-def worn_channels(config: DeviceConfig, model_channels: list[str]) -> list[str]:
-    """The electrodes to read, in model order (mirrored for a right-hemisphere hotspot).
+def worn_channels(config: DeviceConfig, contract: ModelContract) -> list[str]:
+    """The electrodes to read, in model order (:meth:`edge.contract.ModelContract.wearing` for the session's hand).
 
     Raises
     ------
     HotspotError
         ``MISSING_CHANNELS`` naming the electrodes the config does not map.
     """
-    mirrored = config.session.hotspot_hemisphere == "right"
-    names = [mirror_channel_name(name) if mirrored else name for name in model_channels]
+    wearing = contract.wearing(config.session.hand)
+    names = list(wearing.electrodes)
     missing = [name for name in names if name not in config.channels]
     if missing:
-        side = " (mirrored: the patient moves the left hand)" if mirrored else ""
+        side = " (mirrored: the patient moves the left hand)" if wearing.mirrored else ""
         raise HotspotError(f"{config.path}: the bundle's model needs electrode(s) {', '.join(missing)}{side} but "
                            f"[channels] maps only {', '.join(config.channels)}; wire and map them",
                            ErrorCode.MISSING_CHANNELS)
@@ -151,7 +149,7 @@ def check_bundle(config: DeviceConfig):
         The worn electrodes in model order.
     """
     bundle = load_bundle(config.bundle_path, config.public_key)
-    return bundle, worn_channels(config, bundle.channels)
+    return bundle, worn_channels(config, bundle.contract)
 
 
 class Runtime:

@@ -18,9 +18,10 @@ and its radius and says it could not localise. The result's position is turned i
 on the cap (:func:`edge.placement.scalp_placement`: nearest cap electrode + tangential offset,
 no depth).
 
-A patient moving the left hand has the hotspot in the right hemisphere: the runtime feeds the
-mirrored electrodes in the model's (left-hemisphere) channel order, and the session negates x
-of every prediction and of the estimate back (see :mod:`edge.montage`).
+A patient moving the left hand has the hotspot in the right hemisphere: for a mirrored model the
+runtime feeds the mirrored electrodes in the model's (left-hemisphere) channel order, and the session
+negates x of every prediction and of the estimate back; a bilateral model (``mirror = false``) is fed
+and read as it is (:meth:`edge.contract.ModelContract.wearing`, the one rule).
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ from edge.bundle import Bundle
 from edge.config import SessionConfig
 from edge.errors import ErrorCode, HotspotError
 from edge.estimate import aggregate_trials, confidence_text, decide
-from edge.montage import mirror_channel_name, mirror_points
 from edge.pipeline import OnlinePipeline
 from edge.placement import Placement, scalp_placement
 from edge.protocol import CueKind, MessageType
@@ -296,8 +296,8 @@ class GuidedSession:
         self.config, self.bundle, self.emit, self.log = config, bundle, emit, log
         spec = bundle.spec
         self.sfreq = float(spec.sfreq)
-        self.mirrored = config.hotspot_hemisphere == "right"
-        self.worn_names = [mirror_channel_name(n) if self.mirrored else n for n in spec.channels]
+        self.wearing = bundle.contract.wearing(config.hand)
+        self.worn_names = list(self.wearing.electrodes)
         tmin, tmax = float(spec.tmin), float(spec.tmax)
         if -tmin > config.rest_s + 1e-9 or tmax > config.move_s + config.post_s + 1e-9:
             raise HotspotError(f"the bundle epochs {tmin:g}..{tmax:g} s around the move cue but [session] gives "
@@ -333,15 +333,13 @@ class GuidedSession:
         """The cap instruction for a model-frame estimate, in the patient's hemisphere.
 
         It is found in the model's (left-hemisphere) frame against the bundle's electrodes, where
-        the model's estimate was made, and mirrored by name for a right-hemisphere patient: the
+        the model's estimate was made, and mirrored by name when the session is mirrored: the
         same offsets from the mirrored electrode. (Mirroring the point instead and searching the
         template's right-hemisphere electrodes would add the fsaverage template's left-right
         asymmetry, several mm, to the instruction.)
         """
         placement = scalp_placement(point_mm, self.bundle.electrodes, self.bundle.head_centre_mm)
-        if not self.mirrored:
-            return placement
-        return Placement(mirror_channel_name(placement.electrode), placement.anterior_mm, placement.lateral_mm)
+        return Placement(self.wearing.worn_name(placement.electrode), placement.anterior_mm, placement.lateral_mm)
 
     def push(self, chunk_uv: np.ndarray) -> None:
         """Feed consecutive samples (model channel order, µV, NaN where lost).
@@ -394,11 +392,6 @@ class GuidedSession:
             self.emit(MessageType.CUE, kind=int(cue.kind), trial=cue.trial, n_trials=self.config.trials,
                       duration_ms=int(round(cue.duration_s * 1000)))
 
-    def _patient_frame(self, point_mm: np.ndarray) -> np.ndarray:
-        """A model-frame (left-hemisphere) point in the patient's hemisphere."""
-        point = np.asarray(point_mm, dtype=float)
-        return mirror_points(point) if self.mirrored else point
-
     def _score(self, cue_sample: int, input2d: np.ndarray, verdict: Verdict) -> None:
         trial = self._trial_of_cue.get(int(cue_sample))
         spectra = self.pipeline.csds.pop(int(cue_sample), None)
@@ -409,7 +402,7 @@ class GuidedSession:
             mean, sd = self.bundle.predict(input2d)
             if spectra is not None:
                 self._spectra[trial] = spectra
-            self._record(TrialOutcome(trial, True, self._patient_frame(mean), sd), cue_sample, [], erd)
+            self._record(TrialOutcome(trial, True, self.wearing.to_patient(mean), sd), cue_sample, [], erd)
         else:
             faults = verdict_faults(verdict, list(self.bundle.spec.channels), self.worn_names)
             self.emit(MessageType.QUALITY, trial=trial, ok=0, faults=[(c, f, 1) for c, f in faults])
@@ -450,7 +443,7 @@ class GuidedSession:
         prediction = None
         consistency = 0.0
         if good:
-            trials = np.array([self._patient_frame(o.position_mm) for o in good])  # model frame
+            trials = np.array([self.wearing.to_patient(o.position_mm) for o in good])  # back to the model frame
             prediction = session_prediction(bundle.predict, bundle.spec, bundle.aggregation, trials,
                                             np.array([o.sd_mm for o in good]),
                                             [self._spectra[o.trial] for o in good] if self._spectra else None)
@@ -465,11 +458,11 @@ class GuidedSession:
             estimate = decide(bundle.prior, bundle.calibration, prediction.mean_mm, prediction.sd_mm,
                               prediction.erd_db, peak_mm=prediction.peak_mm)
         kind = "redo" if redo else "hotspot" if estimate.localised else "prior"
-        position = self._patient_frame(estimate.point_mm)
+        position = self.wearing.to_patient(estimate.point_mm)
         placement = self._placement(estimate.point_mm)
         result = SessionResult(kind, config.trials, len(good), config.min_good_trials, position,
                                estimate.radius90_mm, estimate.localised, consistency, placement, estimate.reasons,
-                               faults, None if prediction is None else self._patient_frame(prediction.mean_mm),
+                               faults, None if prediction is None else self.wearing.to_patient(prediction.mean_mm),
                                None if prediction is None else prediction.sd_mm,
                                None if prediction is None else prediction.erd_db)
         self.result = result

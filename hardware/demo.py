@@ -35,7 +35,6 @@ from pathlib import Path
 import numpy as np
 
 from edge.errors import ArgumentParser, ErrorCode, HotspotError, run_cli
-from edge.montage import mirror_channel_name, mirror_points
 
 SETTINGS = Path(__file__).with_name("demo.toml")
 CYTON_INPUTS = 8
@@ -184,11 +183,6 @@ def build_chain(workdir: Path, settings: dict, sim_config: Path | None = None,
     return Chain(workdir, dataset, holdout, Path(model_dir), bundle_dir, Path(public_key), schedule), progress
 
 
-def worn_names(model_channels: Sequence[str], hand: str) -> list[str]:
-    """The electrodes worn for a moving hand, in model order (mirrored for the left hand)."""
-    return [mirror_channel_name(n) for n in model_channels] if hand == "left" else list(model_channels)
-
-
 def board_source(recording, names: Sequence[str], n_inputs: int = CYTON_INPUTS) -> np.ndarray:
     """The recording as the board sees it: ``names[i]`` on board input ``i + 1``; others silent."""
     source = np.zeros((n_inputs, recording.data.shape[1]))
@@ -225,8 +219,8 @@ def offline_estimate(chain: Chain) -> OfflineEstimate:
 
     bundle = load_bundle(chain.bundle_dir, chain.public_key)
     recording = chain.holdout.recordings[0]
-    names = worn_names(bundle.channels, chain.holdout.hand)
-    raw = np.stack([recording.data[recording.ch_names.index(n)] for n in names])
+    wearing = bundle.contract.wearing(chain.holdout.hand)
+    raw = np.stack([recording.data[recording.ch_names.index(n)] for n in wearing.electrodes])
     epochs = compute_epochs(bundle.spec, raw, recording.cue_samples("move"))
     good = [index for index, verdict in enumerate(epochs.verdicts) if verdict.ok]
     means, sds = bundle.predict(epochs.inputs[good])
@@ -234,11 +228,8 @@ def offline_estimate(chain: Chain) -> OfflineEstimate:
                                     None if epochs.csds is None else [epochs.csds[i] for i in good])
     estimate = decide(bundle.prior, bundle.calibration, prediction.mean_mm, prediction.sd_mm, prediction.erd_db,
                       peak_mm=prediction.peak_mm)
-    mean = prediction.mean_mm
-    if chain.holdout.hand == "left":
-        means, mean = mirror_points(means), mirror_points(mean)
-        estimate = dataclasses.replace(estimate, point_mm=mirror_points(estimate.point_mm))
-    return OfflineEstimate(trials_mm=means, prediction_mm=mean, estimate=estimate)
+    return OfflineEstimate(trials_mm=wearing.to_patient(means), prediction_mm=wearing.to_patient(prediction.mean_mm),
+                           estimate=dataclasses.replace(estimate, point_mm=wearing.to_patient(estimate.point_mm)))
 
 
 def true_cap_transform(chain: Chain):
@@ -326,7 +317,7 @@ class DeviceSession:
         self.show, self.keep_open = show, keep_open
         self.closed = False
         bundle = load_bundle(chain.bundle_dir, chain.public_key)
-        names = worn_names(bundle.channels, chain.holdout.hand)
+        names = list(bundle.contract.wearing(chain.holdout.hand).electrodes)
         source = board_source(chain.holdout.recordings[0], names)
         speed = float(settings["speed"])
         self.timeout = source.shape[1] / bundle.spec.sfreq / speed + SESSION_MARGIN_S
@@ -429,7 +420,7 @@ def result_lines(chain: Chain, result, offline: OfflineEstimate) -> list[str]:
     fields = result.fields
     truth_head = np.asarray(holdout.truth if holdout.truth is not None else holdout.label, dtype=float)
     truth_cap = cap.to_cap(truth_head)
-    prior_cap = mirror_points(bundle.prior.mean_mm) if holdout.hand == "left" else bundle.prior.mean_mm
+    prior_cap = bundle.contract.wearing(holdout.hand).to_patient(bundle.prior.mean_mm)
     reported = np.asarray(fields["position_mm"], dtype=float) if "position_mm" in fields else prior_cap
     radius = float(fields["radius_mm"])
     error_cap, error_head = np.linalg.norm(reported - truth_cap), np.linalg.norm(cap.to_head(reported) - truth_head)

@@ -12,7 +12,7 @@ import numpy as np
 from convert.bundle_writer import write_bundle
 from convert.quantize import int8_tflite
 from convert.signing import generate_keypair
-from edge.bundle import aggregation_for
+from edge.contract import ModelContract
 from edge.estimate import Calibration, Prior
 from edge.normalisation import Normalisation
 
@@ -92,8 +92,10 @@ def fake_windows(input_shape: tuple[int, int], n: int, seed: int = 0, level: str
 
 def build_bundle(folder: Path, io_type: str = "float32", level: str = "psd", sd_mm: float = 3.0,
                  sd_gain: float = 0.2, calibration: Calibration | None = None, prior: Prior = PRIOR,
-                 mean_mm=HOTSPOT_MM, sfreq: float = 250.0) -> dict:
-    """Write a key pair and a signed schema-2 bundle under ``folder``; return what a test needs to check it."""
+                 mean_mm=HOTSPOT_MM, sfreq: float = 250.0, mirror: bool = True) -> dict:
+    """Write a key pair and a signed schema-2 bundle under ``folder``; return what a test needs to check it.
+
+    ``mirror = False`` makes a bilateral model: nobody's data are mirrored into it."""
     spec = tiny_spec(level, sfreq=sfreq)
     windows = fake_windows(spec.input_shape, 160, level=level)
     normalisation = Normalisation.fit(windows[:120])
@@ -101,24 +103,24 @@ def build_bundle(folder: Path, io_type: str = "float32", level: str = "psd", sd_
     content = int8_tflite(model, normalisation.apply(windows[:120]), io_type)
     calibration = calibration or (SOURCE_CALIBRATION if level == "source" else CALIBRATION)
     private_key, public_key = generate_keypair(folder / "keys" / "signing.key")
-    bundle = write_bundle(folder / "bundle", model_content=content, spec=spec, normalisation=normalisation,
-                          golden_inputs=windows[120:124], private_key=private_key, electrodes=cap_electrodes(),
-                          mirror=True, prior=prior, calibration=calibration, head_centre_mm=head_centre_mm(),
-                          channel_set="five", provenance={"purpose": "test"})
+    contract = ModelContract(spec=spec, normalisation=normalisation, channel_set="five", mirror=mirror,
+                             head_centre_mm=head_centre_mm(), electrodes=cap_electrodes(), prior=prior,
+                             calibration=calibration)
+    bundle = write_bundle(folder / "bundle", model_content=content, contract=contract, golden_inputs=windows[120:124],
+                          private_key=private_key, provenance={"purpose": "test"})
     return {"bundle": bundle, "private_key": private_key, "public_key": public_key, "model": model,
             "normalisation": normalisation, "windows": windows, "spec": spec, "prior": prior,
-            "calibration": calibration}
+            "calibration": calibration, "contract": contract}
 
 
-def write_model_dir(out: Path, model, spec, normalisation: Normalisation, metadata: dict, prior: Prior = PRIOR,
-                    calibration: Calibration | None = None) -> Path:
+def write_model_dir(out: Path, model, spec, normalisation: Normalisation, metadata: dict, mirror: bool,
+                    prior: Prior = PRIOR, calibration: Calibration | None = None) -> Path:
     """A schema-2 model directory (train.model_dir.write_model_dir) with a prior and a calibration of our choice."""
+    from train.model_dir import model_contract
     from train.model_dir import write_model_dir as write
 
     calibration = calibration or (SOURCE_CALIBRATION if spec.level == "source" else CALIBRATION)
-    return write(out, model, spec, normalisation, {**metadata, "prior": prior.to_dict(),
-                                                   "calibration": calibration.to_dict(),
-                                                   "aggregation": aggregation_for(spec.level)})
+    return write(out, model, model_contract(spec, normalisation, mirror, prior, calibration), metadata)
 
 
 def simulated_subject(schedule, index: int, modulation: dict | None = None, channels=CHANNELS):

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from edge.protocol import Message, MessageType
-from hardware.demo import Chain, board_source, build_chain, load_settings, worn_names, write_device_config
+from hardware.demo import Chain, board_source, build_chain, load_settings, write_device_config
 from hardware.emulator import CytonEmulator
 from hardware.monitor import MonitorClient
 from hardware.nullmodem import NullModem
@@ -83,7 +83,7 @@ class DeviceRig:
         bundle_dir, public_key = bundle or (chain.bundle_dir, chain.public_key)
         loaded = load_bundle(bundle_dir, public_key)
         self.spec = loaded.spec
-        self.names = worn_names(loaded.channels, chain.holdout.hand)
+        self.names = list(loaded.contract.wearing(chain.holdout.hand).electrodes)
         self.source = board_source(chain.holdout.recordings[0], self.names) if source is None else source
         self.speed = speed
         self.emulator = CytonEmulator(self.source, daisy=daisy, speed=speed)

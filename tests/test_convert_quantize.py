@@ -14,6 +14,7 @@ from bundle_factory import HOTSPOT_MM, tiny_model, tiny_spec, write_model_dir
 from convert.quantize import convert_model, int8_tflite, main
 from convert.signing import generate_keypair
 from edge.bundle import load_bundle, sha256_hex
+from edge.contract import CONTRACT_KEYS
 from edge.errors import ErrorCode, HotspotError, run_cli
 from edge.normalisation import Normalisation
 from train.dataset import Dataset, Recording, Subject
@@ -50,11 +51,11 @@ def setup(tmp_path_factory) -> dict:
     windows = dataset_windows(dataset, spec, "move", mirror=False)
     training = np.concatenate([item.inputs for item in windows if item.subject in TRAIN])
     normalisation = Normalisation.fit(training)
-    metadata = {"level": spec.level, "channels": list(spec.channels), "mirror": False,
-                "metrics": {"note": "untrained test model"}, "data_hash": dataset.content_hash(),
+    metadata = {"metrics": {"note": "untrained test model"}, "data_hash": dataset.content_hash(),
                 "code_version": "test", "seed": 0, "train_subjects": TRAIN, "dataset": dataset.name,
                 "training": {"data": {"cue": "move"}}}
-    model_dir = write_model_dir(folder / "model", tiny_model(spec.input_shape), spec, normalisation, metadata)
+    model_dir = write_model_dir(folder / "model", tiny_model(spec.input_shape), spec, normalisation, metadata,
+                                mirror=False)
     key, public = generate_keypair(folder / "signing.key")
     return {"folder": folder, "dataset": dataset, "model_dir": model_dir, "key": key, "public": public,
             "spec": spec, "n_training_windows": len(training)}
@@ -83,9 +84,12 @@ def test_conversion_writes_a_signed_bundle_with_a_parity_report(setup) -> None:
     assert parity["float_output"] is True  # only the 6-output layer to cap-frame mm and ln mm stays float
     assert bundle.manifest["model"]["quantisation"]["weights"]["float"] == 1
     assert bundle.manifest["golden"]["tolerance"] <= 1e-3
-    assert bundle.manifest["prior"] == json.loads((setup["model_dir"] / "metadata.json").read_text())["prior"]
+    metadata = json.loads((setup["model_dir"] / "metadata.json").read_text())
+    assert bundle.manifest["prior"] == metadata["prior"]
+    # the model contract travels verbatim: training wrote it once, the manifest holds the same fields
+    assert {key: bundle.manifest[key] for key in CONTRACT_KEYS} == {key: metadata[key] for key in CONTRACT_KEYS}
     assert bundle.calibration.kappa == 1.0 and bundle.aggregation == "median_of_trials"
-    assert bundle.manifest["model"]["channel_set"] == "five"
+    assert bundle.manifest["channel_set"] == "five"
     # provenance on the device: hashes and counts, no subject ids and no host paths
     provenance = bundle.manifest["provenance"]
     assert provenance["train_subjects"] == {"count": len(TRAIN), "sha256": sha256_hex("\n".join(sorted(TRAIN)).encode())}
@@ -103,9 +107,10 @@ def test_a_source_level_model_ships_its_leadfield_in_the_signed_bundle(setup) ->
     spec = tiny_spec("source")
     windows = dataset_windows(dataset, spec, "move", mirror=False)
     normalisation = Normalisation.fit(np.concatenate([item.inputs for item in windows if item.subject in TRAIN]))
-    metadata = {"level": "source", "channels": list(spec.channels), "mirror": False, "data_hash": dataset.content_hash(),
-                "train_subjects": TRAIN, "dataset": dataset.name, "training": {"data": {"cue": "move"}}}
-    model_dir = write_model_dir(folder / "model-source", tiny_model(spec.input_shape), spec, normalisation, metadata)
+    metadata = {"data_hash": dataset.content_hash(), "train_subjects": TRAIN, "dataset": dataset.name,
+                "training": {"data": {"cue": "move"}}}
+    model_dir = write_model_dir(folder / "model-source", tiny_model(spec.input_shape), spec, normalisation, metadata,
+                                mirror=False)
     result = convert_model(model_dir, dataset, folder / "bundle-source", setup["key"])
     bundle = load_bundle(result.bundle, setup["public"])
     assert bundle.aggregation == "session_csd" and bundle.calibration.min_erd_db == 2.0
@@ -118,7 +123,7 @@ def test_a_source_level_model_ships_its_leadfield_in_the_signed_bundle(setup) ->
     (lambda m: m.update(schema=1), "has schema 1, this version reads 2"),
     (lambda m: m.pop("calibration"), "lacks calibration"),
     (lambda m: m.update(prior={"mean_mm": [0, 0], "sd_mm": [1, 1, 1]}), "prior mean_mm must be three finite"),
-    (lambda m: m["output"].update(frame="head"), "is not cap-frame mean_mm + log_sd_mm"),
+    (lambda m: m["output"].update(frame="head"), "is not the cap-frame mean_mm + log_sd_mm"),
 ])
 def test_a_model_directory_without_the_schema_2_contract_is_refused_in_one_line(setup, tmp_path, capsys, change,
                                                                                phrase) -> None:
@@ -186,9 +191,10 @@ def test_layers_that_lose_most_in_int8_are_kept_in_float_automatically(setup, tm
     spec, dataset = setup["spec"], setup["dataset"]
     windows = dataset_windows(dataset, spec, "move", mirror=False)
     normalisation = Normalisation.fit(np.concatenate([item.inputs for item in windows if item.subject in TRAIN]))
-    metadata = {"level": spec.level, "channels": list(spec.channels), "mirror": False, "data_hash": dataset.content_hash(),
-                "train_subjects": TRAIN, "dataset": dataset.name, "training": {"data": {"cue": "move"}}}
-    model_dir = write_model_dir(tmp_path / "model", soft_argmax_model(spec.input_shape), spec, normalisation, metadata)
+    metadata = {"data_hash": dataset.content_hash(), "train_subjects": TRAIN, "dataset": dataset.name,
+                "training": {"data": {"cue": "move"}}}
+    model_dir = write_model_dir(tmp_path / "model", soft_argmax_model(spec.input_shape), spec, normalisation, metadata,
+                                mirror=False)
     budget = 0.02  # the untrained toy on noise misses only a tight budget (a trained source network: 0.3 mm)
     with pytest.raises(HotspotError, match=f"over the {budget} mm budget"):
         convert_model(model_dir, dataset, tmp_path / "plain", setup["key"], auto_float=False, budget_mm=budget)
@@ -245,11 +251,10 @@ def test_invoke_convert_exits_non_zero_over_budget_on_a_simulated_cohort(tmp_pat
                if item.label is not None and len(item.inputs)]
     train_ids = [item.subject for item in windows[:-1]]
     training = np.concatenate([item.inputs for item in windows[:-1]])
-    metadata = {"level": spec.level, "channels": list(spec.channels), "mirror": True, "metrics": {},
-                "data_hash": dataset.content_hash(), "code_version": "test", "seed": 0,
+    metadata = {"metrics": {}, "data_hash": dataset.content_hash(), "code_version": "test", "seed": 0,
                 "train_subjects": train_ids, "dataset": dataset.name, "training": {"data": {"cue": "move"}}}
     model_dir = write_model_dir(tmp_path / "model", tiny_model(spec.input_shape), spec, Normalisation.fit(training),
-                                metadata)
+                                metadata, mirror=True)
     key, _ = generate_keypair(tmp_path / "signing.key")
     out = tmp_path / "bundles" / "default"
     code = run_cli(main, ["--model", str(model_dir), "--data", str(data), "--out", str(out), "--key", str(key),

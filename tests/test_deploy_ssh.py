@@ -80,12 +80,13 @@ def bundles(tmp_path_factory) -> dict[str, Path]:
     made = build_bundle(folder / "a")
     _sign_again(made["bundle"], made["private_key"], version=100)
 
+    contract = dataclasses.replace(made["contract"], electrodes={"C3": np.array([-52.0, 1.0, 62.0])},
+                                   head_centre_mm=np.array([0.0, 12.0, 43.0]))
+
     def another(name: str, version: int, private_key: Path, rows: slice) -> Path:
         return write_bundle(folder / name, model_content=(made["bundle"] / "model.tflite").read_bytes(),
-                            spec=made["spec"], normalisation=made["normalisation"], golden_inputs=made["windows"][rows],
-                            private_key=private_key, electrodes={"C3": [-52.0, 1.0, 62.0]}, mirror=True,
-                            prior=made["prior"], calibration=made["calibration"], head_centre_mm=[0.0, 12.0, 43.0],
-                            channel_set="five", provenance={"purpose": name}, version=version)
+                            contract=contract, golden_inputs=made["windows"][rows], private_key=private_key,
+                            provenance={"purpose": name}, version=version)
 
     new_private, new_public = generate_keypair(folder / "keys-new" / "signing.key")
     older = folder / "older"

@@ -9,7 +9,8 @@ import numpy as np
 
 from edge.config import load_config
 from edge.errors import run_cli
-from hardware.demo import Chain, board_source, load_settings, main, worn_names, write_device_config
+from edge.contract import worn_electrodes
+from hardware.demo import Chain, board_source, load_settings, main, write_device_config
 
 
 def test_both_settings_tables_load() -> None:
@@ -28,7 +29,7 @@ def test_jittered_schedule_is_refused_before_simulating(tmp_path: Path, capsys) 
 
 
 def test_device_config_written_for_a_left_hand_subject_validates(tmp_path: Path) -> None:
-    names = worn_names(["FC3", "C5", "C3", "C1", "CP3"], "left")
+    names = list(worn_electrodes(["FC3", "C5", "C3", "C1", "CP3"], True, "left").electrodes)
     assert names == ["FC4", "C6", "C4", "C2", "CP4"]
     chain = Chain(tmp_path, None, SimpleNamespace(hand="left"), tmp_path / "model", tmp_path / "bundle",
                   tmp_path / "keys" / "signing.pub",

@@ -242,6 +242,21 @@ def test_left_hand_mirrors_channels_estimate_and_placement(bundle) -> None:
     assert recorder.of(MessageType.HOTSPOT)[0]["position_mm"][0] > 0
 
 
+def test_a_bilateral_bundle_is_not_mirrored_for_a_left_hand_patient(tmp_path) -> None:
+    made = build_bundle(tmp_path, mirror=False)
+    bilateral = load_bundle(made["bundle"], made["public_key"])
+    assert bilateral.mirror is False
+    data = eeg(session_length(SESSION) / SFREQ + 1, seed=5)
+    right_hand = run(bilateral, SESSION, data)[0].result
+    session, recorder = run(bilateral, dataclasses.replace(SESSION, hand="left"), data)
+    left_hand = session.result
+    # the model's own channels are worn and its output is reported as it is: no mirroring
+    assert session.worn_names == list(CHANNELS)
+    np.testing.assert_allclose(left_hand.position_mm, right_hand.position_mm)
+    assert left_hand.placement == right_hand.placement
+    assert recorder.of(MessageType.HOTSPOT)[0]["position_mm"][0] < 0
+
+
 def test_disagreeing_trials_give_a_redo_only_when_min_consistency_asks(bundle) -> None:
     strict = dataclasses.replace(SESSION, agreement_mm=1e-3, min_consistency=1.0)
     data = eeg(session_length(SESSION) / SFREQ + 1, seed=9)

@@ -13,7 +13,7 @@ from train import training
 from train.configs import load_training_config
 from train.estimator import fit_estimator, training_examples
 from train.evaluation import _evaluate_fold, Baselines, evaluate_grouped, evaluate_trial_split
-from train.model_dir import load_model_dir, predict_windows, read_metadata
+from train.model_dir import load_model_dir, predict_windows, read_contract, read_metadata
 from train.training import fit_network, train_model
 from train.windows import dataset_windows, make_spec, mirrored_copy
 
@@ -58,12 +58,13 @@ def tiny_windows(tiny_dataset):
 def test_model_directory_reloads_and_predicts_identically(tiny_dataset, tiny_windows, tmp_path):
     out = train_model(tiny_dataset, "psd", "nine", FAST, tmp_path / "model", seed=3, progress=False)
     metadata = read_metadata(out)
-    for key in ("schema", "level", "channels", "pipeline", "normalisation", "mirror", "output", "metrics", "prior",
-                "calibration", "aggregation", "data_hash", "code_version", "seed", "train_subjects", "dataset"):
+    for key in ("schema", "pipeline", "normalisation", "mirror", "output", "metrics", "prior", "calibration",
+                "data_hash", "code_version", "seed", "train_subjects", "dataset"):
         assert key in metadata
-    assert metadata["schema"] == 2 and metadata["aggregation"] == "median_of_trials"
+    contract = read_contract(out)
+    assert metadata["schema"] == 2 and contract.aggregation == "median_of_trials"
     assert metadata["output"]["frame"] == "cap" and metadata["output"]["values"] == ["mean_mm", "log_sd_mm"]
-    assert metadata["channels"] == NINE and metadata["level"] == "psd" and metadata["mirror"] is True
+    assert contract.channels == NINE and contract.level == "psd" and contract.mirror is True
     assert metadata["data_hash"] == tiny_dataset.content_hash()
     loaded = load_model_dir(out)
     spec, windows = tiny_windows
@@ -86,7 +87,7 @@ def test_source_level_model_directory_carries_its_source_space(tiny_dataset, tmp
 
     out = train_model(tiny_dataset, "source", "nine", FAST, tmp_path / "source", seed=1, progress=False)
     metadata = read_metadata(out)
-    assert metadata["aggregation"] == "session_csd" and (out / FILE_NAME).is_file()
+    assert read_contract(out).aggregation == "session_csd" and (out / FILE_NAME).is_file()
     assert metadata["pipeline"]["source_space"]["file"] == FILE_NAME
     loaded = load_model_dir(out)
     assert loaded.spec.level == "source" and loaded.spec.source_space.channels == tuple(NINE)
@@ -207,7 +208,7 @@ def test_train_cli_writes_a_model_directory(tiny_folder, tmp_path):
                                    "--channels", "five", "--config", str(fast), "--seed", "1"])
     assert code == 0
     metadata = json.loads((out / "metadata.json").read_text())
-    assert metadata["level"] == "erd" and metadata["channels"] == ["FC3", "C5", "C3", "C1", "CP3"]
+    assert metadata["pipeline"]["level"] == "erd" and metadata["pipeline"]["channels"] == ["FC3", "C5", "C3", "C1", "CP3"]
     assert metadata["seed"] == 1 and metadata["training"]["fit"]["epochs"] == 1
     assert (out / "model.keras").is_file()
 

@@ -25,10 +25,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edge.contract import worn_electrodes
 from edge.estimate import physics_estimate
-from edge.montage import mirror_channel_name
 from train.dataset import Recording, Subject
-from train.windows import needs_mirroring, to_model_frame
+from train.windows import to_model_frame
 
 RULE_ELECTRODE = "FCC3h"
 RULE_DEPTH_MM = 20.5
@@ -160,10 +160,10 @@ def erd_peaks(subject: Subject, channels: Sequence[str], mirror: bool, cue: str 
     """
     from train.head import standard_positions_head_mm
 
-    mirrored = needs_mirroring(subject, mirror)
-    names = [mirror_channel_name(name) for name in channels] if mirrored else list(channels)
+    worn = worn_electrodes(channels, mirror, subject.hand)
+    names = list(worn.electrodes)
     template = standard_positions_head_mm(names)
-    positions = to_model_frame(np.array([template[name] for name in names]), mirrored)
+    positions = to_model_frame(np.array([template[name] for name in names]), worn.mirrored)
     keep = positions[:, 0] < 0 if hemisphere_only and mirror else np.ones(len(names), dtype=bool)
     peaks = {}
     for recording in subject.recordings:

@@ -118,7 +118,7 @@ def laplace_nll(y_true, y_pred):
     """Mean Laplace negative log-likelihood of ``[mean(3), log_scale(3)]`` (mm): robust to outlying sessions."""
     import keras
 
-    from edge.bundle import LOG_SD_RANGE
+    from edge.contract import LOG_SD_RANGE
 
     mean, log_sd = y_pred[:, :3], keras.ops.clip(y_pred[:, 3:], *LOG_SD_RANGE)
     # a Laplace distribution with standard deviation s has scale s / sqrt(2)
@@ -129,7 +129,7 @@ def gaussian_nll(y_true, y_pred):
     """Mean Gaussian negative log-likelihood of per-axis predictions ``[mean(3), log_sd(3)]`` (mm), Keras loss."""
     import keras
 
-    from edge.bundle import LOG_SD_RANGE
+    from edge.contract import LOG_SD_RANGE
 
     mean, log_sd = y_pred[:, :3], keras.ops.clip(y_pred[:, 3:], *LOG_SD_RANGE)
     return keras.ops.mean(0.5 * keras.ops.square((y_true - mean) * keras.ops.exp(-log_sd)) + log_sd)

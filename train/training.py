@@ -18,13 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from edge.errors import ArgumentParser, ErrorCode, HotspotError, run_cli
-from edge.normalisation import Normalisation
 from train.configs import TrainingConfig, load_channel_sets, load_training_config
 from train.dataset import Dataset
 from train.model import build_model, build_source_model, gaussian_nll, int8_size_bytes
-from train.model_dir import predict_gaussian, write_model_dir
+from train.model_dir import model_contract, predict_gaussian, write_model_dir
 from train.tensorflow_setup import import_tensorflow
-from train.windows import SubjectWindows, dataset_windows, make_spec, mirrored_copy, resolve_channels
+from train.windows import dataset_windows, make_spec, mirrored_copy, resolve_channels
 
 LEVELS = ("raw", "filtered", "clean", "erd", "psd", "source")
 _CONFIGURED = False
@@ -252,15 +251,9 @@ def train_model(dataset: Dataset, level: str, channels: str | Sequence[str],
     estimator = fit_estimator(spec, items, config, seed, progress="train" if progress else None)
     inputs, targets = training_examples(spec, items, config)
     fitted, _ = predict_gaussian(estimator.model, estimator.normalisation, inputs)
+    contract = model_contract(spec, estimator.normalisation, config.data.mirror, estimator.prior,
+                              estimator.calibration)
     metadata = {
-        "level": level,
-        "channels": names,
-        "mirror": config.data.mirror,
-        "sfreq": spec.sfreq,
-        "input_shape": list(inputs.shape[1:]),
-        "prior": estimator.prior.to_dict(),
-        "calibration": estimator.calibration.to_dict(),
-        "aggregation": "session_csd" if level == "source" else "median_of_trials",
         "metrics": {"training_fit": {
             "protocol": "in-sample: inputs of the training subjects themselves (not an accuracy estimate)",
             "frame": "cap, mm, model (left-hemisphere) frame",
@@ -274,7 +267,7 @@ def train_model(dataset: Dataset, level: str, channels: str | Sequence[str],
         "dataset": dataset.name,
         "training": config.to_dict(),
     }
-    return write_model_dir(out, estimator.model, spec, estimator.normalisation, metadata)
+    return write_model_dir(out, estimator.model, contract, metadata)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

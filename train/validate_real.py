@@ -88,7 +88,8 @@ def validate(model_dir: ModelDir, folder: Path) -> dict:
             raise HotspotError(f"{subject} lacks channel(s) {', '.join(missing)} the check needs",
                                ErrorCode.MISSING_CHANNELS)
         for hand, cue in HAND_EVENTS.items():
-            windows = [recording_windows(rec, model_dir.spec, cue, mirrored=False) for rec in recordings
+            worn = list(model_dir.contract.wearing(hand).electrodes)
+            windows = [recording_windows(rec, model_dir.spec, cue, worn) for rec in recordings
                        if cue in rec.event_id]
             inputs = np.concatenate(windows) if windows else np.zeros((0, *model_dir.spec.input_shape))
             lateralisation = erd_lateralisation(recordings, hand)
@@ -108,7 +109,7 @@ def validate(model_dir: ModelDir, folder: Path) -> dict:
             pairs.append(record)
     model_share = float(np.mean([p["model_contralateral"] for p in pairs]))
     erd_share = float(np.mean([p["erd_contralateral"] for p in pairs]))
-    return {"model": str(model_dir.path), "level": model_dir.metadata["level"], "channels": model_dir.channels,
+    return {"model": str(model_dir.path), "level": model_dir.contract.level, "channels": model_dir.channels,
             "data": str(folder), "frame": "head frame, mm (x > 0 = right hemisphere)", "n_pairs": len(pairs),
             "model_contralateral_share": model_share, "erd_baseline_contralateral_share": erd_share,
             "target_share": TARGET_SHARE, "meets_target": bool(model_share >= TARGET_SHARE and model_share >= erd_share),

@@ -6,7 +6,8 @@ The model's channel list names left-hemisphere electrodes. A subject who moved t
 the hotspot in the right hemisphere: we read the mirrored channels (C4 for C3, ...) and negate the x
 of the labels, so in the model's frame every hotspot is in the left hemisphere. The prediction's x
 is negated back afterwards (:func:`edge.montage.mirror_points`; mirroring is its own inverse). With ``mirror=False`` nothing is mirrored
-and the channel set must cover both hemispheres.
+and the channel set must cover both hemispheres. Which electrodes a subject wears, and whether they are
+mirrored, is :func:`edge.contract.worn_electrodes` (the rule the device follows).
 
 Frames
 ------
@@ -28,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.contract import worn_electrodes
 from edge.errors import ErrorCode, HotspotError
 from edge.montage import mirror_channel_name, mirror_points
 from train.bad_channels import repaired_data
@@ -102,11 +104,6 @@ class SubjectWindows:
             raise HotspotError(f"{self.subject} has no {target}", ErrorCode.BAD_LABELS)
         per_session = {s: self.to_cap(point, s) for s in self.session_names()}
         return np.array([per_session[str(s)] for s in self.sessions], dtype=np.float64).reshape(-1, 3)
-
-
-def needs_mirroring(subject: Subject, mirror: bool) -> bool:
-    """Whether ``subject``'s hotspot is in the right hemisphere and ``mirror`` is on (left hand moved)."""
-    return bool(mirror and subject.hand == "left")
 
 
 def to_model_frame(point: np.ndarray | None, mirrored: bool) -> np.ndarray | None:
@@ -212,7 +209,7 @@ def _accepted_csds(epochs, n_channels: int, n_bands: int) -> np.ndarray:
     return np.stack(kept).astype(np.complex64) if kept else np.zeros(shape, dtype=np.complex64)
 
 
-def recording_windows(recording: Recording, spec, cue: str, mirrored: bool) -> np.ndarray:
+def recording_windows(recording: Recording, spec, cue: str, worn: list[str]) -> np.ndarray:
     """Compute the accepted input windows of one recording (resampled to ``spec.sfreq`` if needed).
 
     Parameters
@@ -221,8 +218,8 @@ def recording_windows(recording: Recording, spec, cue: str, mirrored: bool) -> n
     spec : edge.pipeline.PipelineSpec
     cue : str
         Event name of the movement cues.
-    mirrored : bool
-        Read mirrored channel names.
+    worn : list of str
+        The electrodes worn for the model's channels, in model order (:func:`edge.contract.worn_electrodes`).
 
     Returns
     -------
@@ -231,8 +228,7 @@ def recording_windows(recording: Recording, spec, cue: str, mirrored: bool) -> n
     """
     from edge.pipeline import compute_epochs
 
-    channels = [mirror_channel_name(name) for name in spec.channels] if mirrored else list(spec.channels)
-    data, cues = _recording_input(recording, channels, spec, cue)
+    data, cues = _recording_input(recording, worn, spec, cue)
     return _accepted(compute_epochs(spec, data, cues)).reshape((-1, *spec.input_shape))
 
 
@@ -248,8 +244,7 @@ def compute_windows(dataset: Dataset, spec, cue: str, mirror: bool, repair: bool
 
     owners, sources = [], []
     for index, subject in enumerate(dataset.subjects):
-        mirrored = needs_mirroring(subject, mirror)
-        channels = [mirror_channel_name(name) for name in spec.channels] if mirrored else list(spec.channels)
+        channels = list(worn_electrodes(spec.channels, mirror, subject.hand).electrodes)
         for recording in subject.recordings:
             owners.append((index, recording.session))
             sources.append((recording, channels))
@@ -261,7 +256,7 @@ def compute_windows(dataset: Dataset, spec, cue: str, mirror: bool, repair: bool
         parts.setdefault(index, []).append((session, _accepted(epochs).reshape((-1, *spec.input_shape)), csds))
     windows = []
     for index, subject in enumerate(dataset.subjects):
-        mirrored = needs_mirroring(subject, mirror)
+        mirrored = worn_electrodes(spec.channels, mirror, subject.hand).mirrored
         pieces = parts.get(index, [])
         inputs = (np.concatenate([w for _, w, _ in pieces]) if pieces
                   else np.zeros((0, *spec.input_shape), dtype=np.float32))
@@ -318,7 +313,7 @@ def dataset_windows(dataset: Dataset, spec, cue: str = "move", mirror: bool = Tr
         key = cache_key(dataset_hash or dataset.content_hash(), spec, cue, mirror, repair)
         path = Path(cache_dir) / f"windows-{key}.npz"
         if path.is_file():
-            return _load_cache(path, dataset, mirror)
+            return _load_cache(path, dataset, spec, mirror)
     result = compute_windows(dataset, spec, cue, mirror, repair)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -332,11 +327,11 @@ def dataset_windows(dataset: Dataset, spec, cue: str = "move", mirror: bool = Tr
     return result
 
 
-def _load_cache(path: Path, dataset: Dataset, mirror: bool) -> list[SubjectWindows]:
+def _load_cache(path: Path, dataset: Dataset, spec, mirror: bool) -> list[SubjectWindows]:
     with np.load(path) as arrays:
         result = []
         for i, subject in enumerate(dataset.subjects):
-            mirrored = needs_mirroring(subject, mirror)
+            mirrored = worn_electrodes(spec.channels, mirror, subject.hand).mirrored
             csds = arrays[f"csds_{i}"] if f"csds_{i}" in arrays.files else None
             result.append(_subject_windows(subject, mirrored, arrays[f"inputs_{i}"], arrays[f"sessions_{i}"], csds))
     return result
