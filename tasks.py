@@ -129,7 +129,7 @@ def emulate(c: Context, source: str = "", board: str = "cyton", speed: str = "1.
             subject: str = "", map: str = "", port_link: str = "", seconds: float | None = None,
             interactive: bool = False, impedance: list[str] | None = None) -> None:
     """Start the OpenBCI board emulator on a pseudo-terminal and print its port."""
-    _delegate("hardware.emulator", ["--board", board, "--speed", speed] + _opt("--source", source)
+    _delegate("hardware.emulator.__main__", ["--board", board, "--speed", speed] + _opt("--source", source)
               + _opt("--fault", fault) + _opt("--subject", subject) + _opt("--map", map)
               + _opt("--port-link", port_link) + _opt("--seconds", seconds) + _opt("--interactive", interactive)
               + [arg for value in impedance or [] for arg in ("--impedance", value)])

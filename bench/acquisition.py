@@ -11,7 +11,8 @@ import numpy as np
 
 from bench.harness import benchmark
 from edge.acquisition import Acquisition
-from hardware.emulator import CytonEmulator, synthetic_source
+from hardware.emulator.cyton import CytonEmulator
+from hardware.emulator.sources import synthetic_source
 
 STREAM_S = 20.0
 RECOVERY_REPEATS = 3

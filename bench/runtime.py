@@ -41,7 +41,7 @@ def make_bundle(folder: Path, sfreq: float) -> tuple[Path, Path]:
     from edge.estimate import Calibration, Prior
     from edge.normalisation import Normalisation
     from edge.pipeline import PipelineSpec, compute_epochs
-    from hardware.emulator import synthetic_source
+    from hardware.emulator.sources import synthetic_source
     from train.filter_design import default_filter
     from train.model import build_model
     from train.model_dir import model_contract
@@ -71,7 +71,7 @@ def _session_config(trials: int, lead_in_s: float = 1.0):
 def time_hops(bundle_dir: Path, public_key: Path, trials: int) -> dict:
     """Time every 20 ms hop of a guided session (nine channels, 250 Hz) on this process's CPU.
 
-    Imports only ``edge`` (and ``hardware.emulator``'s synthetic source), so it runs on a device
+    Imports only ``edge`` (and ``hardware.emulator.sources.synthetic_source``), so it runs on a device
     too: ``bench.arm_emulated`` calls it under the emulated Pi.
 
     Returns
@@ -81,7 +81,7 @@ def time_hops(bundle_dir: Path, public_key: Path, trials: int) -> dict:
     """
     from edge.bundle import load_bundle
     from edge.session import GuidedSession, cue_schedule
-    from hardware.emulator import synthetic_source
+    from hardware.emulator.sources import synthetic_source
 
     sfreq = 250.0
     bundle = load_bundle(bundle_dir, public_key, num_threads=1)
@@ -141,7 +141,8 @@ def runtime_stream() -> dict:
     from edge.bundle import load_bundle
     from edge.protocol import CueKind, MessageType
     from edge.session import cue_schedule
-    from hardware.emulator import CytonEmulator, synthetic_source
+    from hardware.emulator.cyton import CytonEmulator
+    from hardware.emulator.sources import synthetic_source
     from hardware.monitor import MonitorClient
     from hardware.nullmodem import NullModem
 

@@ -1,9 +1,11 @@
 """EEG acquisition through BrainFlow, with packet-loss accounting and a reconnecting watchdog.
 
-A worker thread owns the BrainFlow session. It drains BrainFlow's buffer every ``poll_s``, turns
-the packet counter into sample indices (an 8-bit counter that wraps at 256; the Daisy's advances
-by 2 per sample), fills lost samples with NaN so that sample indices stay aligned with time, and
-appends the selected channels to a ring buffer that :meth:`Acquisition.read` drains.
+A worker thread owns the BrainFlow session. It drains BrainFlow's buffer every ``poll_s``, has the
+packet counter place the samples (:class:`edge.timebase.PacketCounter`, the one loss semantics: an
+8-bit counter that wraps at 256, the Daisy's advancing by 2 per sample), fills lost samples with NaN
+so that sample indices stay aligned with time, and appends the selected channels to a ring buffer
+(:class:`edge.ringbuffer.RingBuffer`) that :meth:`Acquisition.read` drains. The board's rows, rate and
+link come from its one description (:func:`edge.board.load_board`).
 
 When no sample arrives for ``watchdog_s`` (or at once when the serial port's path disappears, as
 when the dongle is pulled) the worker reports ``stalled``, releases the session and
@@ -33,22 +35,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from brainflow.board_shim import BoardIds, BoardShim, BrainFlowError, BrainFlowInputParams, LogLevels
+from brainflow.board_shim import BoardShim, BrainFlowError, BrainFlowInputParams, LogLevels
 
+from edge.board import DEFAULT_GAIN, STOP_BYTE, ads1299_full_scale_uv, load_board
 from edge.errors import ErrorCode, HotspotError
-from edge.fixedpoint import CYTON_DEFAULT_GAIN, ads1299_full_scale_uv
+from edge.ringbuffer import RingBuffer
 from edge.timebase import PacketCounter, Placement, RateCheck
 
 logger = logging.getLogger(__name__)
-
-BOARD_IDS = {
-    "cyton": BoardIds.CYTON_BOARD,
-    "cyton_daisy": BoardIds.CYTON_DAISY_BOARD,
-    "synthetic": BoardIds.SYNTHETIC_BOARD,
-    "playback": BoardIds.PLAYBACK_FILE_BOARD,
-}
-STOP_BYTE = 0xC0
-"""The stop byte of every packet a Cyton sends in its default board mode (accelerometer data)."""
 
 
 class Status(str, enum.Enum):
@@ -141,54 +135,6 @@ class AcquisitionStats:
     misordered: int = 0
 
 
-class RingBuffer:
-    """A fixed-size buffer of multichannel samples and their indices; the oldest are overwritten.
-
-    Parameters
-    ----------
-    n_channels : int
-        Rows.
-    capacity : int
-        Samples kept.
-    """
-
-    def __init__(self, n_channels: int, capacity: int) -> None:
-        self._data = np.full((n_channels, capacity), np.nan)
-        self._index = np.zeros(capacity, dtype=np.int64)
-        self._lost = np.zeros(capacity, dtype=bool)
-        self.capacity = capacity
-        self._write = 0
-        self._count = 0
-
-    def __len__(self) -> int:
-        return self._count
-
-    def push(self, data: np.ndarray, index: np.ndarray, lost: np.ndarray) -> int:
-        """Append samples; return how many unread samples were overwritten."""
-        n = index.size
-        if n > self.capacity:
-            data, index, lost = data[:, -self.capacity:], index[-self.capacity:], lost[-self.capacity:]
-            skipped = n - self.capacity
-            n = self.capacity
-        else:
-            skipped = 0
-        positions = (self._write + np.arange(n)) % self.capacity
-        self._data[:, positions] = data
-        self._index[positions] = index
-        self._lost[positions] = lost
-        self._write = (self._write + n) % self.capacity
-        overwritten = max(0, self._count + n - self.capacity)
-        self._count = min(self.capacity, self._count + n)
-        return overwritten + skipped
-
-    def pop_all(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Remove and return every unread sample (data, index, lost flags), oldest first."""
-        positions = (self._write - self._count + np.arange(self._count)) % self.capacity
-        out = self._data[:, positions], self._index[positions], self._lost[positions]
-        self._count = 0
-        return out
-
-
 class Acquisition:
     """Stream EEG from an OpenBCI board (or BrainFlow's synthetic or playback board).
 
@@ -221,6 +167,9 @@ class Acquisition:
     adc_gain : int
         The channels' ADS1299 gain (BrainFlow's default 24): values beyond its full scale are
         rejected as packets the board cannot have sent.
+
+    The board's rows, rate, packets per sample and link come from its one description
+    (:func:`edge.board.load_board`).
     on_status : callable, optional
         Called with each :class:`StatusChange`, from the worker thread; keep it short.
     """
@@ -229,32 +178,26 @@ class Acquisition:
                  master_board: str = "cyton", eeg_channels: Sequence[int] | None = None,
                  watchdog_s: float = 2.0, backoff_s: tuple[float, float] = (0.25, 1.0), buffer_s: float = 60.0,
                  poll_s: float = 0.02, loop: bool = True, clock_scale: float = 1.0,
-                 adc_gain: int = CYTON_DEFAULT_GAIN, on_status: Callable[[StatusChange], None] | None = None) -> None:
-        if board not in BOARD_IDS:
-            raise HotspotError(f"unknown board type {board!r}; use one of {', '.join(BOARD_IDS)}", ErrorCode.BAD_CONFIG)
-        if board in ("cyton", "cyton_daisy") and not serial_port:
+                 adc_gain: int = DEFAULT_GAIN, on_status: Callable[[StatusChange], None] | None = None) -> None:
+        description = load_board(board, master_board)
+        if description.link == "serial" and not serial_port:
             raise HotspotError(f"board {board} needs a serial port (e.g. /dev/ttyUSB0)", ErrorCode.BAD_CONFIG)
-        if board == "playback" and not file:
-            raise HotspotError("board playback needs a file recorded by BrainFlow", ErrorCode.BAD_CONFIG)
-        if board == "playback" and master_board not in ("cyton", "cyton_daisy", "synthetic"):
-            raise HotspotError(f"playback master board must be cyton, cyton_daisy or synthetic, not {master_board!r}",
-                               ErrorCode.BAD_CONFIG)
+        if description.link == "file" and not file:
+            raise HotspotError(f"board {board} needs a file recorded by BrainFlow", ErrorCode.BAD_CONFIG)
         if (watchdog_s <= 0 or backoff_s[0] <= 0 or backoff_s[1] < backoff_s[0] or buffer_s <= 0 or poll_s <= 0
                 or clock_scale <= 0):
             raise HotspotError("watchdog_s, backoff_s, buffer_s, poll_s and clock_scale must be positive "
                                "(backoff first <= last)", ErrorCode.BAD_CONFIG)
         self.board = board
-        self._board_id = BOARD_IDS[board]
-        self._data_board_id = BOARD_IDS[master_board] if board == "playback" else self._board_id
+        self.description = description
         self._params = BrainFlowInputParams()
         if serial_port:
             self._params.serial_port = str(serial_port)
-        if board == "playback":
+        if description.link == "file":
             self._params.file = str(file)
-            self._params.master_board = int(self._data_board_id)
-        descr = BoardShim.get_board_descr(self._data_board_id)
-        self.sampling_rate = float(descr["sampling_rate"])
-        board_rows = list(descr["eeg_channels"])
+            self._params.master_board = description.data_board_id
+        self.sampling_rate = description.sampling_rate
+        board_rows = list(description.eeg_rows)
         channels = list(eeg_channels) if eeg_channels is not None else list(range(1, len(board_rows) + 1))
         bad = [channel for channel in channels if not 1 <= int(channel) <= len(board_rows)]
         if bad or not channels:
@@ -263,14 +206,15 @@ class Acquisition:
         self.eeg_channels = [int(channel) for channel in channels]
         self._rows = [board_rows[channel - 1] for channel in self.eeg_channels]
         self._board_rows = board_rows
-        self._counter_row = int(descr["package_num_channel"])
-        self._time_row = int(descr["timestamp_channel"])
-        # a live Cyton's packets carry their stop byte (BrainFlow's first "other" row) and ADC counts
-        self._stop_row = int(descr["other_channels"][0]) if board in ("cyton", "cyton_daisy") else None
+        self._counter_row = description.counter_row
+        self._time_row = description.timestamp_row
+        # a live board's packets carry their stop byte and ADC counts within the ADS1299's range
+        self._stop_row = description.stop_byte_row
         self._full_scale_uv = ads1299_full_scale_uv(adc_gain) * (1 + 1e-9)
         self.clock_scale = float(clock_scale)
-        self._tracker = PacketCounter(step=2 if self._data_board_id == BoardIds.CYTON_DAISY_BOARD else 1,
-                                      sampling_rate=self.sampling_rate * clock_scale, starts_at_zero=board != "playback",
+        self._tracker = PacketCounter(step=description.packets_per_sample,
+                                      sampling_rate=self.sampling_rate * clock_scale,
+                                      starts_at_zero=description.link != "file",
                                       full_scale_uv=ads1299_full_scale_uv(adc_gain) if self._stop_row is not None
                                       else None)
         self._rate = RateCheck(self.sampling_rate, clock_scale)
@@ -445,10 +389,10 @@ class Acquisition:
                 logger.exception("status callback failed for %s", status.value)
 
     def _connect(self) -> bool:
-        shim = BoardShim(self._board_id, self._params)
+        shim = BoardShim(self.description.board_id, self._params)
         try:
             shim.prepare_session()
-            if self.board == "playback":
+            if self.description.link == "file":
                 shim.config_board("loopback_true" if self.loop else "loopback_false")
             self._stream_started = time.time()  # BrainFlow stamps samples with the same clock
             shim.start_stream(max(1024, int(self.sampling_rate * 30)))
@@ -507,7 +451,7 @@ class Acquisition:
                 self._ingest(np.zeros((self._held.shape[0], 0)), final=True)
             if self._stop.is_set():
                 break
-            if self.board == "playback" and not self.loop:
+            if self.description.link == "file" and not self.loop:
                 self._release()
                 self._set_status(Status.STOPPED, f"end of {self._params.file}")
                 break
@@ -589,10 +533,10 @@ class Acquisition:
         self.stats.realigned += placement.realigned
         if not placement.placed.size:
             return
-        missing, stale = placement.missing, placement.stale
+        stale = placement.stale
         data = data[:, placement.placed]
         total = placement.slots
-        slots = np.cumsum(missing + 1) - 1
+        slots = placement.offsets
         fresh_slots = self._next_index + slots[~stale]
         self._rate.add(fresh_slots, data[self._time_row, ~stale])
         # an outage longer than the ring buffer: only its end can be read, the index still advances

@@ -7,16 +7,17 @@ See ``hardware/example-device.toml`` for a documented example.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import re
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edge.board import BOARD_TYPES, load_board
 from edge.errors import ErrorCode, HotspotError
+from edge.validation import REQUIRED, Table, read_toml
 
-BOARD_CHANNELS = {"cyton": 8, "cyton_daisy": 16, "synthetic": 16, "playback": 16}
 HANDS = ("right", "left")
 MIN_CHANNELS, MAX_CHANNELS = 5, 9
 _ELECTRODE_NAME = re.compile(r"^(Fp|AFp|[A-Z]{1,4})(\d{1,2}h?|z)$")
@@ -157,63 +158,47 @@ class DeviceConfig:
     page: PageConfig
     contact: ContactConfig
 
+    def to_dict(self, base: Path | None = None) -> dict:
+        """The TOML document of this configuration: :func:`parse_config` reads it back to an equal one.
+
+        Parameters
+        ----------
+        base : Path, optional
+            Paths inside this folder are written relative to it, others absolute (default: the
+            folder of :attr:`path`). Give the folder the document will be read from.
+
+        Returns
+        -------
+        dict
+            Every table with every key (defaults written out); hardware.device_config writes it as TOML.
+        """
+        base = self.path.parent if base is None else base
+
+        def written(path: Path) -> str:
+            return path.relative_to(base).as_posix() if path.is_relative_to(base) else str(path)
+
+        board = {"type": self.board.type, "serial_port": self.board.serial_port, "clock_scale": self.board.clock_scale}
+        if self.board.file is not None:
+            board["file"] = written(self.board.file)
+        links: dict = {"ble": {"enabled": self.ble.enabled, "name": self.ble.name}}
+        if self.serial is not None:
+            links["serial"] = {"port": self.serial.port, "baud": self.serial.baud}
+        return {"device": {"id": self.device_id, "state_dir": written(self.state_dir)}, "board": board,
+                "channels": dict(self.channels),
+                "bundle": {"path": written(self.bundle_path), "public_key": written(self.public_key)},
+                "links": links, "session": dataclasses.asdict(self.session), "page": dataclasses.asdict(self.page),
+                "contact": dataclasses.asdict(self.contact)}
+
 
 def _fail(path: Path, message: str) -> HotspotError:
     return HotspotError(f"{path}: {message}", ErrorCode.BAD_CONFIG)
 
 
-class _Table:
-    """Typed access to one TOML table that names the exact key in every error."""
-
-    def __init__(self, path: Path, name: str, data: Any, required: bool = True) -> None:
-        if data is None and not required:
-            data = {}
-        if not isinstance(data, dict):
-            raise _fail(path, f"missing table [{name}]; see hardware/example-device.toml")
-        self.path, self.name, self.data = path, name, data
-
-    def _get(self, key: str, kind: type | tuple[type, ...], default: Any, what: str) -> Any:
-        if key not in self.data:
-            if default is _REQUIRED:
-                raise _fail(self.path, f"[{self.name}] {key} is missing; set it to {what}")
-            return default
-        value = self.data[key]
-        if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
-            raise _fail(self.path, f"[{self.name}] {key} = {value!r} must be {what}")
-        if not isinstance(value, kind):
-            raise _fail(self.path, f"[{self.name}] {key} = {value!r} must be {what}")
-        return value
-
-    def string(self, key: str, default: Any = None, choices: tuple[str, ...] | None = None) -> Any:
-        what = f"one of {', '.join(choices)}" if choices else "a string"
-        value = self._get(key, str, default, what)
-        if choices and value is not None and value not in choices:
-            raise _fail(self.path, f"[{self.name}] {key} = {value!r} must be {what}")
-        return value
-
-    def integer(self, key: str, default: Any, low: int, high: int) -> int:
-        value = self._get(key, int, default, f"an integer in {low}..{high}")
-        if not low <= value <= high:
-            raise _fail(self.path, f"[{self.name}] {key} = {value} must be in {low}..{high}")
-        return value
-
-    def number(self, key: str, default: Any, low: float, high: float) -> float:
-        value = float(self._get(key, (int, float), default, f"a number in {low}..{high}"))
-        if not low <= value <= high:
-            raise _fail(self.path, f"[{self.name}] {key} = {value} must be in {low}..{high}")
-        return value
-
-    def boolean(self, key: str, default: Any) -> bool:
-        return self._get(key, bool, default, "true or false")
-
-    def check_known(self, known: tuple[str, ...]) -> None:
-        unknown = sorted(set(self.data) - set(known))
-        if unknown:
-            raise _fail(self.path, f"[{self.name}] has unknown key(s) {', '.join(unknown)}; "
-                                   f"known: {', '.join(known)}")
+EXAMPLE_HINT = "see hardware/example-device.toml"
 
 
-_REQUIRED = object()
+def _table(path: Path, name: str, data: Any, required: bool = True) -> Table:
+    return Table(data, name, path, required, EXAMPLE_HINT)
 
 
 def _resolve(base: Path, value: str) -> Path:
@@ -227,7 +212,7 @@ def _channels(path: Path, table: Any, board_type: str) -> dict[str, int]:
     if not MIN_CHANNELS <= len(table) <= MAX_CHANNELS:
         raise _fail(path, f"[channels] maps {len(table)} electrodes; map {MIN_CHANNELS} to {MAX_CHANNELS} "
                           "motor-area electrodes")
-    n_inputs = BOARD_CHANNELS[board_type]
+    n_inputs = load_board(board_type).n_channels
     channels: dict[str, int] = {}
     for name, board_input in table.items():
         if not _ELECTRODE_NAME.match(name):
@@ -242,7 +227,7 @@ def _channels(path: Path, table: Any, board_type: str) -> dict[str, int]:
     return channels
 
 
-def parse_config(data: dict, path: Path) -> DeviceConfig:
+def parse_config(data: dict, path: Path, base: Path | None = None) -> DeviceConfig:
     """Validate a parsed TOML document.
 
     Parameters
@@ -250,7 +235,10 @@ def parse_config(data: dict, path: Path) -> DeviceConfig:
     data : dict
         The parsed TOML.
     path : Path
-        The file it came from; relative paths resolve against its folder.
+        The file it came from.
+    base : Path, optional
+        The folder relative paths resolve against (default: the file's folder; deploy passes the
+        release folder the file will run from).
 
     Returns
     -------
@@ -262,47 +250,48 @@ def parse_config(data: dict, path: Path) -> DeviceConfig:
         ``BAD_CONFIG`` naming the table, key and what is expected.
     """
     path = path.resolve()
-    base = path.parent
-    top = _Table(path, "top level", data)
+    base = path.parent if base is None else base
+    top = _table(path, "top level", data)
     top.check_known(("device", "board", "channels", "bundle", "links", "session", "page", "contact"))
 
-    device = _Table(path, "device", data.get("device"))
+    device = _table(path, "device", data.get("device"))
     device.check_known(("id", "state_dir"))
-    device_id = device.string("id", _REQUIRED)
+    device_id = device.string("id", REQUIRED)
     if not _DEVICE_ID.match(device_id):
         raise _fail(path, f"[device] id = {device_id!r} must be a pseudonym of 1-32 letters, digits, '-' or '_' "
                           "(never a patient's name)")
     state_dir = _resolve(base, device.string("state_dir", "state"))
 
-    board_table = _Table(path, "board", data.get("board"))
+    board_table = _table(path, "board", data.get("board"))
     board_table.check_known(("type", "serial_port", "file", "clock_scale"))
-    board_type = board_table.string("type", _REQUIRED, tuple(BOARD_CHANNELS))
+    board_type = board_table.string("type", REQUIRED, BOARD_TYPES)
     serial_port = board_table.string("serial_port", "")
     file_value = board_table.string("file", "")
-    if board_type in ("cyton", "cyton_daisy") and not serial_port:
+    link = load_board(board_type).link
+    if link == "serial" and not serial_port:
         raise _fail(path, f"[board] serial_port is missing; board type {board_type} needs the dongle's port "
                           "(e.g. /dev/ttyUSB0)")
-    if board_type == "playback" and not file_value:
-        raise _fail(path, "[board] file is missing; board type playback needs a BrainFlow recording file")
+    if link == "file" and not file_value:
+        raise _fail(path, f"[board] file is missing; board type {board_type} needs a BrainFlow recording file")
     clock_scale = board_table.number("clock_scale", 1.0, 0.01, 100.0)
     board = BoardConfig(board_type, serial_port, _resolve(base, file_value) if file_value else None, clock_scale)
 
     channels = _channels(path, data.get("channels"), board_type)
 
-    bundle = _Table(path, "bundle", data.get("bundle"))
+    bundle = _table(path, "bundle", data.get("bundle"))
     bundle.check_known(("path", "public_key"))
-    bundle_path = _resolve(base, bundle.string("path", _REQUIRED))
-    public_key = _resolve(base, bundle.string("public_key", _REQUIRED))
+    bundle_path = _resolve(base, bundle.string("path", REQUIRED))
+    public_key = _resolve(base, bundle.string("public_key", REQUIRED))
 
-    links = _Table(path, "links", data.get("links"), required=False)
+    links = _table(path, "links", data.get("links"), required=False)
     links.check_known(("serial", "ble"))
     serial = None
     if "serial" in links.data:
-        serial_table = _Table(path, "links.serial", links.data["serial"])
+        serial_table = _table(path, "links.serial", links.data["serial"])
         serial_table.check_known(("port", "baud"))
-        serial = SerialLinkConfig(serial_table.string("port", _REQUIRED),
+        serial = SerialLinkConfig(serial_table.string("port", REQUIRED),
                                   serial_table.integer("baud", 115200, 1200, 4_000_000))
-    ble_table = _Table(path, "links.ble", links.data.get("ble"), required=False)
+    ble_table = _table(path, "links.ble", links.data.get("ble"), required=False)
     ble_table.check_known(("enabled", "name"))
     ble = BleLinkConfig(ble_table.boolean("enabled", False), ble_table.string("name", "hotspot-edge"))
     if not _BLE_NAME.match(ble.name):
@@ -312,20 +301,20 @@ def parse_config(data: dict, path: Path) -> DeviceConfig:
         raise _fail(path, f"[links.ble] name = {ble.name!r} contains the device id; the advertised name is public, "
                           "so use a name that does not identify the device (e.g. hotspot-edge)")
 
-    session_table = _Table(path, "session", data.get("session"))
+    session_table = _table(path, "session", data.get("session"))
     if "min_confidence" in session_table.data:
         raise _fail(path, "[session] min_confidence is now min_consistency (trial agreement is not accuracy; the "
                           "result's 90 % radius is): rename the key")
     session_table.check_known(("trials", "lead_in_s", "rest_s", "move_s", "post_s", "min_good_trials",
                                "min_consistency", "agreement_mm", "hand", "autostart"))
-    trials = session_table.integer("trials", _REQUIRED, 1, 1000)
+    trials = session_table.integer("trials", REQUIRED, 1, 1000)
     session = SessionConfig(
         trials=trials,
         lead_in_s=session_table.number("lead_in_s", 2.0, 0.0, 60.0),
-        rest_s=session_table.number("rest_s", _REQUIRED, 0.0, 60.0),
-        move_s=session_table.number("move_s", _REQUIRED, 0.1, 60.0),
+        rest_s=session_table.number("rest_s", REQUIRED, 0.0, 60.0),
+        move_s=session_table.number("move_s", REQUIRED, 0.1, 60.0),
         post_s=session_table.number("post_s", 0.0, 0.0, 60.0),
-        min_good_trials=session_table.integer("min_good_trials", _REQUIRED, 1, 1000),
+        min_good_trials=session_table.integer("min_good_trials", REQUIRED, 1, 1000),
         min_consistency=session_table.number("min_consistency", 0.0, 0.0, 1.0),
         agreement_mm=session_table.number("agreement_mm", 10.0, 0.1, 100.0),
         hand=session_table.string("hand", "right", HANDS),
@@ -333,7 +322,7 @@ def parse_config(data: dict, path: Path) -> DeviceConfig:
     )
     if session.min_good_trials > trials:
         raise _fail(path, f"[session] min_good_trials = {session.min_good_trials} is more than trials = {trials}")
-    contact_table = _Table(path, "contact", data.get("contact"), required=False)
+    contact_table = _table(path, "contact", data.get("contact"), required=False)
     contact_table.check_known(("required",))
     contact = ContactConfig(contact_table.boolean("required", True))
     return DeviceConfig(path, device_id, state_dir, board, channels, bundle_path, public_key, serial, ble, session,
@@ -341,7 +330,7 @@ def parse_config(data: dict, path: Path) -> DeviceConfig:
 
 
 def _page(path: Path, data: Any) -> PageConfig:
-    table = _Table(path, "page", data, required=False)
+    table = _table(path, "page", data, required=False)
     table.check_known(("enabled", "listen", "port", "pairing_code"))
     enabled = table.boolean("enabled", False)
     listen = table.string("listen", "0.0.0.0")
@@ -354,7 +343,7 @@ def _page(path: Path, data: Any) -> PageConfig:
         raise _fail(path, f"[page] listen = {listen!r} is a public address; the page serves the local network "
                           "only: use 0.0.0.0 or the device's private address")
     port = table.integer("port", 8080, 0, 65535)
-    code = table.string("pairing_code", "" if not enabled else _REQUIRED)
+    code = table.string("pairing_code", "" if not enabled else REQUIRED)
     if enabled and not _PAIRING_CODE.match(code):
         raise _fail(path, "[page] pairing_code must be 6 to 12 digits (print it on the device's label)")
     if enabled and len(set(code)) == 1:
@@ -362,13 +351,15 @@ def _page(path: Path, data: Any) -> PageConfig:
     return PageConfig(enabled, listen, port, code)
 
 
-def load_config(path: str | Path) -> DeviceConfig:
+def load_config(path: str | Path, base: Path | None = None) -> DeviceConfig:
     """Read and validate a device configuration file.
 
     Parameters
     ----------
     path : str or Path
         The TOML file.
+    base : Path, optional
+        The folder relative paths resolve against (default: the file's folder).
 
     Returns
     -------
@@ -380,15 +371,5 @@ def load_config(path: str | Path) -> DeviceConfig:
         ``BAD_FILE`` when it cannot be read, ``BAD_CONFIG`` when it is not valid.
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as err:
-        raise HotspotError(f"cannot read device config {path}: {err.strerror}; pass --config with a TOML file "
-                           "(see hardware/example-device.toml)", ErrorCode.BAD_FILE) from None
-    except UnicodeDecodeError:
-        raise _fail(path, "is not UTF-8 text") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        raise _fail(path, f"is not valid TOML ({err})") from None
-    return parse_config(data, path)
+    data = read_toml(path, "device config", "pass --config with a TOML file (see hardware/example-device.toml)")
+    return parse_config(data, path, base)

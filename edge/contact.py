@@ -30,10 +30,9 @@ from dataclasses import dataclass
 import numpy as np
 from brainflow.data_filter import DataFilter, FilterTypes, NoiseTypes
 
+from edge.board import CHANNEL_LETTERS
 from edge.errors import ErrorCode, HotspotError
 
-CHANNEL_LETTERS = "12345678QWERTYUI"
-"""The Cyton firmware's letter for board inputs 1..16 in ``x...X`` and ``z...Z`` commands."""
 DEFAULT_CHANNEL_SETTINGS = "060110"
 """``x`` settings of a channel after a reset: on, gain x24, normal input, bias, SRB2 on, SRB1 off."""
 LEAD_OFF_SETTINGS = "000100"
@@ -47,8 +46,6 @@ FAIR_MAX_OHM = 2500e3
 SETTLE_S = 1.0
 MEASURE_S = 1.0
 MAX_LOST_FRACTION = 0.1
-BOARDS = ("cyton", "cyton_daisy")
-"""Boards with an ADS1299 lead-off current source (BrainFlow's synthetic and playback boards have none)."""
 
 
 def channel_letter(board_input: int) -> str:

@@ -19,8 +19,9 @@ Scaling between microvolts and fixed point: a :class:`FixedPointFilter` carries 
 microvolt value that corresponds to 1.0 at its input, and ``gain``, the pass-band gain its integers carry
 (the output's full scale is ``full_scale_uv / gain``). The q31 default puts the ADS1299's whole input range
 (+-187 500 uV at gain 24) at +-0.25, i.e. two guard bits, as CMSIS requires for q31 input; one ADC count
-is then exactly ``2**6`` q31 units, so counts convert without rounding. See ``train.filter_design`` for
-how ``full_scale_uv``, ``gain`` and ``post_shift`` are chosen.
+is then exactly ``2**6`` q31 units, so counts convert without rounding (the board's scaling:
+:func:`edge.board.ads1299_uv_per_count`). See ``train.filter_design`` for how ``full_scale_uv``, ``gain``
+and ``post_shift`` are chosen.
 """
 
 from __future__ import annotations
@@ -29,35 +30,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from edge.board import DEFAULT_GAIN, ads1299_uv_per_count
 from edge.errors import ErrorCode, HotspotError
-
-#: ADS1299 reference voltage (V) and resolution used by the OpenBCI Cyton.
-ADS1299_VREF = 4.5
-ADS1299_BITS = 24
-#: Cyton's default programmable gain.
-CYTON_DEFAULT_GAIN = 24
-
-
-def ads1299_uv_per_count(gain: int = CYTON_DEFAULT_GAIN) -> float:
-    """Microvolts per ADC count, as BrainFlow and the OpenBCI GUI scale Cyton data.
-
-    Parameters
-    ----------
-    gain : int
-        The channel's programmable gain (1, 2, 4, 6, 8, 12 or 24).
-
-    Returns
-    -------
-    float
-        ``4.5 V / gain / (2**23 - 1) * 1e6``.
-    """
-    return ADS1299_VREF / gain / (2 ** (ADS1299_BITS - 1) - 1) * 1e6
-
-
-def ads1299_full_scale_uv(gain: int = CYTON_DEFAULT_GAIN) -> float:
-    """The ADS1299 input range (+-this many microvolts): ``2**23`` counts."""
-    return ads1299_uv_per_count(gain) * 2 ** (ADS1299_BITS - 1)
-
 
 @dataclass(frozen=True)
 class QFormat:
@@ -124,14 +98,14 @@ def fixed_to_uv(fixed: np.ndarray, full_scale_uv: float, q_format_name: str = "q
 
 
 def counts_to_fixed(counts: np.ndarray, full_scale_uv: float, q_format_name: str = "q31",
-                    gain: int = CYTON_DEFAULT_GAIN) -> np.ndarray:
+                    gain: int = DEFAULT_GAIN) -> np.ndarray:
     """Convert raw ADS1299 counts (24-bit signed) to fixed point via their microvolt value."""
     return uv_to_fixed(np.asarray(counts, dtype=np.float64) * ads1299_uv_per_count(gain), full_scale_uv,
                        q_format_name)
 
 
 def fixed_to_counts(fixed: np.ndarray, full_scale_uv: float, q_format_name: str = "q31",
-                    gain: int = CYTON_DEFAULT_GAIN) -> np.ndarray:
+                    gain: int = DEFAULT_GAIN) -> np.ndarray:
     """Convert fixed-point integers back to (fractional) ADS1299 counts."""
     return fixed_to_uv(fixed, full_scale_uv, q_format_name) / ads1299_uv_per_count(gain)
 

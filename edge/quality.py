@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from edge.errors import ErrorCode, HotspotError
-from edge.fixedpoint import CYTON_DEFAULT_GAIN, ads1299_full_scale_uv
+from edge.board import ADS1299_GAINS, DEFAULT_GAIN, ads1299_full_scale_uv
 from edge.timebase import PacketCounter
 
 
@@ -55,7 +55,7 @@ class QualityThresholds:
     flat_uv: float = 0.5
     max_lost_fraction: float = 0.02
     artifact_ptp_uv: float = 250.0
-    adc_gain: int = CYTON_DEFAULT_GAIN
+    adc_gain: int = DEFAULT_GAIN
 
     def __post_init__(self) -> None:
         if not 0 < self.near_railed_pct <= self.railed_pct <= 100:
@@ -64,9 +64,9 @@ class QualityThresholds:
         if self.flat_uv < 0 or not 0 <= self.max_lost_fraction <= 1 or self.artifact_ptp_uv <= 0:
             raise HotspotError("quality thresholds need flat_uv >= 0, 0 <= max_lost_fraction <= 1 and "
                                "artifact_ptp_uv > 0", ErrorCode.BAD_CONFIG)
-        if self.adc_gain not in (1, 2, 4, 6, 8, 12, 24):
-            raise HotspotError(f"adc_gain must be an ADS1299 gain (1, 2, 4, 6, 8, 12, 24), got {self.adc_gain}",
-                               ErrorCode.BAD_CONFIG)
+        if self.adc_gain not in ADS1299_GAINS:
+            raise HotspotError(f"adc_gain must be an ADS1299 gain ({', '.join(map(str, ADS1299_GAINS))}), got "
+                               f"{self.adc_gain}", ErrorCode.BAD_CONFIG)
 
     def to_dict(self) -> dict:
         """Return a JSON-serialisable form."""
@@ -135,7 +135,7 @@ def magnitude_max(raw_uv: np.ndarray) -> np.ndarray:
     return magnitude.max(axis=1) if magnitude.shape[1] else np.zeros(magnitude.shape[0])
 
 
-def railed_percentage(raw_uv: np.ndarray, adc_gain: int = CYTON_DEFAULT_GAIN) -> np.ndarray:
+def railed_percentage(raw_uv: np.ndarray, adc_gain: int = DEFAULT_GAIN) -> np.ndarray:
     """OpenBCI GUI railed percentage per channel: ``100 * max|x| / full_scale`` over finite samples.
 
     Parameters

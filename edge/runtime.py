@@ -32,11 +32,11 @@ from pathlib import Path
 import numpy as np
 
 from edge.acquisition import Acquisition, StatusChange
+from edge.board import load_board
 from edge.bundle import load_bundle
 from edge.config import DeviceConfig
-from edge.contact import BOARDS as CONTACT_BOARDS
-from edge.contact import ContactCheck
 from edge.contract import ModelContract
+from edge.contact import ContactCheck
 from edge.errors import ErrorCode, HotspotError
 from edge.protocol import LIVE_TRIAL, MessageType, SessionState, Sequencer
 from edge.quality import assess_window
@@ -201,8 +201,8 @@ class Runtime:
 
     @property
     def contact_available(self) -> bool:
-        """The board has a lead-off current source (a Cyton)."""
-        return self.config.board.type in CONTACT_BOARDS
+        """The board has a lead-off current source (the ADS1299 of a live Cyton; edge.board)."""
+        return load_board(self.config.board.type).ads1299
 
     def _make_page(self):
         from edge.pagestate import PageState

@@ -132,6 +132,11 @@ class Placement:
         """Slots the placed samples take, lost ones included."""
         return int(self.missing.sum()) + int(self.placed.size)
 
+    @property
+    def offsets(self) -> np.ndarray:
+        """The slot of each placed sample, counted from the first slot of this placement (lost ones before it)."""
+        return np.cumsum(self.missing + 1) - 1
+
 
 @dataclass
 class _Sequence:

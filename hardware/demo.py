@@ -27,7 +27,6 @@ import shutil
 import subprocess
 import sys
 import time
-import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,20 +34,24 @@ from pathlib import Path
 import numpy as np
 
 from edge.errors import ArgumentParser, ErrorCode, HotspotError, run_cli
+from edge.validation import REQUIRED, Table, read_toml
 
 SETTINGS = Path(__file__).with_name("demo.toml")
-CYTON_INPUTS = 8
+SETTING_KEYS = ("level", "channels", "speed", "simulation", "training", "session")
 SESSION_MARGIN_S = 60.0
 
 
 def load_settings(fast: bool) -> dict:
-    """The [full] or [fast] table of ``hardware/demo.toml``."""
-    table = tomllib.loads(SETTINGS.read_text())["fast" if fast else "full"]
-    missing = {"level", "channels", "speed", "simulation", "training", "session"} - set(table)
-    if missing:
-        raise HotspotError(f"{SETTINGS}: [{'fast' if fast else 'full'}] lacks {', '.join(sorted(missing))}",
-                           ErrorCode.BAD_CONFIG)
-    return table
+    """The [full] or [fast] table of ``hardware/demo.toml``, checked."""
+    name = "fast" if fast else "full"
+    table = Table(read_toml(SETTINGS, "demo settings"), "top level", SETTINGS).table(name)
+    table.check_known(SETTING_KEYS)
+    table.string("level", REQUIRED)
+    table.string("channels", REQUIRED)
+    table.number("speed", REQUIRED, 0.01, 1000.0)
+    for key in ("simulation", "training", "session"):
+        table.table(key)
+    return table.data
 
 
 @dataclass
@@ -123,16 +126,6 @@ def recording_schedule(recording, sim_task: dict) -> dict:
     return schedule
 
 
-def read_simulation_overrides(path: Path) -> dict:
-    """A user's simulation TOML (any subset of train/simulate/defaults.toml), applied over the demo's."""
-    try:
-        return tomllib.loads(Path(path).read_text())
-    except OSError as err:
-        raise HotspotError(f"cannot read simulation config {path}: {err.strerror}", ErrorCode.BAD_FILE) from None
-    except tomllib.TOMLDecodeError as err:
-        raise HotspotError(f"simulation config {path} is not valid TOML: {err}", ErrorCode.BAD_CONFIG) from None
-
-
 def build_chain(workdir: Path, settings: dict, sim_config: Path | None = None,
                 show: Callable[[str], None] = print, steps: int = 5) -> tuple[Chain, Progress]:
     """Simulate, train on all but one subject, convert and sign (steps 1-3 of the demo)."""
@@ -147,7 +140,7 @@ def build_chain(workdir: Path, settings: dict, sim_config: Path | None = None,
     workdir.mkdir(parents=True, exist_ok=True)
     config = load_config(None, settings["simulation"])
     if sim_config is not None:
-        config = config.with_overrides(read_simulation_overrides(sim_config))
+        config = config.with_overrides(read_toml(sim_config, "simulation config", "pass an existing TOML file"))
     low, high = config["task"]["rest_s"]
     if low != high:
         raise HotspotError(f"the demo needs a fixed schedule the device can follow: set task.rest_s = [x, x] "
@@ -183,9 +176,11 @@ def build_chain(workdir: Path, settings: dict, sim_config: Path | None = None,
     return Chain(workdir, dataset, holdout, Path(model_dir), bundle_dir, Path(public_key), schedule), progress
 
 
-def board_source(recording, names: Sequence[str], n_inputs: int = CYTON_INPUTS) -> np.ndarray:
-    """The recording as the board sees it: ``names[i]`` on board input ``i + 1``; others silent."""
-    source = np.zeros((n_inputs, recording.data.shape[1]))
+def board_source(recording, names: Sequence[str], board: str = "cyton") -> np.ndarray:
+    """The recording as ``board`` sees it: ``names[i]`` on board input ``i + 1``; others silent."""
+    from edge.board import load_board
+
+    source = np.zeros((load_board(board).n_channels, recording.data.shape[1]))
     for row, name in enumerate(names):
         source[row] = recording.data[recording.ch_names.index(name)]
     return source
@@ -245,29 +240,29 @@ def true_cap_transform(chain: Chain):
 def write_device_config(path: Path, chain: Chain, names: Sequence[str], board_port: str, report_port: str,
                         session: dict, autostart: bool = True, clock_scale: float = 1.0,
                         page: dict | None = None, board_type: str = "cyton") -> Path:
-    """Write the device TOML for a session on ``chain.holdout`` (board inputs 1..n in model order).
+    """Validate and write the device TOML for a session on ``chain.holdout`` (board inputs 1..n in model order).
 
     ``clock_scale`` is the emulator's speed (board seconds per host second), so that outages sized from
     the host clock keep the device's sample index aligned with the recording. ``page`` (``listen``,
-    ``port``, ``pairing_code``) turns the session page on.
+    ``port``, ``pairing_code``) turns the session page on. The file is written by
+    :func:`hardware.device_config.write_config` from the validated configuration.
     """
+    from edge.config import parse_config
+    from hardware.device_config import write_config
+
     schedule = chain.schedule
-    lines = ["[device]", 'id = "demo-01"', f'state_dir = "{path.parent / "state"}"', "",
-             "[board]", f'type = "{board_type}"', f'serial_port = "{board_port}"', f"clock_scale = {clock_scale:g}", "",
-             "[channels]", *[f"{name} = {index + 1}" for index, name in enumerate(names)], "",
-             "[bundle]", f'path = "{chain.bundle_dir}"', f'public_key = "{chain.public_key}"', "",
-             "[links.serial]", f'port = "{report_port}"', "baud = 115200", "",
-             "[session]", f'hand = "{chain.holdout.hand}"', f"trials = {schedule['trials']}",
-             f"lead_in_s = {schedule['lead_in_s']}", f"rest_s = {schedule['rest_s']}",
-             f"move_s = {schedule['move_s']}", f"post_s = {schedule['post_s']}",
-             *[f"{key} = {json.dumps(value)}" for key, value in session.items()],
-             f"autostart = {'true' if autostart else 'false'}", ""]
+    data = {"device": {"id": "demo-01", "state_dir": str(path.parent / "state")},
+            "board": {"type": board_type, "serial_port": board_port, "clock_scale": float(clock_scale)},
+            "channels": {name: index + 1 for index, name in enumerate(names)},
+            "bundle": {"path": str(chain.bundle_dir), "public_key": str(chain.public_key)},
+            "links": {"serial": {"port": report_port, "baud": 115200}},
+            "session": {"hand": chain.holdout.hand, **{key: schedule[key] for key in
+                                                       ("trials", "lead_in_s", "rest_s", "move_s", "post_s")},
+                        **session, "autostart": autostart}}
     if page is not None:
-        lines += ["[page]", "enabled = true", f'listen = "{page["listen"]}"', f"port = {int(page['port'])}",
-                  f'pairing_code = "{page["pairing_code"]}"', ""]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines))
-    return path
+        data["page"] = {"enabled": True, "listen": page["listen"], "port": int(page["port"]),
+                        "pairing_code": page["pairing_code"]}
+    return write_config(parse_config(data, path), path)
 
 
 def pairing_code() -> str:
@@ -310,7 +305,7 @@ class DeviceSession:
     def __init__(self, chain: Chain, settings: dict, show: Callable[[str], None] = print, keep_open: bool = False,
                  page_port: int = 0) -> None:
         from edge.bundle import load_bundle
-        from hardware.emulator import CytonEmulator
+        from hardware.emulator.cyton import CytonEmulator
         from hardware.monitor import MonitorClient
         from hardware.nullmodem import NullModem
 

@@ -20,7 +20,7 @@ import pytest
 
 from edge.protocol import Message, MessageType
 from hardware.demo import Chain, board_source, build_chain, load_settings, write_device_config
-from hardware.emulator import CytonEmulator
+from hardware.emulator.cyton import CytonEmulator
 from hardware.monitor import MonitorClient
 from hardware.nullmodem import NullModem
 

@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge.acquisition import Acquisition, RingBuffer
+from edge.acquisition import Acquisition
+from edge.ringbuffer import RingBuffer
 from edge.errors import ErrorCode, HotspotError
 from edge.timebase import PacketCounter, RateCheck
 

@@ -15,9 +15,13 @@ import serial
 from brainflow.board_shim import BoardShim
 
 from edge.errors import HotspotError, run_cli
-from hardware.boards import board_names, load_board, load_map, map_names
-from hardware.emulator import (DONGLE_FAILURE, PACKET_SIZE, CytonEmulator, console_command, encode_packets, main,
-                               parse_fault, recording_source)
+from edge.board import OPENBCI_BOARDS, load_board
+from hardware.electrode_maps import load_map, map_names
+from hardware.emulator.__main__ import console_command, main
+from hardware.emulator.cyton import CytonEmulator
+from hardware.emulator.faults import parse_fault
+from hardware.emulator.firmware import DONGLE_FAILURE, PACKET_SIZE, encode_packets
+from hardware.emulator.sources import recording_source
 
 
 def decode(packet: bytes) -> tuple[int, list[int], int]:
@@ -63,19 +67,19 @@ def port(emulator):
 
 
 def test_board_descriptions_match_brainflow() -> None:
-    assert board_names() == ["cyton", "cyton_daisy"]
-    for name in board_names():
+    assert OPENBCI_BOARDS == ("cyton", "cyton_daisy")
+    for name in OPENBCI_BOARDS:
         board = load_board(name)
-        descr = BoardShim.get_board_descr(board.brainflow_id)
+        descr = BoardShim.get_board_descr(board.data_board_id)
         assert descr["sampling_rate"] == board.sampling_rate
         assert descr["eeg_channels"] == list(board.eeg_rows)
-        assert descr["package_num_channel"] == board.package_num_row
+        assert descr["package_num_channel"] == board.counter_row
         assert board.uv_per_count() == pytest.approx(4.5 / 24 / (2**23 - 1) * 1e6)
     for name in map_names():
         channel_map = load_map(name)
         assert len(channel_map.channels) in (5, 9, load_board(channel_map.board).n_channels)
-    for board_name in board_names():
-        gui_names = BoardShim.get_board_descr(load_board(board_name).brainflow_id)["eeg_names"].split(",")
+    for board_name in OPENBCI_BOARDS:
+        gui_names = BoardShim.get_board_descr(load_board(board_name).data_board_id)["eeg_names"].split(",")
         assert list(load_map(f"{board_name}_gui_default").channels) == gui_names
 
 

@@ -16,8 +16,8 @@ from brainflow.data_filter import DataFilter
 from edge.acquisition import Acquisition, Chunk, Status, StatusChange
 from edge.quality import assess_window
 from edge.timebase import REALIGN_TOLERANCE_S, REALIGN_TOLERANCE_SAMPLES
-from hardware.boards import load_board
-from hardware.emulator import CytonEmulator
+from edge.board import load_board
+from hardware.emulator.cyton import CytonEmulator
 
 pytestmark = pytest.mark.hil
 
@@ -94,7 +94,7 @@ def test_brainflow_cyton_driver_streams_the_exact_values_sent() -> None:
     assert sent[0] == 0
     # within the 24-bit quantisation of 4.5 V / 24 / (2**23 - 1)
     assert np.abs(eeg - source[:, sent]).max() <= CYTON.uv_per_count() / 2 + 1e-9
-    np.testing.assert_array_equal(data[CYTON.package_num_row], sent % 256)
+    np.testing.assert_array_equal(data[CYTON.counter_row], sent % 256)
 
 
 def test_brainflow_daisy_driver_joins_the_interleaved_packets_and_tracks_gain() -> None:
@@ -116,7 +116,7 @@ def test_brainflow_daisy_driver_joins_the_interleaved_packets_and_tracks_gain() 
     error = np.abs(eeg - source[:, sent]).max(axis=1)
     assert error[2] <= DAISY.uv_per_count(8) / 2 + 1e-9  # channel 3 at gain 8 (code 4)
     assert np.delete(error, 2).max() <= DAISY.uv_per_count() / 2 + 1e-9
-    np.testing.assert_array_equal(data[DAISY.package_num_row], (2 * sent) % 256)
+    np.testing.assert_array_equal(data[DAISY.counter_row], (2 * sent) % 256)
 
 
 def check_alignment(data: np.ndarray, index: np.ndarray, lost: int, ramp_row: int) -> tuple[int, int]:
@@ -292,7 +292,7 @@ def test_playback_and_synthetic_boards_stream(tmp_path) -> None:
 
 
 def test_a_real_openbci_recording_streams_through_unchanged(real_data_dir) -> None:
-    from hardware.emulator import recording_source
+    from hardware.emulator.sources import recording_source
 
     path = real_data_dir / "openbci" / "OpenBCI_GUI-v6-blinks-jawClench-alpha.txt"
     source = recording_source(path, CYTON, "cyton_gui_default", None)

@@ -15,7 +15,8 @@ from edge.acquisition import Acquisition
 from edge.contact import (DRIVE_HZ, FAIR_MAX_OHM, GOOD_MAX_OHM, LEAD_OFF_DRIVE_A, SERIES_RESISTOR_OHM, ContactCheck,
                           contact_state, impedance_ohm, lead_off_command)
 from edge.errors import HotspotError
-from hardware.emulator import CytonEmulator, synthetic_source
+from hardware.emulator.cyton import CytonEmulator
+from hardware.emulator.sources import synthetic_source
 
 
 def test_commands_are_the_guis() -> None:

@@ -303,7 +303,7 @@ def test_a_garbage_flood_gets_no_fake_sample_into_a_trial(chain, chain_settings,
 def test_daisy_misorder_restarts_the_stream_and_spoils_only_the_trials_it_touched(chain, tmp_path: Path,
                                                                                  tmp_path_factory) -> None:
     from bundle_factory import build_bundle
-    from hardware.emulator import synthetic_source
+    from hardware.emulator.sources import synthetic_source
 
     made = build_bundle(tmp_path_factory.mktemp("daisy-bundle"), sfreq=125.0)
     source = synthetic_source(16, 125.0, seconds=400.0, seed=5)

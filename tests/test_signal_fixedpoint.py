@@ -11,10 +11,10 @@ from scipy import signal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from train.filter_design import design_filter
+from edge.board import ads1299_uv_per_count
 from edge.errors import HotspotError
-from edge.fixedpoint import (BiquadCascade, FixedPointFilter, ads1299_uv_per_count, counts_to_fixed,
-                             fixed_to_counts, fixed_to_uv, uv_to_fixed)
+from edge.fixedpoint import BiquadCascade, FixedPointFilter, counts_to_fixed, fixed_to_counts, fixed_to_uv, uv_to_fixed
+from train.filter_design import design_filter
 
 SFREQ = 250.0
 DESIGNS = {

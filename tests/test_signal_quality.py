@@ -10,7 +10,8 @@ from scipy import signal
 
 from train.filter_design import default_filter, reference_sos
 from edge.errors import HotspotError
-from edge.fixedpoint import BiquadCascade, ads1299_full_scale_uv
+from edge.board import ads1299_full_scale_uv
+from edge.fixedpoint import BiquadCascade
 from edge.pipeline import PipelineSpec, compute_epochs
 from edge.quality import QualityThresholds, assess_window, count_lost_packets, railed_percentage
 

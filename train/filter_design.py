@@ -33,9 +33,10 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import signal
 
-from edge.errors import ArgumentParser, ErrorCode, HotspotError
 from edge import fixedpoint
-from edge.fixedpoint import FixedPointFilter, ads1299_uv_per_count
+from edge.board import ads1299_uv_per_count
+from edge.errors import ArgumentParser, ErrorCode, HotspotError
+from edge.fixedpoint import FixedPointFilter
 
 #: Guard bits between the ADC's full scale and the q31 full scale.
 Q31_GUARD_BITS = 2

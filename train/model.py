@@ -94,14 +94,16 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "ModelConfig":
-        """Build from a mapping (e.g. a TOML table), rejecting unknown keys."""
+        """Build from a mapping (e.g. a TOML table), rejecting unknown keys and wrong types."""
         from edge.errors import ErrorCode, HotspotError
+        from edge.validation import check_keys, validate_type
 
-        unknown = set(data) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise HotspotError(f"unknown model setting(s) {', '.join(sorted(unknown))}; "
-                               f"known: {', '.join(cls.__dataclass_fields__)}", ErrorCode.BAD_CONFIG)
-        config = cls(**data)
+        where = "training configuration"
+        validate_type(data, dict, "[model]", where)
+        check_keys(data, cls.__dataclass_fields__, "[model]", where)
+        defaults = cls()
+        config = cls(**{key: validate_type(value, type(getattr(defaults, key)), f"[model] {key}", where)
+                        for key, value in data.items()})
         ints = ("n_spatial", "temporal_kernel", "pool", "n_mixing", "mixing_kernel", "hidden")
         if any(not isinstance(getattr(config, name), int) or getattr(config, name) < 1 for name in ints):
             raise HotspotError(f"model settings {', '.join(ints)} must be positive integers", ErrorCode.BAD_CONFIG)

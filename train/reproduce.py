@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import time
-import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +28,7 @@ import numpy as np
 
 from edge.errors import ArgumentParser, ErrorCode, HotspotError, run_cli
 from edge.source import power_drop_peak
+from edge.validation import REQUIRED, Table, check_option, read_toml, validate_type
 from train.baselines import erd_peaks
 from train.configs import CONFIG_DIR, TrainingConfig, load_channel_sets, load_training_config
 from train.dataset import Dataset
@@ -40,6 +40,7 @@ from train.training import LEVELS, channel_list, dataset_sfreq
 from train.windows import dataset_windows, make_spec
 
 REPRODUCE_FILE = CONFIG_DIR / "reproduce.toml"
+GROUPS = ("healthy", "stroke")
 
 
 @dataclass(frozen=True)
@@ -68,37 +69,32 @@ def load_reproduce_config(path: Path | str | None = None, small: bool = False) -
         On unknown levels, groups or channel sets, or bad numbers.
     """
     source = Path(path) if path else REPRODUCE_FILE
-    try:
-        data = tomllib.loads(source.read_text())
-    except FileNotFoundError:
-        raise HotspotError(f"reproduce configuration {source} not found", ErrorCode.BAD_CONFIG) from None
-    except tomllib.TOMLDecodeError as err:
-        raise HotspotError(f"{source} is not valid TOML ({err})", ErrorCode.BAD_CONFIG) from None
-    training = dict(data.get("training", {}))
+    data = read_toml(source, "reproduce configuration", f"compare with {REPRODUCE_FILE}")
+    top = Table(data, "top level", source)
+    top.check_known(("levels", "groups", "channel_sets", "grouped_folds", "trial_test_fraction", "seed", "headline",
+                     "repair_bad_channels", "paper", "training", "small"))
+    training = dict(top.get("training", dict, {}))
     if small:
-        reduced = dict(data.get("small", {}))
-        training = {**training, **reduced.pop("training", {})}
-        data.update(reduced)
-    try:
-        config = ReproduceConfig(
-            levels=tuple(data["levels"]), groups=tuple(data["groups"]), channel_sets=tuple(data["channel_sets"]),
-            grouped_folds=int(data["grouped_folds"]), trial_test_fraction=float(data["trial_test_fraction"]),
-            seed=int(data.get("seed", 0)), headline_level=data["headline"]["level"],
-            headline_channel_set=data["headline"]["channel_set"],
-            repair_channel_sets=tuple(data.get("repair_bad_channels", ())), paper=tuple(data.get("paper", [])),
-            training=training)
-    except (KeyError, TypeError, ValueError) as err:
-        raise HotspotError(f"{source}: missing or bad setting ({err}); compare with {REPRODUCE_FILE}",
-                           ErrorCode.BAD_CONFIG) from None
+        reduced = dict(top.get("small", dict, {}))
+        training = {**training, **validate_type(reduced.pop("training", {}), dict, "[small] training", source)}
+        top = Table({**data, **reduced}, "top level", source)
     sets = load_channel_sets()
-    bad = ([lvl for lvl in config.levels + (config.headline_level,) if lvl not in LEVELS]
-           + [s for s in config.channel_sets + (config.headline_channel_set,) + config.repair_channel_sets
-              if s not in sets]
-           + [g for g in config.groups if g not in ("healthy", "stroke")])
-    if bad:
-        raise HotspotError(f"{source}: unknown level/channel set/group {', '.join(bad)}", ErrorCode.BAD_CONFIG)
-    if config.grouped_folds < 2 or not 0 < config.trial_test_fraction < 1:
-        raise HotspotError(f"{source}: grouped_folds must be >= 2 and trial_test_fraction in (0, 1)",
+
+    def names(key: str, options, default=REQUIRED) -> tuple[str, ...]:
+        values = top.get(key, list, default, "a list of names")
+        return tuple(check_option(value, options, f"{key}[{i}]", source) for i, value in enumerate(values))
+
+    headline = top.table("headline")
+    config = ReproduceConfig(
+        levels=names("levels", LEVELS), groups=names("groups", GROUPS), channel_sets=names("channel_sets", sets),
+        grouped_folds=top.integer("grouped_folds", REQUIRED, 2, 1000),
+        trial_test_fraction=top.number("trial_test_fraction", REQUIRED, 0.0, 1.0),
+        seed=top.get("seed", int, 0), headline_level=headline.string("level", REQUIRED, LEVELS),
+        headline_channel_set=headline.string("channel_set", REQUIRED, tuple(sets)),
+        repair_channel_sets=names("repair_bad_channels", sets, []), paper=tuple(top.get("paper", list, [])),
+        training=training)
+    if not 0 < config.trial_test_fraction < 1:
+        raise HotspotError(f"{source}: trial_test_fraction = {config.trial_test_fraction} must be in (0, 1)",
                            ErrorCode.BAD_CONFIG)
     return config
 

@@ -15,7 +15,6 @@ dipoles per point, µV per nAm, not re-referenced (the device re-references it l
 from __future__ import annotations
 
 import functools
-import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ import numpy as np
 
 from edge.errors import ErrorCode, HotspotError
 from edge.source import SourceSpace
+from edge.validation import Table, read_toml, validate_type
 from train.head import mni_to_head, standard_positions_head_mm
 from train.simulate.forward import head_sphere
 
@@ -54,19 +54,13 @@ class GridConfig:
 def load_grid_config(path: Path | str | None = None) -> GridConfig:
     """Read and validate ``[grid]`` of a source TOML file (default ``train/configs/source.toml``)."""
     path = Path(path) if path else CONFIG_FILE
-    try:
-        table = tomllib.loads(path.read_text()).get("grid", {})
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
-        raise HotspotError(f"cannot read source configuration {path} ({err})", ErrorCode.BAD_CONFIG) from None
-    unknown = set(table) - set(GridConfig.__dataclass_fields__)
-    if unknown:
-        raise HotspotError(f"{path}: unknown [grid] key(s) {', '.join(sorted(unknown))}", ErrorCode.BAD_CONFIG)
-    try:
-        config = GridConfig(centre_mni=tuple(float(v) for v in table.get("centre_mni", GridConfig.centre_mni)),
-                            rows=int(table.get("rows", GridConfig.rows)), cols=int(table.get("cols", GridConfig.cols)),
-                            spacing_mm=float(table.get("spacing_mm", GridConfig.spacing_mm)))
-    except (TypeError, ValueError) as err:
-        raise HotspotError(f"{path}: [grid] values must be numbers ({err})", ErrorCode.BAD_CONFIG) from None
+    table = Table(read_toml(path, "source configuration"), "top level", path).table("grid", required=False)
+    table.check_known(GridConfig.__dataclass_fields__)
+    centre = table.get("centre_mni", list, list(GridConfig.centre_mni), "three numbers")
+    config = GridConfig(centre_mni=tuple(validate_type(v, float, f"[grid] centre_mni[{i}]", path)
+                                         for i, v in enumerate(centre)),
+                        rows=table.get("rows", int, GridConfig.rows), cols=table.get("cols", int, GridConfig.cols),
+                        spacing_mm=table.get("spacing_mm", float, GridConfig.spacing_mm))
     if len(config.centre_mni) != 3 or config.centre_mni[0] >= 0:
         raise HotspotError(f"{path}: [grid] centre_mni must be three numbers in the left hemisphere (x < 0)",
                            ErrorCode.BAD_CONFIG)

@@ -11,8 +11,10 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edge.config import DeviceConfig
 from edge.errors import ErrorCode, HotspotError
-from hardware.deploy.release import Release, check_bundle_folder, device_config_text, file_sha256, stage_release
+from hardware.deploy.release import (Release, StagedBundle, check_bundle_folder, file_sha256, read_bundle,
+                                     read_device_config, stage_release)
 from hardware.deploy.wheels import Target, Wheel, build_project_wheel, check_native, resolve
 
 REPO = Path(__file__).resolve().parents[2]
@@ -47,17 +49,19 @@ class DeployPlan:
     repo: Path = REPO
     edge_wheel: Path | None = None
     _scratch: tempfile.TemporaryDirectory = field(init=False, repr=False)
+    _files: list[str] = field(init=False, repr=False)
+    _bundle: StagedBundle | None = field(default=None, init=False, repr=False)
+    _configs: dict[Path, DeviceConfig] = field(init=False, repr=False)
     _project: Wheel | None = field(default=None, init=False, repr=False)
     _releases: dict[tuple[Target, Path, str], Release] = field(default_factory=dict, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        check_bundle_folder(self.bundle)
-        configs = sorted(self.config.glob("*.toml")) if self.config.is_dir() else [self.config]
-        if not configs:
+        self._files = check_bundle_folder(self.bundle)
+        paths = sorted(self.config.glob("*.toml")) if self.config.is_dir() else [self.config]
+        if not paths:
             raise HotspotError(f"config folder {self.config} has no <host>.toml device configs", ErrorCode.BAD_FILE)
-        for config in configs:
-            device_config_text(config)
+        self._configs = {path: read_device_config(path) for path in paths}
         if not self.public_key.is_file():
             raise HotspotError(f"public key {self.public_key} not found; pass --public-key with the .pub file made "
                                "by 'invoke keygen'", ErrorCode.BAD_FILE)
@@ -114,6 +118,8 @@ class DeployPlan:
                 wheels = [wheel for wheel in chosen if wheel.path != project.path]
                 check_native(wheels, target, str(self.wheelhouse))
                 staging = Path(self._scratch.name) / f"release-{len(self._releases)}"
-                self._releases[key] = stage_release(staging, project, wheels, self.bundle, config, self.public_key,
-                                                    target, trusted_key)
+                if self._bundle is None:
+                    self._bundle = read_bundle(self.bundle, self._files)
+                self._releases[key] = stage_release(staging, project, wheels, self._bundle, self._configs[config],
+                                                    self.public_key, target, trusted_key)
             return self._releases[key]

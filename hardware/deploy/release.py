@@ -20,20 +20,19 @@ re-running a deploy finds the release already there instead of adding a duplicat
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import shutil
-import tomllib
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
-
-import tomli_w
+from pathlib import Path
 
 from edge.bundle import (MANIFEST_FILE, bundle_file_names, bundle_id_from_manifest, bundle_version,
                          load_public_key, public_key_id, sha256_hex)
-from edge.config import parse_config
+from edge.config import DeviceConfig, load_config
 from edge.errors import ErrorCode, HotspotError
 from hardware.deploy.wheels import Target, Wheel
+from hardware.device_config import config_text
 
 CONFIG_FILE = "device.toml"
 BUNDLE_DIR = "bundle"
@@ -42,6 +41,30 @@ RELEASE_FILE = "release.json"
 SUMS_FILE = "SHA256SUMS"
 VERIFIED_MARKER = ".verified"
 ID_LENGTH = 16
+RELEASE_FOLDER = Path("/release")
+"""Stands for the release folder on the device while a device config is checked and written for it."""
+
+
+@dataclass(frozen=True)
+class StagedBundle:
+    """A bundle folder checked once for deploy (the device verifies its content and signature).
+
+    Attributes
+    ----------
+    path : Path
+        The folder.
+    bundle_id : str
+        The id the runtime gives it (first 12 hex digits of the manifest's sha256).
+    version : int
+        Its manifest's version.
+    files : list of str
+        Every file it consists of (:func:`edge.bundle.bundle_file_names`).
+    """
+
+    path: Path
+    bundle_id: str
+    version: int
+    files: list[str]
 
 
 @dataclass(frozen=True)
@@ -92,8 +115,27 @@ def bundle_id_of(bundle: Path) -> str:
     return bundle_id_from_manifest((bundle / MANIFEST_FILE).read_bytes())
 
 
-def bundle_version_of(bundle: Path) -> int:
-    """The version in the manifest of the bundle in folder ``bundle``.
+def check_bundle_folder(bundle: Path) -> list[str]:
+    """Refuse a bundle folder that is missing files (the device verifies content and signature); its file names.
+
+    Raises
+    ------
+    HotspotError
+        ``BAD_FILE`` when the folder is missing, ``BAD_BUNDLE`` when files are missing.
+    """
+    if not bundle.is_dir():
+        raise HotspotError(f"bundle folder {bundle} not found; build one with 'invoke convert' and pass --bundle",
+                           ErrorCode.BAD_FILE)
+    files = bundle_file_names(bundle)
+    missing = [name for name in files if not (bundle / name).is_file()]
+    if missing:
+        raise HotspotError(f"bundle {bundle} is incomplete ({', '.join(missing)} missing); rebuild it with "
+                           "'invoke convert'", ErrorCode.BAD_BUNDLE)
+    return files
+
+
+def read_bundle(bundle: Path, files: list[str]) -> StagedBundle:
+    """The id and version of a checked bundle folder (:func:`check_bundle_folder` gave its ``files``).
 
     Raises
     ------
@@ -101,71 +143,50 @@ def bundle_version_of(bundle: Path) -> int:
         ``BAD_BUNDLE`` when the manifest is unreadable or has no valid version.
     """
     try:
-        manifest = json.loads((bundle / MANIFEST_FILE).read_text(encoding="utf-8"))
+        manifest_bytes = (bundle / MANIFEST_FILE).read_bytes()
+        manifest = json.loads(manifest_bytes.decode("utf-8"))
     except (OSError, UnicodeDecodeError, ValueError, RecursionError) as err:
         raise HotspotError(f"cannot read {bundle / MANIFEST_FILE} ({err}); rebuild the bundle with 'invoke convert'",
                            ErrorCode.BAD_BUNDLE) from None
     if not isinstance(manifest, dict):
         raise HotspotError(f"{bundle / MANIFEST_FILE} is not a manifest; rebuild the bundle", ErrorCode.BAD_BUNDLE)
-    return bundle_version(manifest)
+    return StagedBundle(path=bundle, bundle_id=bundle_id_from_manifest(manifest_bytes),
+                        version=bundle_version(manifest), files=files)
 
 
-def check_bundle_folder(bundle: Path) -> None:
-    """Refuse a bundle folder that is missing files (the device verifies content and signature)."""
-    if not bundle.is_dir():
-        raise HotspotError(f"bundle folder {bundle} not found; build one with 'invoke convert' and pass --bundle",
-                           ErrorCode.BAD_FILE)
-    missing = [name for name in bundle_file_names(bundle) if not (bundle / name).is_file()]
-    if missing:
-        raise HotspotError(f"bundle {bundle} is incomplete ({', '.join(missing)} missing); rebuild it with "
-                           "'invoke convert'", ErrorCode.BAD_BUNDLE)
+def read_device_config(config: Path) -> DeviceConfig:
+    """Load and check a device config as it will run from a release folder.
 
-
-def device_config_text(config: Path, trusted_key: str = "") -> tuple[str, str]:
-    """Validate the device config and return it pointed at the release's bundle and the device's key.
-
-    Parameters
-    ----------
-    config : Path
-        The device TOML (see hardware/example-device.toml).
-    trusted_key : str
-        The device's trusted public key (an absolute path on the device, outside the release).
-
-    Returns
-    -------
-    text : str
-        The TOML to upload: ``[bundle] path = "bundle"``, ``public_key = trusted_key``.
-    state_dir : str
-        The device's state folder.
+    Relative paths resolve against the release folder (:data:`RELEASE_FOLDER`), so the state folder
+    and a playback recording must be absolute device paths: state must survive releases, and deploy
+    uploads no recordings.
 
     Raises
     ------
     HotspotError
-        ``BAD_CONFIG`` when the config is invalid or its state folder is not an absolute device
-        path (state must survive releases).
+        ``BAD_FILE`` when it cannot be read, ``BAD_CONFIG`` when it is invalid or names a state folder or
+        recording inside the release.
     """
-    try:
-        data = tomllib.loads(config.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise HotspotError(f"cannot read device config {config} ({err.strerror}); pass --config with a device TOML "
-                           "(see hardware/example-device.toml)", ErrorCode.BAD_FILE) from None
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
-        raise HotspotError(f"{config}: not valid TOML ({err})", ErrorCode.BAD_CONFIG) from None
-    parse_config(data, config)
-    state_dir = data["device"].get("state_dir", "")
-    if not PurePosixPath(state_dir).is_absolute():
-        raise HotspotError(f"{config}: [device] state_dir = {state_dir!r} must be an absolute path on the device "
+    loaded = load_config(config, base=RELEASE_FOLDER)
+    if loaded.state_dir.is_relative_to(RELEASE_FOLDER):
+        written = loaded.state_dir.relative_to(RELEASE_FOLDER).as_posix()
+        raise HotspotError(f"{config}: [device] state_dir = {written!r} must be an absolute path on the device "
                            "(e.g. /var/lib/hotspot-edge) so results and health survive new releases",
                            ErrorCode.BAD_CONFIG)
-    board_file = data["board"].get("file", "")
-    if board_file and not PurePosixPath(board_file).is_absolute():
-        raise HotspotError(f"{config}: [board] file = {board_file!r} must be an absolute path on the device "
+    if loaded.board.file is not None and loaded.board.file.is_relative_to(RELEASE_FOLDER):
+        written = loaded.board.file.relative_to(RELEASE_FOLDER).as_posix()
+        raise HotspotError(f"{config}: [board] file = {written!r} must be an absolute path on the device "
                            "(deploy uploads no recordings)", ErrorCode.BAD_CONFIG)
-    data["bundle"] = {"path": BUNDLE_DIR, "public_key": trusted_key}
-    return tomli_w.dumps(data), state_dir
+    return loaded
 
 
-def stage_release(out: Path, project_wheel: Wheel, wheels: list[Wheel], bundle: Path, config: Path,
+def release_config_text(config: DeviceConfig, trusted_key: str) -> str:
+    """The device config as a release carries it: ``[bundle] path = "bundle"``, ``public_key = trusted_key``."""
+    released = dataclasses.replace(config, bundle_path=RELEASE_FOLDER / BUNDLE_DIR, public_key=Path(trusted_key))
+    return config_text(released, RELEASE_FOLDER)
+
+
+def stage_release(out: Path, project_wheel: Wheel, wheels: list[Wheel], bundle: StagedBundle, config: DeviceConfig,
                   public_key: Path, target: Target, trusted_key: str) -> Release:
     """Write a release's files into ``out`` and compute its content id.
 
@@ -177,8 +198,12 @@ def stage_release(out: Path, project_wheel: Wheel, wheels: list[Wheel], bundle: 
         This repository's wheel.
     wheels : list of Wheel
         The dependency wheels pip chose for the target.
-    bundle, config, public_key : Path
-        The signed bundle folder, the device TOML and the ed25519 public key (PEM) it is signed with.
+    bundle : StagedBundle
+        The signed bundle folder (:func:`read_bundle`).
+    config : DeviceConfig
+        The device config (:func:`read_device_config`).
+    public_key : Path
+        The ed25519 public key (PEM) the bundle is signed with.
     target : Target
         The device platform the wheels were chosen for.
     trusted_key : str
@@ -188,23 +213,22 @@ def stage_release(out: Path, project_wheel: Wheel, wheels: list[Wheel], bundle: 
     -------
     Release
     """
-    check_bundle_folder(bundle)
     key_id = public_key_id(load_public_key(public_key))
-    version = bundle_version_of(bundle)
-    text, state_dir = device_config_text(config, trusted_key)
+    state_dir = config.state_dir.as_posix()
     (out / BUNDLE_DIR).mkdir(parents=True)
-    for name in bundle_file_names(bundle):
-        shutil.copy2(bundle / name, out / BUNDLE_DIR / name)
+    for name in bundle.files:
+        shutil.copy2(bundle.path / name, out / BUNDLE_DIR / name)
     shutil.copy2(project_wheel.path, out / project_wheel.path.name)
-    (out / CONFIG_FILE).write_text(text, encoding="utf-8")
+    (out / CONFIG_FILE).write_text(release_config_text(config, trusted_key), encoding="utf-8")
     pinned = [project_wheel, *sorted(wheels, key=lambda wheel: wheel.name.lower())]
     (out / REQUIREMENTS_FILE).write_text("".join(wheel.requirement() + "\n" for wheel in pinned), encoding="utf-8")
-    bundle_id = bundle_id_of(bundle)
-    meta = {"bundle_id": bundle_id, "bundle_version": version, "signing_key_id": key_id, "state_dir": state_dir,
+    meta = {"bundle_id": bundle.bundle_id, "bundle_version": bundle.version, "signing_key_id": key_id,
+            "state_dir": state_dir,
             "target": str(target), "wheel": project_wheel.path.name}
     (out / RELEASE_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     files = sorted(path.relative_to(out).as_posix() for path in out.rglob("*") if path.is_file())
     sums = "".join(f"{file_sha256(out / name)}  {name}\n" for name in files)
     (out / SUMS_FILE).write_text(sums, encoding="utf-8")
     return Release(release_id=sha256_hex(sums.encode("utf-8"))[:ID_LENGTH], folder=out, files=[*files, SUMS_FILE],
-                   wheels=wheels, bundle_id=bundle_id, state_dir=state_dir, bundle_version=version, key_id=key_id)
+                   wheels=wheels, bundle_id=bundle.bundle_id, state_dir=state_dir, bundle_version=bundle.version,
+                   key_id=key_id)

@@ -7,11 +7,11 @@ default training configuration key by key.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from edge.errors import ErrorCode, HotspotError
+from edge.validation import check_keys, check_option, read_toml, validate_type
 from train.model import ModelConfig
 
 CONFIG_DIR = Path(__file__).resolve().parent
@@ -109,31 +109,16 @@ class TrainingConfig:
         return training_config_from_dict(merged)
 
 
-def _read_toml(path: Path) -> dict:
-    try:
-        with open(path, "rb") as handle:
-            return tomllib.load(handle)
-    except FileNotFoundError:
-        raise HotspotError(f"configuration file {path} not found; check the path", ErrorCode.BAD_CONFIG) from None
-    except tomllib.TOMLDecodeError as err:
-        raise HotspotError(f"configuration file {path} is not valid TOML ({err}); fix the syntax",
-                           ErrorCode.BAD_CONFIG) from None
+WHERE = "training configuration"
 
 
 def _table(cls: type, data: dict, name: str):
-    unknown = set(data) - set(cls.__dataclass_fields__)
-    if unknown:
-        raise HotspotError(f"unknown setting(s) {', '.join(sorted(unknown))} in [{name}]; "
-                           f"known: {', '.join(cls.__dataclass_fields__)}", ErrorCode.BAD_CONFIG)
+    """A dataclass table checked key by key against the types of its defaults."""
+    validate_type(data, dict, f"[{name}]", WHERE)
+    check_keys(data, cls.__dataclass_fields__, f"[{name}]", WHERE)
     defaults = cls()
-    for key, value in data.items():
-        expected = type(getattr(defaults, key))
-        if expected is float and isinstance(value, int) and not isinstance(value, bool):
-            continue
-        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-            raise HotspotError(f"[{name}] {key} must be of type {expected.__name__}, got {value!r}",
-                               ErrorCode.BAD_CONFIG)
-    return cls(**data)
+    return cls(**{key: validate_type(value, type(getattr(defaults, key)), f"[{name}] {key}", WHERE)
+                  for key, value in data.items()})
 
 
 def training_config_from_dict(data: dict) -> TrainingConfig:
@@ -153,24 +138,18 @@ def training_config_from_dict(data: dict) -> TrainingConfig:
     HotspotError
         On unknown tables or keys, wrong types or out-of-range values.
     """
-    unknown = set(data) - {"model", "fit", "data", "pipeline", "estimate"}
-    if unknown:
-        raise HotspotError(f"unknown training table(s) {', '.join(sorted(unknown))}; "
-                           "known: model, fit, data, pipeline, estimate", ErrorCode.BAD_CONFIG)
+    check_keys(data, ("model", "fit", "data", "pipeline", "estimate"), "the training configuration", WHERE)
     model = ModelConfig.from_dict(data.get("model", {}))
     fit = _table(FitConfig, data.get("fit", {}), "fit")
     if fit.epochs < 1 or fit.source_epochs < 1 or fit.batch_size < 1 or fit.learning_rate <= 0:
         raise HotspotError("[fit] epochs, source_epochs and batch_size must be >= 1 and learning_rate > 0",
                            ErrorCode.BAD_CONFIG)
-    if fit.loss not in LOSSES:
-        raise HotspotError(f"[fit] loss must be one of {', '.join(LOSSES)}, got {fit.loss!r}", ErrorCode.BAD_CONFIG)
+    check_option(fit.loss, LOSSES, "[fit] loss", WHERE)
     data_config = _table(DataConfig, data.get("data", {}), "data")
     if data_config.augment_mirror and data_config.mirror:
         raise HotspotError("[data] augment_mirror needs mirror = false (a mirrored model sees one hemisphere)",
                            ErrorCode.BAD_CONFIG)
-    pipeline = data.get("pipeline", {})
-    if not isinstance(pipeline, dict):
-        raise HotspotError("[pipeline] must be a table of PipelineSpec fields", ErrorCode.BAD_CONFIG)
+    pipeline = validate_type(data.get("pipeline", {}), dict, "[pipeline]", WHERE, "a table of PipelineSpec fields")
     estimate = _table(EstimateConfig, data.get("estimate", {}), "estimate")
     if (estimate.calibration_folds < 2 or estimate.bootstrap_images < 0 or not 0 <= estimate.label_noise_sd_mm < 50
             or not 0 <= estimate.min_erd_db < 30):
@@ -192,12 +171,10 @@ def load_training_config(path: Path | str | None = None) -> TrainingConfig:
     -------
     TrainingConfig
     """
-    merged = _read_toml(TRAINING_FILE)
+    merged = read_toml(TRAINING_FILE, "training configuration")
     if path:
-        for name, values in _read_toml(Path(path)).items():
-            if not isinstance(values, dict):
-                raise HotspotError(f"{path}: top-level key {name!r} must be a table", ErrorCode.BAD_CONFIG)
-            merged.setdefault(name, {}).update(values)
+        for name, values in read_toml(Path(path), "training configuration").items():
+            merged.setdefault(name, {}).update(validate_type(values, dict, name, path))
     return training_config_from_dict(merged)
 
 
@@ -209,9 +186,11 @@ def load_channel_sets(path: Path | str | None = None) -> dict[str, list[str] | s
     dict
         Set name to a list of channel names, or to ``"dataset"`` for all channels of a dataset.
     """
-    sets = _read_toml(Path(path) if path else CHANNELS_FILE).get("sets")
-    if not isinstance(sets, dict) or not sets:
-        raise HotspotError("channel configuration needs a [sets] table", ErrorCode.BAD_CONFIG)
+    where = Path(path) if path else CHANNELS_FILE
+    sets = validate_type(read_toml(where, "channel configuration").get("sets"), dict, "[sets]", where,
+                         "a table of channel sets")
+    if not sets:
+        raise HotspotError(f"{where}: [sets] names no channel set", ErrorCode.BAD_CONFIG)
     for name, value in sets.items():
         valid_list = isinstance(value, list) and value and all(isinstance(ch, str) for ch in value)
         if not (valid_list or value == ALL_CHANNELS):

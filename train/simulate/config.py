@@ -8,13 +8,13 @@ or an out-of-range value raises :class:`~edge.errors.HotspotError` naming the ke
 from __future__ import annotations
 
 import copy
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from edge.errors import ErrorCode, HotspotError
+from edge.validation import check_option, read_toml, validate_type
 
 DEFAULTS_PATH = Path(__file__).with_name("defaults.toml")
 
@@ -69,33 +69,24 @@ class SimulationConfig:
         return _build(self.to_dict(), overrides, f"{self.source}+overrides")
 
 
+WHERE = "simulation config"
+
+
 def _defaults() -> dict[str, dict[str, Any]]:
-    with DEFAULTS_PATH.open("rb") as handle:
-        return tomllib.load(handle)
+    return read_toml(DEFAULTS_PATH, "simulation defaults")
 
 
 def _fail(key: str, message: str) -> HotspotError:
-    return HotspotError(f"simulation config: '{key}' {message}", ErrorCode.BAD_CONFIG)
+    return HotspotError(f"{WHERE}: '{key}' {message}", ErrorCode.BAD_CONFIG)
 
 
 def _check_scalar(key: str, value: Any, default: Any) -> Any:
-    if isinstance(default, bool) or isinstance(value, bool):
-        if not (isinstance(default, bool) and isinstance(value, bool)):
-            raise _fail(key, f"must be {type(default).__name__}, got {value!r}")
-        return value
-    if isinstance(default, float):
-        if not isinstance(value, (int, float)):
-            raise _fail(key, f"must be a number, got {value!r}")
-        return float(value)
-    if not isinstance(value, type(default)):
-        raise _fail(key, f"must be {type(default).__name__}, got {value!r}")
-    return value
+    return validate_type(value, type(default), f"'{key}'", WHERE)
 
 
 def _check_value(key: str, value: Any, default: Any) -> Any:
     if isinstance(default, list):
-        if not isinstance(value, list):
-            raise _fail(key, f"must be a list like {default!r}, got {value!r}")
+        validate_type(value, list, f"'{key}'", WHERE, f"a list like {default!r}")
         if key not in _VARIABLE_LENGTH and len(value) != len(default):
             raise _fail(key, f"must have {len(default)} values, got {len(value)}")
         if not value:
@@ -106,8 +97,8 @@ def _check_value(key: str, value: Any, default: Any) -> Any:
 
 def _check_range(key: str, value: Any) -> None:
     numbers = value if isinstance(value, list) else [value]
-    if key in _CHOICES and value not in _CHOICES[key]:
-        raise _fail(key, f"must be one of {', '.join(map(str, _CHOICES[key]))}, got {value!r}")
+    if key in _CHOICES:
+        check_option(value, _CHOICES[key], f"'{key}'", WHERE)
     if not all(isinstance(number, (int, float)) for number in numbers):
         return
     if key not in _SIGNED and any(number < 0 for number in numbers):
@@ -151,13 +142,11 @@ def _check_cross(values: dict[str, dict[str, Any]]) -> None:
 def _build(base: dict[str, dict[str, Any]], overrides: Mapping[str, Any], source: str) -> SimulationConfig:
     defaults = _defaults()
     merged = copy.deepcopy(base)
-    if not isinstance(overrides, Mapping):
-        raise HotspotError("simulation config must be a table of sections", ErrorCode.BAD_CONFIG)
+    validate_type(overrides, Mapping, "the simulation config", WHERE, "a table of sections")
     for section, table in overrides.items():
         if section not in defaults:
             raise _fail(section, f"is not a config section; known: {', '.join(defaults)}")
-        if not isinstance(table, Mapping):
-            raise _fail(section, "must be a table of keys")
+        validate_type(table, Mapping, f"'{section}'", WHERE, "a table of keys")
         for key, value in table.items():
             dotted = f"{section}.{key}"
             if key not in defaults[section]:
@@ -191,15 +180,7 @@ def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | N
     config = _build(_defaults(), {}, "defaults")
     if path is not None:
         path = Path(path)
-        try:
-            with path.open("rb") as handle:
-                from_file = tomllib.load(handle)
-        except FileNotFoundError:
-            raise HotspotError(f"simulation config {path} not found; pass an existing TOML file",
-                               ErrorCode.BAD_CONFIG) from None
-        except (OSError, tomllib.TOMLDecodeError) as err:
-            raise HotspotError(f"simulation config {path} is not valid TOML: {err}", ErrorCode.BAD_CONFIG) from None
-        config = _build(config.to_dict(), from_file, str(path))
+        config = _build(config.to_dict(), read_toml(path, WHERE, "pass an existing TOML file"), str(path))
     if overrides:
         config = config.with_overrides(overrides)
     return config
