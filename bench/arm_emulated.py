@@ -57,7 +57,7 @@ def arm_emulated() -> dict:
     """Self-test and per-hop cost of the device code on the emulated Pi vs this x86 host, same run."""
     from bench.runtime import NINE, make_bundle
     from hardware.deploy.plan import REPO
-    from hardware.deploy.wheels import make_pi_wheelhouse
+    from hardware.pi.wheelhouse import make_pi_wheelhouse
     from hardware.pi.cache import cache_dir
     from hardware.pi.root import MODELS, emulated_pi, install_target
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import json
+import logging
 import os
 import pkgutil
 import platform
@@ -19,6 +20,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from edge.errors import ArgumentParser, ErrorCode, HotspotError, run_cli
+
+logger = logging.getLogger(__name__)
 
 BenchmarkFn = Callable[[], dict]
 _REGISTRY: dict[str, BenchmarkFn] = {}
@@ -100,7 +103,7 @@ def run_benchmarks(names: Sequence[str] | None, out_dir: Path) -> dict[str, dict
             "results": measurements,
         }
         (out_dir / f"{name}.json").write_text(json.dumps(record, indent=2, default=float) + "\n")
-        print(f"{name}: {json.dumps(measurements, default=float)[:400]}")
+        logger.info("%s: %s", name, json.dumps(measurements, default=float)[:400])
         results[name] = record
     return results
 

@@ -317,7 +317,8 @@ def convert_model(model_dir: str | Path, dataset, out: str | Path, key: str | Pa
     from convert.bundle_writer import device_provenance, write_bundle
     from convert.signing import load_private_key
     from train.conversion_data import conversion_data
-    from train.model_dir import load_model_dir, predict_windows
+    from train.fitting import predict_windows
+    from train.model_dir import load_model_dir
 
     if io not in IO_TYPES:
         raise HotspotError(f"--io must be one of {', '.join(IO_TYPES)}, not {io!r}", ErrorCode.BAD_ARGUMENT)

@@ -35,7 +35,7 @@ import threading
 from collections import Counter
 from dataclasses import dataclass, replace
 
-from edge.errors import ErrorCode, HotspotError
+from edge.errors import ErrorCode, HotspotError, soft_import
 from edge.protocol import HOST_COMMANDS, MalformedMessage, Message, MessageType, decode_message, encode_message
 
 HOTSPOT_SERVICE_UUID = "6f1d0001-3c1b-4b8e-9e1a-2a5b7c0de001"
@@ -176,11 +176,7 @@ class BleLink:
     name = "ble"
 
     def __init__(self, name: str) -> None:
-        try:
-            import bless  # noqa: F401  (fail early and clearly when it is missing)
-        except ImportError:
-            raise HotspotError("[links.ble] enabled needs the bless package (pip install 'hotspot-edge[ble]')",
-                               ErrorCode.BAD_CONFIG) from None
+        soft_import("bless", "[links.ble] enabled")  # fail early and clearly when it is missing
         self.advertised_name = name
         self.inbox = CommandInbox()
         self.counters: Counter = Counter()

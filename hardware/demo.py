@@ -18,10 +18,9 @@ Settings are in ``hardware/demo.toml`` ([full], or [fast] with ``--fast``).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
-import io
 import json
+import logging
 import secrets
 import shutil
 import subprocess
@@ -35,6 +34,8 @@ import numpy as np
 
 from edge.errors import ArgumentParser, ErrorCode, HotspotError, run_cli
 from edge.validation import REQUIRED, Table, read_toml
+
+logger = logging.getLogger(__name__)
 
 SETTINGS = Path(__file__).with_name("demo.toml")
 SETTING_KEYS = ("level", "channels", "speed", "simulation", "training", "session")
@@ -80,9 +81,9 @@ class Chain:
 
 
 class Progress:
-    """Numbered, timed progress lines."""
+    """Numbered, timed progress lines (to ``show``: this module's log unless told otherwise)."""
 
-    def __init__(self, steps: int, show: Callable[[str], None]) -> None:
+    def __init__(self, steps: int, show: Callable[[str], None] = logger.info) -> None:
         self.steps, self.show, self.step, self.started = steps, show, 0, time.monotonic()
 
     def __call__(self, text: str) -> None:
@@ -127,7 +128,7 @@ def recording_schedule(recording, sim_task: dict) -> dict:
 
 
 def build_chain(workdir: Path, settings: dict, sim_config: Path | None = None,
-                show: Callable[[str], None] = print, steps: int = 5) -> tuple[Chain, Progress]:
+                show: Callable[[str], None] = logger.info, steps: int = 5) -> tuple[Chain, Progress]:
     """Simulate, train on all but one subject, convert and sign (steps 1-3 of the demo)."""
     from convert.quantize import convert_model
     from convert.signing import generate_keypair
@@ -160,17 +161,14 @@ def build_chain(workdir: Path, settings: dict, sim_config: Path | None = None,
     schedule = recording_schedule(holdout.recordings[0], config["task"])
     progress(f"training the {settings['level']} CNN on {len(train_set.subjects)} subjects "
              f"({settings['channels']} channels); {holdout.subject} is held out ...")
-    with contextlib.redirect_stdout(io.StringIO()):
-        model_dir = train_model(train_set, settings["level"], settings["channels"], settings["training"],
-                                workdir / "model", progress=False)
+    model_dir = train_model(train_set, settings["level"], settings["channels"], settings["training"],
+                            workdir / "model", progress=False)
 
     progress("quantising to int8 TFLite and signing the bundle ...")
     key_path = workdir / "keys" / "signing.key"
     private_key, public_key = generate_keypair(key_path, overwrite=True)
     bundle_dir = workdir / "bundle"
-    with contextlib.redirect_stdout(io.StringIO()):  # TensorFlow's export prints its signatures
-        conversion = convert_model(model_dir, train_set, bundle_dir, private_key,
-                                   holdout=Dataset(dataset.name, [holdout]))
+    conversion = convert_model(model_dir, train_set, bundle_dir, private_key, holdout=Dataset(dataset.name, [holdout]))
     show(f"      int8 model {conversion.int8_size_bytes / 1024:.0f} kB (float {conversion.float_size_bytes / 1024:.0f} kB), "
          f"signed bundle in {bundle_dir}")
     return Chain(workdir, dataset, holdout, Path(model_dir), bundle_dir, Path(public_key), schedule), progress
@@ -294,7 +292,7 @@ class DeviceSession:
     settings : dict
         The demo settings (speed, [session]).
     show : callable
-        Where progress lines go.
+        Where progress lines go (default: this module's log).
     keep_open : bool
         Keep the runtime (and its page) running after the result, until :meth:`wait_while_open` is
         interrupted (Ctrl-C); otherwise the runtime runs with ``--once`` and everything stops at the result.
@@ -302,7 +300,7 @@ class DeviceSession:
         The page's port on 127.0.0.1 (0: any free port).
     """
 
-    def __init__(self, chain: Chain, settings: dict, show: Callable[[str], None] = print, keep_open: bool = False,
+    def __init__(self, chain: Chain, settings: dict, show: Callable[[str], None] = logger.info, keep_open: bool = False,
                  page_port: int = 0) -> None:
         from edge.bundle import load_bundle
         from hardware.emulator.cyton import CytonEmulator
@@ -390,7 +388,7 @@ class DeviceSession:
         self.emulator.stop()
 
 
-def run_device_session(chain: Chain, settings: dict, show: Callable[[str], None] = print) -> list:
+def run_device_session(chain: Chain, settings: dict, show: Callable[[str], None] = logger.info) -> list:
     """One device session to its result (:class:`DeviceSession` without keeping it open)."""
     return DeviceSession(chain, settings, show).run()
 
@@ -463,13 +461,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = load_settings(args.fast)
     workdir = Path(args.workdir).resolve()
-    chain, progress = build_chain(workdir, settings, Path(args.config) if args.config else None)
+    chain, progress = build_chain(workdir, settings, Path(args.config) if args.config else None, show=print)
 
     offline = offline_estimate(chain)
     holdout = chain.holdout
     progress(f"streaming {holdout.subject} ({holdout.group}, moves the {holdout.hand} hand) from an emulated "
              f"Cyton at {settings['speed']:g}x real time into the device runtime ...")
-    device = DeviceSession(chain, settings, keep_open=args.keep_open)
+    device = DeviceSession(chain, settings, show=print, keep_open=args.keep_open)
     result = device.run()[-1]
 
     progress("result")

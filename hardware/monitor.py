@@ -7,6 +7,7 @@ device to begin a guided session; ``--until-result`` exits after the hotspot (or
 
 from __future__ import annotations
 
+import logging
 import time
 import unicodedata
 from collections.abc import Callable, Iterator, Sequence
@@ -16,6 +17,8 @@ import serial
 from edge.errors import ArgumentParser, ErrorCode, HotspotError, run_cli
 from edge.placement import Placement
 from edge.protocol import DEVICE_MESSAGES, LIVE_TRIAL, CueKind, FrameDecoder, Message, MessageType, SessionState, Sequencer, frame
+
+logger = logging.getLogger(__name__)
 
 
 class MonitorClient:
@@ -138,7 +141,7 @@ class Display:
 
 
 def run_monitor(port: str, baud: int = 115200, start: bool = False, until_result: bool = False,
-                timeout_s: float | None = None, show: Callable[[str], None] = print) -> Message | None:
+                timeout_s: float | None = None, show: Callable[[str], None] = logger.info) -> Message | None:
     """Show a device's reports; return the result message (HOTSPOT or REDO) if one arrived.
 
     Parameters
@@ -152,7 +155,7 @@ def run_monitor(port: str, baud: int = 115200, start: bool = False, until_result
     timeout_s : float, optional
         Give up after this long.
     show : callable
-        Where the lines go.
+        Where the lines go (default: this module's log; the command line prints them).
     """
     client = MonitorClient(port, baud)
     display = Display()
@@ -184,7 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=None, help="give up after this many seconds")
     args = parser.parse_args(argv)
     try:
-        result = run_monitor(args.port, args.baud, args.start, args.until_result, args.timeout)
+        result = run_monitor(args.port, args.baud, args.start, args.until_result, args.timeout, show=print)
     except KeyboardInterrupt:
         return 0
     if args.until_result and result is None:

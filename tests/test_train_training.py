@@ -11,10 +11,11 @@ import pytest
 from edge.errors import run_cli
 from train import training
 from train.configs import load_training_config
-from train.estimator import fit_estimator, training_examples
+from train.estimator import Estimator, fit_estimator, training_examples
+from train.fitting import fit_network, predict_windows
 from train.evaluation import _evaluate_fold, Baselines, evaluate_grouped, evaluate_trial_split
-from train.model_dir import load_model_dir, predict_windows, read_contract, read_metadata
-from train.training import fit_network, train_model
+from train.model_dir import load_model_dir, read_contract, read_metadata
+from train.training import train_model
 from train.windows import dataset_windows, make_spec, mirrored_copy
 
 MOTOR = ["FC5", "FC3", "FC1", "FCz", "FC2", "FC4", "FC6", "C5", "C3", "C1", "Cz", "C2", "C4", "C6",
@@ -91,7 +92,7 @@ def test_source_level_model_directory_carries_its_source_space(tiny_dataset, tmp
     assert metadata["pipeline"]["source_space"]["file"] == FILE_NAME
     loaded = load_model_dir(out)
     assert loaded.spec.level == "source" and loaded.spec.source_space.channels == tuple(NINE)
-    estimates = loaded.estimator.estimate(dataset_windows(tiny_dataset, loaded.spec, "move", True)[0])
+    estimates = Estimator.from_model_dir(loaded).estimate(dataset_windows(tiny_dataset, loaded.spec, "move", True)[0])
     assert estimates and all(e.radius90_mm > 0 and np.all(np.isfinite(e.point_mm)) for e in estimates)
     (out / FILE_NAME).write_bytes(b"tampered")
     with pytest.raises(Exception, match=FILE_NAME):

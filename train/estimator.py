@@ -32,11 +32,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from edge.contract import aggregation_for
 from edge.estimate import Q90_3D, Calibration, Prior, combine, decide, narrows_prior
 from edge.normalisation import Normalisation
 from edge.session import session_prediction
 from edge.source import power_drop_peak, session_image
 from train.configs import TrainingConfig
+from train.fitting import fit_network, predict_gaussian
 from train.folds import grouped_folds
 from train.windows import SubjectWindows
 
@@ -102,13 +104,6 @@ def training_examples(spec, items: Sequence[SubjectWindows], config: TrainingCon
         raise HotspotError("no labelled subject with accepted windows to train on; check labels and data quality",
                            ErrorCode.BAD_LABELS)
     return np.concatenate(inputs).astype(np.float32), np.concatenate(outputs).astype(np.float32)
-
-
-def fit_normalisation(spec, inputs: np.ndarray) -> Normalisation:
-    """Per-element standardisation; per plane for the source level (its maps compare across the grid)."""
-    if spec.level == "source":
-        return Normalisation.fit_planes(inputs, inputs.shape[1] // spec.source_space.shape[0])
-    return Normalisation.fit(inputs)
 
 
 # ----- prior and calibration --------------------------------------------------------------------------------
@@ -256,10 +251,14 @@ class Estimator:
     prior: Prior
     calibration: Calibration
 
+    @classmethod
+    def from_model_dir(cls, model_dir) -> "Estimator":
+        """The estimator a loaded :class:`train.model_dir.ModelDir` holds (network, contract's prior and calibration)."""
+        contract = model_dir.contract
+        return cls(contract.spec, model_dir.model, contract.normalisation, contract.prior, contract.calibration)
+
     def predict(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Means and SDs (n, 3) of raw (un-normalised) inputs."""
-        from train.model_dir import predict_gaussian
-
         return predict_gaussian(self.model, self.normalisation, inputs)
 
     def session_predictions(self, item: SubjectWindows) -> dict[str, tuple]:
@@ -269,7 +268,7 @@ class Estimator:
             means, sds = self.predict(input2d[None])
             return means[0], sds[0]
 
-        aggregation = "session_csd" if self.spec.level == "source" else "median_of_trials"
+        aggregation = aggregation_for(self.spec.level)
         out = {}
         for session in item.session_names():
             mask = item.sessions == session
@@ -293,7 +292,6 @@ class Estimator:
 def fit_network_for(spec, items: Sequence[SubjectWindows], config: TrainingConfig, seed: int,
                     targets: dict | None = None, progress: str | None = None):
     """Train the level's network on ``items``; returns (model, normalisation)."""
-    from train.training import fit_network
 
     inputs, outputs = training_examples(spec, items, config, targets)
     return fit_network(spec, inputs, outputs, config, seed, progress=progress)

@@ -27,7 +27,7 @@ ShallowConvNet:
    the training hotspots and log of their SD, per axis) so that the model itself outputs millimetres
    and needs no post-processing on the device. Being weights, not layer settings, the scaling lets one
    compiled network be re-initialised and re-trained across evaluation folds
-   (:func:`train.training.fit_network`).
+   (:func:`train.fitting.fit_network`).
 
 The source level's image (:mod:`edge.source`: power change and pattern fit per band on a cortical grid)
 gets :func:`build_source_model` instead: a small convolution over the grid and a 1x1 convolution give a

@@ -23,12 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.contract import CONTRACT_KEYS, ModelContract, split_outputs
+from edge.contract import CONTRACT_KEYS, ModelContract
 from edge.errors import ErrorCode, HotspotError
 from edge.estimate import Calibration, Prior
 from edge.normalisation import Normalisation
 from edge.source import FILE_NAME as SOURCE_SPACE_FILE
 from edge.source import SourceSpace
+from train.fitting import predict_gaussian
 from train.tensorflow_setup import import_tensorflow
 
 SCHEMA = 2
@@ -93,13 +94,6 @@ class ModelDir:
         """
         return predict_gaussian(self.model, self.normalisation, inputs)[0]
 
-    @property
-    def estimator(self):
-        """The :class:`train.estimator.Estimator` this directory holds (network, prior, calibration)."""
-        from train.estimator import Estimator
-
-        return Estimator(self.spec, self.model, self.normalisation, self.contract.prior, self.contract.calibration)
-
 
 def model_contract(spec, normalisation: Normalisation, mirror: bool, prior: Prior,
                    calibration: Calibration) -> ModelContract:
@@ -131,28 +125,6 @@ def model_contract(spec, normalisation: Normalisation, mirror: bool, prior: Prio
     return ModelContract(spec=spec, normalisation=normalisation, channel_set=channel_set, mirror=bool(mirror),
                          head_centre_mm=head_sphere(1.0).r0_mm, electrodes=electrodes, prior=prior,
                          calibration=calibration)
-
-
-def predict_gaussian(model, normalisation: Normalisation, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Means (n, 3) and per-axis standard deviations (n, 3) in mm of raw inputs."""
-    return split_outputs(predict_windows(model, normalisation, inputs))
-
-
-def predict_windows(model, normalisation: Normalisation, inputs: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """Normalise ``inputs`` and run ``model`` on them; returns the raw outputs (n, 6)."""
-    windows = np.asarray(inputs, dtype=np.float32)
-    if windows.ndim == 2:
-        windows = windows[None]
-    expected = tuple(normalisation.mean.shape)
-    if windows.ndim != 3 or windows.shape[1:] != expected:
-        raise HotspotError(f"input windows have shape {windows.shape[1:]}, the model expects {expected}; "
-                           "compute them with the model's pipeline spec", ErrorCode.BAD_ARGUMENT)
-    if len(windows) == 0:
-        return np.zeros((0, 6))
-    normalised = normalisation.apply(windows)
-    outputs = [np.asarray(model(normalised[start:start + batch_size], training=False))
-               for start in range(0, len(normalised), batch_size)]
-    return np.concatenate(outputs).astype(np.float64)
 
 
 def write_model_dir(out: Path | str, model, contract: ModelContract, metadata: dict) -> Path:

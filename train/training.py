@@ -2,15 +2,14 @@
 
 ``train_model(dataset, level, channels, config, out)`` is the Python API: it fits the estimator
 (:mod:`train.estimator`: network, population prior, calibration) on every labelled subject and writes
-the model directory. :func:`fit_network` is the part every evaluation protocol reuses on its training
-folds. Training data are the accepted windows (edge.pipeline) of every subject with a TMS label, or
+the model directory with its contract (:mod:`train.model_dir`). Fitting the network itself, the part
+every evaluation protocol reuses on its training folds, is :mod:`train.fitting`. Training data are the accepted windows (edge.pipeline) of every subject with a TMS label, or
 for level "source" the sessions' images; each target is the subject's label in its session's cap frame
 (model, left-hemisphere frame).
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,152 +19,12 @@ import numpy as np
 from edge.errors import ArgumentParser, ErrorCode, HotspotError, run_cli
 from train.configs import TrainingConfig, load_channel_sets, load_training_config
 from train.dataset import Dataset
-from train.model import build_model, build_source_model, gaussian_nll, int8_size_bytes
-from train.model_dir import model_contract, predict_gaussian, write_model_dir
-from train.tensorflow_setup import import_tensorflow
+from train.fitting import predict_gaussian
+from train.model import int8_size_bytes
+from train.model_dir import model_contract, write_model_dir
 from train.windows import dataset_windows, make_spec, mirrored_copy, resolve_channels
 
 LEVELS = ("raw", "filtered", "clean", "erd", "psd", "source")
-_CONFIGURED = False
-
-
-def configure_tensorflow(threads: int | None = None) -> None:
-    """Quiet TensorFlow's logs and use ``threads`` CPU threads (default: all cores, max 2 for ops)."""
-    global _CONFIGURED
-    if _CONFIGURED:
-        return
-    tf = import_tensorflow()
-    count = threads or min(2, os.cpu_count() or 1)
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(count)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
-    except RuntimeError:
-        pass  # TensorFlow was already initialised by the caller; keep its settings
-    _CONFIGURED = True
-
-
-def progress_callback(epochs: int, description: str):
-    """Return a Keras callback that shows a tqdm bar over ``epochs`` with the current loss."""
-    import keras
-    from tqdm.auto import tqdm
-
-    class EpochBar(keras.callbacks.Callback):
-        def on_train_begin(self, logs=None):
-            self.bar = tqdm(total=epochs, desc=description, unit="epoch", leave=False)
-
-        def on_epoch_end(self, epoch, logs=None):
-            self.bar.set_postfix(loss=f"{(logs or {}).get('loss', float('nan')):.2f}")
-            self.bar.update(1)
-
-        def on_train_end(self, logs=None):
-            self.bar.close()
-
-    return EpochBar()
-
-
-_COMPILED: dict[tuple, object] = {}
-
-
-def _compiled_network(fresh, config: TrainingConfig, key: tuple):
-    """A compiled network of ``fresh``'s architecture, reset to ``fresh``'s initial state.
-
-    Compiling and tracing a new Keras model costs seconds, which dominates the many small fits of
-    an evaluation; so one compiled network per architecture is kept and re-initialised: weights and
-    dropout seed states from ``fresh``, optimizer moments and step counter zeroed. The result is
-    identical to training ``fresh`` itself.
-    """
-    import keras
-
-    network = _COMPILED.get(key)
-    if network is None:
-        network = keras.models.clone_model(fresh)
-        network.compile(optimizer=keras.optimizers.Adam(config.fit.learning_rate), loss=_loss(config.fit.loss))
-        _COMPILED[key] = network
-    network.set_weights(fresh.get_weights())
-    for target, source in zip(network.layers, fresh.layers):
-        if hasattr(source, "seed_generator"):
-            target.seed_generator.state.assign(source.seed_generator.state)
-    for variable in network.optimizer.variables:
-        if "learning_rate" not in variable.path:
-            variable.assign(np.zeros(variable.shape, dtype=variable.dtype))
-    return network
-
-
-def _loss(name: str):
-    """The Keras loss on the model's 6 outputs: Gaussian NLL, or MSE/Huber on the means only."""
-    import keras
-
-    if name == "gaussian_nll":
-        return gaussian_nll
-    if name == "laplace_nll":
-        from train.model import laplace_nll
-
-        return laplace_nll
-    point = keras.losses.Huber(delta=10.0) if name == "huber" else keras.losses.MeanSquaredError()
-    return lambda y_true, y_pred: point(y_true, y_pred[:, :3])
-
-
-def fit_network(spec, inputs: np.ndarray, targets: np.ndarray, config: TrainingConfig, seed: int = 0,
-                progress: str | None = None):
-    """Fit a freshly initialised network on inputs and their targets.
-
-    Parameters
-    ----------
-    spec : edge.pipeline.PipelineSpec
-        The level decides the architecture (:func:`train.model.build_source_model` for "source").
-    inputs : ndarray, shape (n, rows, cols)
-        Raw (un-normalised) inputs (windows from edge.pipeline, or source images).
-    targets : ndarray, shape (n, 3)
-        Hotspots, cap frame, mm, model frame.
-    config : TrainingConfig
-    seed : int
-        Seeds Python, NumPy and TensorFlow (keras.utils.set_random_seed) for reproducibility.
-    progress : str, optional
-        Show a progress bar with this description.
-
-    Returns
-    -------
-    model : keras.Model
-        A new model holding the trained weights (input: normalised inputs, output: mean and log-SD, mm).
-    normalisation : Normalisation
-        Fitted on ``inputs`` only.
-    """
-    configure_tensorflow()
-    import keras
-
-    from train.estimator import fit_normalisation
-
-    keras.utils.set_random_seed(seed)
-    normalisation = fit_normalisation(spec, inputs)
-    mean, std = targets.mean(axis=0), targets.std(axis=0)
-    if spec.level == "source":
-        model = build_source_model(inputs.shape[1:], spec.source_space.points_mm, mean, std, config.model)
-        _initial_scores(model, len(spec.bands))
-        epochs = config.fit.source_epochs
-    else:
-        model = build_model(inputs.shape[1:], mean, std, config.model)
-        epochs = config.fit.epochs
-    network = _compiled_network(model, config, (spec.level, tuple(inputs.shape[1:]), config.model, config.fit))
-    callbacks = [progress_callback(epochs, progress)] if progress else []
-    network.fit(normalisation.apply(inputs), targets.astype(np.float32), batch_size=config.fit.batch_size,
-                epochs=epochs, shuffle=True, verbose=0, callbacks=callbacks)
-    model.set_weights(network.get_weights())
-    return model, normalisation
-
-
-def _initial_scores(model, n_bands: int) -> None:
-    """Start the source network's grid scores at the physics: strong power drop and good pattern fit score high.
-
-    Without a convolution before it, the score layer weighs the (standardised) planes: -1 for each band's
-    power change (more negative dB = stronger desynchronisation) and +1 for each band's pattern fit.
-    """
-    layer = model.get_layer("score")
-    kernel, bias = layer.get_weights()
-    if kernel.shape[2] == 2 * n_bands:
-        kernel[...] = np.array([-1.0] * n_bands + [1.0] * n_bands).reshape(kernel.shape)
-        layer.set_weights([kernel, np.zeros_like(bias)])
-
-
 def code_version() -> str:
     """The git commit of this checkout (with ``-dirty`` when modified), else the package version."""
     try:

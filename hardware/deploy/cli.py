@@ -21,7 +21,8 @@ from hardware.deploy.fleet import deploy_fleet, result_table
 from hardware.deploy.plan import REPO, DeployPlan
 from hardware.deploy.procedure import device_status, rollback_device, rotate_key, unreachable
 from hardware.deploy.settings import add_settings_arguments, settings_from_args
-from hardware.deploy.wheels import add_wheelhouse_arguments, wheelhouse_command
+from hardware.deploy.wheels import PI_PLATFORM, make_wheelhouse, target_from_platform
+from hardware.pi.wheelhouse import make_pi_wheelhouse
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -151,6 +152,37 @@ def _rotate(device: Device, host: str, rotation: tuple[bytes, bytes, str]) -> in
     result = rotate_key(device, host, *rotation)
     print(result_table([result]))
     return 0 if result.ok else 1
+
+
+def add_wheelhouse_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of the ``wheelhouse`` command."""
+    parser.add_argument("--out", default="wheelhouse", help="wheelhouse folder (wheelhouse)")
+    parser.add_argument("--platform", default="manylinux_2_36_aarch64",
+                        help="device platform tag (Pi OS Bookworm 64-bit: manylinux_2_36_aarch64), or pi: Raspberry Pi "
+                             "OS bookworm with BrainFlow cross-built from source and hotspot-edge included")
+    parser.add_argument("--python", default="3.11", help="device Python version (3.11)")
+    parser.add_argument("--extra-wheels", default="", help="comma-separated wheels built elsewhere (BrainFlow aarch64)")
+    parser.add_argument("--brainflow-source", default="",
+                        help="with --platform pi: BrainFlow source tarball (../shared/vendor/brainflow/)")
+
+
+def wheelhouse_command(args: argparse.Namespace, repo: Path) -> int:
+    """Run ``wheelhouse``: download, add supplied wheels, check the target can install everything."""
+    target = target_from_platform(args.platform, args.python)
+    extra = [Path(item).expanduser() for item in args.extra_wheels.split(",") if item.strip()]
+    if args.platform == PI_PLATFORM:
+        source = Path(args.brainflow_source).expanduser() if args.brainflow_source else None
+        print(f"wheelhouse {args.out} for Raspberry Pi OS bookworm (the first run cross-builds BrainFlow from "
+              "source: about 7 minutes on 2 cores; later runs take it from ~/.cache/hotspot-edge)", flush=True)
+        wheels = make_pi_wheelhouse(Path(args.out), repo, source, extra)
+    elif args.brainflow_source:
+        raise HotspotError("--brainflow-source is only used with --platform pi")
+    else:
+        wheels = make_wheelhouse(Path(args.out), target, extra, repo)
+    print(f"wheelhouse {args.out} serves {target}: {len(wheels)} wheels")
+    for wheel in sorted(wheels, key=lambda item: item.name.lower()):
+        print(f"  {wheel.name} {wheel.version}  {wheel.path.name}")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

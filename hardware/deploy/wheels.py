@@ -4,9 +4,9 @@ A device never installs from the internet. The host downloads binary wheels for 
 platform (``pip download --only-binary=:all: --platform ... --python-version ...``) into a
 wheelhouse folder, plus wheels the engineer supplies (BrainFlow publishes no aarch64 wheel, so
 one built on or for the Pi is passed with ``--extra-wheels``). ``--platform pi`` is the whole
-Raspberry Pi OS bookworm wheelhouse (aarch64, glibc 2.36, CPython 3.11) in one step: BrainFlow
-cross-built from the vendored source (:mod:`hardware.pi.brainflow`, cached), the edge extra's
-aarch64 wheels and this checkout's hotspot-edge wheel. Before a deploy, pip itself
+Raspberry Pi OS bookworm wheelhouse (aarch64, glibc 2.36, CPython 3.11) in one step
+(:mod:`hardware.pi.wheelhouse`): BrainFlow cross-built from the vendored source (:mod:`hardware.pi.brainflow`,
+cached), the edge extra's aarch64 wheels and this checkout's hotspot-edge wheel. Before a deploy, pip itself
 resolves the release's requirements against that wheelhouse for the exact target (architecture,
 glibc, Python); what it picks is uploaded and installed with ``--require-hashes``.
 
@@ -18,7 +18,6 @@ libraries is built for the target's architecture.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -263,7 +262,8 @@ def build_project_wheel(repo: Path, out: Path) -> Path:
         return Path(shutil.copy2(built, out / built.name))
 
 
-def _check_supplied(paths: list[Path]) -> None:
+def check_supplied(paths: list[Path]) -> None:
+    """Refuse supplied wheels that are not readable ``.whl`` (zip) files."""
     for path in paths:
         if path.suffix != ".whl" or not path.is_file():
             raise HotspotError(f"supplied wheel {path} is not a .whl file; pass built wheels with --extra-wheels "
@@ -307,7 +307,7 @@ def make_wheelhouse(out: Path, target: Target, extra_wheels: list[Path], repo: P
     HotspotError
         When a wheel cannot be found or the wheelhouse lacks a build for the target's CPU.
     """
-    _check_supplied(extra_wheels)
+    check_supplied(extra_wheels)
     out.mkdir(parents=True, exist_ok=True)
     for wheel in extra_wheels:
         shutil.copy2(wheel, out / wheel.name)
@@ -336,66 +336,3 @@ def make_wheelhouse(out: Path, target: Target, extra_wheels: list[Path], repo: P
             wheels.append(Wheel(own.name, own.version, out / project.name, own.sha256))
     check_native(wheels, target, str(out))
     return wheels
-
-
-def make_pi_wheelhouse(out: Path, repo: Path, brainflow_source: Path | None = None,
-                       extra_wheels: list[Path] | None = None) -> list[Wheel]:
-    """The Raspberry Pi OS bookworm wheelhouse: hotspot-edge, the edge extra for aarch64, BrainFlow built here.
-
-    BrainFlow is cross-built from the vendored source (or taken from the cache, keyed by the
-    tarball's sha256) unless a BrainFlow wheel is among ``extra_wheels``.
-
-    Parameters
-    ----------
-    out : Path
-        The wheelhouse folder.
-    repo : Path
-        This repository.
-    brainflow_source : Path, optional
-        BrainFlow source tarball (default: ``../shared/vendor/brainflow/brainflow-src-*.tar.gz``).
-    extra_wheels : list of Path, optional
-        Other wheels built elsewhere.
-
-    Returns
-    -------
-    list of Wheel
-        Everything a Pi installs from the wheelhouse, hotspot-edge included.
-    """
-    from hardware.pi.brainflow import build_brainflow_wheel, vendored_source
-
-    extra = list(extra_wheels or [])
-    _check_supplied(extra)
-    if not any(wheel.name.lower().startswith("brainflow-") for wheel in extra):
-        extra.append(build_brainflow_wheel(brainflow_source or vendored_source(repo)))
-    return make_wheelhouse(out, PI_TARGET, extra, repo, include_project=True)
-
-
-def add_wheelhouse_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of the ``wheelhouse`` command."""
-    parser.add_argument("--out", default="wheelhouse", help="wheelhouse folder (wheelhouse)")
-    parser.add_argument("--platform", default="manylinux_2_36_aarch64",
-                        help="device platform tag (Pi OS Bookworm 64-bit: manylinux_2_36_aarch64), or pi: Raspberry Pi "
-                             "OS bookworm with BrainFlow cross-built from source and hotspot-edge included")
-    parser.add_argument("--python", default="3.11", help="device Python version (3.11)")
-    parser.add_argument("--extra-wheels", default="", help="comma-separated wheels built elsewhere (BrainFlow aarch64)")
-    parser.add_argument("--brainflow-source", default="",
-                        help="with --platform pi: BrainFlow source tarball (../shared/vendor/brainflow/)")
-
-
-def wheelhouse_command(args: argparse.Namespace, repo: Path) -> int:
-    """Run ``wheelhouse``: download, add supplied wheels, check the target can install everything."""
-    target = target_from_platform(args.platform, args.python)
-    extra = [Path(item).expanduser() for item in args.extra_wheels.split(",") if item.strip()]
-    if args.platform == PI_PLATFORM:
-        source = Path(args.brainflow_source).expanduser() if args.brainflow_source else None
-        print(f"wheelhouse {args.out} for Raspberry Pi OS bookworm (the first run cross-builds BrainFlow from "
-              "source: about 7 minutes on 2 cores; later runs take it from ~/.cache/hotspot-edge)", flush=True)
-        wheels = make_pi_wheelhouse(Path(args.out), repo, source, extra)
-    elif args.brainflow_source:
-        raise HotspotError("--brainflow-source is only used with --platform pi")
-    else:
-        wheels = make_wheelhouse(Path(args.out), target, extra, repo)
-    print(f"wheelhouse {args.out} serves {target}: {len(wheels)} wheels")
-    for wheel in sorted(wheels, key=lambda item: item.name.lower()):
-        print(f"  {wheel.name} {wheel.version}  {wheel.path.name}")
-    return 0

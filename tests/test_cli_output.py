@@ -1,0 +1,36 @@
+"""Library code reports through logging; only command-line code prints (a static check of the package files).
+
+Command-line code is a ``main`` (or ``_main``) function, :func:`edge.errors.run_cli`, or any function of a
+command module (``cli.py``, ``__main__.py``). Everything else logs, and a command decides what is shown.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+ROOMS = ("edge", "train", "convert", "hardware", "bench")
+COMMAND_FUNCTIONS = {"main", "_main", "run_cli"}
+COMMAND_MODULES = {"cli.py", "__main__.py"}
+
+
+def prints_outside_commands() -> list[str]:
+    """``file:line`` of every ``print(...)`` call outside command-line code."""
+    found = []
+    for room in ROOMS:
+        for path in sorted((REPO / room).rglob("*.py")):
+            if path.name in COMMAND_MODULES:
+                continue
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            commands = [node for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+                        and node.name in COMMAND_FUNCTIONS]
+            inside = {id(inner) for command in commands for inner in ast.walk(command)}
+            found += [f"{path.relative_to(REPO)}:{node.lineno}" for node in ast.walk(tree)
+                      if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "print"
+                      and id(node) not in inside]
+    return found
+
+
+def test_only_command_line_code_prints() -> None:
+    assert prints_outside_commands() == []
