@@ -34,3 +34,36 @@ def prints_outside_commands() -> list[str]:
 
 def test_only_command_line_code_prints() -> None:
     assert prints_outside_commands() == []
+
+
+def test_a_missing_optional_package_is_one_line_naming_how_to_install_it(capsys) -> None:
+    import pytest
+
+    from edge.errors import ErrorCode, HotspotError, run_cli, soft_import
+
+    with pytest.raises(HotspotError, match=r"the BLE link needs the Python package 'no_such_package_xyz'") as caught:
+        soft_import("no_such_package_xyz", "the BLE link")
+    assert caught.value.code == ErrorCode.MISSING_PACKAGE
+
+    def main(argv) -> int:
+        import scipy.no_such_module  # noqa: F401  (a third-party import that fails)
+        return 0
+
+    assert run_cli(main, []) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and "pip install 'hotspot-edge[host]'" in err
+
+
+def test_library_logs_reach_the_command_line_only_through_run_cli(capsys) -> None:
+    import logging
+
+    from edge.errors import run_cli
+
+    def main(argv) -> int:
+        logging.getLogger("train.example").info("progress shown by the command")
+        logging.getLogger("train.example").debug("detail kept back")
+        return 0
+
+    assert run_cli(main, []) == 0
+    err = capsys.readouterr().err
+    assert "progress shown by the command" in err and "detail kept back" not in err
