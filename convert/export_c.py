@@ -26,6 +26,7 @@ from pathlib import Path
 from edge.bundle import MANIFEST_FILE, MODEL_FILE, sha256_hex
 from edge.errors import ArgumentParser, ErrorCode, HotspotError, run_cli
 from edge.pipeline import PipelineSpec
+from train import workspace
 
 BYTES_PER_LINE = 12
 MODEL_SYMBOL = "g_hotspot_model_data"
@@ -170,8 +171,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Command line: ``invoke export-c [--bundle bundles/default] [--out export/c]``."""
     parser = ArgumentParser(prog="invoke export-c", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--bundle", default="bundles/default", help="bundle folder")
-    parser.add_argument("--out", default="export/c", help="output folder for the C sources")
+    parser.add_argument("--bundle", default=str(workspace.BUNDLE), help=f"bundle folder ({workspace.BUNDLE})")
+    parser.add_argument("--out", default=str(workspace.EXPORT / "c"),
+                        help=f"output folder for the C sources ({workspace.EXPORT / 'c'})")
     args = parser.parse_args(argv)
     for path in export_c(args.bundle, args.out):
         print(path)

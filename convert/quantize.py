@@ -50,6 +50,7 @@ from convert.parity import format_parity, parity_report, tflite_outputs
 from edge.contract import N_OUTPUTS
 from edge.errors import ArgumentParser, ErrorCode, HotspotError, run_cli
 from edge.tflite import load_interpreter
+from train import workspace
 from train.tensorflow_setup import import_tensorflow, quiet_native_logs
 
 IO_TYPES = ("float32", "int8")
@@ -381,11 +382,13 @@ def convert_model(model_dir: str | Path, dataset, out: str | Path, key: str | Pa
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line of ``invoke convert``."""
     parser = ArgumentParser(prog="invoke convert", description=__doc__.splitlines()[0])
-    parser.add_argument("--model", required=True, help="model directory (invoke train)")
-    parser.add_argument("--data", required=True, help="the dataset the model was trained on")
+    parser.add_argument("--model", default=str(workspace.MODEL), help=f"model directory, invoke train ({workspace.MODEL})")
+    parser.add_argument("--data", default=str(workspace.DATA),
+                        help=f"the dataset the model was trained on ({workspace.DATA})")
     parser.add_argument("--holdout", default="", help="a separate held-out dataset for the parity check")
-    parser.add_argument("--out", required=True, help="bundle folder to write")
-    parser.add_argument("--key", required=True, help="ed25519 signing key (invoke keygen)")
+    parser.add_argument("--out", default=str(workspace.BUNDLE), help=f"bundle folder to write ({workspace.BUNDLE})")
+    parser.add_argument("--key", default=str(workspace.SIGNING_KEY),
+                        help=f"ed25519 signing key, invoke keygen ({workspace.SIGNING_KEY})")
     parser.add_argument("--io", default="float32", choices=IO_TYPES, help="model input/output type")
     parser.add_argument("--budget-mm", type=float, default=0.3, help="allowed int8 change of the mean error (mm)")
     parser.add_argument("--float-layer", action="append", default=[],

@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from edge.bundle import public_key_id, signature_document
 from edge.errors import ArgumentParser, ErrorCode, HotspotError, run_cli
+from train import workspace
 
 
 def public_key_path(private_key_path: str | Path) -> Path:
@@ -118,10 +119,10 @@ def sign_manifest(manifest_bytes: bytes, private_key: Ed25519PrivateKey) -> byte
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: ``invoke keygen [--out keys/signing.key] [--force]``."""
+    """Command line: ``invoke keygen [--out KEY] [--force]``."""
     parser = ArgumentParser(prog="invoke keygen", description=__doc__)
-    parser.add_argument("--out", default="keys/signing.key",
-                        help="private key file (the public key: same name ending in .pub)")
+    parser.add_argument("--out", default=str(workspace.SIGNING_KEY),
+                        help=f"private key file ({workspace.SIGNING_KEY}; the public key: same name ending in .pub)")
     parser.add_argument("--force", action="store_true", help="replace an existing key pair")
     args = parser.parse_args(argv)
     private_path, public_path = generate_keypair(args.out, overwrite=args.force)

@@ -30,6 +30,7 @@ import numpy as np
 from edge.errors import ArgumentParser, ErrorCode, HotspotError, run_cli
 from edge.source import power_drop_peak
 from edge.validation import REQUIRED, Table, check_option, read_toml, validate_type
+from train import workspace
 from train.baselines import erd_peaks
 from train.configs import CONFIG_DIR, TrainingConfig, load_channel_sets, load_training_config
 from train.dataset import Dataset
@@ -272,8 +273,9 @@ def _json_default(value):
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line of ``invoke reproduce``."""
     parser = ArgumentParser(prog="invoke reproduce", description=__doc__.splitlines()[0])
-    parser.add_argument("--data", required=True, help="simulated dataset folder")
-    parser.add_argument("--out", required=True, help="report folder")
+    parser.add_argument("--data", default=str(workspace.DATA), help=f"simulated dataset folder ({workspace.DATA})")
+    parser.add_argument("--out", default=str(workspace.REPORTS / "reproduce"),
+                        help=f"report folder ({workspace.REPORTS / 'reproduce'})")
     parser.add_argument("--config", default="", help="reproduce TOML (default train/configs/reproduce.toml)")
     parser.add_argument("--small", action="store_true", help="reduced grid and epochs (tests, quick looks)")
     parser.add_argument("--cache", default="", help="window cache folder (default <out>/cache)")

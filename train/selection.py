@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.errors import ArgumentParser, ErrorCode, HotspotError, run_cli
+from train import workspace
 from train.configs import TrainingConfig, load_training_config
 from train.dataset import Dataset
 from train.evaluation import evaluate_grouped, subject_errors
@@ -95,8 +96,10 @@ def select_epochs(dataset: Dataset, candidates: Sequence[int], level: str = "psd
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line of ``invoke select-epochs``."""
     parser = ArgumentParser(prog="invoke select-epochs", description=__doc__.splitlines()[0])
-    parser.add_argument("--data", required=True, help="development cohort folder (not the evaluation cohort)")
-    parser.add_argument("--out", required=True, help="JSON file for the scores")
+    parser.add_argument("--data", default=str(workspace.DEVELOPMENT_COHORT),
+                        help=f"development cohort folder, not the evaluation cohort ({workspace.DEVELOPMENT_COHORT})")
+    parser.add_argument("--out", default=str(workspace.REPORTS / "select-epochs.json"),
+                        help=f"JSON file for the scores ({workspace.REPORTS / 'select-epochs.json'})")
     parser.add_argument("--candidates", default="3,5,10,20,40", help="comma-separated epoch counts")
     parser.add_argument("--level", default="psd")
     parser.add_argument("--channels", default="nine")

@@ -21,6 +21,7 @@ from train.configs import TrainingConfig, load_channel_sets, load_training_confi
 from train.dataset import Dataset
 from train.fitting import predict_gaussian
 from train.model import int8_size_bytes
+from train import workspace
 from train.model_dir import model_contract, write_model_dir
 from train.windows import dataset_windows, make_spec, mirrored_copy, resolve_channels
 
@@ -132,8 +133,9 @@ def train_model(dataset: Dataset, level: str, channels: str | Sequence[str],
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line of ``invoke train``."""
     parser = ArgumentParser(prog="invoke train", description=__doc__.splitlines()[0])
-    parser.add_argument("--data", required=True, help="dataset folder (simulated BIDS-like or EEG files)")
-    parser.add_argument("--out", required=True, help="model directory to write")
+    parser.add_argument("--data", default=str(workspace.DATA),
+                        help=f"dataset folder (simulated BIDS-like or EEG files; {workspace.DATA})")
+    parser.add_argument("--out", default=str(workspace.MODEL), help=f"model directory to write ({workspace.MODEL})")
     parser.add_argument("--level", default="psd", choices=LEVELS, help="input processing level")
     parser.add_argument("--channels", default="nine", help="channel set name from train/configs/channels.toml")
     parser.add_argument("--config", default="", help="TOML overriding train/configs/training.toml")

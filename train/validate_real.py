@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.errors import ArgumentParser, ErrorCode, HotspotError, run_cli
+from train import workspace
 from train.baselines import erd_map
 from train.dataset import Recording
 from train.metrics import aggregate_trials
@@ -141,9 +142,12 @@ def markdown_report(report: dict) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line of ``invoke validate-real``."""
     parser = ArgumentParser(prog="invoke validate-real", description=__doc__.splitlines()[0])
-    parser.add_argument("--model", required=True, help="model directory trained with mirror = false")
-    parser.add_argument("--data", required=True, help="folder with the eegmmidb SxxxRyy.edf files")
-    parser.add_argument("--out", required=True, help="report folder")
+    parser.add_argument("--model", default=str(workspace.MODEL),
+                        help=f"model directory trained with mirror = false ({workspace.MODEL})")
+    parser.add_argument("--data", default=str(workspace.REAL_EEGMMIDB),
+                        help=f"folder with the eegmmidb SxxxRyy.edf files ({workspace.REAL_EEGMMIDB})")
+    parser.add_argument("--out", default=str(workspace.REPORTS / "validate-real"),
+                        help=f"report folder ({workspace.REPORTS / 'validate-real'})")
     args = parser.parse_args(argv)
     report = validate(load_model_dir(args.model), Path(args.data))
     out = Path(args.out)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from edge.bundle import load_public_key, public_key_id
 from edge.errors import ArgumentParser, ErrorCode, HotspotError
+from convert.signing import public_key_path
 from edge.trust import rotation_statement
 from hardware.deploy.device import Device, make_connection
 from hardware.deploy.fleet import deploy_fleet, result_table
@@ -23,6 +24,7 @@ from hardware.deploy.procedure import device_status, rollback_device, rotate_key
 from hardware.deploy.settings import add_settings_arguments, settings_from_args
 from hardware.deploy.wheels import PI_PLATFORM, make_wheelhouse, target_from_platform
 from hardware.pi.wheelhouse import make_pi_wheelhouse
+from train import workspace
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -32,11 +34,13 @@ def _parser() -> argparse.ArgumentParser:
     deploy = commands.add_parser("deploy", help="deploy a release to one or many devices")
     deploy.add_argument("--host", default="", help="one device: [user@]host[:port] or an ~/.ssh/config alias")
     deploy.add_argument("--hosts", default="", help="many devices, comma-separated (deployed in parallel)")
-    deploy.add_argument("--bundle", default="bundles/default", help="signed bundle folder (bundles/default)")
+    deploy.add_argument("--bundle", default=str(workspace.BUNDLE), help=f"signed bundle folder ({workspace.BUNDLE})")
     deploy.add_argument("--config", required=True, help="device TOML (see hardware/example-device.toml), or a folder "
                         "of <host>.toml, one per device")
-    deploy.add_argument("--public-key", default="keys/signing.pub", help="ed25519 public key, PEM")
-    deploy.add_argument("--wheelhouse", default="wheelhouse", help="offline wheelhouse (invoke wheelhouse)")
+    deploy.add_argument("--public-key", default=str(public_key_path(workspace.SIGNING_KEY)),
+                        help=f"ed25519 public key, PEM ({public_key_path(workspace.SIGNING_KEY)})")
+    deploy.add_argument("--wheelhouse", default=str(workspace.WHEELHOUSE),
+                        help=f"offline wheelhouse, invoke wheelhouse ({workspace.WHEELHOUSE})")
     deploy.add_argument("--edge-wheel", default="", help="deploy this hotspot-edge wheel instead of building one")
     deploy.add_argument("--trust-new-host", action="store_true",
                         help="first deploy to a device: record its SSH host key and install --public-key as its "
@@ -156,7 +160,7 @@ def _rotate(device: Device, host: str, rotation: tuple[bytes, bytes, str]) -> in
 
 def add_wheelhouse_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of the ``wheelhouse`` command."""
-    parser.add_argument("--out", default="wheelhouse", help="wheelhouse folder (wheelhouse)")
+    parser.add_argument("--out", default=str(workspace.WHEELHOUSE), help=f"wheelhouse folder ({workspace.WHEELHOUSE})")
     parser.add_argument("--platform", default="manylinux_2_36_aarch64",
                         help="device platform tag (Pi OS Bookworm 64-bit: manylinux_2_36_aarch64), or pi: Raspberry Pi "
                              "OS bookworm with BrainFlow cross-built from source and hotspot-edge included")

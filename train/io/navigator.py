@@ -37,6 +37,7 @@ import numpy as np
 
 from edge.errors import ArgumentParser, ErrorCode, HotspotError, run_cli
 from edge.sessionlog import read_session_log
+from train import workspace
 from train.head import FSAVERAGE_DIR, mni_to_head
 from train.io.labels import AXES, Fiducials, canonical_subject, read_fiducials
 
@@ -210,7 +211,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``invoke export-target``: a session's estimate for Localite and Brainsight."""
     parser = ArgumentParser(prog="invoke export-target", description=__doc__.splitlines()[0])
     parser.add_argument("--result", required=True, help="last_result.json or a session log")
-    parser.add_argument("--out", default="export/target", help="folder for the files")
+    parser.add_argument("--out", default=str(workspace.EXPORT / "target"),
+                        help=f"folder for the files ({workspace.EXPORT / 'target'})")
     parser.add_argument("--subject", required=True, help="pseudonymous subject id for the file names (sub-<id>)")
     parser.add_argument("--fiducials", help="the patient's nasion/LPA/RPA in the navigator's space (CSV or Brainsight)")
     parser.add_argument("--name", default="hotspot", help="marker / target name")

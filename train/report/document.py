@@ -24,6 +24,7 @@ import numpy as np
 
 from edge import plainwords
 from edge.errors import ArgumentParser, ErrorCode, HotspotError, run_cli
+from train import workspace
 from train.head import standard_positions_head_mm
 from train.report import figures
 from train.report.figures import point
@@ -229,7 +230,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = ArgumentParser(prog="invoke report", description=__doc__.splitlines()[0])
     parser.add_argument("--logs", action="append", default=[], help="a session log or a folder of them (repeatable)")
     parser.add_argument("--evaluation", help="invoke reproduce's results.json (or one protocol's JSON)")
-    parser.add_argument("--out", default="reports/report.html", help="the HTML file to write")
+    parser.add_argument("--out", default=str(workspace.REPORTS / "report.html"),
+                        help=f"the HTML file to write ({workspace.REPORTS / 'report.html'})")
     args = parser.parse_args(argv)
     if bool(args.logs) == bool(args.evaluation):
         raise HotspotError("give --logs (session logs) or --evaluation (a results.json), one of the two",

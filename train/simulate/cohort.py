@@ -16,6 +16,7 @@ import tomli_w
 
 from edge.errors import ArgumentParser, ErrorCode, HotspotError
 from edge.montage import mirror_channel_name
+from train import workspace
 from train.bids import write_dataset_files, write_recording
 from train.simulate.config import SimulationConfig, as_config, load_config
 from train.simulate.subject import simulate_subject
@@ -162,7 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Command line: simulate a cohort (``invoke simulate``) and print its summary."""
     parser = ArgumentParser(prog="invoke simulate", description="Simulate a hand-movement EEG cohort with "
                                      "known motor hotspots into a BIDS-like folder.")
-    parser.add_argument("--out", default="data/simulated", help="output folder")
+    parser.add_argument("--out", default=str(workspace.DATA), help=f"output folder ({workspace.DATA})")
     parser.add_argument("--config", default=None, help="TOML file overriding train/simulate/defaults.toml")
     parser.add_argument("--seed", type=int, default=None, help="random seed (cohort.seed)")
     parser.add_argument("--n-healthy", type=int, default=None, help="number of healthy subjects (cohort.n_healthy)")
