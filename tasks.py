@@ -197,7 +197,7 @@ def _deploy_settings(c: Context) -> list[str]:
 def wheelhouse(c: Context, out: str = "", platform: str = "", python: str = "", extra_wheels: str = "",
                brainflow_source: str = "") -> None:
     """Download the device's wheels into an offline wheelhouse; --platform pi: the whole Pi set, BrainFlow built."""
-    _delegate("hardware.deploy", ["wheelhouse"] + _opt("--out", _deploy_config(c, "wheelhouse", out))
+    _delegate("hardware.deploy.cli", ["wheelhouse"] + _opt("--out", _deploy_config(c, "wheelhouse", out))
               + _options(c, "wheelhouse", platform=platform, python=python, extra_wheels=extra_wheels,
                          brainflow_source=brainflow_source))
 
@@ -206,7 +206,7 @@ def wheelhouse(c: Context, out: str = "", platform: str = "", python: str = "", 
 def deploy(c: Context, host: str = "", hosts: str = "", bundle: str = "", config: str = "", public_key: str = "",
            wheelhouse: str = "", edge_wheel: str = "", trust_new_host: bool = False) -> None:
     """Deploy a release (edge wheel, bundle, config) to devices over SSH; --trust-new-host for a device's first."""
-    _delegate("hardware.deploy", ["deploy"] + _options(c, "deploy", host=host, hosts=hosts, bundle=bundle,
+    _delegate("hardware.deploy.cli", ["deploy"] + _options(c, "deploy", host=host, hosts=hosts, bundle=bundle,
                                                        config=config, public_key=public_key, wheelhouse=wheelhouse,
                                                        edge_wheel=edge_wheel)
               + _opt("--trust-new-host", trust_new_host) + _deploy_settings(c))
@@ -215,18 +215,18 @@ def deploy(c: Context, host: str = "", hosts: str = "", bundle: str = "", config
 @task(name="rotate-key")
 def rotate_key(c: Context, new_public_key: str, signing_key: str, host: str = "", yes: bool = False) -> None:
     """Hand a device's trust to a new signing key, with a statement signed by the old key (asks to confirm)."""
-    _delegate("hardware.deploy", ["rotate-key", "--new-public-key", new_public_key, "--signing-key", signing_key]
+    _delegate("hardware.deploy.cli", ["rotate-key", "--new-public-key", new_public_key, "--signing-key", signing_key]
               + _options(c, "deploy", host=host) + _opt("--yes", yes) + _deploy_settings(c))
 
 
 @task
 def rollback(c: Context, host: str = "") -> None:
     """Switch a device back to its previous release, restart the service and check it is healthy."""
-    _delegate("hardware.deploy", ["rollback"] + _options(c, "deploy", host=host) + _deploy_settings(c))
+    _delegate("hardware.deploy.cli", ["rollback"] + _options(c, "deploy", host=host) + _deploy_settings(c))
 
 
 @task(name="device-status")
 def device_status(c: Context, host: str = "", json: bool = False) -> None:
     """Show a device's current release, bundle id, service state, health and last session result."""
-    _delegate("hardware.deploy", ["status"] + _options(c, "deploy", host=host) + _opt("--json", json)
+    _delegate("hardware.deploy.cli", ["status"] + _options(c, "deploy", host=host) + _opt("--json", json)
               + _deploy_settings(c))

@@ -43,7 +43,7 @@ def pi_env(site: Path, **extra: str) -> dict:
 def pi_wheelhouse() -> Path:
     """``invoke wheelhouse --platform pi`` into the cache (wheels and the BrainFlow build are reused)."""
     from edge.errors import run_cli
-    from hardware.deploy import main as deploy_main
+    from hardware.deploy.cli import main as deploy_main
 
     require_arm_tools()
     folder = cache_dir() / PI_WHEELHOUSE

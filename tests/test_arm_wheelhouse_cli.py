@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from edge.errors import run_cli
-from hardware.deploy import main as deploy_main
+from hardware.deploy.cli import main as deploy_main
 from hardware.deploy.wheels import PI_TARGET, target_from_platform
 
 

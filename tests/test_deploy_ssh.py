@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from deploy_factory import edge_wheel, wheelhouse  # noqa: F401  (session fixtures)
-from hardware.deploy import main as deploy_main
+from hardware.deploy.cli import main as deploy_main
 from hardware.deploy.fleet import deploy_fleet
 from hardware.deploy.plan import DeployPlan
 from hardware.deploy.release import bundle_id_of

@@ -12,7 +12,7 @@ import pytest
 
 from deploy_factory import edge_wheel, local_target, wheelhouse  # noqa: F401  (session fixtures)
 from edge.errors import HotspotError, run_cli
-from hardware.deploy import main as deploy_main
+from hardware.deploy.cli import main as deploy_main
 from hardware.deploy.plan import REPO, DeployPlan
 from hardware.deploy.wheels import (ELF_MACHINES, Target, Wheel, check_native, elf_machines, make_wheelhouse, resolve,
                                     target_from_platform)

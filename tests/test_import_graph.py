@@ -3,7 +3,9 @@
 The rooms, lowest first: ``edge`` (the device) < ``train`` < ``convert`` < ``hardware`` < ``bench`` <
 ``tasks.py``. A module may import its own room and the rooms below it, at module level or inside a
 function. Every import counts except one under ``if TYPE_CHECKING:`` (never executed). ``from package
-import name`` depends on the submodule ``package.name`` when there is one, else on the package.
+import name`` depends on the submodule ``package.name`` when there is one, else on the package; importing
+a module also runs the ``__init__`` of each of its packages that does not contain the importer already,
+so it depends on those too.
 """
 
 from __future__ import annotations
@@ -62,7 +64,14 @@ def imported_modules(name: str, path: Path, modules: dict[str, Path]) -> set[str
                 target = target.rpartition(".")[0]
             if target and target != name:
                 found.add(target)
+                found |= _packages(target) - _packages(name) - {name}
     return found
+
+
+def _packages(module: str) -> set[str]:
+    """The packages containing ``module`` (``a`` and ``a.b`` for ``a.b.c``)."""
+    parts = module.split(".")
+    return {".".join(parts[:end]) for end in range(1, len(parts))}
 
 
 def import_graph() -> dict[str, set[str]]:

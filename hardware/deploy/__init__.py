@@ -3,9 +3,6 @@
 One idea per module: ``settings`` (validated options), ``wheels`` (offline wheelhouse and pip
 resolution for a target), ``release`` (staging and content id), ``plan`` (what a deploy ships),
 ``device`` (each step on one device), ``procedure`` (the order of steps and rollback),
-``fleet`` (many devices in parallel) and ``cli`` (the commands behind the invoke tasks).
+``fleet`` (many devices in parallel) and ``cli`` (the commands behind the invoke tasks, also
+``python -m hardware.deploy``).
 """
-
-from hardware.deploy.cli import main
-
-__all__ = ["main"]
