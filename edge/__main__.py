@@ -7,7 +7,6 @@ through the TFLite runtime) and exits 0, or prints one error line and exits 2.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
 
@@ -35,7 +34,7 @@ def _main(argv: Sequence[str] | None) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Console-script entry point; user errors become one line on stderr and exit code 2, warnings are shown."""
-    return run_cli(_main, argv, log_level=logging.WARNING)
+    return run_cli(_main, argv)
 
 
 if __name__ == "__main__":

@@ -21,10 +21,16 @@ recording of its master board (the data rows are the master's).
 from __future__ import annotations
 
 import functools
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from brainflow.board_shim import BoardIds, BoardShim
+
+with warnings.catch_warnings():
+    # BrainFlow's board_shim imports setuptools' deprecated pkg_resources: BrainFlow's own warning, nothing a
+    # user can act on, and it would turn a one-line self-test result or error into three lines
+    warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
+    from brainflow.board_shim import BoardIds, BoardShim
 
 from edge.errors import ErrorCode, HotspotError
 

@@ -146,7 +146,7 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None,
-            log_level: int = logging.INFO) -> int:
+            log_level: int = logging.WARNING) -> int:
     """Run a command-line ``main``: show its library's logs, and turn a user error into one line and exit code 2.
 
     Parameters
@@ -156,8 +156,8 @@ def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | N
     argv : sequence of str, optional
         Arguments (default: ``sys.argv[1:]``).
     log_level : int
-        The project's log records shown on stderr (:func:`show_logs`): progress (``INFO``) for host
-        commands, ``WARNING`` for the device runtime.
+        The project's log records shown on stderr (:func:`show_logs`): warnings and errors by default
+        (a command's own output is what its ``main`` prints); ``INFO`` adds the library's progress.
 
     Returns
     -------

@@ -64,6 +64,8 @@ def test_library_logs_reach_the_command_line_only_through_run_cli(capsys) -> Non
         logging.getLogger("train.example").debug("detail kept back")
         return 0
 
-    assert run_cli(main, []) == 0
+    assert run_cli(main, [], log_level=logging.INFO) == 0
     err = capsys.readouterr().err
     assert "progress shown by the command" in err and "detail kept back" not in err
+    assert run_cli(main, []) == 0  # by default a command shows warnings and errors only
+    assert "progress shown by the command" not in capsys.readouterr().err
