@@ -28,6 +28,7 @@ _CHOICES = {
     "recording.line_freq": (50.0, 60.0),
     "participants.healthy_hand": ("right", "left"),
     "task.schedule": ("guided", "eegmmidb"),
+    "rhythms.calibrate_at": ("central", "capped"),
 }
 # Two-value lists that are not [lo, hi] ranges (everything else of length 2 is one).
 _NOT_PAIRS = {"hotspot.mni_centre", "hotspot.sd_mm", "hotspot.muscle_offset_mm", "generators.mu_offset_mm",

@@ -529,15 +529,23 @@ def _simulate_session(config: SimulationConfig, draw: SubjectDraw, rng: np.rando
 
     hotspot_side = "C3" if draw.hemisphere == "left" else "C4"
 
-    def calibrated(column: int, centre_hz: float, peak_db: float, at_central: bool) -> float:
+    def calibrated(column: int, centre_hz: float, peak_db: float, at_central: bool,
+                   ceiling_db: float | None = None) -> float:
         """Source amplitude putting the peak ``peak_db`` above the aperiodic density at the hotspot-side
-        C3/C4 (science.md §4.4), or at the generator's strongest channel when that is not recorded."""
-        if at_central and hotspot_side in written:
-            best = written.index(hotspot_side)
-        else:
-            best = int(np.argmax(np.abs(referenced_topo[:, column])))
-        background_density = background_gain ** 2 * channel_power[best] * centre_hz ** (-params["aperiodic_exponent"])
-        return float(np.sqrt(10 ** (peak_db / 10) * background_density) / abs(referenced_topo[best, column]))
+        C3/C4 (science.md §4.4), or at the generator's strongest channel when that is not recorded; with
+        ``rhythms.calibrate_at = "capped"`` never more than ``ceiling_db`` above it at the strongest channel."""
+        strongest = int(np.argmax(np.abs(referenced_topo[:, column])))
+
+        def amplitude(channel: int, db: float) -> float:
+            density = background_gain ** 2 * channel_power[channel] * centre_hz ** (-params["aperiodic_exponent"])
+            return float(np.sqrt(10 ** (db / 10) * density) / abs(referenced_topo[channel, column]))
+
+        if not at_central or hotspot_side not in written:
+            return amplitude(strongest, peak_db)
+        central = amplitude(written.index(hotspot_side), peak_db)
+        if config["rhythms"]["calibrate_at"] == "capped" and ceiling_db is not None:
+            return min(central, amplitude(strongest, ceiling_db))
+        return central
 
     variability = modulation_cfg["trial_variability"] * (config["stroke"]["trial_variability_factor"] if stroke else 1)
     own_hand = (np.ones(len(schedule.cues), dtype=bool) if schedule.hands is None
@@ -545,7 +553,8 @@ def _simulate_session(config: SimulationConfig, draw: SubjectDraw, rng: np.rando
     envelopes = []
     for rhythm in ("mu", "beta"):
         amplitude = calibrated(GENERATORS.index(f"{rhythm}_contra"), params[f"{rhythm}_freq_hz"],
-                               params[f"{rhythm}_peak_db"], at_central=True)
+                               params[f"{rhythm}_peak_db"], at_central=True,
+                               ceiling_db=config["rhythms"][f"{rhythm}_peak_db"][1])
         baseline = np.sqrt(params["stroke_factors"]["ipsilesional_baseline"])
         for side, scale in (("contra", baseline), ("ipsi", params["ipsilateral_amplitude"])):
             depth = np.where(own_hand, params[f"{rhythm}_erd"][side], params["other_hand"][f"{rhythm}_erd"][side])

@@ -7,8 +7,8 @@ Definitions (stated once, used everywhere):
 - *mu ERD*: 1 - median over trials of the mean 8-13 Hz power from cue + 1 s to movement end,
   divided by the median over trials of the mean 8-13 Hz power from cue - 2.5 s to cue - 0.5 s;
   positive = power drops during movement. The cue is ``move`` (guided schedule) or the hand's
-  ``T1``/``T2`` (eegmmidb schedule, where the next event, a ``T0``, ends the movement). Medians keep the few artifact-hit trials (pops,
-  EMG, blinks) from dominating, as artifact rejection would.
+  ``T1``/``T2`` (eegmmidb schedule, where the next event, a ``T0``, ends the movement). Medians
+  keep the few artifact-hit trials (pops, EMG, blinks) from dominating, as artifact rejection would.
 """
 
 from __future__ import annotations
