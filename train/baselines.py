@@ -100,15 +100,16 @@ def _segments(recording: Recording, rows: list[int], onsets: np.ndarray, window_
 
 
 def _powers(recording: Recording, channels: Sequence[str], cue: str, band: tuple[float, float],
-            rest_event: str | None) -> tuple[np.ndarray, np.ndarray]:
+            rest_event: str | None, cues: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Movement power per trial (n, channels) and rest power per trial (pre-cue) or of the recording (pooled)."""
     index = {name: i for i, name in enumerate(recording.ch_names)}
     rows = [index[name] for name in channels]
+    cues = recording.cue_samples(cue) if cues is None else np.asarray(cues, dtype=np.int64)
     if rest_event is None:
-        cues = _fits(recording, recording.cue_samples(cue), MOVE_WINDOW_S, REST_WINDOW_S)
+        cues = _fits(recording, cues, MOVE_WINDOW_S, REST_WINDOW_S)
         rest = band_power(_segments(recording, rows, cues, REST_WINDOW_S), recording.sfreq, band)
     else:
-        cues = _fits(recording, recording.cue_samples(cue), MOVE_WINDOW_S)
+        cues = _fits(recording, cues, MOVE_WINDOW_S)
         periods = (_fits(recording, recording.cue_samples(rest_event), REST_PERIOD_S)
                    if rest_event in recording.event_id else np.zeros(0, dtype=np.int64))
         if not len(periods):
@@ -122,7 +123,8 @@ def _powers(recording: Recording, channels: Sequence[str], cue: str, band: tuple
 
 
 def trial_erd(recordings: Sequence[Recording], channels: Sequence[str], cue: str = "move",
-              band: tuple[float, float] = ERD_BAND_HZ, rest_event: str | None = None) -> np.ndarray:
+              band: tuple[float, float] = ERD_BAND_HZ, rest_event: str | None = None,
+              cue_samples: Sequence[np.ndarray] | None = None) -> np.ndarray:
     """Per-trial, per-channel ERD ``1 - P_move / P_rest`` in ``band`` (positive: the power dropped).
 
     Parameters
@@ -132,6 +134,9 @@ def trial_erd(recordings: Sequence[Recording], channels: Sequence[str], cue: str
     rest_event : str, optional
         Pool the rest over this event's rest periods (:data:`REST_PERIOD_S`; the median per recording);
         default: each trial's own pre-cue window :data:`REST_WINDOW_S`.
+    cue_samples : sequence of ndarray, optional
+        Per recording, the cue samples to use (e.g. the trials a quality gate kept); default: every
+        ``cue`` event.
 
     Returns
     -------
@@ -139,8 +144,9 @@ def trial_erd(recordings: Sequence[Recording], channels: Sequence[str], cue: str
         Trials in recording order, then cue order (trials whose windows do not fit are left out).
     """
     out = []
-    for recording in recordings:
-        move, rest = _powers(recording, channels, cue, band, rest_event)
+    for i, recording in enumerate(recordings):
+        cues = None if cue_samples is None else cue_samples[i]
+        move, rest = _powers(recording, channels, cue, band, rest_event, cues)
         out.append(1.0 - move / np.maximum(rest, 1e-12))
     return np.concatenate(out) if out else np.zeros((0, len(channels)))
 
