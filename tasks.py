@@ -95,10 +95,11 @@ def select_epochs(c: Context, data: str = "data/dev-cohort", out: str = "reports
 
 
 @task(name="validate-real")
-def validate_real(c: Context, model: str = "models/default", data: str = "../shared/data/real/eegmmidb",
-                  out: str = "reports/validate-real") -> None:
-    """Sim-to-real check: does the model put the hotspot contralateral to the moving hand on eegmmidb?"""
-    _delegate("train.validate_real", ["--model", model, "--data", data, "--out", out])
+def validate_real(c: Context, model: str = "models/real-check", data: str = "../shared/data/real/eegmmidb",
+                  out: str = "reports/validate-real", config: str = "", train: bool = False, jobs: str = "2") -> None:
+    """Sim-to-real check: held-out simulated subjects of the eegmmidb schedule, then eegmmidb (--train: train first)."""
+    _delegate("train.validate_real", ["--model", model, "--data", data, "--out", out, "--jobs", jobs]
+              + _opt("--config", config) + _opt("--train", train))
 
 
 @task(iterable=["float_layer"])
