@@ -110,9 +110,11 @@ def select_epochs(c: Context, data: str = "", out: str = "", candidates: str = "
 
 
 @task(name="validate-real")
-def validate_real(c: Context, model: str = "", data: str = "", out: str = "") -> None:
-    """Sim-to-real check: does the model put the hotspot contralateral to the moving hand on eegmmidb?"""
-    _delegate("train.validate_real", _options(c, "validate_real", model=model, data=data, out=out))
+def validate_real(c: Context, model: str = "", data: str = "", out: str = "", config: str = "", train: bool = False,
+                  jobs: str = "") -> None:
+    """Sim-to-real check: held-out simulated subjects of the eegmmidb schedule, then eegmmidb (--train: train first)."""
+    _delegate("train.validate_real", _options(c, "validate_real", model=model, data=data, out=out, config=config,
+                                              train=train, jobs=jobs))
 
 
 @task(iterable=["float_layer"])

@@ -20,6 +20,11 @@ L5 ``psd``       log10 Welch PSD (uV^2/Hz; Hann, ``nperseg``, ``noverlap``, cons
                  ``[psd_tmin, psd_tmax)``, frequencies ``fmin..fmax`` (channels x frequency).
 L6 ``source``    DICS beamformer power change, movement vs rest, on a cortical grid of the hand region
                  (:mod:`edge.source`; bands x grid rows, grid columns).
+
+"Baseline" is the epoch's pre-cue window (``PipelineSpec.baseline``) by default. With
+``PipelineSpec.baseline_mode = "session_rest"`` it is the rest pooled over the session's rest periods
+(:mod:`edge.rest`): baseline correction subtracts the pooled rest's mean, the ERD is relative to the pooled
+rest's band power, and the source level's rest cross-spectra are the pooled ones.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from edge.errors import ErrorCode, HotspotError
 
 if TYPE_CHECKING:
     from edge.pipeline import PipelineSpec
+    from edge.rest import RestStats
 
 LEVELS = ("raw", "filtered", "clean", "erd", "psd", "source")
 """Level names; "source" is defined in :mod:`edge.source`."""
@@ -122,11 +128,16 @@ def band_power_frames(x: np.ndarray, sfreq: float, window: int, step: int,
 
 
 def erd_percent(x: np.ndarray, sfreq: float, window: int, step: int, bands: Sequence[tuple[float, float]],
-                baseline_frames: np.ndarray) -> np.ndarray:
-    """ERD/ERS in percent of the baseline band power, rows band-major: (n_bands * n_channels, n_frames)."""
+                baseline_frames: np.ndarray | None = None, reference: np.ndarray | None = None) -> np.ndarray:
+    """ERD/ERS in percent of a reference band power, rows band-major: (n_bands * n_channels, n_frames).
+
+    The reference is the mean power over ``baseline_frames`` of ``x`` itself, or ``reference``
+    ((n_bands, n_channels) µV², e.g. a session's pooled rest) when given.
+    """
     power = band_power_frames(x, sfreq, window, step, bands)
-    reference = power[..., baseline_frames].mean(axis=-1, keepdims=True)
-    reference = np.maximum(reference, POWER_FLOOR)
+    if reference is None:
+        reference = power[..., baseline_frames].mean(axis=-1)
+    reference = np.maximum(np.asarray(reference)[..., None], POWER_FLOOR)
     erd = 100.0 * (power - reference) / reference
     return erd.reshape(-1, erd.shape[-1])
 
@@ -138,7 +149,25 @@ def log_psd(x: np.ndarray, sfreq: float, nperseg: int, noverlap: int, fmin: floa
     return np.log10(psd[:, keep] + PSD_FLOOR)
 
 
-def movement_erd(spec: "PipelineSpec", filtered_epoch_uv: np.ndarray) -> np.ndarray | None:
+def clean_epoch(spec: "PipelineSpec", filtered_epoch_uv: np.ndarray, rest: "RestStats | None" = None) -> np.ndarray:
+    """The L3 signal before decimation: re-referenced filter output minus its baseline (pre-cue or pooled rest)."""
+    referenced = rereference(filtered_epoch_uv, spec.reference, spec.channels)
+    if spec.baseline_mode == "session_rest":
+        return referenced - rest.clean_mean[:, None]
+    return baseline_correct(referenced, spec.baseline_slice)
+
+
+def epoch_erd(spec: "PipelineSpec", clean: np.ndarray, rest: "RestStats | None" = None) -> np.ndarray:
+    """The L4 input of a clean epoch: relative to its baseline frames, or to the pooled rest's power."""
+    if spec.baseline_mode == "session_rest":
+        return erd_percent(clean, spec.sfreq, spec.erd_window_samples, spec.erd_step_samples, spec.bands,
+                           reference=rest.power)
+    return erd_percent(clean, spec.sfreq, spec.erd_window_samples, spec.erd_step_samples, spec.bands,
+                       spec.erd_baseline_frames)
+
+
+def movement_erd(spec: "PipelineSpec", filtered_epoch_uv: np.ndarray,
+                 rest: "RestStats | None" = None) -> np.ndarray | None:
     """Mean ERD/ERS per band and channel over the movement period: the numbers a session topography needs.
 
     The L4 computation (re-reference, baseline correction, short-time band power relative to the baseline
@@ -150,24 +179,27 @@ def movement_erd(spec: "PipelineSpec", filtered_epoch_uv: np.ndarray) -> np.ndar
     spec : edge.pipeline.PipelineSpec
     filtered_epoch_uv : ndarray, shape (n_channels, spec.epoch_samples)
         The fixed-point filter's output over the epoch.
+    rest : edge.rest.RestStats, optional
+        The pooled rest (``baseline_mode = "session_rest"``).
 
     Returns
     -------
     ndarray, shape (n_bands, n_channels), or None
-        Percent (negative = desynchronisation); None when no ERD frame fits in the baseline or the movement period.
+        Percent (negative = desynchronisation); None when no ERD frame fits in the baseline or the movement
+        period, or (session rest) when there is no rest yet.
     """
     starts = spec.erd_frame_starts
     period = spec.psd_slice
     inside = (starts >= period.start) & (starts + spec.erd_window_samples <= period.stop)
-    if not len(spec.erd_baseline_frames) or not inside.any():
+    session_rest = spec.baseline_mode == "session_rest"
+    if not inside.any() or (rest is None if session_rest else not len(spec.erd_baseline_frames)):
         return None
-    clean = baseline_correct(rereference(filtered_epoch_uv, spec.reference, spec.channels), spec.baseline_slice)
-    erd = erd_percent(clean, spec.sfreq, spec.erd_window_samples, spec.erd_step_samples, spec.bands,
-                      spec.erd_baseline_frames)
+    erd = epoch_erd(spec, clean_epoch(spec, filtered_epoch_uv, rest), rest)
     return erd[:, inside].mean(axis=1).reshape(len(spec.bands), len(spec.channels))
 
 
-def level_input(spec: "PipelineSpec", raw_epoch_uv: np.ndarray, filtered_epoch_uv: np.ndarray | None) -> np.ndarray:
+def level_input(spec: "PipelineSpec", raw_epoch_uv: np.ndarray, filtered_epoch_uv: np.ndarray | None,
+                rest: "RestStats | None" = None) -> np.ndarray:
     """Compute ``spec.level``'s 2-D float32 input from one epoch.
 
     Parameters
@@ -178,27 +210,34 @@ def level_input(spec: "PipelineSpec", raw_epoch_uv: np.ndarray, filtered_epoch_u
         Raw microvolts with lost samples already held (no NaN).
     filtered_epoch_uv : ndarray or None
         The fixed-point filter's output over the same samples (None only for level "raw").
+    rest : edge.rest.RestStats, optional
+        The pooled rest, required when ``spec.baseline_mode`` is "session_rest".
 
     Returns
     -------
     ndarray of float32, shape ``spec.input_shape``
     """
-    baseline = spec.baseline_slice
+    if spec.baseline_mode == "session_rest" and rest is None:
+        raise HotspotError("a session-rest baseline needs the pooled rest (edge.rest.pooled_rest)",
+                           ErrorCode.BAD_SAMPLES)
     if spec.level == "raw":
-        out = baseline_correct(raw_epoch_uv, baseline)[:, ::spec.decim]
+        if spec.baseline_mode == "session_rest":
+            out = (raw_epoch_uv - rest.raw_mean[:, None])[:, ::spec.decim]
+        else:
+            out = baseline_correct(raw_epoch_uv, spec.baseline_slice)[:, ::spec.decim]
     elif spec.level == "filtered":
         out = filtered_epoch_uv[:, ::spec.decim]
     elif spec.level == "source":
         from edge.source import epoch_csds, source_image
 
-        out = source_image(spec, *epoch_csds(spec, rereference(filtered_epoch_uv, spec.reference, spec.channels)))
+        out = source_image(spec, *epoch_csds(spec, rereference(filtered_epoch_uv, spec.reference, spec.channels),
+                                             rest))
     else:
-        clean = baseline_correct(rereference(filtered_epoch_uv, spec.reference, spec.channels), baseline)
+        clean = clean_epoch(spec, filtered_epoch_uv, rest)
         if spec.level == "clean":
             out = clean[:, ::spec.decim]
         elif spec.level == "erd":
-            out = erd_percent(clean, spec.sfreq, spec.erd_window_samples, spec.erd_step_samples, spec.bands,
-                              spec.erd_baseline_frames)
+            out = epoch_erd(spec, clean, rest)
         else:
             out = log_psd(clean[:, spec.psd_slice], spec.sfreq, spec.psd_nperseg, spec.psd_noverlap,
                           spec.psd_fmin, spec.psd_fmax)

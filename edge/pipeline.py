@@ -8,6 +8,10 @@ Both paths run the same code on the same stream, so they give identical inputs:
 3. each cue's epoch ``[cue + tmin, cue + tmax)`` is cut from the raw, held and filtered streams;
 4. ``edge.levels.level_input`` turns it into the level's 2-D input, ``edge.quality.assess_window`` judges it.
 
+The baseline is the epoch's pre-cue window, or (``baseline_mode = "session_rest"``) the rest pooled over
+the rest periods of the recording that ended before the epoch did (:mod:`edge.rest`); the rest onsets
+are given beside the cues (offline) or announced like them (online, :meth:`OnlinePipeline.add_rest`).
+
 Offline, :func:`compute_epochs` filters a whole recording once and then slices. Online,
 :class:`OnlinePipeline` is fed chunk by chunk, keeps the recent samples in a ring buffer and hands out an
 epoch as soon as its last sample has arrived, whether its cue came before or after that.
@@ -16,7 +20,7 @@ epoch as soon as its last sample has arrived, whether its cue came before or aft
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 
@@ -24,6 +28,7 @@ from edge.errors import ErrorCode, HotspotError
 from edge.fixedpoint import BiquadCascade, FixedPointFilter
 from edge.levels import LEVELS, level_input, movement_erd, rereference
 from edge.quality import QualityThresholds, Verdict, assess_window
+from edge.rest import BASELINE_MODES, NO_REST_REASON, RestStats, pooled_rest, rest_statistics
 from edge.source import FILE_NAME as SOURCE_SPACE_FILE
 from edge.source import SourceSpace, epoch_csds, source_image
 
@@ -45,7 +50,16 @@ class PipelineSpec:
     tmin, tmax : float
         Epoch around the cue (s); default -2 ... +4.
     baseline : tuple of float
-        Pre-cue baseline (s) for baseline correction and ERD; default (-2, -0.5).
+        Pre-cue baseline (s) for baseline correction and ERD; default (-2, -0.5). Used when
+        ``baseline_mode`` is "pre_cue".
+    baseline_mode : {"pre_cue", "session_rest"}
+        Where the baseline of every level that has one (raw/clean baseline correction, ERD, the source
+        level's rest) comes from: the epoch's own ``baseline`` window (default; right where the schedule
+        guarantees a clean rest before each cue, as the device's guided session does), or the rest pooled
+        over the recording's rest periods (:mod:`edge.rest`).
+    rest_window : tuple of float
+        With "session_rest": the part of each rest period used (s after the rest onset), default
+        0.5 ... 3.5.
     decim : int
         Keep every ``decim``-th sample in the time-domain levels (default 2: 125 Hz columns at 250 Hz).
     reference : str
@@ -82,6 +96,8 @@ class PipelineSpec:
     tmin: float = -2.0
     tmax: float = 4.0
     baseline: tuple[float, float] = (-2.0, -0.5)
+    baseline_mode: str = "pre_cue"
+    rest_window: tuple[float, float] = (0.5, 3.5)
     decim: int = 2
     reference: str = "average"
     bands: tuple[tuple[float, float], ...] = ((8.0, 13.0), (13.0, 30.0))
@@ -105,6 +121,7 @@ class PipelineSpec:
         set_(self, "sfreq", float(self.sfreq))
         set_(self, "channels", tuple(str(name) for name in self.channels))
         set_(self, "baseline", tuple(float(t) for t in self.baseline))
+        set_(self, "rest_window", tuple(float(t) for t in self.rest_window))
         set_(self, "bands", tuple((float(lo), float(hi)) for lo, hi in self.bands))
         if isinstance(self.filter, dict):
             set_(self, "filter", FixedPointFilter.from_dict(self.filter))
@@ -136,10 +153,19 @@ class PipelineSpec:
             fail("filter must be a FixedPointFilter")
         if not self.tmin <= 0 < self.tmax or self.epoch_samples < 2:
             fail(f"epoch must satisfy tmin <= 0 < tmax, got {self.tmin}, {self.tmax}")
-        if len(self.baseline) != 2 or not self.tmin <= self.baseline[0] < self.baseline[1] <= self.tmax:
-            fail(f"baseline {self.baseline} must lie inside the epoch [{self.tmin}, {self.tmax}]")
-        if self.baseline_slice.stop - self.baseline_slice.start < 1:
-            fail("baseline must contain at least one sample")
+        if self.baseline_mode not in BASELINE_MODES:
+            fail(f"baseline_mode {self.baseline_mode!r} is not one of {', '.join(BASELINE_MODES)}")
+        session_rest = self.baseline_mode == "session_rest"
+        if not session_rest:
+            if len(self.baseline) != 2 or not self.tmin <= self.baseline[0] < self.baseline[1] <= self.tmax:
+                fail(f"baseline {self.baseline} must lie inside the epoch [{self.tmin}, {self.tmax}]")
+            if self.baseline_slice.stop - self.baseline_slice.start < 1:
+                fail("baseline must contain at least one sample")
+        if len(self.rest_window) != 2 or not 0.0 <= self.rest_window[0] < self.rest_window[1]:
+            fail(f"rest_window {self.rest_window} must be (start, stop) seconds after a rest onset, 0 <= start < stop")
+        if session_rest and self.source_rest is not None:
+            fail("source_rest must be unset with baseline_mode 'session_rest' (the source level's rest is the pooled "
+                 "rest)")
         if self.decim < 1:
             fail(f"decim must be >= 1, got {self.decim}")
         if self.reference not in ("average", "none") and self.reference not in self.channels:
@@ -149,8 +175,11 @@ class PipelineSpec:
             fail(f"bands {self.bands} must be (low, high) pairs with 0 <= low < high <= {nyquist}")
         if self.erd_window_samples < 2 or self.erd_step_samples < 1:
             fail("erd_window and erd_step are too short for the sampling rate")
-        if self.level == "erd" and not len(self.erd_baseline_frames):
+        if self.level == "erd" and not session_rest and not len(self.erd_baseline_frames):
             fail("no ERD frame fits inside the baseline; lengthen the baseline or shorten erd_window")
+        if session_rest and self.level in ("erd", "source") and self.rest_samples < max(
+                self.erd_window_samples, self.csd_samples if self.level == "source" else 0):
+            fail(f"rest_window {self.rest_window} is shorter than an ERD frame or CSD segment")
         if not self.tmin <= self.psd_tmin < self.psd_tmax <= self.tmax:
             fail(f"psd window [{self.psd_tmin}, {self.psd_tmax}] must lie inside the epoch")
         psd_len = self.psd_slice.stop - self.psd_slice.start
@@ -158,11 +187,14 @@ class PipelineSpec:
             fail(f"need 0 <= psd_noverlap < psd_nperseg <= {psd_len} samples of the psd window")
         if not 0 <= self.psd_fmin <= self.psd_fmax <= nyquist:
             fail(f"psd_fmin/psd_fmax must satisfy 0 <= fmin <= fmax <= {nyquist}")
-        for name, window in (("source_move", self.source_move), ("source_rest", self.source_rest_window)):
+        windows = [("source_move", self.source_move)] + ([] if session_rest else [("source_rest",
+                                                                                     self.source_rest_window)])
+        for name, window in windows:
             if len(window) != 2 or not self.tmin <= window[0] < window[1] <= self.tmax:
                 fail(f"{name} {window} must lie inside the epoch [{self.tmin}, {self.tmax}]")
-        shortest = min(self.source_move_slice.stop - self.source_move_slice.start,
-                       self.source_rest_slice.stop - self.source_rest_slice.start)
+        shortest = self.source_move_slice.stop - self.source_move_slice.start
+        if not session_rest:
+            shortest = min(shortest, self.source_rest_slice.stop - self.source_rest_slice.start)
         if not 2 <= int(self.csd_nperseg) <= shortest:
             fail(f"csd_nperseg must be between 2 and the shorter source window ({shortest} samples)")
         if not 0.0 <= self.source_reg < 100.0:
@@ -194,6 +226,17 @@ class PipelineSpec:
     def baseline_slice(self) -> slice:
         """Baseline samples within the epoch."""
         return self._epoch_slice(*self.baseline)
+
+    @property
+    def rest_offsets(self) -> tuple[int, int]:
+        """First and one-past-last sample of a rest window, relative to the rest onset."""
+        return self._samples(self.rest_window[0]), self._samples(self.rest_window[1])
+
+    @property
+    def rest_samples(self) -> int:
+        """Samples per rest window."""
+        start, stop = self.rest_offsets
+        return stop - start
 
     @property
     def psd_slice(self) -> slice:
@@ -268,6 +311,7 @@ class PipelineSpec:
         data = {f.name: getattr(self, f.name) for f in fields(self)}
         data["channels"] = list(self.channels)
         data["baseline"] = list(self.baseline)
+        data["rest_window"] = list(self.rest_window)
         data["bands"] = [list(band) for band in self.bands]
         data["filter"] = self.filter.to_dict()
         data["quality"] = self.quality.to_dict()
@@ -390,8 +434,8 @@ def _check_chunk(spec: PipelineSpec, data: np.ndarray, what: str) -> np.ndarray:
     return data
 
 
-def epoch_input(spec: PipelineSpec, raw: np.ndarray, held: np.ndarray,
-                filtered: np.ndarray | None) -> tuple[np.ndarray, Verdict, tuple[np.ndarray, np.ndarray] | None]:
+def epoch_input(spec: PipelineSpec, raw: np.ndarray, held: np.ndarray, filtered: np.ndarray | None,
+                rest: RestStats | None = None) -> tuple[np.ndarray, Verdict, tuple[np.ndarray, np.ndarray] | None]:
     """Level input, quality verdict and (level "source") cross-spectra of one epoch.
 
     Parameters
@@ -403,6 +447,10 @@ def epoch_input(spec: PipelineSpec, raw: np.ndarray, held: np.ndarray,
         Raw microvolts with lost samples held (input of level "raw").
     filtered : ndarray or None, same shape
         The stream filter's output over the epoch (None for level "raw").
+    rest : edge.rest.RestStats or None
+        ``baseline_mode = "session_rest"``: the pooled rest of the rest windows that ended by the epoch's
+        end (:func:`edge.rest.pooled_rest`). None there means no rest yet: the input is zeros and the
+        verdict rejects the epoch.
 
     Returns
     -------
@@ -410,14 +458,18 @@ def epoch_input(spec: PipelineSpec, raw: np.ndarray, held: np.ndarray,
     verdict : Verdict
     csds : (move, rest) or None
         The epoch's movement and rest CSDs (``edge.source.epoch_csds``) for level "source", from
-        which a session's image is computed (``edge.source.session_image``); None otherwise.
+        which a session's image is computed (``edge.source.session_image``); None otherwise (and for
+        an epoch without rest).
     """
     checks_artifacts = spec.level in ("clean", "erd", "psd", "source")
     verdict = assess_window(raw, spec.channels, spec.quality, filtered if checks_artifacts else None,
                             spec.filter.full_scale_uv if filtered is not None else None)
+    if spec.baseline_mode == "session_rest" and rest is None:
+        verdict = replace(verdict, ok=False, reasons=verdict.reasons + (NO_REST_REASON,))
+        return np.zeros(spec.input_shape, dtype=np.float32), verdict, None
     if spec.level != "source":
-        return level_input(spec, held, filtered), verdict, None
-    csds = epoch_csds(spec, rereference(filtered, spec.reference, spec.channels))
+        return level_input(spec, held, filtered, rest), verdict, None
+    csds = epoch_csds(spec, rereference(filtered, spec.reference, spec.channels), rest)
     return source_image(spec, *csds), verdict, csds
 
 
@@ -442,7 +494,8 @@ class EpochInputs:
     csds: list[tuple[np.ndarray, np.ndarray]] | None = None
 
 
-def compute_epochs(spec: PipelineSpec, raw_uv: np.ndarray, cue_samples: Sequence[int]) -> EpochInputs:
+def compute_epochs(spec: PipelineSpec, raw_uv: np.ndarray, cue_samples: Sequence[int],
+                   rest_samples: Sequence[int] | None = None) -> EpochInputs:
     """Compute the inputs of every cue in a whole recording (filter once, then slice).
 
     Parameters
@@ -453,13 +506,16 @@ def compute_epochs(spec: PipelineSpec, raw_uv: np.ndarray, cue_samples: Sequence
         The recording in microvolts, channels in spec order, NaN for lost samples.
     cue_samples : sequence of int
         Sample index of each movement cue.
+    rest_samples : sequence of int, optional
+        Sample index of each rest onset; required when ``spec.baseline_mode`` is "session_rest"
+        (unused otherwise). Rest windows that do not fit in the recording are skipped.
 
     Returns
     -------
     EpochInputs
         Cues whose epoch does not fit in the recording are skipped.
     """
-    return compute_epochs_many(spec, [(raw_uv, cue_samples)])[0]
+    return compute_epochs_many(spec, [(raw_uv, cue_samples, rest_samples)])[0]
 
 
 def compute_epochs_many(spec: PipelineSpec, recordings: Iterable[tuple[np.ndarray, Sequence[int]]],
@@ -474,7 +530,7 @@ def compute_epochs_many(spec: PipelineSpec, recordings: Iterable[tuple[np.ndarra
     Parameters
     ----------
     spec : PipelineSpec
-    recordings : iterable of (raw_uv, cue_samples)
+    recordings : iterable of (raw_uv, cue_samples) or (raw_uv, cue_samples, rest_samples)
         As for :func:`compute_epochs`; consumed lazily (a generator keeps only one batch in memory).
     batch_samples : int
         Memory bound: channel-samples filtered together.
@@ -485,14 +541,18 @@ def compute_epochs_many(spec: PipelineSpec, recordings: Iterable[tuple[np.ndarra
         One per recording, in order.
     """
     results: list[EpochInputs] = []
-    batch: list[tuple[np.ndarray, Sequence[int]]] = []
-    for i, (raw, cues) in enumerate(recordings):
+    batch: list[tuple[np.ndarray, Sequence[int], Sequence[int] | None]] = []
+    for i, (raw, cues, *rests) in enumerate(recordings):
         raw = _check_chunk(spec, raw, f"recording {i} raw_uv")
+        rests = rests[0] if rests else None
+        if spec.baseline_mode == "session_rest" and rests is None:
+            raise HotspotError(f"recording {i}: the session-rest baseline needs the rest onsets (rest_samples)",
+                               ErrorCode.NO_EVENTS)
         longest = max([raw.shape[1]] + [item[0].shape[1] for item in batch])
         if batch and (len(batch) + 1) * len(spec.channels) * longest > batch_samples:
             results.extend(_batch_epochs(spec, batch))
             batch = []
-        batch.append((raw, cues))
+        batch.append((raw, cues, rests))
     if batch:
         results.extend(_batch_epochs(spec, batch))
     return results
@@ -502,11 +562,12 @@ def compute_epochs_many(spec: PipelineSpec, recordings: Iterable[tuple[np.ndarra
 FILTER_BLOCK = 8192
 
 
-def _batch_epochs(spec: PipelineSpec, batch: list[tuple[np.ndarray, Sequence[int]]]) -> list[EpochInputs]:
+def _batch_epochs(spec: PipelineSpec, batch: list[tuple[np.ndarray, Sequence[int], Sequence[int] | None]]
+                  ) -> list[EpochInputs]:
     n_channels = len(spec.channels)
-    longest = max(raw.shape[1] for raw, _ in batch)
+    longest = max(raw.shape[1] for raw, _, _ in batch)
     stacked = np.full((n_channels * len(batch), longest), np.nan)  # padding after the end is held
-    for i, (raw, _) in enumerate(batch):
+    for i, (raw, _, _) in enumerate(batch):
         stacked[i * n_channels:(i + 1) * n_channels, :raw.shape[1]] = raw
     needs_filter = spec.level != "raw"
     stream = StreamFilter(spec.filter, len(stacked))
@@ -518,23 +579,37 @@ def _batch_epochs(spec: PipelineSpec, batch: list[tuple[np.ndarray, Sequence[int
         if needs_filter:
             filtered[:, block] = out
     results = []
-    for i, (raw, cues) in enumerate(batch):
+    for i, (raw, cues, rests) in enumerate(batch):
         rows = slice(i * n_channels, (i + 1) * n_channels)
-        results.append(_slice_epochs(spec, raw, held[rows], None if filtered is None else filtered[rows], cues))
+        results.append(_slice_epochs(spec, raw, held[rows], None if filtered is None else filtered[rows], cues,
+                                     rests))
     return results
 
 
+def _cut(arrays: Sequence[np.ndarray | None], start: int, length: int) -> list[np.ndarray | None]:
+    window = slice(start, start + length)
+    return [None if a is None else np.ascontiguousarray(a[:, window]) for a in arrays]
+
+
 def _slice_epochs(spec: PipelineSpec, raw: np.ndarray, held: np.ndarray, filtered: np.ndarray | None,
-                  cue_samples: Sequence[int]) -> EpochInputs:
+                  cue_samples: Sequence[int], rest_samples: Sequence[int] | None) -> EpochInputs:
     offset, length = spec.epoch_offset, spec.epoch_samples
+    session_rest = spec.baseline_mode == "session_rest"
+    rests = []
+    if session_rest:
+        (rest_start, rest_stop), rest_length = spec.rest_offsets, spec.rest_samples
+        for onset in np.unique(np.asarray(rest_samples, dtype=np.int64).ravel()):
+            start = int(onset) + rest_start
+            if start >= 0 and int(onset) + rest_stop <= raw.shape[1]:
+                rests.append(rest_statistics(spec, int(onset) + rest_stop,
+                                             *_cut((raw, held, filtered), start, rest_length)))
     kept, inputs, verdicts, csds = [], [], [], []
     for cue in np.asarray(cue_samples, dtype=np.int64).ravel():
         start = int(cue) + offset
         if start < 0 or start + length > raw.shape[1]:
             continue
-        window = slice(start, start + length)
-        cut = [None if a is None else np.ascontiguousarray(a[:, window]) for a in (raw, held, filtered)]
-        level, verdict, spectra = epoch_input(spec, *cut)
+        rest = pooled_rest(rests, start + length) if session_rest else None
+        level, verdict, spectra = epoch_input(spec, *_cut((raw, held, filtered), start, length), rest)
         kept.append(int(cue))
         inputs.append(level)
         verdicts.append(verdict)
@@ -560,14 +635,25 @@ class OnlinePipeline:
         Samples pushed since start (the next sample's index).
     dropped_cues : list of int
         Cues that could not be served: their epoch starts before the stream or has left the buffer.
+    dropped_rests : list of int
+        Rest onsets (session-rest baseline) whose rest window starts before the stream or has left the
+        buffer.
     csds : dict of int to (move, rest)
         Level "source": the CSDs of every epoch handed out by :meth:`pop_ready`, by cue sample (the
         session averages those of its good trials); the caller removes what it has used.
+
+    Notes
+    -----
+    With ``baseline_mode = "session_rest"`` an epoch uses the rest windows that ended by its last sample
+    (:mod:`edge.rest`). Announce each rest onset (:meth:`add_rest`) no later than the stream reaches the
+    end of its rest window, as the device's session does when its REST cue is due; then the online inputs
+    equal :func:`compute_epochs`'s.
     """
 
     def __init__(self, spec: PipelineSpec, buffer_seconds: float = 30.0) -> None:
         self.spec = spec
-        self.capacity = spec.epoch_samples + max(int(round(buffer_seconds * spec.sfreq)), 1)
+        self._window = max(spec.epoch_samples, spec.rest_samples)
+        self.capacity = self._window + max(int(round(buffer_seconds * spec.sfreq)), 1)
         self._filter = StreamFilter(spec.filter, len(spec.channels))
         shape = (len(spec.channels), self.capacity)
         self._raw = np.zeros(shape)
@@ -576,19 +662,32 @@ class OnlinePipeline:
         self.reset()
 
     def reset(self) -> None:
-        """Start a new stream: sample indices restart at 0, pending cues and filter state are dropped."""
+        """Start a new stream: sample indices restart at 0, pending cues, rests and filter state are dropped."""
         self._filter.reset()
         self.n_samples = 0
         self._pending: list[int] = []
+        self._pending_rests: list[int] = []
+        self._rests: list[RestStats] = []
         self._ready: list[tuple[int, np.ndarray, Verdict]] = []
         self._erd: dict[int, np.ndarray | None] = {}
         self.dropped_cues: list[int] = []
+        self.dropped_rests: list[int] = []
         self.csds: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    @property
+    def session_rest(self) -> bool:
+        """Whether epochs are relative to the pooled rest of the session (``baseline_mode``)."""
+        return self.spec.baseline_mode == "session_rest"
+
+    @property
+    def n_rest_periods(self) -> int:
+        """Good rest windows collected so far (session-rest baseline)."""
+        return sum(window.ok for window in self._rests)
 
     def push(self, chunk_uv: np.ndarray) -> None:
         """Append samples (n_channels, n) in microvolts, NaN for lost samples."""
         chunk = _check_chunk(self.spec, chunk_uv, "chunk_uv")
-        piece = self.capacity - self.spec.epoch_samples
+        piece = self.capacity - self._window
         for begin in range(0, chunk.shape[1], piece):
             part = chunk[:, begin:begin + piece]
             held, filtered = self._filter.process(part, filtered=self.spec.level != "raw")
@@ -612,6 +711,25 @@ class OnlinePipeline:
         self._collect()
         return True
 
+    def add_rest(self, sample_index: int) -> bool:
+        """Register a rest period's onset (session-rest baseline; ignored, True, for a pre-cue baseline).
+
+        Returns False when its rest window can no longer be read (it starts before the stream or has left
+        the buffer).
+        """
+        if not self.session_rest:
+            return True
+        onset = int(sample_index)
+        start = onset + self.spec.rest_offsets[0]
+        if start < 0 or start < self.n_samples - self.capacity:
+            self.dropped_rests.append(onset)
+            return False
+        if onset not in self._pending_rests and all(w.end != onset + self.spec.rest_offsets[1] for w in self._rests):
+            self._pending_rests.append(onset)
+            self._pending_rests.sort()
+        self._collect()
+        return True
+
     def pop_ready(self) -> list[tuple[int, np.ndarray, Verdict]]:
         """Return (and forget) the finished epochs as ``(cue_sample, input2d, verdict)``, oldest first."""
         ready, self._ready = self._ready, []
@@ -621,17 +739,26 @@ class OnlinePipeline:
         """The movement-period ERD (n_bands, n_channels, percent) of a finished epoch, once (None for level "raw")."""
         return self._erd.pop(int(cue_sample), None)
 
+    def _window_at(self, start: int, length: int) -> list[np.ndarray | None]:
+        slots = (start + np.arange(length)) % self.capacity
+        arrays = (self._raw, self._held, self._filtered if self.spec.level != "raw" else None)
+        return [None if a is None else np.ascontiguousarray(a[:, slots]) for a in arrays]
+
     def _collect(self) -> None:
+        (rest_start, rest_stop), rest_length = self.spec.rest_offsets, self.spec.rest_samples
+        while self._pending_rests and self._pending_rests[0] + rest_stop <= self.n_samples:
+            onset = self._pending_rests.pop(0)
+            window = rest_statistics(self.spec, onset + rest_stop, *self._window_at(onset + rest_start, rest_length))
+            self._rests.append(window)
+            self._rests.sort(key=lambda w: w.end)
         offset, length = self.spec.epoch_offset, self.spec.epoch_samples
         while self._pending and self._pending[0] + offset + length <= self.n_samples:
             cue = self._pending.pop(0)
-            slots = (cue + offset + np.arange(length)) % self.capacity
-            raw = np.ascontiguousarray(self._raw[:, slots])
-            held = np.ascontiguousarray(self._held[:, slots])
-            filtered = np.ascontiguousarray(self._filtered[:, slots]) if self.spec.level != "raw" else None
-            level, verdict, spectra = epoch_input(self.spec, raw, held, filtered)
+            raw, held, filtered = self._window_at(cue + offset, length)
+            rest = pooled_rest(self._rests, cue + offset + length) if self.session_rest else None
+            level, verdict, spectra = epoch_input(self.spec, raw, held, filtered, rest)
             if spectra is not None:
                 self.csds[cue] = spectra
             self._ready.append((cue, level, verdict))
             if filtered is not None:
-                self._erd[cue] = movement_erd(self.spec, filtered)
+                self._erd[cue] = None if self.session_rest and rest is None else movement_erd(self.spec, filtered, rest)

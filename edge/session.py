@@ -303,6 +303,10 @@ class GuidedSession:
             raise HotspotError(f"the bundle epochs {tmin:g}..{tmax:g} s around the move cue but [session] gives "
                                f"rest_s = {config.rest_s:g} before it and move_s + post_s = "
                                f"{config.move_s + config.post_s:g} after it; lengthen them", ErrorCode.BAD_CONFIG)
+        if spec.baseline_mode == "session_rest" and spec.rest_window[1] > config.rest_s + 1e-9:
+            raise HotspotError(f"the bundle pools rest {spec.rest_window[0]:g}..{spec.rest_window[1]:g} s after each "
+                               f"REST cue but [session] rest_s is {config.rest_s:g}; lengthen it",
+                               ErrorCode.BAD_CONFIG)
         self.cues = cue_schedule(config, self.sfreq)
         self._trial_of_cue = {c.sample: c.trial for c in self.cues if c.kind == CueKind.MOVE}
         self.pipeline = OnlinePipeline(spec)
@@ -387,6 +391,8 @@ class GuidedSession:
         while self._next_cue < len(self.cues) and self.cues[self._next_cue].sample <= self.samples:
             cue = self.cues[self._next_cue]
             self._next_cue += 1
+            if cue.kind == CueKind.REST:
+                self.pipeline.add_rest(cue.sample)  # the rest pool of a session-rest baseline (else ignored)
             if cue.kind == CueKind.MOVE and not self.pipeline.add_cue(cue.sample):
                 self._record(TrialOutcome(cue.trial, False, None, None, [("all", "no_data")]), cue.sample, [])
             self.emit(MessageType.CUE, kind=int(cue.kind), trial=cue.trial, n_trials=self.config.trials,

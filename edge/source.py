@@ -4,7 +4,8 @@ What it computes, for one epoch (or for the mean cross-spectra of a whole sessio
 
 1. **Cross-spectral densities.** The clean signal (fixed-point filtered, re-referenced as the spec
    says) of the movement window ``source_move`` and of the rest window (``source_rest``; the
-   epoch's baseline by default) is cut into Hann-windowed segments of ``csd_nperseg`` samples with
+   epoch's baseline by default; the session's pooled rest periods with ``baseline_mode =
+   "session_rest"``, :mod:`edge.rest`) is cut into Hann-windowed segments of ``csd_nperseg`` samples with
    half overlap (constant detrend per segment). For each band of ``spec.bands`` the CSD is
    ``mean over segments of sum over the band's FFT bins of X X^H`` (µV², complex, channels x
    channels): one matrix per band and condition.
@@ -53,6 +54,7 @@ from edge.errors import ErrorCode, HotspotError
 
 if TYPE_CHECKING:
     from edge.pipeline import PipelineSpec
+    from edge.rest import RestStats
 
 FILE_NAME = "source_space.npz"
 """The source space's file in a model directory and a bundle."""
@@ -274,15 +276,21 @@ def pattern_fit(leadfield: np.ndarray, move_csd: np.ndarray, rest_csd: np.ndarra
     return np.sum(np.square(np.einsum("pci,c->pi", q, pattern)), axis=1)
 
 
-def epoch_csds(spec: "PipelineSpec", clean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def epoch_csds(spec: "PipelineSpec", clean: np.ndarray, rest: "RestStats | None" = None
+               ) -> tuple[np.ndarray, np.ndarray]:
     """Movement and rest CSDs of one clean epoch (re-referenced filter output).
+
+    The rest CSD is the epoch's own rest window, or with ``baseline_mode = "session_rest"`` the pooled
+    rest's (``rest.csd``, :mod:`edge.rest`).
 
     Returns
     -------
     move, rest : ndarray of complex128, shape (n_bands, n_channels, n_channels)
     """
-    return (band_csd(clean[:, spec.source_move_slice], spec.sfreq, spec.csd_samples, spec.bands),
-            band_csd(clean[:, spec.source_rest_slice], spec.sfreq, spec.csd_samples, spec.bands))
+    move = band_csd(clean[:, spec.source_move_slice], spec.sfreq, spec.csd_samples, spec.bands)
+    if spec.baseline_mode == "session_rest":
+        return move, rest.csd
+    return move, band_csd(clean[:, spec.source_rest_slice], spec.sfreq, spec.csd_samples, spec.bands)
 
 
 def source_image(spec: "PipelineSpec", move: np.ndarray, rest: np.ndarray) -> np.ndarray:

@@ -20,6 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
     (["convert", "--io", "int4"], "argument --io: invalid choice: 'int4'"),
     (["convert", "--bundle-version", "1.5"], "argument --bundle-version: invalid int value: '1.5'"),
     (["bench", "--only", "no-such-benchmark"], "no-such-benchmark"),
+    (["validate-real", "--jobs", "abc"], "argument --jobs: invalid int value: 'abc'"),
 ])
 def test_a_bad_option_is_one_line_and_exit_2(argv: list[str], words: str) -> None:
     done = subprocess.run([sys.executable, "-m", "invoke", *argv], capture_output=True, text=True, cwd=REPO,

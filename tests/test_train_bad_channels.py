@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from train.bad_channels import find_bad_channels, repaired_data
+from train.bad_channels import find_bad_channels, find_deviant_channels, repaired_data, session_bad_channels
 from train.configs import load_training_config
 from train.dataset import Dataset, Recording, Subject
 from train.head import standard_positions_head_mm
@@ -40,6 +40,21 @@ def test_flat_railed_and_empty_channels_are_bad_for_the_session() -> None:
     recording.data[CHANNELS.index("Pz"), ::50] = 187000.0  # reaches the ADS1299 full scale: railed
     recording.data[CHANNELS.index("F4")] = np.nan          # no sample at all
     assert find_bad_channels(recording) == ["C3", "F4", "Pz"]
+
+
+def test_deviant_channels_are_found_by_their_robust_amplitude() -> None:
+    """PREP's deviation criterion: a channel far noisier than the others, though neither flat nor railed, is bad
+    for a host-side common average (which would spread its noise to every channel); the device's rules alone do
+    not flag it."""
+    recording = smooth_field_recording()
+    assert find_deviant_channels(recording) == []
+    rng = np.random.default_rng(1)
+    recording.data[CHANNELS.index("CP4")] += rng.normal(0.0, 150.0, recording.data.shape[1])  # a loose electrode
+    assert find_bad_channels(recording) == []
+    assert find_deviant_channels(recording) == ["CP4"]
+    recording.data[CHANNELS.index("C3")] = 12.5
+    assert session_bad_channels(recording) == ["C3"]
+    assert session_bad_channels(recording, deviant=True) == ["C3", "CP4"]
 
 
 def test_interpolation_recovers_a_flat_channel_from_its_neighbours() -> None:

@@ -260,35 +260,6 @@ def test_reproduce_rejects_a_bad_grid(tmp_path):
 
 
 @pytest.mark.slow
-def test_validate_real_reports_contralateral_shares_on_eegmmidb(tiny_dataset, real_data_dir, tmp_path, capsys):
-    from train import validate_real
-
-    from train.configs import CONFIG_DIR
-
-    config = load_training_config(CONFIG_DIR / "real_check.toml").replace(**FAST)
-    assert not config.data.mirror and config.data.augment_mirror
-    both = train_model(tiny_dataset, "erd", "bilateral", config, tmp_path / "both", progress=False)
-    folder = tmp_path / "eegmmidb"
-    folder.mkdir()
-    for run in ("R03", "R07"):
-        (folder / f"S001{run}.edf").symlink_to(real_data_dir / "eegmmidb" / f"S001{run}.edf")
-    code = run_cli(validate_real.main, ["--model", str(both), "--data", str(folder), "--out", str(tmp_path / "r")])
-    assert code == 0
-    report = json.loads((tmp_path / "r" / "results.json").read_text())
-    assert report["n_pairs"] == 2 and {p["hand"] for p in report["pairs"]} == {"left", "right"}
-    for pair in report["pairs"]:
-        assert pair["n_trials"] > 0 and len(pair["estimate_mm"]) == 3
-        assert pair["model_contralateral"] == validate_real.contralateral(pair["hand"], pair["estimate_mm"][0])
-    assert 0.0 <= report["erd_baseline_contralateral_share"] <= 1.0
-    assert "ERD-lateralisation baseline" in (tmp_path / "r" / "report.md").read_text()
-    mirrored = train_model(tiny_dataset, "erd", "five", FAST, tmp_path / "mirrored", progress=False)
-    capsys.readouterr()
-    code = run_cli(validate_real.main, ["--model", str(mirrored), "--data", str(folder), "--out", str(tmp_path / "x")])
-    assert code == 2
-    assert "mirroring" in capsys.readouterr().err
-
-
-@pytest.mark.slow
 def test_on_an_easy_simulator_configuration_the_model_beats_the_population_mean(tmp_path_factory):
     """Noise-free labels, widely spread hotspots, identical head geometry and radial sources: the EEG
     topography then determines the hotspot, and the network must beat the population mean on unseen

@@ -11,6 +11,12 @@ head frame through the session's cap transform (:mod:`train.frames`), like the m
 - ``erd_peak``: the interpolated peak of the session's mu/beta ERD map (power drop during movement
   relative to rest, per channel, at the template electrode positions; ERD-weighted centroid of the top
   electrodes) plus the mean (label - peak) offset of the training sessions.
+
+"Rest" for an ERD is the pre-cue window :data:`REST_WINDOW_S` of each trial by default. Where a schedule
+marks its rest periods (eegmmidb ``T0``, the simulator's ``rest``), ``rest_event`` pools the rest over them
+instead: :data:`REST_PERIOD_S` after each rest onset, the median power over a recording's rest periods
+(the pipeline's session-rest baseline, :mod:`edge.rest`, does the same causally). On eegmmidb the 2 s
+before a cue mostly hold the other hand's after-effect, so the pre-cue window is not a rest there.
 - ``physics``: the source level's beamformer: the grid point of the strongest power drop (mu + beta) in
   the session's DICS map (:mod:`edge.source`), moved a learned fraction ``k`` toward the population mean,
   or replaced by the mean when it lies farther than a learned ``R`` from it (:class:`PhysicsBaseline`;
@@ -34,7 +40,11 @@ RULE_ELECTRODE = "FCC3h"
 RULE_DEPTH_MM = 20.5
 ERD_BAND_HZ = (8.0, 30.0)
 REST_WINDOW_S = (-2.5, -0.5)
+"""Pre-cue rest window (s around each cue)."""
+REST_PERIOD_S = (0.5, 3.5)
+"""Part of each marked rest period used by a pooled rest (s after the rest onset)."""
 MOVE_WINDOW_S = (0.5, 3.5)
+"""Movement window (s after each cue)."""
 TOP_CHANNELS = 3
 
 
@@ -73,19 +83,82 @@ def band_power(segments: np.ndarray, sfreq: float, band: tuple[float, float]) ->
     return psd[..., keep].mean(axis=-1)
 
 
-def _segments(recording: Recording, rows: list[int], cues: np.ndarray, window_s: tuple[float, float]) -> np.ndarray:
+def _fits(recording: Recording, onsets: np.ndarray, *windows_s: tuple[float, float]) -> np.ndarray:
+    """The onsets around which every window lies inside the recording."""
+    onsets = np.asarray(onsets, dtype=np.int64)
+    keep = np.ones(len(onsets), dtype=bool)
+    for window in windows_s:
+        start, stop = (int(round(edge * recording.sfreq)) for edge in window)
+        keep &= (onsets + start >= 0) & (onsets + stop <= recording.data.shape[1])
+    return onsets[keep]
+
+
+def _segments(recording: Recording, rows: list[int], onsets: np.ndarray, window_s: tuple[float, float]) -> np.ndarray:
     start, stop = (int(round(edge * recording.sfreq)) for edge in window_s)
-    valid = [cue for cue in cues if cue + start >= 0 and cue + stop <= recording.data.shape[1]]
-    return np.stack([recording.data[rows, cue + start:cue + stop] for cue in valid]) if valid else np.zeros(
-        (0, len(rows), stop - start))
+    return (np.stack([recording.data[rows, onset + start:onset + stop] for onset in onsets]) if len(onsets)
+            else np.zeros((0, len(rows), stop - start)))
+
+
+def _powers(recording: Recording, channels: Sequence[str], cue: str, band: tuple[float, float],
+            rest_event: str | None, cues: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Movement power per trial (n, channels) and rest power per trial (pre-cue) or of the recording (pooled)."""
+    index = {name: i for i, name in enumerate(recording.ch_names)}
+    rows = [index[name] for name in channels]
+    cues = recording.cue_samples(cue) if cues is None else np.asarray(cues, dtype=np.int64)
+    if rest_event is None:
+        cues = _fits(recording, cues, MOVE_WINDOW_S, REST_WINDOW_S)
+        rest = band_power(_segments(recording, rows, cues, REST_WINDOW_S), recording.sfreq, band)
+    else:
+        cues = _fits(recording, cues, MOVE_WINDOW_S)
+        periods = (_fits(recording, recording.cue_samples(rest_event), REST_PERIOD_S)
+                   if rest_event in recording.event_id else np.zeros(0, dtype=np.int64))
+        if not len(periods):
+            from edge.errors import ErrorCode, HotspotError
+
+            raise HotspotError(f"{recording.subject} {recording.session} has no complete {rest_event!r} rest period "
+                               "to pool the rest from", ErrorCode.NO_EVENTS)
+        rest = np.median(band_power(_segments(recording, rows, periods, REST_PERIOD_S), recording.sfreq, band),
+                         axis=0)
+    return band_power(_segments(recording, rows, cues, MOVE_WINDOW_S), recording.sfreq, band), rest
+
+
+def trial_erd(recordings: Sequence[Recording], channels: Sequence[str], cue: str = "move",
+              band: tuple[float, float] = ERD_BAND_HZ, rest_event: str | None = None,
+              cue_samples: Sequence[np.ndarray] | None = None) -> np.ndarray:
+    """Per-trial, per-channel ERD ``1 - P_move / P_rest`` in ``band`` (positive: the power dropped).
+
+    Parameters
+    ----------
+    recordings, channels, cue, band
+        As for :func:`erd_map`.
+    rest_event : str, optional
+        Pool the rest over this event's rest periods (:data:`REST_PERIOD_S`; the median per recording);
+        default: each trial's own pre-cue window :data:`REST_WINDOW_S`.
+    cue_samples : sequence of ndarray, optional
+        Per recording, the cue samples to use (e.g. the trials a quality gate kept); default: every
+        ``cue`` event.
+
+    Returns
+    -------
+    ndarray, shape (n_trials, len(channels))
+        Trials in recording order, then cue order (trials whose windows do not fit are left out).
+    """
+    out = []
+    for i, recording in enumerate(recordings):
+        cues = None if cue_samples is None else cue_samples[i]
+        move, rest = _powers(recording, channels, cue, band, rest_event, cues)
+        out.append(1.0 - move / np.maximum(rest, 1e-12))
+    return np.concatenate(out) if out else np.zeros((0, len(channels)))
 
 
 def erd_map(recordings: Sequence[Recording], channels: Sequence[str], cue: str = "move",
-            band: tuple[float, float] = ERD_BAND_HZ) -> np.ndarray:
-    """Per-channel ERD: ``1 - median_trials(P_move) / median_trials(P_rest)`` in ``band``.
+            band: tuple[float, float] = ERD_BAND_HZ, rest_event: str | None = None) -> np.ndarray:
+    """Per-channel ERD of a subject's trials in ``band`` (positive values: the power dropped during movement).
 
-    Rest is :data:`REST_WINDOW_S` and movement :data:`MOVE_WINDOW_S` around each cue (seconds).
-    Positive values mean the power dropped during movement.
+    Movement is :data:`MOVE_WINDOW_S` after each cue. With the pre-cue rest (default) the ERD is
+    ``1 - median_trials(P_move) / median_trials(P_rest)``, rest being :data:`REST_WINDOW_S` around each cue;
+    with ``rest_event`` it is the median over trials of :func:`trial_erd` (each trial relative to its
+    recording's pooled rest).
 
     Parameters
     ----------
@@ -94,18 +167,20 @@ def erd_map(recordings: Sequence[Recording], channels: Sequence[str], cue: str =
     channels : sequence of str
     cue : str
     band : (low, high) Hz
+    rest_event : str, optional
+        The event marking rest onsets (eegmmidb ``T0``, the simulator's ``rest``).
 
     Returns
     -------
     ndarray, shape (len(channels),)
     """
+    if rest_event is not None:
+        return np.median(trial_erd(recordings, channels, cue, band, rest_event), axis=0)
     rest, move = [], []
     for recording in recordings:
-        index = {name: i for i, name in enumerate(recording.ch_names)}
-        rows = [index[name] for name in channels]
-        cues = recording.cue_samples(cue)
-        rest.append(band_power(_segments(recording, rows, cues, REST_WINDOW_S), recording.sfreq, band))
-        move.append(band_power(_segments(recording, rows, cues, MOVE_WINDOW_S), recording.sfreq, band))
+        move_power, rest_power = _powers(recording, channels, cue, band, None)
+        rest.append(rest_power)
+        move.append(move_power)
     rest_power = np.median(np.concatenate(rest), axis=0)
     move_power = np.median(np.concatenate(move), axis=0)
     return 1.0 - move_power / np.maximum(rest_power, 1e-12)

@@ -6,6 +6,9 @@ Layout (CONTRACTS.md)::
     <out>/sub-XXX/ses-N/eeg/sub-XXX_ses-N_task-handmove_{eeg.bdf, events.tsv, channels.tsv,
                                                         electrodes.tsv, coordsystem.json, eeg.json}
 
+A session of several runs (the simulator's ``task.runs``; recordings called ``ses-N_run-R``) has one
+file set per run, ``sub-XXX_ses-N_task-handmove_run-R_*``, in the session's folder.
+
 EEG is written as 24-bit BDF through ``mne.export.export_raw`` (edfio underneath) with a
 per-channel physical range, so a sample read back differs from the written one by at most half
 a quantisation step, ``(max - min) / (2 * (2**24 - 2))`` of that channel. Events are BDF
@@ -49,8 +52,18 @@ PARTICIPANT_COLUMNS = {
 
 
 def recording_stem(subject: str, session: str) -> str:
-    """File-name stem of one recording, e.g. ``sub-001_ses-1_task-handmove``."""
-    return f"{subject}_{session}_task-{TASK}"
+    """File-name stem of one recording, e.g. ``sub-001_ses-1_task-handmove`` (``..._task-handmove_run-2`` for
+    the recording ``ses-1_run-2``)."""
+    visit, _, run = session.partition("_")
+    return f"{subject}_{visit}_task-{TASK}" + (f"_{run}" if run else "")
+
+
+def _runs(folder: Path, subject: str, visit: str) -> list[str]:
+    """The recordings of one session folder: ``ses-N``, or its runs ``ses-N_run-R`` in run order."""
+    prefix = f"{subject}_{visit}_task-{TASK}"
+    runs = sorted((path.name[len(prefix) + 1:-len("_eeg.bdf")] for path in folder.glob(f"{prefix}_run-*_eeg.bdf")),
+                  key=lambda run: int(run.split("-")[1]) if run.split("-")[1].isdigit() else 0)
+    return [f"{visit}_{run}" for run in runs] or [visit]
 
 
 def _tsv(path: Path, header: list[str], rows: Iterable[Iterable]) -> None:
@@ -68,7 +81,7 @@ def _json(path: Path, content: object) -> None:
 def write_recording(recording: Recording, root: Path, bad_channels: Mapping[str, str] | None = None,
                     reference: str = "average", line_freq: float = 60.0) -> Path:
     """Write one recording and its sidecars under ``root/sub/ses/eeg``; return the BDF path."""
-    folder = root / recording.subject / recording.session / "eeg"
+    folder = root / recording.subject / recording.session.partition("_")[0] / "eeg"
     folder.mkdir(parents=True, exist_ok=True)
     stem = recording_stem(recording.subject, recording.session)
     info = mne.create_info(recording.ch_names, recording.sfreq, "eeg")
@@ -94,7 +107,9 @@ def write_recording(recording: Recording, root: Path, bad_channels: Mapping[str,
         "EEGCoordinateSystemDescription": "MNE head frame: origin between LPA and RPA, +x toward RPA, "
                                           "+y through the nasion, +z up (simulated electrode placement)"})
     _json(folder / f"{stem}_eeg.json", {
-        "TaskName": TASK, "TaskDescription": "rest -> cue (move) -> repetitive hand movement -> stop -> post",
+        "TaskName": TASK, "TaskDescription": ("rest (T0) and left (T1) or right (T2) fist movement alternate, "
+                                              "hands random (eegmmidb schedule)" if "T0" in recording.event_id else
+                                              "rest -> cue (move) -> repetitive hand movement -> stop -> post"),
         "SamplingFrequency": recording.sfreq, "PowerLineFrequency": line_freq, "EEGReference": reference,
         "EEGChannelCount": len(recording.ch_names), "RecordingType": "continuous",
         "RecordingDuration": recording.data.shape[1] / recording.sfreq, "SoftwareFilters": "n/a"})
@@ -236,9 +251,10 @@ def read_bids_dataset(path: str | Path, channels: Sequence[str] | None = None) -
         meta = {key: _typed(value) for key, value in row.items() if key not in ("participant_id", "group", "hand")}
         recordings, bad_channels = [], {}
         for session_dir in sorted((root / subject_id).glob("ses-*"), key=lambda p: int(p.name.split("-")[1])):
-            recording, bad = read_recording(session_dir / "eeg", subject_id, session_dir.name, channels)
-            recordings.append(recording)
-            bad_channels[session_dir.name] = bad
+            for session in _runs(session_dir / "eeg", subject_id, session_dir.name):
+                recording, bad = read_recording(session_dir / "eeg", subject_id, session, channels)
+                recordings.append(recording)
+                bad_channels[session] = bad
         if not recordings:
             raise HotspotError(f"no recordings for {subject_id} under {root / subject_id}; re-create the dataset",
                                ErrorCode.BAD_FILE)

@@ -69,7 +69,7 @@ def dataset_sfreq(dataset: Dataset) -> float:
 
 def train_model(dataset: Dataset, level: str, channels: str | Sequence[str],
                 config: TrainingConfig | dict | Path | str | None, out: Path | str, seed: int = 0,
-                progress: bool = True, cache_dir: Path | str | None = None) -> Path:
+                progress: bool = True, cache_dir: Path | str | None = None, metadata: dict | None = None) -> Path:
     """Fit the estimator on every labelled subject of ``dataset`` and write a model directory.
 
     Parameters
@@ -90,6 +90,9 @@ def train_model(dataset: Dataset, level: str, channels: str | Sequence[str],
         Show a progress bar.
     cache_dir : path-like, optional
         Cache for computed input windows.
+    metadata : dict, optional
+        Extra entries for ``metadata.json`` (e.g. the host-side preparation a check applied to its data);
+        none of the model contract's keys (:mod:`train.model_dir` writes the contract).
 
     Returns
     -------
@@ -105,7 +108,7 @@ def train_model(dataset: Dataset, level: str, channels: str | Sequence[str],
     spec = make_spec(level, names, dataset_sfreq(dataset), config.pipeline)
     data_hash = dataset.content_hash()
     items = labelled(dataset_windows(dataset, spec, config.data.cue, config.data.mirror, cache_dir, data_hash,
-                                     config.data.repair_bad_channels))
+                                     config.data.repair_bad_channels, config.data.rest))
     if config.data.augment_mirror:
         items = items + [mirrored_copy(item, spec) for item in items]
     estimator = fit_estimator(spec, items, config, seed, progress="train" if progress else None)
@@ -113,7 +116,7 @@ def train_model(dataset: Dataset, level: str, channels: str | Sequence[str],
     fitted, _ = predict_gaussian(estimator.model, estimator.normalisation, inputs)
     contract = model_contract(spec, estimator.normalisation, config.data.mirror, estimator.prior,
                               estimator.calibration)
-    metadata = {
+    record = {
         "metrics": {"training_fit": {
             "protocol": "in-sample: inputs of the training subjects themselves (not an accuracy estimate)",
             "frame": "cap, mm, model (left-hemisphere) frame",
@@ -127,7 +130,7 @@ def train_model(dataset: Dataset, level: str, channels: str | Sequence[str],
         "dataset": dataset.name,
         "training": config.to_dict(),
     }
-    return write_model_dir(out, estimator.model, contract, metadata)
+    return write_model_dir(out, estimator.model, contract, {**(metadata or {}), **record})
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -170,21 +170,25 @@ def make_spec(level: str, channels: list[str], sfreq: float, overrides: dict | N
                            ErrorCode.BAD_CONFIG) from None
 
 
-def _recording_input(recording: Recording, channels: list[str], spec, cue: str,
-                     repair: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """The recording's ``channels`` at ``spec.sfreq`` (resampled if needed) and its cue samples.
+def _recording_input(recording: Recording, channels: list[str], spec, cue: str, repair: bool = False,
+                     rest: str = "rest") -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """The recording's ``channels`` at ``spec.sfreq`` (resampled if needed), its cue samples and its rest onsets.
 
     With ``repair``, channels bad over the whole recording are first interpolated
-    (:func:`train.bad_channels.repaired_data`).
+    (:func:`train.bad_channels.repaired_data`). Rest onsets (events ``rest``) are read only for a pipeline
+    whose baseline is the session's pooled rest (``spec.baseline_mode = "session_rest"``); else None.
     """
-    if cue not in recording.event_id:
-        raise HotspotError(f"{recording.subject} {recording.session} has no {cue!r} events "
-                           f"(found {', '.join(recording.event_id) or 'none'}); set [data] cue",
-                           ErrorCode.NO_EVENTS)
+    needed = [cue] + ([rest] if spec.baseline_mode == "session_rest" else [])
+    for name, setting in zip(needed, ("cue", "rest")):
+        if name not in recording.event_id:
+            raise HotspotError(f"{recording.subject} {recording.session} has no {name!r} events "
+                               f"(found {', '.join(recording.event_id) or 'none'}); set [data] {setting}",
+                               ErrorCode.NO_EVENTS)
     index = {name: i for i, name in enumerate(recording.ch_names)}
     samples = repaired_data(recording) if repair else recording.data
     data = samples[[index[name] for name in channels]]
     cues = recording.cue_samples(cue)
+    rests = recording.cue_samples(rest) if spec.baseline_mode == "session_rest" else None
     if not np.isclose(recording.sfreq, spec.sfreq):
         from fractions import Fraction
 
@@ -192,8 +196,10 @@ def _recording_input(recording: Recording, channels: list[str], spec, cue: str,
 
         ratio = Fraction(float(spec.sfreq) / float(recording.sfreq)).limit_denominator(1000)
         data = resample_poly(data, ratio.numerator, ratio.denominator, axis=1)
-        cues = np.round(cues * float(spec.sfreq) / float(recording.sfreq)).astype(np.int64)
-    return data, cues
+        scale = float(spec.sfreq) / float(recording.sfreq)
+        cues = np.round(cues * scale).astype(np.int64)
+        rests = None if rests is None else np.round(rests * scale).astype(np.int64)
+    return data, cues, rests
 
 
 def _accepted(epochs) -> np.ndarray:
@@ -209,36 +215,15 @@ def _accepted_csds(epochs, n_channels: int, n_bands: int) -> np.ndarray:
     return np.stack(kept).astype(np.complex64) if kept else np.zeros(shape, dtype=np.complex64)
 
 
-def recording_windows(recording: Recording, spec, cue: str, worn: list[str]) -> np.ndarray:
-    """Compute the accepted input windows of one recording (resampled to ``spec.sfreq`` if needed).
-
-    Parameters
-    ----------
-    recording : Recording
-    spec : edge.pipeline.PipelineSpec
-    cue : str
-        Event name of the movement cues.
-    worn : list of str
-        The electrodes worn for the model's channels, in model order (:func:`edge.contract.worn_electrodes`).
-
-    Returns
-    -------
-    ndarray, shape (n, rows, cols), float32
-        Windows whose quality verdict is ok.
-    """
-    from edge.pipeline import compute_epochs
-
-    data, cues = _recording_input(recording, worn, spec, cue)
-    return _accepted(compute_epochs(spec, data, cues)).reshape((-1, *spec.input_shape))
-
-
-def compute_windows(dataset: Dataset, spec, cue: str, mirror: bool, repair: bool = False) -> list[SubjectWindows]:
+def compute_windows(dataset: Dataset, spec, cue: str, mirror: bool, repair: bool = False,
+                    rest: str = "rest") -> list[SubjectWindows]:
     """Compute every subject's accepted windows in the model's frame (see module notes).
 
     All recordings go through :func:`edge.pipeline.compute_epochs_many` (filtered side by side in
     batches, identical to one :func:`edge.pipeline.compute_epochs` call each); each recording's input
     is read only when its batch is filtered, so memory stays bounded for 64-channel cohorts. ``repair`` interpolates
-    each recording's session-bad channels first (:mod:`train.bad_channels`; all-channel models only).
+    each recording's session-bad channels first (:mod:`train.bad_channels`; all-channel models only). ``rest``
+    names the rest-onset events a session-rest baseline pools its rest over.
     """
     from edge.pipeline import compute_epochs_many
 
@@ -248,7 +233,7 @@ def compute_windows(dataset: Dataset, spec, cue: str, mirror: bool, repair: bool
         for recording in subject.recordings:
             owners.append((index, recording.session))
             sources.append((recording, channels))
-    jobs = (_recording_input(recording, channels, spec, cue, repair) for recording, channels in sources)
+    jobs = (_recording_input(recording, channels, spec, cue, repair, rest) for recording, channels in sources)
     results = compute_epochs_many(spec, jobs)
     parts: dict[int, list[tuple[str, np.ndarray, np.ndarray | None]]] = {}
     for (index, session), epochs in zip(owners, results):
@@ -277,18 +262,20 @@ def _subject_windows(subject: Subject, mirrored: bool, inputs: np.ndarray, sessi
                           caps={rec.session: cap_transform(rec) for rec in subject.recordings}, csds=csds)
 
 
-def cache_key(dataset_hash: str, spec, cue: str, mirror: bool, repair: bool = False) -> str:
+def cache_key(dataset_hash: str, spec, cue: str, mirror: bool, repair: bool = False, rest: str = "rest") -> str:
     """A short hash identifying the windows of one dataset under one spec."""
     fields = {"data": dataset_hash, "spec": spec.to_dict(), "cue": cue, "mirror": mirror}
     if repair:
         fields["repair_bad_channels"] = True
+    if spec.baseline_mode == "session_rest":
+        fields["rest"] = rest
     text = json.dumps(fields, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
 def dataset_windows(dataset: Dataset, spec, cue: str = "move", mirror: bool = True,
                     cache_dir: Path | str | None = None, dataset_hash: str | None = None,
-                    repair: bool = False) -> list[SubjectWindows]:
+                    repair: bool = False, rest: str = "rest") -> list[SubjectWindows]:
     """Compute (or load from the cache) the windows of every subject of ``dataset``.
 
     Parameters
@@ -303,6 +290,8 @@ def dataset_windows(dataset: Dataset, spec, cue: str = "move", mirror: bool = Tr
         ``dataset.content_hash()`` if already known.
     repair : bool
         Interpolate each recording's session-bad channels first (:mod:`train.bad_channels`).
+    rest : str
+        Event name of the rest onsets, read when ``spec.baseline_mode`` is "session_rest".
 
     Returns
     -------
@@ -310,11 +299,11 @@ def dataset_windows(dataset: Dataset, spec, cue: str = "move", mirror: bool = Tr
     """
     path = None
     if cache_dir is not None:
-        key = cache_key(dataset_hash or dataset.content_hash(), spec, cue, mirror, repair)
+        key = cache_key(dataset_hash or dataset.content_hash(), spec, cue, mirror, repair, rest)
         path = Path(cache_dir) / f"windows-{key}.npz"
         if path.is_file():
             return _load_cache(path, dataset, spec, mirror)
-    result = compute_windows(dataset, spec, cue, mirror, repair)
+    result = compute_windows(dataset, spec, cue, mirror, repair, rest)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         arrays = {}

@@ -17,6 +17,8 @@ REAL_EEGMMIDB = Path("../shared/data/real/eegmmidb")
 """The real eegmmidb EDF files (sim-to-real check)."""
 MODEL = Path("models/default")
 """The model directory ``invoke train`` writes and ``invoke convert`` reads."""
+REAL_CHECK_MODEL = Path("models/real-check")
+"""The sim-to-real check's own model (``invoke validate-real --train``; never mirrored)."""
 BUNDLE = Path("bundles/default")
 """The signed bundle ``invoke convert`` writes and ``invoke export-c`` and ``invoke deploy`` read."""
 SIGNING_KEY = Path("keys/signing.key")

@@ -68,6 +68,7 @@ class DataConfig:
     """What the model sees (``[data]``)."""
 
     cue: str = "move"
+    rest: str = "rest"
     mirror: bool = True
     augment_mirror: bool = False
     repair_bad_channels: bool = False

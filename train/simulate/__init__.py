@@ -7,7 +7,9 @@ Public API
 - ``simulate_subject(config, group, index, subject_id, seed, sessions, schedule) -> (Subject, truth)``:
   one subject in memory (e.g. a held-out subject for the device demo)
 - ``draw_subject(config, group, index)``: the latent draws only (hotspot, label, generators), no EEG
-- ``make_schedule(task, n_trials, sfreq, rng)`` / ``TrialSchedule``: trial event samples
+- ``make_schedule(task, n_trials, sfreq, rng)`` / ``TrialSchedule``: trial event samples (the guided
+  schedule, or with ``task.schedule = "eegmmidb"`` PhysioNet eegmmidb's alternating rest and random-hand
+  movement, events ``T0``/``T1``/``T2``; ``eegmmidb.toml`` beside this module sets its montage, rate and runs)
 - ``main(argv)``: the ``invoke simulate`` command line
 
 One held-out subject for the device demo, in memory, on the guided session's exact schedule::
@@ -24,8 +26,16 @@ One held-out subject for the device demo, in memory, on the guided session's exa
 """
 
 from train.simulate.cohort import main, simulate_cohort
-from train.simulate.config import SimulationConfig, load_config
-from train.simulate.subject import EVENT_ID, TrialSchedule, draw_subject, make_schedule, simulate_subject
+from train.simulate.config import EEGMMIDB_CONFIG, SimulationConfig, load_config
+from train.simulate.subject import (
+    EEGMMIDB_EVENT_ID,
+    EVENT_ID,
+    HAND_EVENTS,
+    TrialSchedule,
+    draw_subject,
+    make_schedule,
+    simulate_subject,
+)
 
-__all__ = ["EVENT_ID", "SimulationConfig", "TrialSchedule", "draw_subject", "load_config", "main", "make_schedule",
-           "simulate_cohort", "simulate_subject"]
+__all__ = ["EEGMMIDB_CONFIG", "EEGMMIDB_EVENT_ID", "EVENT_ID", "HAND_EVENTS", "SimulationConfig", "TrialSchedule",
+           "draw_subject", "load_config", "main", "make_schedule", "simulate_cohort", "simulate_subject"]

@@ -19,7 +19,7 @@ from edge.montage import mirror_channel_name
 from train import workspace
 from train.bids import write_dataset_files, write_recording
 from train.simulate.config import SimulationConfig, as_config, load_config
-from train.simulate.subject import simulate_subject
+from train.simulate.subject import HAND_EVENTS, simulate_subject
 from train.simulate.summary import band_rms, mu_erd
 
 GENERATED_BY = "hotspot-edge train.simulate"
@@ -38,7 +38,8 @@ def recording_stats(subject_hotspot_hemisphere: str, recording) -> dict[str, flo
     contra = "C3" if subject_hotspot_hemisphere == "left" else "C4"
     ipsi = mirror_channel_name(contra)
     present = [name for name in (contra, ipsi) if name in recording.ch_names]
-    erd = dict(zip(present, mu_erd(recording, present))) if present else {}
+    cue = "move" if "move" in recording.event_id else HAND_EVENTS["right" if contra == "C3" else "left"]
+    erd = dict(zip(present, mu_erd(recording, present, cue=cue))) if present else {}
     return {"c3_rms_uv": band_rms(recording, "C3") if "C3" in recording.ch_names else None,
             "mu_erd_contra": float(erd[contra]) if contra in erd else None,
             "mu_erd_ipsi": float(erd[ipsi]) if ipsi in erd else None}

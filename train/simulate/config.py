@@ -17,6 +17,9 @@ from edge.errors import ErrorCode, HotspotError
 from edge.validation import check_option, read_toml, validate_type
 
 DEFAULTS_PATH = Path(__file__).with_name("defaults.toml")
+EEGMMIDB_CONFIG = Path(__file__).with_name("eegmmidb.toml")
+"""The eegmmidb schedule (PhysioNet runs 3/7/11: montage, rate, alternating random-hand trials), overriding
+the defaults."""
 
 # Lists whose length may differ from the default's.
 _VARIABLE_LENGTH = {"recording.channels", "artifacts.emg_channels", "artifacts.line_harmonics"}
@@ -24,6 +27,8 @@ _CHOICES = {
     "recording.reference": ("average", "FCz", "linked_mastoids"),
     "recording.line_freq": (50.0, 60.0),
     "participants.healthy_hand": ("right", "left"),
+    "task.schedule": ("guided", "eegmmidb"),
+    "rhythms.calibrate_at": ("central", "capped"),
 }
 # Two-value lists that are not [lo, hi] ranges (everything else of length 2 is one).
 _NOT_PAIRS = {"hotspot.mni_centre", "hotspot.sd_mm", "hotspot.muscle_offset_mm", "generators.mu_offset_mm",
@@ -39,7 +44,7 @@ _UNIT_INTERVAL = {"participants.lesion_left_probability", "participants.mep_nega
 _SIGNED = {"hotspot.mni_centre", "hotspot.muscle_offset_mm", "generators.mu_offset_mm",
            "generators.beta_offset_mm", "generators.alpha_mni"}
 # Values that must be strictly positive.
-_POSITIVE = {"recording.sfreq", "cohort.sessions", "task.move_s", "task.post_s", "modulation.ramp_tau_s",
+_POSITIVE = {"recording.sfreq", "cohort.sessions", "task.runs", "task.move_s", "task.post_s", "modulation.ramp_tau_s",
              "modulation.rebound_duration_s", "artifacts.drift_max_hz", "geometry.head_scale",
              "participants.severity_beta", "generators.patch_dipoles", "generators.background_dipoles",
              "rhythms.mu_bandwidth_hz", "rhythms.beta_bandwidth_hz", "rhythms.alpha_bandwidth_hz",

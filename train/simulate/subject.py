@@ -48,6 +48,12 @@ from train.simulate.sources import (
 
 GROUP_CODES = {"healthy": 1, "stroke": 2}
 EVENT_ID = {"rest": 1, "move": 2, "stop": 3}
+"""Events of the guided schedule: trial start (rest), movement cue, movement end."""
+EEGMMIDB_EVENT_ID = {"T0": 1, "T1": 2, "T2": 3}
+"""Events of the eegmmidb schedule, as PhysioNet's files name them: rest, left fist, right fist."""
+HAND_EVENTS = {"left": "T1", "right": "T2"}
+"""The eegmmidb cue of each hand."""
+SCHEDULES = ("guided", "eegmmidb")
 GENERATORS = ("mu_contra", "mu_ipsi", "beta_contra", "beta_ipsi", "alpha_left", "alpha_right")
 AMPLITUDE_BAND_HZ = (1.0, 40.0)  # band of background_rms_uv (and of the C3 amplitude checks)
 
@@ -59,59 +65,92 @@ class TrialSchedule:
     Attributes
     ----------
     starts, cues, stops : ndarray of int64, shape (n_trials,)
-        Trial start (``rest``), movement cue (``move``) and movement end (``stop``) samples.
+        Trial start (rest onset), movement cue and movement end samples.
     n_samples : int
         Recording length (whole seconds).
+    hands : ndarray of str, shape (n_trials,), or None
+        The hand of each trial (eegmmidb schedule); None: every trial moves the subject's hand.
     """
 
     starts: np.ndarray
     cues: np.ndarray
     stops: np.ndarray
     n_samples: int
+    hands: np.ndarray | None = None
+
+    @property
+    def event_id(self) -> dict[str, int]:
+        """Event names to codes: :data:`EVENT_ID`, or :data:`EEGMMIDB_EVENT_ID` when hands alternate."""
+        return dict(EVENT_ID if self.hands is None else EEGMMIDB_EVENT_ID)
 
     def events(self) -> np.ndarray:
-        """Events as (sample, code) rows sorted by sample, codes from :data:`EVENT_ID`."""
-        rows = np.concatenate([np.c_[self.starts, np.full(len(self.starts), EVENT_ID["rest"])],
-                               np.c_[self.cues, np.full(len(self.cues), EVENT_ID["move"])],
-                               np.c_[self.stops, np.full(len(self.stops), EVENT_ID["stop"])]])
+        """Events as (sample, code) rows sorted by sample.
+
+        Guided schedule: ``rest`` at each trial start, ``move`` at the cue, ``stop`` at the movement end.
+        eegmmidb schedule: ``T0`` at each rest onset and ``T1`` (left fist) or ``T2`` (right fist) at the
+        cue; as in PhysioNet's files the next ``T0`` marks the movement's end.
+        """
+        if self.hands is None:
+            parts = [np.c_[self.starts, np.full(len(self.starts), EVENT_ID["rest"])],
+                     np.c_[self.cues, np.full(len(self.cues), EVENT_ID["move"])],
+                     np.c_[self.stops, np.full(len(self.stops), EVENT_ID["stop"])]]
+        else:
+            codes = [EEGMMIDB_EVENT_ID[HAND_EVENTS[hand]] for hand in self.hands]
+            parts = [np.c_[self.starts, np.full(len(self.starts), EEGMMIDB_EVENT_ID["T0"])], np.c_[self.cues, codes]]
+        rows = np.concatenate(parts)
         return rows[np.lexsort((rows[:, 1], rows[:, 0]))].astype(np.int64)
 
 
 def make_schedule(task: Mapping, n_trials: int, sfreq: float, rng: np.random.Generator | None = None
                   ) -> TrialSchedule:
-    """Build a trial schedule: lead-in, then rest -> cue -> movement -> post per trial.
+    """Build a trial schedule.
+
+    Guided schedule (``task.schedule = "guided"``, the default): lead-in, then rest -> cue -> movement ->
+    post per trial, every trial moving the subject's hand.
+
+    eegmmidb schedule (``"eegmmidb"``, PhysioNet's runs 3/7/11): lead-in, then rest and movement alternate
+    (each trial is ``rest_s`` of rest and ``move_s`` of movement; the next rest starts when the movement
+    ends), and the recording ends ``post_s`` after the last movement. The hand of each trial is random:
+    a random order of equally many left and right trials (one more of a random hand when ``n_trials`` is
+    odd), as eegmmidb's runs have 7-8 of each.
 
     Parameters
     ----------
     task : mapping
-        The ``[task]`` section (``rest_s`` [lo, hi], ``move_s``, ``post_s``, ``lead_in_s``).
-        When ``rest_s`` has equal bounds the schedule is fixed: every event at an exact,
-        predictable sample (the device's guided session).
+        The ``[task]`` section (``schedule``, ``rest_s`` [lo, hi], ``move_s``, ``post_s``, ``lead_in_s``).
+        When ``rest_s`` has equal bounds the timing is fixed: every event at an exact, predictable sample
+        (the device's guided session).
     n_trials : int
     sfreq : float
     rng : numpy Generator, optional
-        Needed only for a jittered rest.
+        Needed only for a jittered rest or the eegmmidb schedule's hands.
 
     Returns
     -------
     TrialSchedule
     """
+    alternating = task.get("schedule", "guided") == "eegmmidb"
     low, high = task["rest_s"]
+    if (low != high or alternating) and rng is None:
+        raise ValueError("a jittered rest or the eegmmidb schedule's hands need a random generator")
     if low == high:
         rest = np.full(n_trials, int(round(low * sfreq)))
     else:
-        if rng is None:
-            raise ValueError("a jittered rest needs a random generator")
         rest = np.round(rng.uniform(low, high, n_trials) * sfreq).astype(np.int64)
     move, post = int(round(task["move_s"] * sfreq)), int(round(task["post_s"] * sfreq))
-    durations = rest + move + post
+    durations = rest + move + (0 if alternating else post)
     starts = int(round(task["lead_in_s"] * sfreq)) + np.concatenate([[0], np.cumsum(durations)[:-1]])
     cues = starts + rest
     stops = cues + move
-    end = int(starts[-1] + durations[-1])
+    end = int(starts[-1] + durations[-1]) + (post if alternating else 0)
     per_second = int(round(sfreq))
     n_samples = int(np.ceil(end / per_second) * per_second)
-    return TrialSchedule(starts.astype(np.int64), cues.astype(np.int64), stops.astype(np.int64), n_samples)
+    hands = None
+    if alternating:
+        first = rng.choice(["left", "right"])
+        second = "right" if first == "left" else "left"
+        hands = rng.permutation([first] * ((n_trials + 1) // 2) + [second] * (n_trials // 2))
+    return TrialSchedule(starts.astype(np.int64), cues.astype(np.int64), stops.astype(np.int64), n_samples, hands)
 
 
 def _uniform(rng: np.random.Generator, bounds, size=None):
@@ -277,6 +316,11 @@ def draw_subject(config: SimulationConfig, group: str, index: int, subject_id: s
     if group == "healthy":
         factors = {"ipsilesional_erd": 1.0, "contralesional_erd": 1.0, "rebound": 1.0, "ipsilesional_baseline": 1.0,
                    "delta_gain": 1.0, "theta_gain": 1.0}
+    # Keys "contra"/"ipsi" name the generators: "contra" sits in the hotspot's hemisphere (contralateral to
+    # ``hand``), "ipsi" is its mirror. *_erd and rebound hold their modulation when ``hand`` moves;
+    # other_hand holds it when the other hand moves (eegmmidb schedule): then the mirror generator is the
+    # contralateral one (full depth; for stroke the non-paretic hand's, contralesional, hemisphere) and the
+    # hotspot's generator the ipsilateral one (x ipsilateral_erd, and for stroke x the ipsilesional factor).
     params.update(
         stroke_factors=factors,
         mu_erd={"contra": min(0.95, mu_erd * factors["ipsilesional_erd"]),
@@ -284,6 +328,11 @@ def draw_subject(config: SimulationConfig, group: str, index: int, subject_id: s
         beta_erd={"contra": min(0.95, beta_erd * factors["ipsilesional_erd"]),
                   "ipsi": min(0.95, beta_erd * ipsi * factors["contralesional_erd"])},
         rebound={"contra": rebound * factors["rebound"], "ipsi": rebound * ipsi * factors["rebound"]},
+        other_hand={"mu_erd": {"contra": min(0.95, mu_erd * ipsi * factors["ipsilesional_erd"]),
+                               "ipsi": min(0.95, mu_erd)},
+                    "beta_erd": {"contra": min(0.95, beta_erd * ipsi * factors["ipsilesional_erd"]),
+                                 "ipsi": min(0.95, beta_erd)},
+                    "rebound": {"contra": rebound * ipsi * factors["rebound"], "ipsi": rebound}},
     )
     return SubjectDraw(subject=subject_id or f"{group}-{index}", group=group, index=index, seed=seed, hand=hand,
                        hemisphere="left" if hemisphere < 0 else "right", scale=scale, truth=truth,
@@ -332,8 +381,8 @@ def _session_electrodes(rng: np.random.Generator, names: list[str], scale: float
     return nominal, placed + rng.normal(0.0, geometry["electrode_jitter_sd_mm"], placed.shape), cap
 
 
-def _modulation(rng: np.random.Generator, n_trials: int, depth: float, rebound: float, onset, peak,
-                variability: float) -> TrialModulation:
+def _modulation(rng: np.random.Generator, n_trials: int, depth: float | np.ndarray, rebound: float | np.ndarray,
+                onset, peak, variability: float) -> TrialModulation:
     spread = np.clip(rng.normal(1.0, variability, (2, n_trials)), 0.0, None)
     return TrialModulation(depth=np.clip(depth * spread[0], 0.0, 0.95), onset_s=_uniform(rng, onset, n_trials),
                            rebound=rebound * spread[1], rebound_peak_s=_uniform(rng, peak, n_trials))
@@ -360,16 +409,19 @@ def simulate_subject(config: SimulationConfig, group: str = "healthy", index: in
     sessions : int, optional
         Defaults to ``config["cohort"]["sessions"]``.
     schedule : TrialSchedule, optional
-        Exact event samples to use for every session (e.g. the device's guided session,
+        Exact event samples to use for every recording (e.g. the device's guided session,
         :func:`make_schedule` with a fixed ``rest_s``); default: drawn from ``[task]``.
 
     Returns
     -------
     subject : train.dataset.Subject
-        ``recordings`` hold referenced EEG in microvolts (float64) with events ``rest``,
-        ``move`` (cue) and ``stop``; ``label``/``truth``/``oracle`` in head mm; ``meta`` has the
-        participants.tsv fields plus ``bad_channels`` ({session: {channel: "flat"|"noisy"}}), as
-        ``train.bids.read_bids_dataset`` returns them.
+        ``recordings`` hold referenced EEG in microvolts (float64) with events ``rest``, ``move`` (cue)
+        and ``stop`` (guided schedule) or ``T0``, ``T1``, ``T2`` (eegmmidb schedule); one recording per
+        session, called ``ses-N``, or with ``task.runs`` > 1 that many runs per session sharing the
+        session's cap placement, called ``ses-N_run-R``; ``label``/``truth``/``oracle`` in head mm (the
+        hotspot contralateral to ``hand``); ``meta`` has the participants.tsv fields plus
+        ``bad_channels`` ({recording: {channel: "flat"|"noisy"}}), as ``train.bids.read_bids_dataset``
+        returns them.
     truth : dict
         JSON-ready ground truth for truth.json (source positions, draws, artifacts).
     """
@@ -402,16 +454,21 @@ def simulate_subject(config: SimulationConfig, group: str = "healthy", index: in
     gains = leadfield(np.concatenate(positions), np.concatenate(orientations), names,
                       np.concatenate([actual for _, actual, _ in placements]), sphere).astype(float)
     recordings, session_truth = [], []
+    runs = config["task"]["runs"]
     for session, rng in enumerate(session_rngs, start=1):
         block = gains[(session - 1) * len(simulated): session * len(simulated)]
         nominal, actual, cap = placements[session - 1]
-        recording, info = _simulate_session(config, draw, rng, block, members, simulated, written, nominal, actual,
-                                            schedule, session)
-        info["cap_transform"] = {"definition": "head = scale * rotation @ template + translation_mm (mm; template = "
-                                               "standard fsaverage 10-05 positions, before electrode jitter)",
-                                 **cap.to_dict()}
-        recordings.append(recording)
-        session_truth.append(info)
+        for run in range(1, runs + 1):
+            run_rng = rng if runs == 1 else np.random.default_rng(np.random.SeedSequence(
+                [draw.seed, GROUP_CODES[group], index, 1000 + session, run]))
+            name = f"ses-{session}" if runs == 1 else f"ses-{session}_run-{run}"
+            recording, info = _simulate_session(config, draw, run_rng, block, members, simulated, written, nominal,
+                                                actual, schedule, name)
+            info["cap_transform"] = {"definition": "head = scale * rotation @ template + translation_mm (mm; template "
+                                                   "= standard fsaverage 10-05 positions, before electrode jitter)",
+                                     **cap.to_dict()}
+            recordings.append(recording)
+            session_truth.append(info)
     meta = participant_fields(draw)
     meta["bad_channels"] = {info["session"]: info["artifacts"]["bad_channels"] for info in session_truth}
     subject = Subject(subject=draw.subject, group=group, hand=draw.hand, label=draw.label, truth=draw.truth,
@@ -456,7 +513,7 @@ def participant_fields(draw: SubjectDraw) -> dict:
 
 def _simulate_session(config: SimulationConfig, draw: SubjectDraw, rng: np.random.Generator, gains: np.ndarray,
                       members: dict[str, np.ndarray], simulated: list[str], written: list[str], nominal: np.ndarray,
-                      actual: np.ndarray, schedule: TrialSchedule | None, session: int) -> tuple[Recording, dict]:
+                      actual: np.ndarray, schedule: TrialSchedule | None, session: str) -> tuple[Recording, dict]:
     recording_cfg, modulation_cfg = config["recording"], config["modulation"]
     sfreq = recording_cfg["sfreq"]
     band = tuple(recording_cfg["band_hz"])
@@ -486,25 +543,38 @@ def _simulate_session(config: SimulationConfig, draw: SubjectDraw, rng: np.rando
 
     hotspot_side = "C3" if draw.hemisphere == "left" else "C4"
 
-    def calibrated(column: int, centre_hz: float, peak_db: float, at_central: bool) -> float:
+    def calibrated(column: int, centre_hz: float, peak_db: float, at_central: bool,
+                   ceiling_db: float | None = None) -> float:
         """Source amplitude putting the peak ``peak_db`` above the aperiodic density at the hotspot-side
-        C3/C4 (science.md §4.4), or at the generator's strongest channel when that is not recorded."""
-        if at_central and hotspot_side in written:
-            best = written.index(hotspot_side)
-        else:
-            best = int(np.argmax(np.abs(referenced_topo[:, column])))
-        background_density = background_gain ** 2 * channel_power[best] * centre_hz ** (-params["aperiodic_exponent"])
-        return float(np.sqrt(10 ** (peak_db / 10) * background_density) / abs(referenced_topo[best, column]))
+        C3/C4 (science.md §4.4), or at the generator's strongest channel when that is not recorded; with
+        ``rhythms.calibrate_at = "capped"`` never more than ``ceiling_db`` above it at the strongest channel."""
+        strongest = int(np.argmax(np.abs(referenced_topo[:, column])))
+
+        def amplitude(channel: int, db: float) -> float:
+            density = background_gain ** 2 * channel_power[channel] * centre_hz ** (-params["aperiodic_exponent"])
+            return float(np.sqrt(10 ** (db / 10) * density) / abs(referenced_topo[channel, column]))
+
+        if not at_central or hotspot_side not in written:
+            return amplitude(strongest, peak_db)
+        central = amplitude(written.index(hotspot_side), peak_db)
+        if config["rhythms"]["calibrate_at"] == "capped" and ceiling_db is not None:
+            return min(central, amplitude(strongest, ceiling_db))
+        return central
 
     variability = modulation_cfg["trial_variability"] * (config["stroke"]["trial_variability_factor"] if stroke else 1)
+    own_hand = (np.ones(len(schedule.cues), dtype=bool) if schedule.hands is None
+                else np.asarray(schedule.hands) == draw.hand)
     envelopes = []
     for rhythm in ("mu", "beta"):
         amplitude = calibrated(GENERATORS.index(f"{rhythm}_contra"), params[f"{rhythm}_freq_hz"],
-                               params[f"{rhythm}_peak_db"], at_central=True)
+                               params[f"{rhythm}_peak_db"], at_central=True,
+                               ceiling_db=config["rhythms"][f"{rhythm}_peak_db"][1])
         baseline = np.sqrt(params["stroke_factors"]["ipsilesional_baseline"])
         for side, scale in (("contra", baseline), ("ipsi", params["ipsilateral_amplitude"])):
-            rebound = params["rebound"][side] if rhythm == "beta" else 0.0
-            trial_mod = _modulation(rng, len(schedule.cues), params[f"{rhythm}_erd"][side], rebound,
+            depth = np.where(own_hand, params[f"{rhythm}_erd"][side], params["other_hand"][f"{rhythm}_erd"][side])
+            rebound = (np.where(own_hand, params["rebound"][side], params["other_hand"]["rebound"][side])
+                       if rhythm == "beta" else 0.0)
+            trial_mod = _modulation(rng, len(schedule.cues), depth, rebound,
                                     modulation_cfg[f"{rhythm}_onset_s"], modulation_cfg["rebound_peak_s"], variability)
             gain = power_gain(n_samples, sfreq, schedule.cues, schedule.stops, trial_mod, modulation_cfg["ramp_tau_s"],
                               modulation_cfg["rebound_duration_s"])
@@ -544,10 +614,10 @@ def _simulate_session(config: SimulationConfig, draw: SubjectDraw, rng: np.rando
     add_recording_artifacts(rng, data, written, sfreq, recording_cfg["line_freq"], artifacts, log)
 
     positions = {name: position for name, position in zip(simulated, actual)}
-    recording = Recording(subject=draw.subject, session=f"ses-{session}", data=data, sfreq=sfreq,
+    recording = Recording(subject=draw.subject, session=session, data=data, sfreq=sfreq,
                           ch_names=list(written), ch_pos=np.array([positions[name] for name in written]),
-                          events=schedule.events(), event_id=dict(EVENT_ID))
-    info = {"session": f"ses-{session}", "electrode_shift_mm": {
+                          events=schedule.events(), event_id=schedule.event_id)
+    info = {"session": session, "electrode_shift_mm": {
         name: (positions[name] - nominal_map[name]).round(3).tolist() for name in written},
         "artifacts": log.to_dict(), "reference": recording_cfg["reference"]}
     return recording, info
