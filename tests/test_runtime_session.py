@@ -348,10 +348,15 @@ def test_the_same_subject_with_the_usual_erd_passes_the_erd_gate(source_bundle) 
     assert result.erd_db >= source_bundle.calibration.min_erd_db
     assert result.kind == "hotspot" and result.localised and result.reasons == []
     assert result.radius90_mm < prior_radius90(PRIOR)
+def with_spec(bundle, **changes):
+    """The same bundle with its contract's pipeline spec changed (e.g. its baseline)."""
+    spec = dataclasses.replace(bundle.spec, **changes)
+    return dataclasses.replace(bundle, contract=dataclasses.replace(bundle.contract, spec=spec))
+
+
 def test_session_rest_bundle_pools_the_rest_cues_and_matches_the_offline_inputs(bundle) -> None:
     """A bundle whose pipeline pools the rest (edge.rest) gets every REST cue; trials equal compute_epochs."""
-    pooled = dataclasses.replace(bundle, spec=dataclasses.replace(bundle.spec, baseline_mode="session_rest",
-                                                                  rest_window=(0.5, 2.5)))
+    pooled = with_spec(bundle, baseline_mode="session_rest", rest_window=(0.5, 2.5))
     data = eeg(session_length(SESSION) / SFREQ + 1, seed=4)
     session, recorder = run(pooled, SESSION, data, chunk_sizes=(1, 13, 250, 5))
     assert session.done and session.pipeline.n_rest_periods == SESSION.trials
@@ -362,7 +367,5 @@ def test_session_rest_bundle_pools_the_rest_cues_and_matches_the_offline_inputs(
     positions = [r["position_mm"] for r in recorder.of(MessageType.TRIAL_RESULT)]
     np.testing.assert_allclose(positions, [pooled.predict(x)[0] for x in offline.inputs], atol=1e-6)
     with pytest.raises(HotspotError, match="rest_s is 3") as info:
-        GuidedSession(SESSION, dataclasses.replace(pooled, spec=dataclasses.replace(pooled.spec,
-                                                                                   rest_window=(0.5, 3.5))),
-                      Recorder())
+        GuidedSession(SESSION, with_spec(pooled, rest_window=(0.5, 3.5)), Recorder())
     assert info.value.code == ErrorCode.BAD_CONFIG

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from convert.filter_design import default_filter
+from train.filter_design import default_filter
 from edge.errors import HotspotError
 from edge.levels import LEVELS
 from edge.pipeline import OnlinePipeline, PipelineSpec, compute_epochs

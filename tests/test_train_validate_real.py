@@ -148,9 +148,9 @@ def test_check_configuration_is_validated(tmp_path: Path) -> None:
     text = validate_real.CONFIG_FILE.read_text()
     for old, new, message in [("heldout_seed = 6", "heldout_seed = 5", "must differ"),
                               ("pairs = [11, 14]", "pairs = [15, 14]", "pairs"),
-                              ("level = \"erd\"", "level = 3", "level must be str"),
+                              ("level = \"erd\"", "level = 3", r"\[check\] level = 3 must be a string"),
                               ("mirror = false", "mirror = true", "mirror"),
-                              ("[targets]", "[target]", "unknown table")]:
+                              ("[targets]", "[target]", r"has unknown key\(s\) target")]:
         bad = tmp_path / "bad.toml"
         bad.write_text(text.replace(old, new, 1))
         with pytest.raises(HotspotError, match=message):
