@@ -83,7 +83,8 @@ def filter_throughput() -> dict:
 def hop_cost() -> dict:
     """Cost of one 0.5 s hop (125 samples x 9 channels) through the online pipeline, per level and format."""
     from train.filter_design import default_filter
-    from edge.pipeline import OnlinePipeline, PipelineSpec
+    from edge.online import OnlinePipeline
+    from edge.pipeline import PipelineSpec
 
     data = _eeg(len(NINE), int(120 * SFREQ))
     results = {"target_ms": HOP_TARGET_MS, "hop": "125 samples x 9 channels (0.5 s at 250 Hz)",

@@ -1,4 +1,4 @@
-"""The signal path from microvolts to the CNN's input: specification, offline epochs, online ring buffer.
+"""The signal path from microvolts to the CNN's input: its specification and the offline epochs.
 
 Both paths run the same code on the same stream, so they give identical inputs:
 
@@ -10,11 +10,12 @@ Both paths run the same code on the same stream, so they give identical inputs:
 
 The baseline is the epoch's pre-cue window, or (``baseline_mode = "session_rest"``) the rest pooled over
 the rest periods of the recording that ended before the epoch did (:mod:`edge.rest`); the rest onsets
-are given beside the cues (offline) or announced like them (online, :meth:`OnlinePipeline.add_rest`).
+are given beside the cues (offline) or announced like them (online, :meth:`edge.online.OnlinePipeline.add_rest`).
 
 Offline, :func:`compute_epochs` filters a whole recording once and then slices. Online,
-:class:`OnlinePipeline` is fed chunk by chunk, keeps the recent samples in a ring buffer and hands out an
-epoch as soon as its last sample has arrived, whether its cue came before or after that.
+:class:`edge.online.OnlinePipeline` is fed chunk by chunk, keeps the recent samples in a ring buffer and
+hands out an epoch as soon as its last sample has arrived, whether its cue came before or after that;
+both cut epochs with :func:`epoch_input` from streams held and filtered by :class:`StreamFilter`.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import numpy as np
 
 from edge.errors import ErrorCode, HotspotError
 from edge.fixedpoint import BiquadCascade, FixedPointFilter
-from edge.levels import LEVELS, level_input, movement_erd, rereference
+from edge.levels import LEVELS, level_input, rereference
 from edge.quality import QualityThresholds, Verdict, assess_window
 from edge.rest import BASELINE_MODES, NO_REST_REASON, RestStats, pooled_rest, rest_statistics
 from edge.source import FILE_NAME as SOURCE_SPACE_FILE
@@ -426,7 +427,8 @@ class StreamFilter:
         return held, self.spec.to_uv(np.concatenate(outputs, axis=1))
 
 
-def _check_chunk(spec: PipelineSpec, data: np.ndarray, what: str) -> np.ndarray:
+def check_chunk(spec: PipelineSpec, data: np.ndarray, what: str) -> np.ndarray:
+    """``data`` as float64 (n_channels, n) in spec order, or a one-line refusal naming ``what``."""
     data = np.asarray(data, dtype=np.float64)
     if data.ndim != 2 or data.shape[0] != len(spec.channels):
         raise HotspotError(f"{what} must be ({len(spec.channels)} channels in spec order, n samples), "
@@ -543,7 +545,7 @@ def compute_epochs_many(spec: PipelineSpec, recordings: Iterable[tuple[np.ndarra
     results: list[EpochInputs] = []
     batch: list[tuple[np.ndarray, Sequence[int], Sequence[int] | None]] = []
     for i, (raw, cues, *rests) in enumerate(recordings):
-        raw = _check_chunk(spec, raw, f"recording {i} raw_uv")
+        raw = check_chunk(spec, raw, f"recording {i} raw_uv")
         rests = rests[0] if rests else None
         if spec.baseline_mode == "session_rest" and rests is None:
             raise HotspotError(f"recording {i}: the session-rest baseline needs the rest onsets (rest_samples)",
@@ -617,148 +619,3 @@ def _slice_epochs(spec: PipelineSpec, raw: np.ndarray, held: np.ndarray, filtere
     shaped = np.stack(inputs) if inputs else np.zeros((0, *spec.input_shape), dtype=np.float32)
     return EpochInputs(inputs=shaped, verdicts=verdicts, cue_samples=np.asarray(kept, dtype=np.int64),
                        csds=csds if spec.level == "source" else None)
-
-
-class OnlinePipeline:
-    """The device's streaming version of :func:`compute_epochs`, fed chunk by chunk.
-
-    Parameters
-    ----------
-    spec : PipelineSpec
-        What to compute.
-    buffer_seconds : float
-        How late (s) a cue may be added after its epoch's last sample and still be served.
-
-    Attributes
-    ----------
-    n_samples : int
-        Samples pushed since start (the next sample's index).
-    dropped_cues : list of int
-        Cues that could not be served: their epoch starts before the stream or has left the buffer.
-    dropped_rests : list of int
-        Rest onsets (session-rest baseline) whose rest window starts before the stream or has left the
-        buffer.
-    csds : dict of int to (move, rest)
-        Level "source": the CSDs of every epoch handed out by :meth:`pop_ready`, by cue sample (the
-        session averages those of its good trials); the caller removes what it has used.
-
-    Notes
-    -----
-    With ``baseline_mode = "session_rest"`` an epoch uses the rest windows that ended by its last sample
-    (:mod:`edge.rest`). Announce each rest onset (:meth:`add_rest`) no later than the stream reaches the
-    end of its rest window, as the device's session does when its REST cue is due; then the online inputs
-    equal :func:`compute_epochs`'s.
-    """
-
-    def __init__(self, spec: PipelineSpec, buffer_seconds: float = 30.0) -> None:
-        self.spec = spec
-        self._window = max(spec.epoch_samples, spec.rest_samples)
-        self.capacity = self._window + max(int(round(buffer_seconds * spec.sfreq)), 1)
-        self._filter = StreamFilter(spec.filter, len(spec.channels))
-        shape = (len(spec.channels), self.capacity)
-        self._raw = np.zeros(shape)
-        self._held = np.zeros(shape)
-        self._filtered = np.zeros(shape)
-        self.reset()
-
-    def reset(self) -> None:
-        """Start a new stream: sample indices restart at 0, pending cues, rests and filter state are dropped."""
-        self._filter.reset()
-        self.n_samples = 0
-        self._pending: list[int] = []
-        self._pending_rests: list[int] = []
-        self._rests: list[RestStats] = []
-        self._ready: list[tuple[int, np.ndarray, Verdict]] = []
-        self._erd: dict[int, np.ndarray | None] = {}
-        self.dropped_cues: list[int] = []
-        self.dropped_rests: list[int] = []
-        self.csds: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-
-    @property
-    def session_rest(self) -> bool:
-        """Whether epochs are relative to the pooled rest of the session (``baseline_mode``)."""
-        return self.spec.baseline_mode == "session_rest"
-
-    @property
-    def n_rest_periods(self) -> int:
-        """Good rest windows collected so far (session-rest baseline)."""
-        return sum(window.ok for window in self._rests)
-
-    def push(self, chunk_uv: np.ndarray) -> None:
-        """Append samples (n_channels, n) in microvolts, NaN for lost samples."""
-        chunk = _check_chunk(self.spec, chunk_uv, "chunk_uv")
-        piece = self.capacity - self._window
-        for begin in range(0, chunk.shape[1], piece):
-            part = chunk[:, begin:begin + piece]
-            held, filtered = self._filter.process(part, filtered=self.spec.level != "raw")
-            slots = (self.n_samples + np.arange(part.shape[1])) % self.capacity
-            self._raw[:, slots] = part
-            self._held[:, slots] = held
-            if filtered is not None:
-                self._filtered[:, slots] = filtered
-            self.n_samples += part.shape[1]
-            self._collect()
-
-    def add_cue(self, sample_index: int) -> bool:
-        """Register a cue at ``sample_index`` (stream sample count); False if it can no longer be served."""
-        cue = int(sample_index)
-        start = cue + self.spec.epoch_offset
-        if start < 0 or start < self.n_samples - self.capacity:
-            self.dropped_cues.append(cue)
-            return False
-        self._pending.append(cue)
-        self._pending.sort()
-        self._collect()
-        return True
-
-    def add_rest(self, sample_index: int) -> bool:
-        """Register a rest period's onset (session-rest baseline; ignored, True, for a pre-cue baseline).
-
-        Returns False when its rest window can no longer be read (it starts before the stream or has left
-        the buffer).
-        """
-        if not self.session_rest:
-            return True
-        onset = int(sample_index)
-        start = onset + self.spec.rest_offsets[0]
-        if start < 0 or start < self.n_samples - self.capacity:
-            self.dropped_rests.append(onset)
-            return False
-        if onset not in self._pending_rests and all(w.end != onset + self.spec.rest_offsets[1] for w in self._rests):
-            self._pending_rests.append(onset)
-            self._pending_rests.sort()
-        self._collect()
-        return True
-
-    def pop_ready(self) -> list[tuple[int, np.ndarray, Verdict]]:
-        """Return (and forget) the finished epochs as ``(cue_sample, input2d, verdict)``, oldest first."""
-        ready, self._ready = self._ready, []
-        return ready
-
-    def pop_erd(self, cue_sample: int) -> np.ndarray | None:
-        """The movement-period ERD (n_bands, n_channels, percent) of a finished epoch, once (None for level "raw")."""
-        return self._erd.pop(int(cue_sample), None)
-
-    def _window_at(self, start: int, length: int) -> list[np.ndarray | None]:
-        slots = (start + np.arange(length)) % self.capacity
-        arrays = (self._raw, self._held, self._filtered if self.spec.level != "raw" else None)
-        return [None if a is None else np.ascontiguousarray(a[:, slots]) for a in arrays]
-
-    def _collect(self) -> None:
-        (rest_start, rest_stop), rest_length = self.spec.rest_offsets, self.spec.rest_samples
-        while self._pending_rests and self._pending_rests[0] + rest_stop <= self.n_samples:
-            onset = self._pending_rests.pop(0)
-            window = rest_statistics(self.spec, onset + rest_stop, *self._window_at(onset + rest_start, rest_length))
-            self._rests.append(window)
-            self._rests.sort(key=lambda w: w.end)
-        offset, length = self.spec.epoch_offset, self.spec.epoch_samples
-        while self._pending and self._pending[0] + offset + length <= self.n_samples:
-            cue = self._pending.pop(0)
-            raw, held, filtered = self._window_at(cue + offset, length)
-            rest = pooled_rest(self._rests, cue + offset + length) if self.session_rest else None
-            level, verdict, spectra = epoch_input(self.spec, raw, held, filtered, rest)
-            if spectra is not None:
-                self.csds[cue] = spectra
-            self._ready.append((cue, level, verdict))
-            if filtered is not None:
-                self._erd[cue] = None if self.session_rest and rest is None else movement_erd(self.spec, filtered, rest)

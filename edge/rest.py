@@ -20,7 +20,7 @@ Definition (``PipelineSpec.baseline_mode = "session_rest"``):
 3. The epoch of a cue, ending at sample ``e`` (exclusive), uses the mean of the statistics of every good
    rest window that ended by then (``r + b <= e``), each rest period weighing the same. This is causal:
    when an epoch is complete the device has seen every rest it uses, so offline
-   (:func:`edge.pipeline.compute_epochs`) and online (:class:`edge.pipeline.OnlinePipeline`) give
+   (:func:`edge.pipeline.compute_epochs`) and online (:class:`edge.online.OnlinePipeline`) give
    identical inputs. An epoch before which no good rest window has ended is rejected (its verdict says so).
 
 The rest is pooled per recording (one continuous stream: an eegmmidb run, a device session), because

@@ -36,7 +36,7 @@ from edge.bundle import Bundle
 from edge.config import SessionConfig
 from edge.errors import ErrorCode, HotspotError
 from edge.estimate import aggregate_trials, confidence_text, decide
-from edge.pipeline import OnlinePipeline
+from edge.online import OnlinePipeline
 from edge.placement import Placement, scalp_placement
 from edge.protocol import CueKind, MessageType
 from edge.quality import Verdict

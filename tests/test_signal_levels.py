@@ -11,7 +11,8 @@ from scipy import signal
 from train.filter_design import default_filter
 from edge.errors import HotspotError
 from edge.levels import hann, level_input, rereference, welch_psd
-from edge.pipeline import OnlinePipeline, PipelineSpec, compute_epochs
+from edge.online import OnlinePipeline
+from edge.pipeline import PipelineSpec, compute_epochs
 
 SFREQ = 250.0
 CHANNELS = ("C3", "C1", "CP3")

@@ -13,7 +13,8 @@ from train.filter_design import default_filter
 from edge.errors import HotspotError
 from edge.fixedpoint import BiquadCascade
 from edge.levels import LEVELS
-from edge.pipeline import OnlinePipeline, PipelineSpec, compute_epochs, compute_epochs_many
+from edge.online import OnlinePipeline
+from edge.pipeline import PipelineSpec, compute_epochs, compute_epochs_many
 from edge.source import session_image
 from train.source_space import build_source_space
 

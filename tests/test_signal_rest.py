@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from train.filter_design import default_filter
 from edge.errors import HotspotError
 from edge.levels import LEVELS
-from edge.pipeline import OnlinePipeline, PipelineSpec, compute_epochs
+from edge.online import OnlinePipeline
+from edge.pipeline import PipelineSpec, compute_epochs
 from edge.rest import NO_REST_REASON
 from edge.source import session_image
 from train.source_space import build_source_space
