@@ -20,16 +20,26 @@ recording of its master board (the data rows are the master's).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
-with warnings.catch_warnings():
-    # BrainFlow's board_shim imports setuptools' deprecated pkg_resources: BrainFlow's own warning, nothing a
-    # user can act on, and it would turn a one-line self-test result or error into three lines
-    warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
+
+@contextlib.contextmanager
+def _without_pkg_resources_warning() -> Iterator[None]:
+    """BrainFlow imports setuptools' deprecated ``pkg_resources`` (at import or when it first loads its
+    library): its own warning, nothing a user can act on, and it would turn a one-line self-test result or
+    error into three lines."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
+        yield
+
+
+with _without_pkg_resources_warning():
     from brainflow.board_shim import BoardIds, BoardShim
 
 from edge.errors import ErrorCode, HotspotError
@@ -198,7 +208,8 @@ def load_board(name: str, master_board: str = "cyton") -> Board:
                            ErrorCode.BAD_CONFIG)
     facts = _FACTS[name]
     data = _FACTS[master_board] if name == "playback" else facts
-    descr = BoardShim.get_board_descr(data.board_id)
+    with _without_pkg_resources_warning():  # the first description loads BrainFlow's library
+        descr = BoardShim.get_board_descr(data.board_id)
     return Board(name=name, board_id=int(facts.board_id), data_board_id=int(data.board_id),
                  sampling_rate=float(descr["sampling_rate"]), eeg_rows=tuple(descr["eeg_channels"]),
                  counter_row=int(descr["package_num_channel"]), timestamp_row=int(descr["timestamp_channel"]),
