@@ -154,6 +154,11 @@ def run_online(spec: PipelineSpec, data: np.ndarray, cues, rests, chunk_sizes: l
         while pending_cues and pending_cues[0] - cue_lead <= position:
             online.add_cue(int(pending_cues.pop(0)))
         ready.extend(online.pop_ready())
+    for rest in pending_rests:  # announced after the stream's last sample: still in the buffer
+        online.add_rest(int(rest))
+    for cue in pending_cues:
+        online.add_cue(int(cue))
+    ready.extend(online.pop_ready())
     return online, ready
 
 
