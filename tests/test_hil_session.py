@@ -210,6 +210,8 @@ def test_demo_prints_the_page_address_and_keeps_it_open_until_ctrl_c(chain, chai
 
     from hardware.demo import DeviceSession
 
+    # a shell's background job inherits SIGINT ignored; the user's Ctrl-C below must reach this process
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     lines: list[str] = []
     device = DeviceSession(chain, chain_settings, show=lines.append, keep_open=True)
     messages = device.run()
@@ -224,5 +226,6 @@ def test_demo_prints_the_page_address_and_keeps_it_open_until_ctrl_c(chain, chai
     finally:
         threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT)).start()  # the user's Ctrl-C
         device.wait_while_open()
+        signal.signal(signal.SIGINT, previous)
     assert device.runtime.poll() is not None and device.closed
     assert any("stays open" in line for line in lines)
