@@ -17,7 +17,7 @@ nothing has to be cross-checked on the way. Its keys (top level of both document
                     model, where the scalp projection of edge.placement starts)
     electrodes      {name: [x, y, z]} 10-05 positions of the cap, cap frame, mm (placement)
     prior           edge.estimate.Prior: the training subjects' hotspot mean and spread
-    calibration     edge.estimate.Calibration: kappa, radius scale, label noise, min_erd_db ...
+    calibration     edge.estimate.Calibration: kappa, 90 % radius, label noise, min_erd_db ...
 
 What follows from these is derived, never stored: the level and the channels (the pipeline's), the
 input shape, and how a session aggregates its trials (:func:`aggregation_for`).
@@ -172,7 +172,7 @@ class ModelContract:
     prior : Prior
         The training subjects' hotspot mean and spread (cap frame, model frame, mm).
     calibration : Calibration
-        How far the model's uncertainty is trusted and how the 90 % radius is scaled.
+        How far the model's uncertainty is trusted and the 90 % radius of a localised estimate.
     """
 
     spec: PipelineSpec

@@ -16,9 +16,11 @@ meant when its coverage was measured.
    the training mean, so ``kappa`` is what makes the combination neither double-count the prior nor trust
    an over-confident network. A prediction that carries no information (a standard deviation, after
    ``kappa``, as wide as the prior's or wider on every axis) gives the prior back (:func:`decide`).
-3. :func:`radius90` turns the combined standard deviations into a radius around the estimate that holds
-   the true hotspot with 90 % probability: ``scale * Q90 * rms(sd)``, ``Q90`` the 90 % quantile of a
-   3-D standard normal's length and ``scale`` fitted so that held-out training subjects are covered.
+3. A localised estimate reports ``Calibration.radius90_mm``: the distance from the estimate within which
+   the true hotspot of 90 % of held-out training subjects lay (split-conformal, on the distances alone;
+   :func:`train.estimator.fit_radius90`). It does not scale with the network's standard deviation: on the
+   development cohorts that SD did not predict a session's error (correlation -0.11 to 0.15), and its size
+   differs between the networks that were calibrated and the network that is shipped.
 4. :func:`decide` says whether the EEG localised the hotspot at all; where it did not (too few good
    trials, a desynchronisation too weak to localise, a prediction outside the region the training
    population supports: farther than the learned ``gate_mm`` from the prior mean, or a prediction no
@@ -91,9 +93,10 @@ class Calibration:
     ----------
     kappa : float
         Factor on the model's variance in the prior combination (> 0).
-    scale : float
-        Factor on the combined standard deviation that makes the 90 % radius cover 90 % of held-out
-        training subjects' true hotspots (> 0).
+    radius90_mm : float
+        The 90 % radius of a localised estimate (mm, > 0): the distance from the estimate within which
+        held-out training subjects' true hotspots lay 9 times in 10. The default (20 mm) is a placeholder
+        for an estimator that was not calibrated; :func:`train.estimator.fit_estimator` always fits it.
     label_noise_sd_mm : float
         Per-axis SD of a TMS hotspot label around the true hotspot that calibration removed
         (Sollmann et al. 2013 re-test: 3.5 mm).
@@ -115,7 +118,7 @@ class Calibration:
     """
 
     kappa: float = 1.0
-    scale: float = 1.0
+    radius90_mm: float = 20.0
     label_noise_sd_mm: float = 3.5
     min_erd_db: float | None = None
     gate_mm: float | None = None
@@ -125,10 +128,12 @@ class Calibration:
     physics_gate_mm: float | None = None
 
     def __post_init__(self) -> None:
-        for name in ("kappa", "scale"):
+        for name in ("kappa", "radius90_mm"):
             value = getattr(self, name)
             if not _number(value) or not np.isfinite(value) or value <= 0:
                 raise HotspotError(f"calibration {name} must be a positive number, got {value!r}", ErrorCode.BAD_BUNDLE)
+        if self.radius90_mm >= 1000:
+            raise HotspotError("calibration radius90_mm must be below 1000 mm", ErrorCode.BAD_BUNDLE)
         if not _number(self.label_noise_sd_mm) or not 0 <= self.label_noise_sd_mm < 50:
             raise HotspotError("calibration label_noise_sd_mm must be in [0, 50) mm", ErrorCode.BAD_BUNDLE)
         if self.min_erd_db is not None and (not _number(self.min_erd_db)
@@ -150,7 +155,7 @@ class Calibration:
 
     def to_dict(self) -> dict:
         """JSON-ready form."""
-        return {"kappa": float(self.kappa), "scale": float(self.scale),
+        return {"kappa": float(self.kappa), "radius90_mm": float(self.radius90_mm),
                 "label_noise_sd_mm": float(self.label_noise_sd_mm),
                 "min_erd_db": None if self.min_erd_db is None else float(self.min_erd_db),
                 "gate_mm": None if self.gate_mm is None else float(self.gate_mm), "blend": float(self.blend),
@@ -161,7 +166,10 @@ class Calibration:
     @classmethod
     def from_dict(cls, data: dict) -> "Calibration":
         """Build from :meth:`to_dict` output (one-line refusal when malformed)."""
-        known = {"kappa", "scale", "label_noise_sd_mm", "min_erd_db", "gate_mm", "blend", "peak_offset_mm",
+        if isinstance(data, dict) and "scale" in data:
+            raise HotspotError("calibration has a radius 'scale' on the network's SD (before the distance-only 90 % "
+                               "radius); retrain the model with 'invoke train' and rebuild the bundle", ErrorCode.BAD_BUNDLE)
+        known = {"kappa", "radius90_mm", "label_noise_sd_mm", "min_erd_db", "gate_mm", "blend", "peak_offset_mm",
                  "physics_k", "physics_gate_mm"}
         if not isinstance(data, dict) or set(data) - known:
             raise HotspotError(f"calibration must be an object with keys {sorted(known)}", ErrorCode.BAD_BUNDLE)
@@ -266,15 +274,16 @@ def aggregate_trials(means_mm: np.ndarray, sds_mm: np.ndarray) -> tuple[np.ndarr
     return np.median(means, axis=0), np.sqrt(np.median(np.square(sds), axis=0))
 
 
-def radius90(sd_mm: np.ndarray, scale: float) -> np.ndarray:
-    """The 90 % credible radius (mm) of estimates with per-axis standard deviations ``sd_mm`` (..., 3)."""
+def gaussian_radius90(sd_mm: np.ndarray) -> np.ndarray:
+    """The 90 % radius (mm) of a Gaussian with per-axis standard deviations ``sd_mm`` (..., 3):
+    ``Q90 * rms(sd)`` (exact for equal axes)."""
     rms = np.sqrt(np.mean(np.square(np.asarray(sd_mm, dtype=np.float64)), axis=-1))
-    return scale * Q90_3D * rms
+    return Q90_3D * rms
 
 
 def prior_radius90(prior: Prior) -> float:
     """The 90 % radius of the prior itself (what a session that cannot localise reports)."""
-    return float(radius90(prior.sd_mm, 1.0))
+    return float(gaussian_radius90(prior.sd_mm))
 
 
 @dataclass(frozen=True)
@@ -333,8 +342,8 @@ def decide(prior: Prior, calibration: Calibration, mean_mm: np.ndarray | None, s
     elif not np.any(narrows_prior(prior, sd_mm, calibration.kappa)):
         reasons.append("the EEG did not narrow down the population's hotspot region")
     if not reasons:
-        point, sd = combine(prior, mean_mm, sd_mm, calibration.kappa)
-        return Estimate(point_mm=point, radius90_mm=float(radius90(sd, calibration.scale)), localised=True, reasons=[])
+        point, _ = combine(prior, mean_mm, sd_mm, calibration.kappa)
+        return Estimate(point_mm=point, radius90_mm=float(calibration.radius90_mm), localised=True, reasons=[])
     return Estimate(point_mm=prior.mean_mm.copy(), radius90_mm=fallback, localised=False, reasons=reasons)
 
 

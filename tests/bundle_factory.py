@@ -19,8 +19,8 @@ from edge.normalisation import Normalisation
 CHANNELS = ("FC3", "C5", "C3", "C1", "CP3")
 HOTSPOT_MM = (-38.0, 12.0, 78.0)
 PRIOR = Prior(mean_mm=HOTSPOT_MM, sd_mm=(4.0, 4.0, 4.0))
-CALIBRATION = Calibration(kappa=1.0, scale=1.0, label_noise_sd_mm=3.5)
-SOURCE_CALIBRATION = Calibration(kappa=1.0, scale=1.0, label_noise_sd_mm=3.5, min_erd_db=2.0)
+CALIBRATION = Calibration(kappa=1.0, radius90_mm=9.0, label_noise_sd_mm=3.5)
+SOURCE_CALIBRATION = Calibration(kappa=1.0, radius90_mm=9.0, label_noise_sd_mm=3.5, min_erd_db=2.0)
 SPREAD_MM = 4.0
 """How far (SD, mm) the untrained model's mean output wanders around HOTSPOT_MM."""
 NO_ERD = {"mu_erd": [0.0, 0.0], "beta_erd": [0.0, 0.0]}

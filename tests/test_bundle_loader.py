@@ -129,7 +129,7 @@ def test_golden_outputs_are_reproduced_exactly_on_the_writing_machine(made) -> N
     (lambda m: m.update(prior={"mean_mm": "x", "sd_mm": [4, 4, 4]}), "prior mean_mm must be three finite"),
     (lambda m: m.update(prior=[1, 2, 3]), "prior must be an object"),
     (lambda m: m["calibration"].update(kappa=-1.0), "calibration kappa must be a positive number"),
-    (lambda m: m["calibration"].update(scale="big"), "calibration scale must be a positive number"),
+    (lambda m: m["calibration"].update(radius90_mm="big"), "calibration radius90_mm must be a positive number"),
     (lambda m: m["calibration"].update(extra=1), "calibration must be an object with keys"),
     (lambda m: m["output"].update(frame="head"), "is not the cap-frame mean_mm + log_sd_mm"),
     (lambda m: m["output"].pop("head_centre_mm"), "is not the cap-frame mean_mm + log_sd_mm"),

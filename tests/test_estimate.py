@@ -7,9 +7,9 @@ import pytest
 
 from edge.errors import HotspotError
 from edge.estimate import (Q90_3D, Calibration, Prior, aggregate_trials, combine, confidence_text, decide,
-                           narrows_prior, prior_radius90, radius90)
+                           gaussian_radius90, narrows_prior, prior_radius90)
 from edge.placement import scalp_placement
-from train.estimator import fit_scale
+from train.estimator import fit_radius90
 from train.head import standard_positions_head_mm
 from train.simulate.forward import head_sphere
 
@@ -36,7 +36,7 @@ def test_a_confident_prediction_moves_the_estimate_by_precision() -> None:
 
 
 def test_weak_desynchronisation_far_predictions_and_missing_trials_give_the_prior_with_its_radius() -> None:
-    calibration = Calibration(kappa=1.0, scale=1.2, min_erd_db=1.0, gate_mm=15.0)
+    calibration = Calibration(kappa=1.0, radius90_mm=9.0, min_erd_db=1.0, gate_mm=15.0)
     near = PRIOR.mean_mm + 3.0
     assert decide(PRIOR, calibration, near, np.full(3, 3.0), erd_db=2.0).localised
     for kwargs, needle in ((dict(mean_mm=near, sd_mm=np.full(3, 3.0), erd_db=0.4), "too little"),
@@ -49,25 +49,41 @@ def test_weak_desynchronisation_far_predictions_and_missing_trials_give_the_prio
         assert "could not pinpoint" in confidence_text(estimate.radius90_mm, False)
 
 
-def test_the_radius_is_a_90_percent_radius_for_gaussian_errors() -> None:
+def test_the_prior_radius_is_a_90_percent_radius_for_gaussian_errors() -> None:
     rng = np.random.default_rng(0)
     sd = np.array([3.0, 3.0, 3.0])
     errors = np.linalg.norm(rng.normal(0.0, sd, (20000, 3)), axis=1)
-    assert np.mean(errors <= radius90(sd, 1.0)) == pytest.approx(0.90, abs=0.01)
-    assert radius90(sd, 2.0) == pytest.approx(2 * Q90_3D * 3.0)
+    assert np.mean(errors <= gaussian_radius90(sd)) == pytest.approx(0.90, abs=0.01)
+    assert gaussian_radius90(sd) == pytest.approx(Q90_3D * 3.0)
 
 
-def test_the_radius_scale_is_fitted_for_the_truth_from_noisy_labels() -> None:
-    """Held-out distances to *labels* include the label noise; the fitted scale removes it."""
+@pytest.mark.parametrize("spread", ["gaussian", "heavy_tailed"])
+def test_the_radius_is_fitted_for_the_truth_from_noisy_labels(spread: str) -> None:
+    """Held-out distances to *labels* include the label noise; the fitted radius covers 90 % of the truth."""
     rng = np.random.default_rng(1)
-    n, true_sd, noise = 4000, 4.0, 3.5
-    truth_errors = rng.normal(0.0, true_sd, (n, 3))
+    n, noise = 4000, 3.5
+    truth_errors = (rng.normal(0.0, 4.0, (n, 3)) if spread == "gaussian"
+                    else rng.standard_t(4, (n, 3)) * np.array([6.0, 3.0, 2.0]))  # anisotropic, heavy tails
     labels_errors = truth_errors + rng.normal(0.0, noise, (n, 3))
-    model_sd = np.full(n, 2.0)  # the model claims 2 mm per axis; the truth is 4 mm: scale should be about 2
-    scale = fit_scale(np.linalg.norm(labels_errors, axis=1), model_sd ** 2, noise)
-    assert scale == pytest.approx(2.0, rel=0.1)
-    covered = np.linalg.norm(truth_errors, axis=1) <= radius90(np.full((n, 3), 2.0), scale)
-    assert np.mean(covered) == pytest.approx(0.90, abs=0.03)
+    radius = fit_radius90(labels_errors, noise)
+    assert np.mean(np.linalg.norm(truth_errors, axis=1) <= radius) == pytest.approx(0.90, abs=0.03)
+    # the labels alone would over-cover the truth: the noise was taken out
+    assert radius < fit_radius90(labels_errors, 0.0)
+
+
+def test_a_localised_estimate_reports_the_calibrated_radius_whatever_the_network_sd() -> None:
+    """The radius is the held-out distance quantile, not a multiple of the network's own SD."""
+    calibration = Calibration(kappa=1.0, radius90_mm=7.5)
+    near = PRIOR.mean_mm + 2.0
+    radii = {decide(PRIOR, calibration, near, np.full(3, sd)).radius90_mm for sd in (0.5, 1.0, 3.0)}
+    assert radii == {7.5}
+
+
+def test_a_calibration_from_before_the_distance_only_radius_is_refused_with_what_to_do() -> None:
+    old = {**Calibration().to_dict(), "scale": 1.3}
+    del old["radius90_mm"]
+    with pytest.raises(HotspotError, match="retrain the model"):
+        Calibration.from_dict(old)
 
 
 def test_confidence_text_follows_the_radius() -> None:
@@ -77,7 +93,7 @@ def test_confidence_text_follows_the_radius() -> None:
 
 
 @pytest.mark.parametrize("data, needle", [
-    ({"kappa": 0.0}, "kappa"), ({"scale": -1.0}, "scale"), ({"min_erd_db": 99.0}, "min_erd_db"),
+    ({"kappa": 0.0}, "kappa"), ({"radius90_mm": -1.0}, "radius90_mm"), ({"radius90_mm": 1e4}, "radius90_mm"), ({"min_erd_db": 99.0}, "min_erd_db"),
     ({"gate_mm": 0.0}, "gate_mm"), ({"blend": 0.5}, "peak_offset_mm"), ({"blend": 2.0}, "blend"),
     ({"physics_k": 1.5}, "physics_k"), ({"physics_gate_mm": -3.0}, "physics_gate_mm"),
     ({"mystery": 1}, "keys"),

@@ -152,7 +152,7 @@ def test_coverage_and_calibration_use_held_out_subjects_only(tiny_windows):
         assert a["model"]["radius90_mm"] == b["model"]["radius90_mm"]
         assert np.linalg.norm(b["estimates"]["model"]["cap"] - b["truth"]["cap"]) > b["model"]["radius90_mm"]
     estimator = fit_estimator(spec, train, config, 0)
-    assert estimator.calibration.scale > 0 and estimator.calibration.kappa > 0
+    assert estimator.calibration.radius90_mm > 0 and estimator.calibration.kappa > 0
 
 
 def test_shuffled_labels_do_no_better_than_the_population_mean_under_grouped_evaluation(tiny_windows):

@@ -46,7 +46,7 @@ class EstimateConfig:
     ----------
     calibration_folds : int
         Subject-grouped folds inside the training subjects whose held-out predictions fit the prior
-        combination (kappa) and the radius scale.
+        combination (kappa) and the 90 % radius.
     bootstrap_images : int
         Level "source": extra training images per session, each from a bootstrap resample of its trials.
     label_noise_sd_mm : float
