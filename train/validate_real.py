@@ -400,8 +400,8 @@ def assess_subject(model_dir: ModelDir, subject: str, recordings: Sequence[Recor
 
     Each record holds the trials (cues) and the kept ones, the network's x per kept trial and the pair's median
     estimate, the baseline's lateralisation per kept trial and of the pair, the gated decisions
-    (:func:`train.hemisphere_gate.hemisphere_votes` with ``threshold_mm``) with how many trials, and whether the
-    pair, fell back to the baseline, and whether each is contralateral.
+    (:func:`train.hemisphere_gate.hemisphere_votes` with ``threshold_mm``), how many trials fell back to the
+    baseline and whether the pair did, and whether each decision is contralateral.
     """
     from train.metrics import aggregate_trials
 
@@ -521,7 +521,7 @@ def measures(pairs: Sequence[dict], threshold_mm: float) -> dict:
              "pairs": {"chance": chance(len(pairs)), "n_pairs": len(pairs), "n_usable": len(usable)},
              "between_hands": {"chance": chance(len(subjects)), "n_subjects": len(subjects), "n_usable": len(hands)}}
     for method, prefix in METHODS.items():
-        per_subject = {subject: [0, 0] for subject in subjects}
+        per_subject = {pair["subject"]: [0, 0] for pair in usable}  # subjects with kept trials
         for pair in usable:
             per_subject[pair["subject"]][0] += pair[f"{prefix}_trials_right"]
             per_subject[pair["subject"]][1] += pair["n_kept"]
