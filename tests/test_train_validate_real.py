@@ -19,6 +19,7 @@ def check_config(tmp_path: Path, train_subjects: int = 4, heldout_subjects: int 
     text = validate_real.CONFIG_FILE.read_text()
     text = text.replace("train_subjects = 80", f"train_subjects = {train_subjects}")
     text = text.replace("heldout_subjects = 20", f"heldout_subjects = {heldout_subjects}")
+    text = text.replace("dev_subjects = 20", f"dev_subjects = {heldout_subjects}")
     text = text.replace("epochs = 30", "epochs = 2") + "\n[training.estimate]\ncalibration_folds = 2\n"
     path = tmp_path / "check.toml"
     path.write_text(text)
@@ -124,21 +125,26 @@ def test_rates_have_wilson_intervals_and_chance_ranges() -> None:
 def test_measures_count_trials_pairs_and_hands() -> None:
     def pair(subject, hand, x, lateralisation, right_trials, kept=10):
         return {"subject": subject, "hand": hand, "n_trials": 12, "n_kept": kept, "estimate_mm": [x, 0.0, 0.0],
-                "model_trials_right": right_trials, "model_contralateral": validate_real.contralateral(hand, x),
+                "network_trials_right": right_trials, "network_contralateral": validate_real.contralateral(hand, x),
+                "model_trials_right": right_trials - 1, "model_contralateral": validate_real.contralateral(hand, x),
                 "erd_lateralisation": lateralisation, "erd_trials_right": right_trials,
                 "erd_contralateral": validate_real.contralateral(hand, -lateralisation)}
 
     pairs = [pair("S1", "left", 30.0, -0.2, 8), pair("S1", "right", -20.0, 0.1, 7),
-             pair("S2", "left", -5.0, 0.05, 4), pair("S2", "right", -10.0, 0.2, 6),
+             pair("S2", "left", -5.0, 0.25, 4), pair("S2", "right", -10.0, 0.2, 6),
              {"subject": "S3", "hand": "left", "n_trials": 12, "n_kept": 0}, pair("S3", "right", -3.0, 0.1, 5)]
-    found = validate_real.measures(pairs)
+    found = validate_real.measures(pairs, threshold_mm=8.0)
     assert found["trials"]["n_kept"] == 50 and found["trials"]["n_trials"] == 72
-    assert found["trials"]["model"]["correct"] == 30 and found["trials"]["model"]["n"] == 50
-    assert (found["pairs"]["model"]["correct"], found["pairs"]["model"]["n"]) == (4, 6)  # S2 left wrong, S3 left: none
-    assert found["pairs"]["erd_baseline"]["correct"] == 4
+    assert found["trials"]["network"]["correct"] == 30 and found["trials"]["model"]["correct"] == 25
+    assert found["trials"]["erd_baseline"]["correct"] == 30 and found["trials"]["model"]["n"] == 50
+    for method in ("model", "network", "erd_baseline"):  # S2 left wrong, S3 left: none
+        assert (found["pairs"][method]["correct"], found["pairs"][method]["n"]) == (4, 6)
     hands = found["between_hands"]
-    assert (hands["model"]["correct"], hands["model"]["n"], hands["n_usable"]) == (2, 3, 2)  # S3 has no left estimate
-    assert hands["erd_baseline"]["correct"] == 2
+    assert (hands["network"]["correct"], hands["network"]["n"], hands["n_usable"]) == (2, 3, 2)  # S3: no left
+    assert hands["erd_baseline"]["correct"] == 1  # S2: the right fist's lateralisation (0.2) < the left's (0.25)
+    # S2's left estimate (-5 mm) lies within the gate's 8 mm, so the lateralisations decide: as the baseline
+    assert hands["model"]["correct"] == 1
+    assert validate_real.measures(pairs, threshold_mm=0.0)["between_hands"]["model"]["correct"] == 2
 
 
 def test_check_configuration_is_validated(tmp_path: Path) -> None:
@@ -147,6 +153,8 @@ def test_check_configuration_is_validated(tmp_path: Path) -> None:
     assert config.simulation.name == "eegmmidb.toml"
     text = validate_real.CONFIG_FILE.read_text()
     for old, new, message in [("heldout_seed = 6", "heldout_seed = 5", "must differ"),
+                              ("dev_seed = 7", "dev_seed = 6", "must differ"),
+                              ("dev_subjects = 20", "dev_subjects = 1", "2 development subjects"),
                               ("pairs = [11, 14]", "pairs = [15, 14]", "pairs"),
                               ("level = \"erd\"", "level = 3", r"\[check\] level = 3 must be a string"),
                               ("mirror = false", "mirror = true", "mirror"),
@@ -175,6 +183,8 @@ def test_check_trains_on_the_schedule_and_reports_simulated_then_real(tmp_path, 
     assert metadata["mirror"] is False and metadata["pipeline"]["baseline_mode"] == "session_rest"
     assert len(record["windows_per_subject"]) == 4
     assert all(hands["left"] > 0 and hands["right"] > 0 for hands in record["windows_per_subject"].values())
+    gate = json.loads((model / validate_real.GATE_FILE).read_text())  # fitted on the development cohort
+    assert gate["cohort"]["seed"] == 7 and gate["threshold_mm"] in gate["grid_mm"] and gate["n_pairs"] == 4
     report = json.loads((tmp_path / "report" / "results.json").read_text())
     for part, n_pairs in (("simulated", 4), ("real", 2)):
         found = report[part]["measures"]
@@ -190,9 +200,13 @@ def test_check_trains_on_the_schedule_and_reports_simulated_then_real(tmp_path, 
     assert {p["hand"] for p in real_pairs} == {"left", "right"}
     assert sum(p["n_trials"] for p in real_pairs) == 30  # two runs of 15 cues, the hand random per cue
     for pair in real_pairs:
-        assert pair["model_contralateral"] == validate_real.contralateral(pair["hand"], pair["estimate_mm"][0])
+        assert pair["network_contralateral"] == validate_real.contralateral(pair["hand"], pair["estimate_mm"][0])
+        assert pair["model_pair_fallback"] == (abs(pair["estimate_mm"][0]) < gate["threshold_mm"])
+        decided_by = "erd" if pair["model_pair_fallback"] else "network"
+        assert pair["model_contralateral"] == pair[f"{decided_by}_contralateral"]
         assert len(pair["trial_x_mm"]) == len(pair["erd_trial_lateralisation"]) == pair["n_kept"]
     assert set(report["real"]["targets"]) == {"between_hands", "pairs", "trials"}
+    assert report["gate"]["threshold_mm"] == gate["threshold_mm"] and "network" in report["real"]["measures"]["pairs"]
     page = (tmp_path / "report" / "report.md").read_text()
     assert "Before real data" in page and "ERD baseline" in page and "Wilson 95 %" in page
     # Bad input: one line, exit 2.
@@ -203,6 +217,16 @@ def test_check_trains_on_the_schedule_and_reports_simulated_then_real(tmp_path, 
                            "not found"),
                           (["--model", str(model), "--data", str(folder), "--jobs", "0"], "--jobs")]:
         assert run_cli(validate_real.main, argv + ["--out", str(tmp_path / "x")]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    for text, message in [(None, "has no hemisphere_gate.json"), ("{}", "is not a hemisphere gate"),
+                          ('{"threshold_mm": -1}', "must be >= 0")]:
+        gate_file = model / validate_real.GATE_FILE
+        gate_file.unlink(missing_ok=True)
+        if text is not None:
+            gate_file.write_text(text)
+        assert run_cli(validate_real.main, ["--model", str(model), "--data", str(folder), "--config", str(config),
+                                            "--out", str(tmp_path / "x"), "--jobs", "1"]) == 2
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
 

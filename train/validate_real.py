@@ -13,21 +13,26 @@ The sim-to-real check on the PhysioNet eegmmidb recordings (64 channels, 160 Hz;
    that are flat, railed or deviant over the run are interpolated with MNE's spherical splines, then every
    channel is re-referenced to the common average of all recorded channels (MNE). The model's pipeline
    pools its rest over the run's ``T0`` periods (``baseline_mode = "session_rest"``, :mod:`edge.rest`).
-3. **Before real data**: the model on held-out simulated subjects of the schedule (another seed); target:
+3. **The hemisphere decision** (:mod:`train.hemisphere_gate`): per trial the network's hemisphere where its
+   estimate lies at least a threshold from the midline, else the ERD lateralisation's; the threshold is
+   fitted at ``--train`` on a simulated development cohort (a third seed) and stored in the model directory
+   (:data:`GATE_FILE`).
+4. **Before real data**: the model on held-out simulated subjects of the schedule (another seed); target:
    the hemisphere right for >= 95 % of (subject, hand) pairs.
-4. **Real data**: the same measures on ``S001``-``S007``, run once, nothing tuned on them.
+5. **Real data**: the same measures on ``S001``-``S007``, run once, nothing tuned on them.
 
-Measures, each with a 95 % interval and the trial counts the quality gate kept, for the model, the
-ERD-lateralisation baseline and chance:
+Measures, each with a 95 % interval and the trial counts the quality gate kept, for the model (the gated
+decision), the network alone, the ERD-lateralisation baseline and chance:
 
-- *per trial*: a kept trial is right when its prediction lies in the hemisphere contralateral to the moving
-  hand (x > 0 for the left fist; cap frame, which for the real files, not digitised, is the template head
-  frame); the baseline's when its mu/beta (8-30 Hz) power drop, relative to the run's pooled rest, is
-  larger over C3/FC3/CP3 than over C4/FC4/CP4 for the right fist (and the reverse for the left);
-- *per (subject, hand) pair*: the same on the median of the pair's trial predictions (the baseline: on
-  the median over trials of each channel's drop);
-- *between hands, per subject*: the left-fist estimate lies further right than the right-fist estimate
-  (the baseline: the right-fist drop is more left-lateralised than the left-fist drop).
+- *per trial*: a kept trial is right when its decision names the hemisphere contralateral to the moving
+  hand (the network: x > 0 for the left fist; cap frame, which for the real files, not digitised, is the
+  template head frame); the baseline's when its mu/beta (8-30 Hz) power drop, relative to the run's pooled
+  rest, is larger over C3/FC3/CP3 than over C4/FC4/CP4 for the right fist (and the reverse for the left);
+- *per (subject, hand) pair*: the majority of the pair's trial decisions (the network alone: the median of
+  its trial predictions; the baseline: the median over trials of each channel's drop);
+- *between hands, per subject*: the left-fist pair votes for the right hemisphere more often than the
+  right-fist pair (the network alone: its left-fist estimate lies further right; the baseline: the
+  right-fist drop is more left-lateralised than the left-fist drop).
 
 Intervals are Wilson score intervals (``scipy.stats.binomtest``); per trial also a bootstrap over subjects,
 because trials of one subject are not independent. Chance is 50 % on each measure, with the range a coin
@@ -55,6 +60,7 @@ from train import workspace
 from train.baselines import ERD_BAND_HZ, REST_PERIOD_S, trial_erd
 from train.configs import CONFIG_DIR, TrainingConfig, load_training_config
 from train.dataset import Dataset, Recording, Subject
+from train.hemisphere_gate import contralateral_votes, fit_threshold, hemisphere_votes, left_fist_further_right
 from train.model_dir import ModelDir, load_model_dir
 from train.validate_real_report import markdown_report
 
@@ -66,6 +72,8 @@ LEFT_CHANNELS = ("C3", "FC3", "CP3")
 RIGHT_CHANNELS = ("C4", "FC4", "CP4")
 CONFIG_FILE = CONFIG_DIR / "real_check.toml"
 METADATA_KEY = "real_check"
+GATE_FILE = "hemisphere_gate.json"
+"""The model directory's fitted hemisphere gate (:mod:`train.hemisphere_gate`), written by ``--train``."""
 PREPARATION = ("channels flat, railed or deviant (PREP's robust z > 5) over a run interpolated with MNE's spherical "
                "splines, then every channel re-referenced to the common average of all recorded channels (MNE); "
                "the pipeline adds no reference of its own")
@@ -81,8 +89,9 @@ class CheckConfig:
     ----------
     simulation : Path
         The simulator configuration of the schedule (``train/simulate/eegmmidb.toml``).
-    train_seed, train_subjects, heldout_seed, heldout_subjects : int
-        The training and held-out simulated cohorts (healthy subjects).
+    train_seed, train_subjects, heldout_seed, heldout_subjects, dev_seed, dev_subjects : int
+        The training, held-out and development simulated cohorts (healthy subjects; the development cohort
+        fits the hemisphere gate).
     level, channels : str
         The model's input level and channel set.
     seed : int
@@ -98,6 +107,8 @@ class CheckConfig:
     train_subjects: int
     heldout_seed: int
     heldout_subjects: int
+    dev_seed: int
+    dev_subjects: int
     level: str
     channels: str
     seed: int
@@ -108,7 +119,8 @@ class CheckConfig:
         """JSON-ready form (stored with the model and the report)."""
         return {"simulation": str(self.simulation), "train_seed": self.train_seed,
                 "train_subjects": self.train_subjects, "heldout_seed": self.heldout_seed,
-                "heldout_subjects": self.heldout_subjects, "level": self.level, "channels": self.channels,
+                "heldout_subjects": self.heldout_subjects, "dev_seed": self.dev_seed,
+                "dev_subjects": self.dev_subjects, "level": self.level, "channels": self.channels,
                 "seed": self.seed, "targets": dict(self.targets), "training": self.training.to_dict()}
 
 
@@ -120,7 +132,7 @@ def load_check_config(path: Path | str | None = None) -> CheckConfig:
         return HotspotError(f"{path}: {message}", ErrorCode.BAD_CONFIG)
 
     expected = {"simulation": {"config": str, "train_seed": int, "train_subjects": int, "heldout_seed": int,
-                               "heldout_subjects": int},
+                               "heldout_subjects": int, "dev_seed": int, "dev_subjects": int},
                 "check": {"level": str, "channels": str, "seed": int},
                 "targets": {"simulated_pairs": float, "between_hands": list, "pairs": list, "trials": float}}
     top = Table(read_toml(path, "check configuration"), "top level", path)
@@ -131,10 +143,11 @@ def load_check_config(path: Path | str | None = None) -> CheckConfig:
         table.check_known(keys)
         data[name] = {key: table.get(key, kind, REQUIRED) for key, kind in keys.items()}
     simulation, targets = data["simulation"], data["targets"]
-    if min(simulation["train_subjects"], simulation["heldout_subjects"]) < 2:
-        raise fail("[simulation] needs at least 2 training and 2 held-out subjects")
-    if simulation["train_seed"] == simulation["heldout_seed"]:
-        raise fail("[simulation] train_seed and heldout_seed must differ (held-out subjects are never trained on)")
+    if min(simulation["train_subjects"], simulation["heldout_subjects"], simulation["dev_subjects"]) < 2:
+        raise fail("[simulation] needs at least 2 training, 2 held-out and 2 development subjects")
+    if len({simulation["train_seed"], simulation["heldout_seed"], simulation["dev_seed"]}) < 3:
+        raise fail("[simulation] train_seed, heldout_seed and dev_seed must differ (held-out subjects are never "
+                   "trained on or fitted to)")
     for key in ("between_hands", "pairs"):
         pair = targets[key]
         if len(pair) != 2 or not all(isinstance(v, int) for v in pair) or not 0 < pair[0] <= pair[1]:
@@ -152,7 +165,8 @@ def load_check_config(path: Path | str | None = None) -> CheckConfig:
         raise fail("[training.data] mirror must be false: the model must infer the hemisphere itself")
     return CheckConfig(simulation=config_path, train_seed=simulation["train_seed"],
                        train_subjects=simulation["train_subjects"], heldout_seed=simulation["heldout_seed"],
-                       heldout_subjects=simulation["heldout_subjects"], level=data["check"]["level"],
+                       heldout_subjects=simulation["heldout_subjects"], dev_seed=simulation["dev_seed"],
+                       dev_subjects=simulation["dev_subjects"], level=data["check"]["level"],
                        channels=data["check"]["channels"], seed=data["check"]["seed"], targets=dict(targets),
                        training=training_config)
 
@@ -259,10 +273,11 @@ def simulated_cohort(config: CheckConfig, seed: int, n_subjects: int, jobs: int 
 
 # ----- the model ------------------------------------------------------------------------------------------------
 def train_check_model(config: CheckConfig, out: Path | str, progress: bool = True, jobs: int = 2) -> Path:
-    """Simulate the training cohort of the schedule, split it by hand and train the check's model.
+    """Simulate the training cohort of the schedule, split it by hand, train the check's model and fit its gate.
 
     The model directory's metadata gets a ``real_check`` entry: the schedule, the preparation, the cohort,
-    the channels each run had repaired and the windows each subject contributed.
+    the channels each run had repaired and the windows each subject contributed. The hemisphere gate is then
+    fitted on the development cohort (:func:`fit_gate`) and written beside it (:data:`GATE_FILE`).
     """
     from train.training import channel_list, dataset_sfreq, train_model
     from train.windows import dataset_windows, make_spec
@@ -289,8 +304,46 @@ def train_check_model(config: CheckConfig, out: Path | str, progress: bool = Tru
                   "windows_per_subject": counts,
                   "repaired_channels": {s: info["repaired"] for s, info in preparation.items()},
                   "simulated_bad_channels": {s: info["simulated_bad"] for s, info in preparation.items()}}
-        return train_model(dataset, config.level, config.channels, training, out, seed=config.seed,
+        path = train_model(dataset, config.level, config.channels, training, out, seed=config.seed,
                            progress=progress, cache_dir=cache, metadata={METADATA_KEY: record})
+    fit_gate(load_model_dir(path), config, jobs)
+    return path
+
+
+def fit_gate(model_dir: ModelDir, config: CheckConfig, jobs: int = 2) -> dict:
+    """Fit the hemisphere gate on the simulated development cohort and write it into the model directory.
+
+    Returns
+    -------
+    dict
+        What :data:`GATE_FILE` holds: the threshold (mm), the cohort it was fitted on, and per candidate
+        threshold the development trials and pairs decided right (:func:`train.hemisphere_gate.fit_threshold`).
+    """
+    LOG.info("fitting the hemisphere gate on %d development subjects (seed %d)", config.dev_subjects, config.dev_seed)
+    subjects, _ = simulated_cohort(config, config.dev_seed, config.dev_subjects, jobs)
+    found = assess(model_dir, [(subject.subject, subject.recordings) for subject in subjects], threshold_mm=0.0)
+    gate = {"cohort": {"seed": config.dev_seed, "n_subjects": len(subjects), "group": "healthy"},
+            **fit_threshold(found["pairs"])}
+    (Path(model_dir.path) / GATE_FILE).write_text(json.dumps(gate, indent=1) + "\n")
+    return gate
+
+
+def load_gate(model_dir: ModelDir) -> dict:
+    """The model directory's fitted hemisphere gate (:data:`GATE_FILE`)."""
+    path = Path(model_dir.path) / GATE_FILE
+    if not path.is_file():
+        raise HotspotError(f"{model_dir.path} has no {GATE_FILE} (the hemisphere gate fitted on simulated development "
+                           "subjects); train the check's model with `invoke validate-real --train`",
+                           ErrorCode.BAD_ARGUMENT)
+    try:
+        gate = json.loads(path.read_text())
+        threshold = float(gate["threshold_mm"])
+    except (ValueError, KeyError, TypeError) as error:
+        raise HotspotError(f"{path} is not a hemisphere gate ({error}); train the check's model again with "
+                           "`invoke validate-real --train`", ErrorCode.BAD_FILE) from None
+    if not threshold >= 0.0:
+        raise HotspotError(f"{path}: threshold_mm must be >= 0, got {threshold}", ErrorCode.BAD_FILE)
+    return gate
 
 
 def check_model(model_dir: ModelDir) -> None:
@@ -341,11 +394,14 @@ def run_epochs(spec, subjects: Sequence[tuple[str, Sequence[Recording]]]) -> lis
     return [[next(epochs) for _ in recordings] for _, recordings in subjects]
 
 
-def assess_subject(model_dir: ModelDir, subject: str, recordings: Sequence[Recording], epochs: Sequence) -> list[dict]:
-    """Model and baseline on one subject's prepared runs and their epochs (:func:`run_epochs`): a record per hand.
+def assess_subject(model_dir: ModelDir, subject: str, recordings: Sequence[Recording], epochs: Sequence,
+                   threshold_mm: float) -> list[dict]:
+    """Model, network and baseline on one subject's prepared runs and epochs (:func:`run_epochs`): a record per hand.
 
-    Each record holds the trials (cues) and the kept ones, the model's x per kept trial and the pair's median
-    estimate, the baseline's lateralisation per kept trial and of the pair, and whether each is contralateral.
+    Each record holds the trials (cues) and the kept ones, the network's x per kept trial and the pair's median
+    estimate, the baseline's lateralisation per kept trial and of the pair, the gated decisions
+    (:func:`train.hemisphere_gate.hemisphere_votes` with ``threshold_mm``), how many trials fell back to the
+    baseline and whether the pair did, and whether each decision is contralateral.
     """
     from train.metrics import aggregate_trials
 
@@ -368,11 +424,17 @@ def assess_subject(model_dir: ModelDir, subject: str, recordings: Sequence[Recor
             erd = trial_erd(recordings, baseline_channels, event, ERD_BAND_HZ, REST_EVENT, kept_cues)
             trial_lat = lateralisation(erd)
             pair_lat = float(lateralisation(np.median(erd, axis=0))[0])
+            votes = hemisphere_votes(predictions[:, 0], trial_lat, threshold_mm)
+            pair_vote = int(hemisphere_votes([estimate[0]], [pair_lat], threshold_mm)[0])
             record.update({
                 "estimate_mm": [float(v) for v in estimate], "dispersion_mm": float(dispersion),
                 "trial_x_mm": [round(float(x), 2) for x in predictions[:, 0]],
-                "model_trials_right": int(sum(contralateral(hand, x) for x in predictions[:, 0])),
-                "model_contralateral": contralateral(hand, float(estimate[0])),
+                "network_trials_right": int(sum(contralateral(hand, x) for x in predictions[:, 0])),
+                "network_contralateral": contralateral(hand, float(estimate[0])),
+                "model_trials_fallback": int(np.sum(np.abs(predictions[:, 0]) < threshold_mm)),
+                "model_trials_right": contralateral_votes(hand, votes),
+                "model_pair_fallback": bool(abs(estimate[0]) < threshold_mm),
+                "model_contralateral": contralateral(hand, pair_vote),
                 "erd_lateralisation": pair_lat,
                 "erd_trial_lateralisation": [round(float(v), 4) for v in trial_lat],
                 "erd_trials_right": int(sum(contralateral(hand, -v) for v in trial_lat)),
@@ -381,8 +443,11 @@ def assess_subject(model_dir: ModelDir, subject: str, recordings: Sequence[Recor
     return records
 
 
-def between_hands(pairs: Sequence[dict]) -> list[dict]:
-    """Per subject: is the left-fist estimate further right than the right-fist one (model, baseline)?"""
+def between_hands(pairs: Sequence[dict], threshold_mm: float) -> list[dict]:
+    """Per subject: does the left fist point further right than the right fist (model, network, baseline)?
+
+    The model: :func:`train.hemisphere_gate.left_fist_further_right` with ``threshold_mm``.
+    """
     subjects = {}
     for pair in pairs:
         subjects.setdefault(pair["subject"], {})[pair["hand"]] = pair
@@ -393,8 +458,11 @@ def between_hands(pairs: Sequence[dict]) -> list[dict]:
             out.append({"subject": subject, "usable": False})
             continue
         out.append({"subject": subject, "usable": True,
-                    "model_left_minus_right_x_mm": left["estimate_mm"][0] - right["estimate_mm"][0],
-                    "model_right": bool(left["estimate_mm"][0] > right["estimate_mm"][0]),
+                    "model_right": left_fist_further_right((left["estimate_mm"][0], left["erd_lateralisation"]),
+                                                           (right["estimate_mm"][0], right["erd_lateralisation"]),
+                                                           threshold_mm),
+                    "network_left_minus_right_x_mm": left["estimate_mm"][0] - right["estimate_mm"][0],
+                    "network_right": bool(left["estimate_mm"][0] > right["estimate_mm"][0]),
                     "erd_right_minus_left_lateralisation": right["erd_lateralisation"] - left["erd_lateralisation"],
                     "erd_right": bool(right["erd_lateralisation"] > left["erd_lateralisation"])})
     return out
@@ -435,48 +503,49 @@ def subject_bootstrap(correct: Sequence[int], counts: Sequence[int], seed: int =
     return [float(result.confidence_interval.low), float(result.confidence_interval.high)]
 
 
-def measures(pairs: Sequence[dict]) -> dict:
-    """Per trial, per pair and between hands: model, ERD baseline and chance, with intervals and kept trials."""
+METHODS = {"model": "model", "network": "network", "erd_baseline": "erd"}
+"""Measure entry -> the prefix of its per-pair fields (the gated model, the network alone, the ERD baseline)."""
+
+
+def measures(pairs: Sequence[dict], threshold_mm: float) -> dict:
+    """Per trial, per pair and between hands: model, network, ERD baseline and chance, with intervals and kept trials.
+
+    ``threshold_mm`` is the hemisphere gate's (:func:`between_hands`).
+    """
     usable = [pair for pair in pairs if "estimate_mm" in pair]
-    per_subject: dict[str, list[int]] = {}
-    for pair in usable:
-        counts = per_subject.setdefault(pair["subject"], [0, 0, 0])
-        counts[0] += pair["model_trials_right"]
-        counts[1] += pair["erd_trials_right"]
-        counts[2] += pair["n_kept"]
     kept = sum(pair["n_kept"] for pair in usable)
-    trials = {"model": rate(sum(p["model_trials_right"] for p in usable), kept),
-              "erd_baseline": rate(sum(p["erd_trials_right"] for p in usable), kept), "chance": chance(kept),
-              "n_trials": int(sum(pair["n_trials"] for pair in pairs)), "n_kept": int(kept)}
-    columns = list(zip(*per_subject.values())) if per_subject else [(), (), ()]
-    trials["model"]["ci95_subject_bootstrap"] = subject_bootstrap(columns[0], columns[2])
-    trials["erd_baseline"]["ci95_subject_bootstrap"] = subject_bootstrap(columns[1], columns[2])
-    hands = [entry for entry in between_hands(pairs) if entry["usable"]]
-    return {
-        "trials": trials,
-        "pairs": {"model": rate(sum(p["model_contralateral"] for p in usable), len(pairs)),
-                  "erd_baseline": rate(sum(p["erd_contralateral"] for p in usable), len(pairs)),
-                  "chance": chance(len(pairs)), "n_pairs": len(pairs), "n_usable": len(usable)},
-        "between_hands": {"model": rate(sum(h["model_right"] for h in hands), len({p["subject"] for p in pairs})),
-                          "erd_baseline": rate(sum(h["erd_right"] for h in hands), len({p["subject"] for p in pairs})),
-                          "chance": chance(len({p["subject"] for p in pairs})),
-                          "n_subjects": len({p["subject"] for p in pairs}), "n_usable": len(hands)},
-    }
+    subjects = list(dict.fromkeys(pair["subject"] for pair in pairs))
+    hands = [entry for entry in between_hands(pairs, threshold_mm) if entry["usable"]]
+    found = {"trials": {"chance": chance(kept), "n_trials": int(sum(pair["n_trials"] for pair in pairs)),
+                        "n_kept": int(kept)},
+             "pairs": {"chance": chance(len(pairs)), "n_pairs": len(pairs), "n_usable": len(usable)},
+             "between_hands": {"chance": chance(len(subjects)), "n_subjects": len(subjects), "n_usable": len(hands)}}
+    for method, prefix in METHODS.items():
+        per_subject = {pair["subject"]: [0, 0] for pair in usable}  # subjects with kept trials
+        for pair in usable:
+            per_subject[pair["subject"]][0] += pair[f"{prefix}_trials_right"]
+            per_subject[pair["subject"]][1] += pair["n_kept"]
+        right, counts = zip(*per_subject.values()) if per_subject else ((), ())
+        found["trials"][method] = {**rate(sum(right), kept), "ci95_subject_bootstrap": subject_bootstrap(right, counts)}
+        found["pairs"][method] = rate(sum(pair[f"{prefix}_contralateral"] for pair in usable), len(pairs))
+        found["between_hands"][method] = rate(sum(entry[f"{prefix}_right"] for entry in hands), len(subjects))
+    return found
 
 
-def assess(model_dir: ModelDir, subjects: Sequence[tuple[str, Sequence[Recording]]]) -> dict:
+def assess(model_dir: ModelDir, subjects: Sequence[tuple[str, Sequence[Recording]]], threshold_mm: float) -> dict:
     """:func:`assess_subject` for every subject, the between-hands comparisons and the :func:`measures`."""
     epochs = run_epochs(model_dir.spec, subjects)
     pairs = [record for (subject, recordings), runs in zip(subjects, epochs)
-             for record in assess_subject(model_dir, subject, recordings, runs)]
-    return {"measures": measures(pairs), "pairs": pairs, "between_hands": between_hands(pairs)}
+             for record in assess_subject(model_dir, subject, recordings, runs, threshold_mm)]
+    return {"measures": measures(pairs, threshold_mm), "pairs": pairs,
+            "between_hands": between_hands(pairs, threshold_mm)}
 
 
 # ----- the two checks ---------------------------------------------------------------------------------------------
-def simulated_check(model_dir: ModelDir, config: CheckConfig, jobs: int = 2) -> dict:
-    """The model on held-out simulated subjects of the schedule (another seed than training)."""
+def simulated_check(model_dir: ModelDir, config: CheckConfig, threshold_mm: float, jobs: int = 2) -> dict:
+    """The model on held-out simulated subjects of the schedule (another seed than training and the gate's)."""
     subjects, preparation = simulated_cohort(config, config.heldout_seed, config.heldout_subjects, jobs)
-    result = assess(model_dir, [(subject.subject, subject.recordings) for subject in subjects])
+    result = assess(model_dir, [(subject.subject, subject.recordings) for subject in subjects], threshold_mm)
     share = result["measures"]["pairs"]["model"]["share"]
     result.update({"data": f"{len(subjects)} held-out simulated healthy subjects of the eegmmidb schedule "
                            f"(seed {config.heldout_seed}; training used seed {config.train_seed})",
@@ -501,7 +570,7 @@ def find_runs(folder: Path) -> dict[str, list[Path]]:
     return runs
 
 
-def real_check(model_dir: ModelDir, folder: Path, config: CheckConfig) -> dict:
+def real_check(model_dir: ModelDir, folder: Path, config: CheckConfig, threshold_mm: float) -> dict:
     """The model and the baseline on the real eegmmidb runs in ``folder`` (every subject found there)."""
     from train.io import read_recording
 
@@ -514,13 +583,14 @@ def real_check(model_dir: ModelDir, folder: Path, config: CheckConfig) -> dict:
             recordings.append(recording)
             repaired[f"{subject} {recording.session}"] = names
         subjects.append((subject, recordings))
-    result = assess(model_dir, subjects)
+    result = assess(model_dir, subjects, threshold_mm)
     targets, found = config.targets, result["measures"]
     met = {}
     for measure, minimum in (("between_hands", targets["between_hands"][0] / targets["between_hands"][1]),
                              ("pairs", targets["pairs"][0] / targets["pairs"][1]), ("trials", targets["trials"])):
         model, baseline = found[measure]["model"]["share"], found[measure]["erd_baseline"]["share"]
         met[measure] = {"target_share": minimum, "model_share": model, "erd_baseline_share": baseline,
+                        "network_share": found[measure]["network"]["share"],
                         "model_meets_target": bool(model is not None and model >= minimum - 1e-12),
                         "erd_baseline_meets_target": bool(baseline is not None and baseline >= minimum - 1e-12),
                         "model_at_or_above_baseline": bool(model is not None and baseline is not None
@@ -536,11 +606,12 @@ def validate(model_dir: ModelDir, folder: Path, config: CheckConfig | None = Non
     """The whole check: held-out simulated subjects first, then the real runs; returns the report."""
     config = config or load_check_config()
     check_model(model_dir)
+    gate = load_gate(model_dir)
     spec = model_dir.spec
     LOG.info("simulated check on %d held-out subjects", config.heldout_subjects)
-    simulated = simulated_check(model_dir, config, jobs)
+    simulated = simulated_check(model_dir, config, gate["threshold_mm"], jobs)
     LOG.info("real check on %s", folder)
-    real = real_check(model_dir, folder, config)
+    real = real_check(model_dir, folder, config, gate["threshold_mm"])
     training = model_dir.metadata[METADATA_KEY]
     windows = [sum(hands.values()) for hands in training["windows_per_subject"].values()]
     return {
@@ -551,6 +622,12 @@ def validate(model_dir: ModelDir, folder: Path, config: CheckConfig | None = Non
                     f"cue) relative to the run's pooled rest ({REST_EVENT} periods, {REST_PERIOD_S[0]:g}-"
                     f"{REST_PERIOD_S[1]:g} s after onset, median), C3/FC3/CP3 vs C4/FC4/CP4, on the same prepared "
                     "data and the same kept trials; chance = 50 %",
+        "decision": f"per trial the network's hemisphere where |x| >= {gate['threshold_mm']:g} mm, else the ERD "
+                    "lateralisation's (train/hemisphere_gate.py); the threshold fitted on simulated development "
+                    f"subjects (seed {gate['cohort']['seed']}); a pair: the network's median x where |x| >= the "
+                    "threshold, else the pair's ERD lateralisation; between hands: the two estimates where both are, "
+                    "else the two lateralisations",
+        "gate": gate,
         "model": str(model_dir.path), "level": model_dir.contract.level, "channels": model_dir.channels,
         "pipeline": {"tmin": spec.tmin, "tmax": spec.tmax, "baseline_mode": spec.baseline_mode,
                      "rest_window": list(spec.rest_window), "reference": spec.reference,

@@ -1,7 +1,7 @@
 """The sim-to-real check's report (``report.md``), rendered from :func:`train.validate_real.validate`'s dictionary.
 
-Per measure (trial, (subject, hand) pair, between hands) the model, the ERD-lateralisation baseline and
-chance side by side, with the kept counts, Wilson intervals, the subject bootstrap and the targets; then
+Per measure (trial, (subject, hand) pair, between hands) the model (the gated decision), the network
+alone, the ERD-lateralisation baseline and chance side by side, with the kept counts, Wilson intervals, the subject bootstrap and the targets; then
 every real pair. Nothing here computes an estimate.
 """
 
@@ -34,15 +34,14 @@ def _chance(entry: dict) -> str:
 
 
 def measures_table(found: dict) -> list[str]:
-    """Markdown rows: the three measures for the model, the baseline and chance."""
+    """Markdown rows: the three measures for the model, the network alone, the baseline and chance."""
     trials, pairs, hands = found["trials"], found["pairs"], found["between_hands"]
-    return ["| measure | kept | model | ERD baseline | chance |", "|---|---|---|---|---|",
-            f"| per trial | {trials['n_kept']} of {trials['n_trials']} trials | {_share(trials['model'])} | "
-            f"{_share(trials['erd_baseline'])} | {_chance(trials['chance'])} |",
-            f"| per (subject, hand) pair | {pairs['n_usable']} of {pairs['n_pairs']} pairs | "
-            f"{_share(pairs['model'])} | {_share(pairs['erd_baseline'])} | {_chance(pairs['chance'])} |",
-            f"| between hands, per subject | {hands['n_usable']} of {hands['n_subjects']} subjects | "
-            f"{_share(hands['model'])} | {_share(hands['erd_baseline'])} | {_chance(hands['chance'])} |"]
+    rows = [("per trial", f"{trials['n_kept']} of {trials['n_trials']} trials", trials),
+            ("per (subject, hand) pair", f"{pairs['n_usable']} of {pairs['n_pairs']} pairs", pairs),
+            ("between hands, per subject", f"{hands['n_usable']} of {hands['n_subjects']} subjects", hands)]
+    return ["| measure | kept | model | network alone | ERD baseline | chance |", "|---|---|---|---|---|---|",
+            *(f"| {name} | {kept} | {_share(entry['model'])} | {_share(entry['network'])} | "
+              f"{_share(entry['erd_baseline'])} | {_chance(entry['chance'])} |" for name, kept, entry in rows)]
 
 
 def markdown_report(report: dict) -> str:
@@ -58,28 +57,33 @@ def markdown_report(report: dict) -> str:
              f"Baseline: the run's pooled rest ({report['pipeline']['baseline_mode']}, "
              f"{report['pipeline']['rest_window'][0]:g}-{report['pipeline']['rest_window'][1]:g} s after each T0). "
              f"Preparation: {report['preparation']}. {report['frame']}.", "",
+             f"Decision: {report['decision']}.", "",
              f"## Before real data: {simulated['data']}", "",
              *measures_table(simulated["measures"]), "",
              f"Target: hemisphere right for >= {100 * simulated['target_pairs']:.0f} % of pairs: "
              f"**{'met' if simulated['meets_target'] else 'NOT met'}**.", "",
              f"## Real eegmmidb ({real['data']})", "", *measures_table(real["measures"]), "",
-             "| measure | target | model | ERD baseline | model >= baseline |", "|---|---|---|---|---|"]
+             "| measure | target | model | network alone | ERD baseline | model >= baseline |",
+             "|---|---|---|---|---|---|"]
     for measure, met in real["targets"].items():
         lines.append(f"| {measure.replace('_', ' ')} | >= {_percent(met['target_share'])} | "
                      f"{_percent(met['model_share'])} ({'met' if met['model_meets_target'] else 'missed'}) | "
-                     f"{_percent(met['erd_baseline_share'])} | "
+                     f"{_percent(met['network_share'])} | {_percent(met['erd_baseline_share'])} | "
                      f"{'yes' if met['model_at_or_above_baseline'] else 'no'} |")
-    lines += ["", "| subject | hand | kept / trials | model x (mm) | model right | trials right (model) "
-              "| ERD lateralisation (L - R) | ERD right | trials right (ERD) |",
-              "|---|---|---|---:|---|---|---:|---|---|"]
+    lines += ["", "| subject | hand | kept / trials | model right | pair from the baseline | trials right (model) "
+              "| trials from the baseline "
+              "| network x (mm) | network right | trials right (network) | ERD lateralisation (L - R) | ERD right "
+              "| trials right (ERD) |", "|---|---|---|---|---|---|---|---:|---|---|---:|---|---|"]
     for pair in real["pairs"]:
         if "estimate_mm" not in pair:
-            lines.append(f"| {pair['subject']} | {pair['hand']} | 0 / {pair['n_trials']} | "
-                         "– | – | – | – | – | – |")
+            lines.append(f"| {pair['subject']} | {pair['hand']} | 0 / {pair['n_trials']} |" + " – |" * 10)
             continue
-        lines.append(f"| {pair['subject']} | {pair['hand']} | {pair['n_kept']} / {pair['n_trials']} | "
-                     f"{pair['estimate_mm'][0]:+.1f} | {'yes' if pair['model_contralateral'] else 'no'} | "
-                     f"{pair['model_trials_right']}/{pair['n_kept']} | {pair['erd_lateralisation']:+.3f} | "
-                     f"{'yes' if pair['erd_contralateral'] else 'no'} | "
-                     f"{pair['erd_trials_right']}/{pair['n_kept']} |")
+        kept = pair["n_kept"]
+        lines.append(f"| {pair['subject']} | {pair['hand']} | {kept} / {pair['n_trials']} | "
+                     f"{'yes' if pair['model_contralateral'] else 'no'} | "
+                     f"{'yes' if pair['model_pair_fallback'] else 'no'} | {pair['model_trials_right']}/{kept} | "
+                     f"{pair['model_trials_fallback']}/{kept} | {pair['estimate_mm'][0]:+.1f} | "
+                     f"{'yes' if pair['network_contralateral'] else 'no'} | {pair['network_trials_right']}/{kept} | "
+                     f"{pair['erd_lateralisation']:+.3f} | {'yes' if pair['erd_contralateral'] else 'no'} | "
+                     f"{pair['erd_trials_right']}/{kept} |")
     return "\n".join(lines) + "\n"

@@ -39,7 +39,7 @@ _NOT_PAIRS = {"hotspot.mni_centre", "hotspot.sd_mm", "hotspot.muscle_offset_mm",
 _UNIT_INTERVAL = {"participants.lesion_left_probability", "participants.mep_negative_base",
                   "artifacts.emg_task_locked_probability", "artifacts.blink_fraction_at_cz",
                   "modulation.mu_erd", "modulation.beta_erd", "modulation.ipsilateral_erd",
-                  "artifacts.bad_channel_fraction", "modulation.trial_variability"}
+                  "artifacts.bad_channel_fraction", "modulation.trial_variability", "task.hand_switch"}
 # Values that may be negative (coordinates and offsets).
 _SIGNED = {"hotspot.mni_centre", "hotspot.muscle_offset_mm", "generators.mu_offset_mm",
            "generators.beta_offset_mm", "generators.alpha_mni"}

@@ -110,14 +110,15 @@ def make_schedule(task: Mapping, n_trials: int, sfreq: float, rng: np.random.Gen
 
     eegmmidb schedule (``"eegmmidb"``, PhysioNet's runs 3/7/11): lead-in, then rest and movement alternate
     (each trial is ``rest_s`` of rest and ``move_s`` of movement; the next rest starts when the movement
-    ends), and the recording ends ``post_s`` after the last movement. The hand of each trial is random:
-    a random order of equally many left and right trials (one more of a random hand when ``n_trials`` is
-    odd), as eegmmidb's runs have 7-8 of each.
+    ends), and the recording ends ``post_s`` after the last movement. The hand of each trial is random: the
+    first trial's hand is a coin flip and each later trial switches to the other hand with probability
+    ``hand_switch`` (a Markov chain; eegmmidb's runs switch on 76 % of cues, 225 of 294 on S001-S007).
 
     Parameters
     ----------
     task : mapping
-        The ``[task]`` section (``schedule``, ``rest_s`` [lo, hi], ``move_s``, ``post_s``, ``lead_in_s``).
+        The ``[task]`` section (``schedule``, ``rest_s`` [lo, hi], ``move_s``, ``post_s``, ``lead_in_s``,
+        ``hand_switch``).
         When ``rest_s`` has equal bounds the timing is fixed: every event at an exact, predictable sample
         (the device's guided session).
     n_trials : int
@@ -147,9 +148,9 @@ def make_schedule(task: Mapping, n_trials: int, sfreq: float, rng: np.random.Gen
     n_samples = int(np.ceil(end / per_second) * per_second)
     hands = None
     if alternating:
-        first = rng.choice(["left", "right"])
-        second = "right" if first == "left" else "left"
-        hands = rng.permutation([first] * ((n_trials + 1) // 2) + [second] * (n_trials // 2))
+        switches = np.concatenate([[False], rng.random(n_trials - 1) < task["hand_switch"]])
+        right = (rng.random() < 0.5) ^ (np.cumsum(switches) % 2 == 1)
+        hands = np.where(right, "right", "left")
     return TrialSchedule(starts.astype(np.int64), cues.astype(np.int64), stops.astype(np.int64), n_samples, hands)
 
 
