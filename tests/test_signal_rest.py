@@ -112,6 +112,10 @@ def test_erd_baseline_with_the_pooled_rest_and_its_pre_cue_version() -> None:
         per_trial = trial_erd([recording], ["C3", "C4"], cue, rest_event="T0")
         assert per_trial.shape == (len(recording.cue_samples(cue)), 2)
         assert np.all(per_trial[:, contra] > per_trial[:, 1 - contra])
+    # a run in which the quality gate kept no trial of this hand (and one that kept some) gives no rows for it
+    kept = [np.zeros(0, dtype=np.int64), recording.cue_samples("T1")[:2]]
+    assert trial_erd([recording, recording], ["C3", "C4"], "T1", rest_event="T0", cue_samples=kept).shape == (2, 2)
+    assert trial_erd([recording], ["C3", "C4"], "T1", cue_samples=kept[:1]).shape == (0, 2)
 
 
 def test_an_epoch_before_any_rest_is_rejected_and_bad_rest_windows_are_not_pooled() -> None:

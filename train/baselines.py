@@ -77,6 +77,8 @@ def band_power(segments: np.ndarray, sfreq: float, band: tuple[float, float]) ->
     """
     from scipy.signal import welch
 
+    if len(segments) == 0:  # e.g. a run whose trials of one hand the quality gate all rejected
+        return np.zeros((0, segments.shape[1]))
     nperseg = min(segments.shape[-1], int(round(sfreq)))
     freqs, psd = welch(segments, fs=sfreq, nperseg=nperseg, axis=-1)
     keep = (freqs >= band[0]) & (freqs <= band[1])
