@@ -117,11 +117,20 @@ class CheckConfig:
 
     def to_dict(self) -> dict:
         """JSON-ready form (stored with the model and the report)."""
-        return {"simulation": str(self.simulation), "train_seed": self.train_seed,
+        return {"simulation": simulation_name(self.simulation), "train_seed": self.train_seed,
                 "train_subjects": self.train_subjects, "heldout_seed": self.heldout_seed,
                 "heldout_subjects": self.heldout_subjects, "dev_seed": self.dev_seed,
                 "dev_subjects": self.dev_subjects, "level": self.level, "channels": self.channels,
                 "seed": self.seed, "targets": dict(self.targets), "training": self.training.to_dict()}
+
+
+def simulation_name(path: Path) -> str:
+    """A simulator configuration as the check's TOML names it: relative to the simulator's configuration
+    folder (train/simulate) when it lies there, else its full path (so records do not carry a checkout's path)."""
+    from train.simulate.config import DEFAULTS_PATH
+
+    path = Path(path)
+    return str(path.relative_to(DEFAULTS_PATH.parent)) if path.is_relative_to(DEFAULTS_PATH.parent) else str(path)
 
 
 def load_check_config(path: Path | str | None = None) -> CheckConfig:
@@ -299,7 +308,7 @@ def train_check_model(config: CheckConfig, out: Path | str, progress: bool = Tru
         if empty:
             raise HotspotError(f"simulated subject(s) {', '.join(empty)} gave no window; check the preparation",
                                ErrorCode.BAD_SAMPLES)
-        record = {"schedule": str(config.simulation), "preparation": PREPARATION, "config": config.to_dict(),
+        record = {"schedule": simulation_name(config.simulation), "preparation": PREPARATION, "config": config.to_dict(),
                   "cohort": {"seed": config.train_seed, "n_subjects": len(subjects), "group": "healthy"},
                   "windows_per_subject": counts,
                   "repaired_channels": {s: info["repaired"] for s, info in preparation.items()},
