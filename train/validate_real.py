@@ -28,11 +28,12 @@ decision), the network alone, the ERD-lateralisation baseline and chance:
   hand (the network: x > 0 for the left fist; cap frame, which for the real files, not digitised, is the
   template head frame); the baseline's when its mu/beta (8-30 Hz) power drop, relative to the run's pooled
   rest, is larger over C3/FC3/CP3 than over C4/FC4/CP4 for the right fist (and the reverse for the left);
-- *per (subject, hand) pair*: the majority of the pair's trial decisions (the network alone: the median of
-  its trial predictions; the baseline: the median over trials of each channel's drop);
-- *between hands, per subject*: the left-fist pair votes for the right hemisphere more often than the
-  right-fist pair (the network alone: its left-fist estimate lies further right; the baseline: the
-  right-fist drop is more left-lateralised than the left-fist drop).
+- *per (subject, hand) pair*: the gate on the pair (the network's median x over the pair's trials where
+  ``|x| >=`` the threshold, else the pair's lateralisation, the median over trials of each channel's drop);
+  the network alone: its median x; the baseline: the lateralisation;
+- *between hands, per subject*: the left fist points further right than the right fist (the model: by the
+  network's two median x where both pass the threshold, else by the two lateralisations; the network alone:
+  its median x; the baseline: the right-fist drop is more left-lateralised than the left-fist drop).
 
 Intervals are Wilson score intervals (``scipy.stats.binomtest``); per trial also a bootstrap over subjects,
 because trials of one subject are not independent. Chance is 50 % on each measure, with the range a coin
