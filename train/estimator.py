@@ -134,18 +134,18 @@ BLEND_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
 def _gated(fold: "HeldOut", kappa: float, gate: float | None, blend: float = 1.0
-           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Held-out estimates under (kappa, gate, blend), decided as :func:`edge.estimate.decide` does: points,
-    combined SDs and which were localised (inside the gate and narrower than the prior on some axis)."""
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """Held-out estimates under (kappa, gate, blend), decided as :func:`edge.estimate.decide` does: points and
+    which were localised (inside the gate and narrower than the prior on some axis)."""
     means = fold.means
     if blend < 1 and fold.physics is not None:
         means = blend * means + (1.0 - blend) * fold.physics
-    points, sds = combine(fold.prior, means, fold.sds, kappa)
+    points, _ = combine(fold.prior, means, fold.sds, kappa)
     inside = np.any(narrows_prior(fold.prior, fold.sds, kappa), axis=1)
     if gate is not None:
         inside &= np.linalg.norm(means - fold.prior.mean_mm, axis=1) <= gate
     points = np.where(inside[:, None], points, fold.prior.mean_mm)
-    return points, sds, inside
+    return points, inside
 
 
 def fit_combination(folds: Sequence["HeldOut"]) -> tuple[float, float | None, float]:
@@ -353,7 +353,7 @@ def fit_estimator(spec, items: Sequence[SubjectWindows], config: TrainingConfig,
     held_out = calibration_predictions(spec, items, config, seed, targets)
     kappa, gate, blend = fit_combination(held_out)
     gated = [_gated(fold, kappa, gate, blend) for fold in held_out]
-    residuals = np.concatenate([(points - fold.labels)[inside] for (points, _, inside), fold in zip(gated, held_out)])
+    residuals = np.concatenate([(points - fold.labels)[inside] for (points, inside), fold in zip(gated, held_out)])
     radius = (fit_radius90(residuals, settings.label_noise_sd_mm) if len(residuals)
               else prior_radius90(prior))
     calibration = Calibration(kappa=kappa, radius90_mm=radius, label_noise_sd_mm=settings.label_noise_sd_mm,
