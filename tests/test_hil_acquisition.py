@@ -15,7 +15,6 @@ from brainflow.data_filter import DataFilter
 
 from edge.acquisition import Acquisition, Chunk, Status, StatusChange
 from edge.quality import assess_window
-from edge.timebase import REALIGN_TOLERANCE_S, REALIGN_TOLERANCE_SAMPLES
 from edge.board import load_board
 from hardware.emulator.cyton import CytonEmulator
 
@@ -342,23 +341,25 @@ def test_300_duplicate_packets_are_dropped_and_cost_no_phantom_loss() -> None:
 
 
 def test_a_counter_restart_while_streaming_is_realigned_without_phantom_loss() -> None:
+    """A restart in mid-period (the counter claims about half a period of loss, far beyond the host clock's
+    jitter) is contradicted by the arrival times and realigned exactly. Claims within the jitter, and a
+    restart right after counter 0, are pinned with exact arrival times in test_emulator_loss_accounting:
+    here, under a loaded host, their outcome would depend on the load."""
     speed = 4.0
-    tolerance = REALIGN_TOLERANCE_SAMPLES + REALIGN_TOLERANCE_S * CYTON.sampling_rate * speed
     for seed in (3, 4):
-        data, index, lost, acquisition, emulator, _ = fault_run("restart", {}, seed=seed, speed=speed)
+        with CytonEmulator(ramp_source(CYTON.n_channels, 100000), speed=speed, seed=seed) as emulator:
+            with Acquisition(CYTON.name, serial_port=emulator.port, watchdog_s=1.0, clock_scale=speed) as acquisition:
+                chunks = collect(acquisition, 1.0)
+                while not 64 <= emulator.stats.packets_sent % 256 < 128:  # the counter one packet per sample
+                    chunks.append(acquisition.read(timeout_s=0.002))
+                emulator.inject("restart")
+                chunks += collect(acquisition, 1.5)
+                chunks += collect(acquisition, 2.0)
+            data, index, lost = joined(chunks)
         [interrupted] = emulator.stats.counter_restarts
-        claimed = (256 - interrupted) % 256  # the counter jumps from interrupted - 1 to 0
-        received = np.isfinite(data[RAMP_ROW])
-        offsets = index[received] - np.rint(data[RAMP_ROW, received]).astype(np.int64)
-        if interrupted == 1:
-            # right after counter 0 a restart cannot be told from a second packet with counter 0 (rejected)
-            assert acquisition.stats.rejected == 1 and set(np.unique(offsets)) <= {0, -1}
-        elif claimed <= tolerance:
-            # a claim within the host clock's tolerance cannot be contradicted: it stays as loss
-            assert lost == claimed and set(np.unique(offsets)) <= {0, claimed}
-        else:
-            assert_exact(data, index, lost)
-            assert lost == 0 and acquisition.stats.realigned == claimed
+        assert 64 <= interrupted < 192  # the claim, 256 - interrupted samples, is 64 ... 192 samples
+        assert_exact(data, index, lost)
+        assert lost == 0 and acquisition.stats.realigned == 256 - interrupted
 
 
 def test_a_garbage_flood_lets_no_fake_sample_through() -> None:
