@@ -26,6 +26,8 @@ from hardware.nullmodem import NullModem
 
 SPEED = 8.0
 """The emulated board streams this many times faster than real time in the device tests."""
+EXIT_DRAIN_S = 2.0
+"""Seconds the rig keeps reading the link after the runtime exited before it calls a missing message lost."""
 
 
 @pytest.fixture(scope="session")
@@ -124,11 +126,16 @@ class DeviceRig:
     def wait_for(self, predicate: Callable[[], object], timeout_s: float, what: str):
         """Poll ``predicate`` until it returns something truthy; fail the test after ``timeout_s``."""
         deadline = time.monotonic() + timeout_s
+        exited_at = None
         while time.monotonic() < deadline:
             value = predicate()
             if value:
                 return value
-            if self.process.poll() is not None and not predicate():
+            if exited_at is None and self.process.poll() is not None:
+                exited_at = time.monotonic()
+            # a runtime that sent its last message and exited (--once) may leave it in the link for the
+            # reader to drain: wait for that before calling the exit a failure
+            if exited_at is not None and time.monotonic() - exited_at > EXIT_DRAIN_S:
                 pytest.fail(f"runtime exited ({self.process.returncode}) while waiting for {what}: "
                             f"{self.stderr_path.read_text()[-1500:]}")
             time.sleep(0.05)
