@@ -125,27 +125,35 @@ def loso(folder: Path, level: str, channel_set: str, groups=("healthy", "stroke"
 
 
 def skill_row(result: dict) -> dict:
-    """The numbers of one protocol result that the targets are about, in both frames."""
-    summary = result["summary"]
+    """The numbers of one protocol result that the targets are about, in both frames, with their intervals.
+
+    Skill intervals are subject-bootstrap 95 % intervals, coverage intervals Wilson 95 % intervals over
+    sessions; ``model_minus_physics_mm`` is the paired per-subject difference (negative = the estimate is
+    closer to the truth than the physics baseline).
+    """
+    from train.evaluation import common_subject_errors, skill_with_ci
+    from train.metrics import bootstrap_ci
+
+    summary, records = result["summary"], result["records"]
     row = {"n_subjects": summary["n_subjects"], "n_sessions": summary["n_sessions"],
            "localised_share": summary["localised"]}
     for frame in ("head", "cap"):
         errors = summary["errors"][frame]["truth"]
-        row[frame] = {"skill": summary["skill"][frame]["truth"],
+        physics_skill, physics_ci = skill_with_ci(records, frame, "truth", method="physics")
+        versus_physics = np.array([model - physics for model, physics in
+                                   common_subject_errors(records, ("model", "physics"), frame).values()])
+        row[frame] = {"skill": summary["skill"][frame]["truth"], "skill_ci95": summary["skill_ci95"][frame]["truth"],
                       "estimate_mm": errors["model"]["mean_mm"], "estimate_ci95_mm": errors["model"]["ci95_mm"],
                       **{f"{method}_mm": errors[method]["mean_mm"] for method in
                          ("population_mean", "cap_prior", "anatomical_rule", "erd_peak", "physics", "oracle")},
-                      "physics_skill": _skill_of(summary, frame, "physics"),
+                      "physics_skill": physics_skill, "physics_skill_ci95": physics_ci,
+                      "model_minus_physics_mm": {"mean_mm": float(versus_physics.mean()),
+                                                 "ci95_mm": list(bootstrap_ci(versus_physics))},
                       "gain_over_prior_mm": summary["gain_over_prior_mm"][frame]["truth"],
                       "coverage90_truth": summary["coverage90"][frame]["truth"],
+                      "coverage90_truth_ci95": summary["coverage90_ci95"][frame]["truth"],
                       "coverage90_label": summary["coverage90"][frame]["label"]}
     return row
-
-
-def _skill_of(summary: dict, frame: str, method: str) -> float:
-    errors = summary["errors"][frame]["truth"]
-    span = errors["population_mean"]["mean_mm"] - errors["oracle"]["mean_mm"]
-    return float((errors["population_mean"]["mean_mm"] - errors[method]["mean_mm"]) / span) if span > 0 else float("nan")
 
 
 @functools.lru_cache(maxsize=1)
@@ -168,6 +176,8 @@ def grouped_skill() -> dict:
     were chosen on the seed-1 development cohort only. The same code on a seed-2 cohort is the
     replication; five channels is the smaller headset.
     """
+    from train.evaluation import skill_difference
+
     runs = grouped_runs()
     results = {"protocol": "subject-grouped leave-one-subject-out, per group; unit = session (one cap placement), "
                            "a subject's error = mean over its sessions",
@@ -178,9 +188,14 @@ def grouped_skill() -> dict:
                "elapsed_s": runs["elapsed_s"], "groups": {}}
     for group in ("healthy", "stroke"):
         nine, five, again = (skill_row(runs[key][group]) for key in ("seed0_nine", "seed0_five", "seed2_nine"))
-        checks = {}
+        records = {key: runs[key][group]["records"] for key in ("seed0_nine", "seed0_five", "seed2_nine")}
+        checks, differences = {}, {}
         for frame in ("head", "cap"):
             target = GROUPED_TARGETS[group][frame]
+            differences[frame] = {
+                "five_minus_nine": skill_difference(records["seed0_five"], records["seed0_nine"], frame, paired=True),
+                "seed2_minus_seed0": skill_difference(records["seed2_nine"], records["seed0_nine"], frame,
+                                                      paired=False)}
             checks[frame] = {
                 "skill_target_met": bool(nine[frame]["skill"] >= target),
                 "skill_short_by": max(0.0, target - nine[frame]["skill"]),
@@ -190,7 +205,7 @@ def grouped_skill() -> dict:
                 "seed2_within_0_15": bool(abs(again[frame]["skill"] - nine[frame]["skill"]) <= REPLICATION_TOLERANCE),
                 "beats_physics": bool(nine[frame]["estimate_mm"] < nine[frame]["physics_mm"])}
         results["groups"][group] = {"nine_channels_seed0": nine, "five_channels_seed0": five,
-                                    "nine_channels_seed2": again, "checks": checks}
+                                    "nine_channels_seed2": again, "skill_differences": differences, "checks": checks}
     return results
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 
 import numpy as np
@@ -130,7 +131,10 @@ def test_grouped_protocol_never_trains_on_a_test_subject(tiny_windows):
         summary = result.summary["errors"][frame]["truth"]
         assert summary["model"]["n"] == len(labelled)
         assert summary["oracle"]["mean_mm"] < summary["population_mean"]["mean_mm"]
-        assert 0.0 <= result.summary["coverage90"][frame]["truth"] <= 1.0
+        coverage = result.summary["coverage90"][frame]["truth"]
+        low, high = result.summary["coverage90_ci95"][frame]["truth"]
+        assert 0.0 <= low <= coverage <= high <= 1.0
+        assert len(result.summary["skill_ci95"][frame]["truth"]) == 2
     for record in result.records:  # the head-frame estimate is the cap-frame one through the session's cap
         item = next(i for i in windows if i.subject == record["subject"])
         np.testing.assert_allclose(item.to_head(record["estimates"]["model"]["cap"], record["session"]),
@@ -237,6 +241,7 @@ def test_reproduce_small_table_writes_json_markdown_and_figures(tiny_folder, tmp
     assert "loso_healthy" in report["headline"]["protocols"]
     table = (out / "table.md").read_text()
     assert "identification" in table and "| psd | stroke | five | 1.77 |" in table
+    assert re.search(r"\d+ % \(\d+ % … \d+ %\) \|", table)  # the headline's coverage with its interval
     assert (out / "error_distributions.png").stat().st_size > 0
     assert (out / "scalp_map_healthy.png").stat().st_size > 0
 

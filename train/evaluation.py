@@ -41,7 +41,8 @@ from train.baselines import ErdPeakBaseline, PhysicsBaseline, anatomical_rule
 from train.configs import TrainingConfig
 from train.estimator import fit_estimator, labelled, session_label
 from train.folds import Fold, check_grouped, grouped_folds
-from train.metrics import bootstrap_ci, skill, summarise_errors
+from train.metrics import (bootstrap_ci, percentile_interval, resampled_skill, skill, subject_resamples,
+                           summarise_errors, wilson_interval)
 from train.windows import SubjectWindows
 
 METHODS = ("model", "population_mean", "cap_prior", "anatomical_rule", "erd_peak", "physics", "oracle")
@@ -142,29 +143,92 @@ def subject_errors(records: Sequence[dict], frame: str = "cap", target: str = "l
     return _subject_errors(records, "model", frame, "target" if target == "label" else target)
 
 
+def common_subject_errors(records: Sequence[dict], methods: Sequence[str], frame: str, target: str = "truth"
+                          ) -> dict[str, np.ndarray]:
+    """Per subject that has all of ``methods``: their mean errors (mm), in the order of ``methods``.
+
+    ``target`` "label" scores against the scored label (the record's ``target``). Keys are sorted subjects,
+    so two results over the same subjects line up for a paired comparison.
+    """
+    per_method = [_subject_errors(records, m, frame, "target" if target == "label" else target) for m in methods]
+    common = sorted(set.intersection(*(set(errors) for errors in per_method)))
+    return {subject: np.array([errors[subject] for errors in per_method]) for subject in common}
+
+
+SKILL_METHODS = ("model", "population_mean", "oracle")
+"""What skill is computed from: the estimate, the reference baseline and the floor."""
+
+
+def skill_with_ci(records: Sequence[dict], frame: str, target: str = "truth", method: str = "model"
+                  ) -> tuple[float, list[float]]:
+    """Skill of ``method`` and its 95 % subject-bootstrap interval (subjects with every term)."""
+    errors = np.array(list(common_subject_errors(records, (method, *SKILL_METHODS[1:]), frame, target).values()))
+    if not len(errors):
+        return float("nan"), [float("nan"), float("nan")]
+    point = skill(*errors.mean(axis=0))
+    return point, list(percentile_interval(resampled_skill(errors, subject_resamples(len(errors)))))
+
+
+def skill_difference(records_a: Sequence[dict], records_b: Sequence[dict], frame: str, paired: bool,
+                     target: str = "truth") -> dict:
+    """Skill of result a minus skill of result b, with a 95 % bootstrap interval of the difference.
+
+    Parameters
+    ----------
+    records_a, records_b : sequence of dict
+        Records of two protocol results (:class:`ProtocolResult`).
+    frame : {"head", "cap"}
+    paired : bool
+        True when both results are of the same subjects (e.g. five vs nine channels of one cohort): the
+        subjects both have are resampled together. False for two cohorts (e.g. a replication cohort):
+        each is resampled on its own.
+    target : {"truth", "label"}
+
+    Returns
+    -------
+    dict
+        ``difference`` and ``ci95`` (skill units), ``n_subjects`` ([a, b]).
+    """
+    errors_a = common_subject_errors(records_a, SKILL_METHODS, frame, target)
+    errors_b = common_subject_errors(records_b, SKILL_METHODS, frame, target)
+    if paired:
+        common = sorted(set(errors_a) & set(errors_b))
+        errors_a, errors_b = ({s: errors[s] for s in common} for errors in (errors_a, errors_b))
+    a, b = (np.array(list(errors.values())) for errors in (errors_a, errors_b))
+    if not len(a) or not len(b):
+        return {"difference": float("nan"), "ci95": [float("nan"), float("nan")], "n_subjects": [len(a), len(b)]}
+    resamples_a = subject_resamples(len(a))
+    resamples_b = resamples_a if paired else subject_resamples(len(b), seed=1)
+    samples = resampled_skill(a, resamples_a) - resampled_skill(b, resamples_b)
+    return {"difference": skill(*a.mean(axis=0)) - skill(*b.mean(axis=0)), "ci95": list(percentile_interval(samples)),
+            "n_subjects": [len(a), len(b)]}
+
+
 def summarise(result: ProtocolResult) -> ProtocolResult:
     """Fill ``result.summary`` from its records.
 
     ``errors[frame][target][method]`` (:func:`train.metrics.summarise_errors` over subjects),
     ``skill[frame][target]`` (against the population mean, oracle as floor, on subjects where all three
-    exist), ``gain_over_prior_mm[frame][target]`` (mean over subjects of population-mean error minus model
-    error, with its 95 % bootstrap CI), ``coverage90`` (share of sessions whose truth / label lies inside
-    the radius, per frame), ``localised`` (share of sessions the EEG localised), ``n_subjects``,
-    ``n_sessions``. ``target`` "label" scores against each record's ``target`` (the assigned label).
+    exist) with ``skill_ci95[frame][target]`` (its subject-bootstrap 95 % interval),
+    ``gain_over_prior_mm[frame][target]`` (mean over subjects of population-mean error minus model error, with
+    its 95 % bootstrap CI), ``coverage90`` (share of sessions whose truth / label lies inside the radius, per
+    frame) with ``coverage90_ci95`` (its Wilson 95 % interval over sessions), ``localised`` (share of sessions
+    the EEG localised), ``n_subjects``, ``n_sessions``. ``target`` "label" scores against each record's
+    ``target`` (the assigned label).
     """
-    summary: dict = {"errors": {}, "skill": {}, "gain_over_prior_mm": {}, "coverage90": {},
+    summary: dict = {"errors": {}, "skill": {}, "skill_ci95": {}, "gain_over_prior_mm": {}, "coverage90": {},
+                     "coverage90_ci95": {},
                      "n_subjects": len({r["subject"] for r in result.records}), "n_sessions": len(result.records)}
     for frame in FRAMES:
-        summary["errors"][frame], summary["skill"][frame], summary["gain_over_prior_mm"][frame] = {}, {}, {}
+        for part in ("errors", "skill", "skill_ci95", "gain_over_prior_mm"):
+            summary[part][frame] = {}
         for target in TARGETS:
             key = "target" if target == "label" else "truth"
             per_method = {m: _subject_errors(result.records, m, frame, key) for m in METHODS}
             summary["errors"][frame][target] = {m: summarise_errors(np.array(list(v.values())))
                                                 for m, v in per_method.items()}
-            common = sorted(set(per_method["model"]) & set(per_method["population_mean"]) & set(per_method["oracle"]))
-            means = {m: float(np.mean([per_method[m][s] for s in common])) if common else float("nan")
-                     for m in ("model", "population_mean", "oracle")}
-            summary["skill"][frame][target] = skill(means["model"], means["population_mean"], means["oracle"])
+            summary["skill"][frame][target], summary["skill_ci95"][frame][target] = skill_with_ci(
+                result.records, frame, target)
             gains = np.array([per_method["population_mean"][s] - per_method["model"][s]
                               for s in sorted(set(per_method["model"]) & set(per_method["population_mean"]))])
             low, high = bootstrap_ci(gains)
@@ -175,6 +239,8 @@ def summarise(result: ProtocolResult) -> ProtocolResult:
                            for r in result.records if r[key].get(frame) is not None]
                   for target, key in (("truth", "truth"), ("label", "target"))}
         summary["coverage90"][frame] = {target: float(np.mean(v)) if v else float("nan") for target, v in inside.items()}
+        summary["coverage90_ci95"][frame] = {target: wilson_interval(int(sum(v)), len(v))
+                                             for target, v in inside.items()}
     summary["localised"] = (float(np.mean([r["model"]["localised"] for r in result.records]))
                             if result.records else float("nan"))
     result.summary = summary

@@ -8,6 +8,7 @@ trials, so that subjects with many trials do not dominate.
 from __future__ import annotations
 
 import numpy as np
+from scipy.stats import binomtest
 
 
 def euclidean_errors(predicted: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -50,6 +51,23 @@ def aggregate_trials(predictions: np.ndarray) -> tuple[np.ndarray, float]:
     return estimate, float(np.median(euclidean_errors(predictions, estimate)))
 
 
+def subject_resamples(n_subjects: int, n_boot: int = 2000, seed: int = 0) -> np.ndarray:
+    """Bootstrap resamples of subject indices (with replacement), shape ``(n_boot, n_subjects)``.
+
+    Two statistics computed on the same resamples of the same subjects give a paired bootstrap.
+    """
+    return np.random.default_rng(seed).integers(0, n_subjects, size=(n_boot, n_subjects))
+
+
+def percentile_interval(samples: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """The central ``level`` percentile interval of bootstrap ``samples`` (NaN samples ignored)."""
+    samples = np.asarray(samples, dtype=float)
+    if not np.any(np.isfinite(samples)):
+        return float("nan"), float("nan")
+    tail = (1.0 - level) / 2.0 * 100.0
+    return float(np.nanpercentile(samples, tail)), float(np.nanpercentile(samples, 100.0 - tail))
+
+
 def bootstrap_ci(values: np.ndarray, statistic=np.mean, n_boot: int = 2000, level: float = 0.95,
                  seed: int = 0) -> tuple[float, float]:
     """Percentile bootstrap confidence interval of ``statistic`` over ``values`` (resampling subjects).
@@ -75,11 +93,36 @@ def bootstrap_ci(values: np.ndarray, statistic=np.mean, n_boot: int = 2000, leve
     values = np.asarray(values, dtype=float)
     if len(values) == 0:
         return float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    samples = values[rng.integers(0, len(values), size=(n_boot, len(values)))]
-    stats = statistic(samples, axis=1)
-    tail = (1.0 - level) / 2.0 * 100.0
-    return float(np.percentile(stats, tail)), float(np.percentile(stats, 100.0 - tail))
+    return percentile_interval(statistic(values[subject_resamples(len(values), n_boot, seed)], axis=1), level)
+
+
+def wilson_interval(successes: int, n: int, level: float = 0.95) -> list[float]:
+    """Wilson score interval of a proportion (e.g. a radius's coverage over sessions); NaNs for ``n = 0``."""
+    if n == 0:
+        return [float("nan"), float("nan")]
+    interval = binomtest(int(successes), int(n)).proportion_ci(level, method="wilson")
+    return [float(interval.low), float(interval.high)]
+
+
+def resampled_skill(errors_mm: np.ndarray, resamples: np.ndarray) -> np.ndarray:
+    """:func:`skill` on each bootstrap resample of subjects.
+
+    Parameters
+    ----------
+    errors_mm : ndarray, shape (n_subjects, 3)
+        Per subject the mean error (mm) of the model, the reference baseline and the oracle.
+    resamples : ndarray of int, shape (n_boot, n_subjects)
+        Subject indices (:func:`subject_resamples`).
+
+    Returns
+    -------
+    ndarray, shape (n_boot,)
+        NaN where a resample's oracle is not better than its baseline.
+    """
+    means = np.asarray(errors_mm, dtype=float)[resamples].mean(axis=1)
+    span = means[:, 1] - means[:, 2]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(span > 0, (means[:, 1] - means[:, 0]) / span, np.nan)
 
 
 def summarise_errors(errors: np.ndarray, seed: int = 0) -> dict:

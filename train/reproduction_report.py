@@ -79,7 +79,8 @@ def markdown_table(report: dict) -> str:
     for frame in ("head", "cap"):
         lines += [f"### {frame} frame, error vs the true hotspot", "",
                   "| protocol | estimate | population mean | population mean through the cap | FCC3h rule "
-                  "| ERD peak + offset | physics | oracle | skill | gain over prior (95 % CI) | coverage 90 % |",
+                  "| ERD peak + offset | physics | oracle | skill (95 % CI) | gain over prior (95 % CI) "
+                  "| coverage 90 % (95 % CI) |",
                   "|---|---|---|---|---|---|---|---|---:|---|---:|"]
         for name, result in headline["protocols"].items():
             summary = result["summary"]
@@ -89,9 +90,11 @@ def markdown_table(report: dict) -> str:
             gain = summary["gain_over_prior_mm"][frame]["truth"]
             cells = [format_summary(_errors(result, frame, "truth"))]
             cells += [_mm(_errors(result, frame, "truth", m)) for m in BASELINES]
-            cells += [_skill(summary["skill"][frame]["truth"]),
+            cells += [_with_interval(_skill(summary["skill"][frame]["truth"]),
+                                     summary.get("skill_ci95", {}).get(frame, {}).get("truth"), _skill),
                       f"{gain['mean_mm']:+.2f} ({gain['ci95_mm'][0]:+.2f} … {gain['ci95_mm'][1]:+.2f})",
-                      _share(summary["coverage90"][frame]["truth"])]
+                      _with_interval(_share(summary["coverage90"][frame]["truth"]),
+                                     summary.get("coverage90_ci95", {}).get(frame, {}).get("truth"), _share)]
             lines.append(f"| {result['protocol']} ({name}) | " + " | ".join(cells) + " |")
         lines.append("")
     lines += [f"Wall time: {report['elapsed_s']:.0f} s.", ""]
@@ -100,6 +103,13 @@ def markdown_table(report: dict) -> str:
 
 def _share(value: float) -> str:
     return "n/a" if value is None or not np.isfinite(value) else f"{100 * value:.0f} %"
+
+
+def _with_interval(text: str, interval: list[float] | None, form) -> str:
+    """``text`` followed by its 95 % interval in the same form (results written before intervals have none)."""
+    if not interval or not all(value is not None and np.isfinite(value) for value in interval):
+        return text
+    return f"{text} ({form(interval[0])} … {form(interval[1])})"
 
 
 def write_figures(report: dict, out: Path) -> list[Path]:
