@@ -229,8 +229,8 @@ def summarise(result: ProtocolResult) -> ProtocolResult:
                                                 for m, v in per_method.items()}
             summary["skill"][frame][target], summary["skill_ci95"][frame][target] = skill_with_ci(
                 result.records, frame, target)
-            gains = np.array([per_method["population_mean"][s] - per_method["model"][s]
-                              for s in sorted(set(per_method["model"]) & set(per_method["population_mean"]))])
+            paired = common_subject_errors(result.records, ("population_mean", "model"), frame, target)
+            gains = np.array([prior - model for prior, model in paired.values()])
             low, high = bootstrap_ci(gains)
             summary["gain_over_prior_mm"][frame][target] = {
                 "mean_mm": float(gains.mean()) if len(gains) else float("nan"), "ci95_mm": [low, high]}
