@@ -228,8 +228,6 @@ def cohort_spread() -> dict:
     with subject-bootstrap intervals; across cohorts their range and SD, and the share of cohort pairs whose
     skills agree within the replication tolerance.
     """
-    from train.evaluation import skill_with_ci
-
     runs = grouped_runs()
     per_seed = {0: runs["seed0_nine"], 2: runs["seed2_nine"]}
     for seed, (_, name) in SPREAD_COHORTS.items():
@@ -239,15 +237,14 @@ def cohort_spread() -> dict:
     for seed, (role, _) in SPREAD_COHORTS.items():
         cohorts[f"seed{seed}"] = {"role": role, "groups": {}}
         for group, result in per_seed[seed].items():
-            row = {"n_subjects": result["summary"]["n_subjects"]}
+            full = skill_row(result)
+            row = {"n_subjects": full["n_subjects"]}
             for frame in ("head", "cap"):
-                errors = result["summary"]["errors"][frame]["truth"]
-                skill, ci = skill_with_ci(result["records"], frame)
-                physics, physics_ci = skill_with_ci(result["records"], frame, method="physics")
-                row[frame] = {"skill": skill, "skill_ci95": ci, "physics_skill": physics,
-                              "physics_skill_ci95": physics_ci,
-                              "room_above_prior_mm": errors["population_mean"]["mean_mm"] - errors["oracle"]["mean_mm"],
-                              "estimate_minus_physics_mm": errors["model"]["mean_mm"] - errors["physics"]["mean_mm"]}
+                numbers = full[frame]
+                row[frame] = {**{key: numbers[key] for key in
+                                 ("skill", "skill_ci95", "physics_skill", "physics_skill_ci95")},
+                              "room_above_prior_mm": numbers["population_mean_mm"] - numbers["oracle_mm"],
+                              "estimate_minus_physics_mm": numbers["estimate_mm"] - numbers["physics_mm"]}
             cohorts[f"seed{seed}"]["groups"][group] = row
     for group in ("healthy", "stroke"):
         across[group] = {}
