@@ -62,6 +62,7 @@ from train.baselines import ERD_BAND_HZ, REST_PERIOD_S, trial_erd
 from train.configs import CONFIG_DIR, TrainingConfig, load_training_config
 from train.dataset import Dataset, Recording, Subject
 from train.hemisphere_gate import contralateral_votes, fit_threshold, hemisphere_votes, left_fist_further_right
+from train.metrics import wilson_interval
 from train.model_dir import ModelDir, load_model_dir
 from train.validate_real_report import markdown_report
 
@@ -486,9 +487,8 @@ def rate(correct: int, n: int) -> dict:
     if n == 0:
         return {"correct": 0, "n": 0, "share": None, "ci95_wilson": None, "p_vs_chance": None}
     test = binomtest(int(correct), int(n), 0.5, alternative="greater")
-    interval = binomtest(int(correct), int(n)).proportion_ci(0.95, method="wilson")
     return {"correct": int(correct), "n": int(n), "share": correct / n,
-            "ci95_wilson": [float(interval.low), float(interval.high)], "p_vs_chance": float(test.pvalue)}
+            "ci95_wilson": wilson_interval(correct, n), "p_vs_chance": float(test.pvalue)}
 
 
 def chance(n: int) -> dict:
