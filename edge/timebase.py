@@ -10,7 +10,13 @@ A packet takes a slot when the board can have sent it. Before any counting, a pa
   continue the sequence without it: a fake packet framed out of line noise; also the packet after next
   when the values leap off the signal), or values
   outside what the board's front end can produce between its neighbours (most channels leaping by
-  more than a tenth of full scale for one sample while the samples around it agree);
+  more than a tenth of full scale for one sample while the samples around it agree). Only a whole
+  period lost after it could make a packet off the sequence real, so it is kept only when neither its
+  values (leaping off the signal between the neighbours) nor the host clock rule that out. The clock
+  judges causally, from the packets after the backlog too: a delivery stall on a loaded host delays the
+  packets right after a fake as a lost period would, but not those after the backlog has drained. A
+  packet after a gap that is decided with no packet after it (at a session's end, or when the link
+  falls silent) is rejected when its values leap off the signal;
 * **dropped as a duplicate** when it repeats the previous packet's counter and values (a radio
   retransmission); a duplicate is not loss.
 
@@ -387,8 +393,18 @@ class PacketCounter:
                     following = [ahead]
                     if self._leaps(sequence, None if rows is None else rows[k]):
                         following.append(int(next_valid[min(ahead + 1, n)]))
-                    if any(i < n and self._continues_without(sequence, steps, int(counters[i]), float(times[i]),
-                                                             clock) for i in following):
+                    verdicts = [self._continues_without(sequence, steps, i, counters, times, next_valid, clock, final,
+                                                        None if rows is None else rows[k],
+                                                        None if rows is None else rows[i])
+                                for i in following if i < n]
+                    if True in verdicts:
+                        kinds[k] = REJECTED
+                        continue
+                    if None in verdicts:
+                        return stop(k)  # the host clock cannot tell yet: wait for the arrivals after the backlog
+                    if not verdicts and self._leaps(sequence, None if rows is None else rows[k], steady=True):
+                        # decided with no packet after it (the end of a session, or a wait cut short while the link
+                        # is silent): nothing shows the jump is the board's, and its values leap off the signal
                         kinds[k] = REJECTED
                         continue
                 if candidate[k] and sequence.last_row is not None:
@@ -419,11 +435,18 @@ class PacketCounter:
                 sequence.last_row = rows[k]
         return stop(n)
 
-    def _leaps(self, sequence: _Sequence, here: np.ndarray | None) -> bool:
-        """Whether most channels of ``here`` lie more than the excursion limit from the last placed sample."""
+    def _leaps(self, sequence: _Sequence, here: np.ndarray | None, steady: bool = False) -> bool:
+        """Whether most channels of ``here`` lie more than the excursion limit from the last placed sample.
+
+        With ``steady``, a channel's limit is also at least four times its last sample-to-sample change (as in
+        :meth:`_excursion`: a large real oscillation, such as the lead-off drive of a contact check, never leaps).
+        """
         if self.excursion_uv is None or here is None or sequence.last_row is None:
             return False
-        away = np.abs(here - sequence.last_row) > self.excursion_uv
+        limit = self.excursion_uv
+        if steady and sequence.last_step is not None:
+            limit = np.maximum(limit, 4.0 * sequence.last_step)
+        away = np.abs(here - sequence.last_row) > limit
         return 2 * int(np.count_nonzero(away)) >= away.size
 
     def _excursion(self, before: np.ndarray, step: np.ndarray | None, here: np.ndarray, after: np.ndarray,
@@ -441,16 +464,53 @@ class PacketCounter:
         away = (np.abs(here - before) > limit) & (np.abs(here - after) > limit) & (np.abs(after - before) < limit / 2)
         return 2 * int(np.count_nonzero(away)) >= away.size
 
-    def _continues_without(self, sequence: _Sequence, steps: int, counter: int, when: float, clock: bool) -> bool:
-        """Whether the packet after a gap of ``steps`` follows the last slot sooner than it (so the gap is fake).
+    def _continues_without(self, sequence: _Sequence, steps: int, i: int, counters: np.ndarray, times: np.ndarray,
+                           next_valid: np.ndarray, clock: bool, final: bool, here: np.ndarray | None = None,
+                           there: np.ndarray | None = None) -> bool | None:
+        """Whether packet ``i``, after a gap of ``steps``, follows the last slot sooner than it (so the gap is fake).
 
-        It must be nearer on the counter and, by the host clock, not a whole period later.
+        Packet ``i`` must be nearer on the counter, and not a whole period later: only then could the packet
+        in between (values ``here``) be the board's, as a lone sample amid a lost period. That is ruled out:
+
+        * by the values, timing aside, when the skipped packet leaps off the signal between the last placed
+          sample and packet ``i`` (values ``there``, at most :data:`EXCURSION_SPAN` samples on), which agree
+          (:meth:`_excursion`);
+        * by the host clock, causally: packet ``i`` was sampled no later than its own arrival, nor than the
+          arrival of any valid packet after it less their counter distance, and must have been sampled
+          less than half a period more than its counter distance after the last placed sample. A delivery
+          stall (a loaded host, a backlog on the link) delays packet ``i`` and the ones right behind it
+          alike, so that its own arrival can look a period late; the packets after the backlog has
+          drained cannot.
+
+        Returns
+        -------
+        bool or None
+            None while neither rules the period out and later arrivals could (fewer than
+            :attr:`evidence_s` host seconds of them after packet ``i``, and not ``final``): decide later.
         """
+        counter = int(counters[i])
         nearer = self._distance(sequence.last_slot, counter) or self.period
         if steps >= self.period or nearer >= steps:
             return False
+        if (here is not None and there is not None and self.excursion_uv is not None
+                and sequence.last_row is not None and nearer <= EXCURSION_SPAN
+                and self._excursion(sequence.last_row, sequence.last_step, here, there, nearer, nearer)):
+            return True
         since = sequence.last_time if sequence.session_start is None else sequence.session_start - 1 / self.sampling_rate
-        return not clock or since is None or (when - since) * self.sampling_rate < nearer + self.period / 2
+        if not clock or since is None:
+            return True
+        n = counters.size
+        limit = since + (nearer + self.period / 2) / self.sampling_rate
+        sampled = float(times[i])  # the latest time packet i can have been sampled
+        j = i
+        while sampled >= limit:
+            j = int(next_valid[j + 1])
+            if j >= n:
+                return False if final else None
+            sampled = min(sampled, float(times[j]) - self._distance(counter, int(counters[j])) / self.sampling_rate)
+            if sampled >= limit and times[j] - times[i] >= self.evidence_s:
+                return False
+        return True
 
     def _distance(self, counter_from: int, counter_to: int) -> int:
         """Samples from one counter value to the next one (modulo the period)."""

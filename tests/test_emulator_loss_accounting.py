@@ -223,6 +223,106 @@ def test_two_fake_packets_in_a_row_are_both_rejected() -> None:
     assert placement.rejected == 2 and not placement.missing.any() and counter.next_slot == 300
 
 
+CYTON_FULL_SCALE_UV = 187_500.0
+
+
+def through_acquisition(counters: np.ndarray, values: np.ndarray, arrivals: np.ndarray, speed: float = 4.0,
+                        poll_s: float = 0.02) -> tuple[np.ndarray, np.ndarray, Acquisition]:
+    """Feed packets to the acquisition's packet logic as its worker would, without a board or a clock.
+
+    ``arrivals`` are BrainFlow's host timestamps (seconds after the stream start at 0). Every ``poll_s`` the
+    packets that have arrived are ingested in BrainFlow's row layout (stop byte 0xC0), then the session
+    ends. Returns (data, sample_index, acquisition) of everything :meth:`Acquisition.read` gives.
+    """
+    acquisition = Acquisition("cyton", serial_port="/dev/ttyEmulated", clock_scale=speed, poll_s=poll_s)
+    rows = np.zeros((24, counters.size))
+    rows[0], rows[1:9], rows[12], rows[22] = counters, values, 0xC0, arrivals
+    acquisition._tracker.new_session(0.0)
+    taken = 0
+    for now in np.arange(poll_s, arrivals.max() + 2 * poll_s, poll_s):
+        arrived = int(np.searchsorted(arrivals, now, side="right"))
+        acquisition._ingest(rows[:, taken:arrived])
+        taken = arrived
+    acquisition._ingest(rows[:, taken:], final=True)
+    chunk = acquisition.read()
+    return chunk.data_uv, chunk.sample_index, acquisition
+
+
+def ramp_with_a_fake(fake_values: np.ndarray, stall_s: float, stall_before: bool = False):
+    """2000 samples at 4x real time (1000 host samples/s), board channel 8 = the sample index, with line noise
+    framed as a packet right after sample 1156: counter 197 (65 ahead of the 132 that sample 1156 carries), as
+    in the CI run that let one through; the delivery stalls for ``stall_s`` after that packet (or before it)."""
+    rng = np.random.default_rng(11)
+    slots = np.arange(2000)
+    values = rng.normal(0.0, 40.0, size=(8, slots.size))
+    values[7] = slots
+    arrivals = slots / 1000.0 + 0.001
+    counters = np.insert(slots % 256, 1157, 197)
+    values = np.insert(values, 1157, fake_values, axis=1)
+    arrivals = np.insert(arrivals, 1157, arrivals[1156])
+    held_from = 1157 if stall_before else 1158
+    arrivals[held_from:] = np.maximum(arrivals[held_from:], arrivals[1156] + stall_s)
+    return counters, values, arrivals
+
+
+NOISE_FAKE = np.array([-64_283.0, 150_112.0, 31_977.0, -171_050.0, 88_416.0, -20_951.0, 120_734.0, -101_726.0])
+"""A fake packet's values as line noise makes them: anywhere in the ADC range (channel 8: the CI run's)."""
+
+
+@pytest.mark.parametrize("stall_s, stall_before", [(0.0, False), (0.13, False), (0.2, False), (0.6, False),
+                                                    (0.2, True), (0.6, True)])
+def test_a_fake_packet_is_rejected_whatever_the_delivery_stalls_around_it(stall_s: float, stall_before: bool) -> None:
+    """CI once let a fake through and placed the real samples after it 192 slots late: the check that the next
+    packet continues the sequence without the fake took a stall of more than half a period before that packet
+    (a loaded host) for a whole lost period. The packets after the backlog show the stall, and line noise's
+    values leap off the signal between two neighbours that agree, whatever the timing."""
+    counters, values, arrivals = ramp_with_a_fake(NOISE_FAKE, stall_s, stall_before)
+    data, index, acquisition = through_acquisition(counters, values, arrivals)
+    received = np.isfinite(data[7])
+    np.testing.assert_array_equal(np.rint(data[7, received]), index[received])  # each sample at its own index
+    np.testing.assert_array_equal(index, np.arange(2000))  # all of them, and nothing else
+    assert received.all() and acquisition.stats.rejected == 1 and acquisition.stats.lost == 0
+
+
+@pytest.mark.parametrize("stall_s", [0.13, 0.2])
+def test_a_fake_packet_with_signal_sized_values_is_rejected_by_the_arrivals_after_a_stall(stall_s: float) -> None:
+    # values like its neighbours': only the clock can tell; the samples after the backlog drained arrive on time,
+    # so sample 1157 cannot be a whole period later than the fake's counter would need
+    fake = np.array([10.0, -20.0, 30.0, 5.0, -15.0, 25.0, -35.0, 1156.5])
+    counters, values, arrivals = ramp_with_a_fake(fake, stall_s)
+    data, index, acquisition = through_acquisition(counters, values, arrivals)
+    np.testing.assert_array_equal(np.rint(data[7]), np.arange(2000))
+    assert acquisition.stats.rejected == 1 and acquisition.stats.lost == 0
+
+
+def test_a_lone_packet_amid_a_lost_period_is_kept_when_the_clock_shows_the_period() -> None:
+    # the packets after the one at 1221 skip back on the counter because a whole period really was lost:
+    # they arrive a period later, and so do the ones after them
+    true = np.concatenate([np.arange(1157), [1221], np.arange(1413, 2000)])
+    counters = true % 256
+    values = np.stack([np.full(true.size, 10.0)] * 7 + [true.astype(float)])
+    data, index, acquisition = through_acquisition(counters, values, true / 1000.0 + 0.001)
+    received = np.isfinite(data[7])
+    np.testing.assert_array_equal(np.rint(data[7, received]), index[received])
+    assert acquisition.stats.rejected == 0 and acquisition.stats.lost == 2000 - true.size
+
+
+def test_a_fake_packet_last_before_the_session_ends_is_rejected_and_a_real_one_kept() -> None:
+    # nothing after it tells the counter's story: values that leap off the signal are not the board's
+    slots = np.arange(300)
+    values = np.stack([np.full(300, 10.0)] * 7 + [slots.astype(float)])
+    fake = PacketCounter(1, FS, full_scale_uv=CYTON_FULL_SCALE_UV)
+    fake.new_session(0.0)
+    placement = fake.place(np.append(slots % 256, 100), np.append(slots / FS, 300 / FS),
+                           values=np.append(values, NOISE_FAKE[:, None], axis=1))
+    assert placement.rejected == 1 and placement.placed.size == 300
+    real = PacketCounter(1, FS, full_scale_uv=CYTON_FULL_SCALE_UV)
+    real.new_session(0.0)
+    placement = real.place(np.append(slots % 256, 60), np.append(slots / FS, 316 / FS),
+                           values=np.append(values, values[:, -1:] + 3.0, axis=1))
+    assert placement.rejected == 0 and placement.missing[-1] == 16  # samples 300-315
+
+
 def test_daisy_counter_steps_by_two_and_a_repeat_is_stale() -> None:
     counter = PacketCounter(2, 125.0)
     counter.new_session(0.0)
