@@ -18,7 +18,7 @@ from edge.errors import HotspotError, run_cli
 from edge.board import OPENBCI_BOARDS, load_board
 from hardware.electrode_maps import load_map, map_names
 from hardware.emulator.__main__ import console_command, main
-from hardware.emulator.cyton import CytonEmulator
+from hardware.emulator.cyton import CytonEmulator, line_noise
 from hardware.emulator.faults import parse_fault
 from hardware.emulator.firmware import DONGLE_FAILURE, PACKET_SIZE, encode_packets
 from hardware.emulator.sources import recording_source
@@ -173,6 +173,34 @@ def test_duplicate_restart_garbage_and_misorder_faults_on_the_wire() -> None:
         CytonEmulator(np.zeros((8, 10))).inject("misorder")
     with pytest.raises(HotspotError, match="hz must be"):
         CytonEmulator(np.zeros((8, 10))).inject("rate", hz=0)
+
+
+def test_the_garbage_after_each_packet_depends_only_on_the_seed_and_the_packet() -> None:
+    # whatever the host's timing (ticks, when the fault was injected), the bytes on the wire are the packets, each
+    # followed by line_noise(seed, its position): a run's junk can be rebuilt from the packets it covered
+    source = np.zeros((8, 5000))
+    source[7] = np.arange(5000) * 0.5
+    board = load_board("cyton")
+    for speed in (1.0, 4.0):
+        with CytonEmulator(source, speed=speed, seed=7) as emulator, \
+                serial.Serial(emulator.port, 115200, timeout=0.1) as port:
+            talk(port, "v")
+            emulator.inject("garbage", rate=0.5)
+            port.write(b"b")
+            wire = b""
+            deadline = time.monotonic() + 3.0
+            while len(wire) < 20000 and time.monotonic() < deadline:
+                wire += port.read(20000 - len(wire))
+            port.write(b"s")
+        expected = bytearray()
+        position = 0
+        while len(expected) < len(wire):
+            counts = board.counts_from_uv(source[:, position:position + 1])
+            expected += encode_packets(np.array([position]), counts) + line_noise(7, position, 0.5)[0]
+            position += 1
+        assert len(wire) == 20000 and wire == bytes(expected[:len(wire)])
+        assert emulator.stats.fake_packets > 10
+    assert line_noise(7, 123, 1.0) == line_noise(7, 123, 1.0) != line_noise(8, 123, 1.0)
 
 
 def test_rate_fault_changes_the_subject_clock() -> None:

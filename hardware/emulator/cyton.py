@@ -35,6 +35,40 @@ from hardware.emulator.transport import PtyLink
 
 DEFAULT_IMPEDANCE_OHM = 5e3
 TICK_S = 0.004
+LINE_NOISE_STREAM = 0x6E6F697365
+"""Mixed into the seed of the ``garbage`` fault's junk, so that it is independent of the injector's other draws."""
+
+
+def line_noise(seed: int, position: int, rate: float) -> tuple[bytes, bool]:
+    """The junk the ``garbage`` fault sends right after one packet.
+
+    It depends only on the emulator's seed and the packet's position on the subject clock, never on the
+    host's timing (how the packets fall into ticks, when the fault was injected): a run that covers the
+    same packets sends the same bytes, and a failure can be replayed from its packet positions.
+
+    Parameters
+    ----------
+    seed : int
+        The emulator's seed.
+    position : int
+        The packet's index on the subject clock since streaming first started (the Daisy's two packets
+        of sample ``k`` are ``2k``, even, and ``2k + 1``, odd).
+    rate : float
+        The fault's rate: the chance of junk after a packet.
+
+    Returns
+    -------
+    junk : bytes
+        Nothing, 1-64 random bytes, or (half of the time) a well-framed fake packet.
+    fake : bool
+        Whether the junk is a fake packet.
+    """
+    rng = np.random.default_rng([seed, LINE_NOISE_STREAM, position])
+    if rng.random() >= rate:
+        return b"", False
+    if rng.random() < 0.5:
+        return fake_packet(rng), True
+    return rng.integers(0, 256, size=int(rng.integers(1, 65)), dtype=np.uint8).tobytes(), False
 
 
 @dataclass
@@ -92,7 +126,8 @@ class CytonEmulator:
         The stable port path (a symlink to the current pseudo-terminal). Default: a new temporary
         folder's ``ttyOpenBCI``.
     seed : int
-        Seed of the fault injector's random numbers.
+        Seed of the fault injector's random numbers (the ``garbage`` fault's junk after each packet is a
+        function of the seed and the packet's position: :func:`line_noise`).
     impedances_ohm : sequence of float, optional
         Each board channel's electrode impedance (what the lead-off check measures); default 5 kOhm
         (a well-gelled electrode) everywhere.
@@ -118,6 +153,7 @@ class CytonEmulator:
         self.loop = loop
         self.stats = EmulatorStats()
         self._source = source
+        self.seed = int(seed)
         self._rng = np.random.default_rng(seed)
         self._link = PtyLink(port_link)
         self._firmware = Firmware(self.board, daisy)
@@ -290,13 +326,14 @@ class CytonEmulator:
         counts = self._sample_counts(samples, faults)
         counters = np.arange((start - self._counter_origin) * packets_per_sample,
                              (due - self._counter_origin) * packets_per_sample)
+        positions = np.arange(start * packets_per_sample, due * packets_per_sample)
         if self.daisy:
             # each sample becomes two packets: even counter = Daisy channels 9-16, odd = channels 1-8
             counts = np.stack([counts[8:], counts[:8]], axis=2).reshape(8, -1)
             if "misorder" in faults:
                 order = np.arange(counters.size).reshape(-1, 2)[:, ::-1].ravel()
-                counters, counts = counters[order], counts[:, order]
-        self._emit(counters, counts, faults)
+                counters, counts, positions = counters[order], counts[:, order], positions[order]
+        self._emit(counters, counts, faults, positions)
 
     def _sample_counts(self, samples: np.ndarray, faults: dict) -> np.ndarray:
         columns = samples % self._source.shape[1]
@@ -320,7 +357,7 @@ class CytonEmulator:
             counts[params["channel"] - 1] = self.board.max_count if params["polarity"] > 0 else -self.board.max_count - 1
         return counts
 
-    def _emit(self, counters: np.ndarray, counts: np.ndarray, faults: dict) -> None:
+    def _emit(self, counters: np.ndarray, counts: np.ndarray, faults: dict, positions: np.ndarray) -> None:
         n = counters.size
         keep = np.ones(n, dtype=bool)
         if "drop" in faults:
@@ -332,6 +369,7 @@ class CytonEmulator:
         if self._link.full:
             keep[:] = False
         self.stats.packets_dropped += int(n - keep.sum())
+        positions = positions[keep]
         packets = np.frombuffer(encode_packets(counters[keep], counts[:, keep]), dtype=np.uint8)
         packets = packets.reshape(-1, PACKET_SIZE).copy()
         if "corrupt" in faults and packets.size:
@@ -343,17 +381,14 @@ class CytonEmulator:
             self._link.send(packets.tobytes())
             return
         data = bytearray()
-        for packet in packets:
+        for packet, position in zip(packets, positions):
             data += packet.tobytes()
             if "duplicate" in faults and self._rng.random() < faults["duplicate"]["rate"]:
                 data += packet.tobytes()
                 self._count_duplicate(faults["duplicate"])
-            if "garbage" in faults and self._rng.random() < faults["garbage"]["rate"]:
-                if self._rng.random() < 0.5:
-                    junk = fake_packet(self._rng)
-                    self.stats.fake_packets += 1
-                else:
-                    junk = self._rng.integers(0, 256, size=int(self._rng.integers(1, 65)), dtype=np.uint8).tobytes()
+            if "garbage" in faults:
+                junk, fake = line_noise(self.seed, int(position), faults["garbage"]["rate"])
+                self.stats.fake_packets += fake
                 self.stats.garbage_bytes += len(junk)
                 data += junk
         self._link.send(bytes(data))

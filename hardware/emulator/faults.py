@@ -27,7 +27,9 @@
 ``garbage`` (rate)
     line noise between packets: after a packet, at ``rate``, 1-64 random bytes or, half of the time, a
     well-framed fake packet (start byte, random counter and counts, a stop byte 0xC0-0xC6 as BrainFlow
-    accepts); parts of real packets that follow junk may be misframed too.
+    accepts); parts of real packets that follow junk may be misframed too. The junk after a packet depends
+    only on the emulator's seed and the packet's position (:func:`hardware.emulator.cyton.line_noise`),
+    not on the host's timing.
 ``misorder`` (Cyton + Daisy only)
     each sample's two packets are sent odd (channels 1-8) before even (channels 9-16); BrainFlow then
     pairs channels 1-8 of one sample with channels 9-16 of the sample before.
