@@ -16,7 +16,8 @@ from brainflow.data_filter import DataFilter
 from edge.acquisition import Acquisition, Chunk, Status, StatusChange
 from edge.quality import assess_window
 from edge.board import load_board
-from hardware.emulator.cyton import CytonEmulator
+from edge.timebase import START_LATENCY_S
+from hardware.emulator.cyton import TICK_S, CytonEmulator
 
 pytestmark = pytest.mark.hil
 
@@ -372,6 +373,20 @@ def test_a_garbage_flood_lets_no_fake_sample_through() -> None:
 
 
 def test_daisy_misorder_restarts_the_stream_and_never_skews_channels_9_to_16() -> None:
+    """Each misorder restarts the stream; after the fault the tail streams at one offset within the host-clock
+    outage sizing's contract.
+
+    The counter restarts at 0 on ``b``, so each restart's outage is sized from the host clock (edge.timebase):
+    from the last received sample's arrival to the moment the start command was sent. Both ends err the same
+    way: the board starts when it has read the command (here the emulator thread, which a loaded host
+    schedules late; the emulator then starts at the sample due at its previous tick, up to TICK_S early), and
+    the last sample may have arrived late. So each restart can leave the index behind the board by its start
+    latency, which the time base accepts up to START_LATENCY_S (only beyond it does it add whole periods),
+    and the errors of successive restarts add up. CI under load once left the tail 79 samples (0.16 s of
+    host time) behind after the fault's restarts: within that contract, not a mis-sizing (runs on a loaded
+    2-core box, with busy processes and GIL-holding threads, stayed within 1-9 samples). A skew that the sizing cannot explain (ahead of the board, beyond the
+    contract, or drifting within the tail) still fails.
+    """
     data, index, lost, acquisition, _, changes = fault_run("misorder", {}, daisy=True, after_s=4.0)
     stalls = [change for change in changes if change.status is Status.STALLED]
     assert stalls and all("out of order" in change.detail for change in stalls)
@@ -388,7 +403,10 @@ def test_daisy_misorder_restarts_the_stream_and_never_skews_channels_9_to_16() -
     tail[: int(0.75 * received.size)] = False
     assert tail.any()
     offsets = np.rint(data[RAMP_ROW, tail]).astype(np.int64) - index[tail]
-    assert np.abs(offsets).max() <= 0.05 * 4.0 * DAISY.sampling_rate
+    assert np.all(offsets == offsets[0])  # one contiguous stream at one offset
+    host_rate = 4.0 * DAISY.sampling_rate
+    restarts = acquisition.stats.reconnects
+    assert -restarts * (TICK_S * host_rate + 1) <= offsets[0] <= restarts * START_LATENCY_S * host_rate
 
 
 @pytest.mark.parametrize("hz", [200.0, 300.0])
