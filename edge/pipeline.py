@@ -32,6 +32,14 @@ from edge.quality import QualityThresholds, Verdict, assess_window
 from edge.rest import BASELINE_MODES, NO_REST_REASON, RestStats, pooled_rest, rest_statistics
 from edge.source import FILE_NAME as SOURCE_SPACE_FILE
 from edge.source import SourceSpace, epoch_csds, source_image
+from edge.validation import check_range, validate_type
+
+MIN_SFREQ_HZ, MAX_SFREQ_HZ = 1.0, 16_000.0
+"""Sampling rates a pipeline accepts (Hz): the ADS1299's fastest rate is 16 kHz."""
+
+MAX_SPAN_S = 60.0
+"""Largest magnitude of any time in a pipeline (s, relative to a cue or a rest onset): no epoch, window or
+rest period of a hand-movement trial lasts a minute."""
 
 
 @dataclass(frozen=True)
@@ -144,8 +152,16 @@ class PipelineSpec:
         def fail(message: str) -> None:
             raise HotspotError(f"pipeline: {message}", ErrorCode.BAD_CONFIG)
 
-        if not self.sfreq > 0:
-            fail(f"sfreq must be positive, got {self.sfreq}")
+        # Bounds first: every later check turns seconds into samples, which a value such as 1e300 or inf
+        # would make unallocatable (or an OverflowError) instead of a clear refusal.
+        check_range(self.sfreq, MIN_SFREQ_HZ, MAX_SFREQ_HZ, "sfreq", "pipeline")
+        for name in ("tmin", "tmax", "erd_window", "erd_step"):
+            check_range(getattr(self, name), -MAX_SPAN_S, MAX_SPAN_S, name, "pipeline")
+        for name in ("baseline", "rest_window", "source_move", "source_rest"):
+            for seconds in getattr(self, name) or ():
+                check_range(seconds, -MAX_SPAN_S, MAX_SPAN_S, name, "pipeline")
+        for name in ("decim", "psd_nperseg", "psd_noverlap", "csd_nperseg"):
+            validate_type(getattr(self, name), (int, np.integer), name, "pipeline", "an integer")
         if not self.channels or len(set(self.channels)) != len(self.channels):
             fail("channels must be a non-empty list of distinct names")
         if self.level not in LEVELS:
@@ -167,8 +183,8 @@ class PipelineSpec:
         if session_rest and self.source_rest is not None:
             fail("source_rest must be unset with baseline_mode 'session_rest' (the source level's rest is the pooled "
                  "rest)")
-        if self.decim < 1:
-            fail(f"decim must be >= 1, got {self.decim}")
+        if not 1 <= self.decim <= self.epoch_samples:
+            fail(f"decim must be between 1 and the epoch's {self.epoch_samples} samples, got {self.decim}")
         if self.reference not in ("average", "none") and self.reference not in self.channels:
             fail(f"reference {self.reference!r} must be 'average', 'none' or one of the channels")
         nyquist = self.sfreq / 2

@@ -135,6 +135,8 @@ def test_golden_outputs_are_reproduced_exactly_on_the_writing_machine(made) -> N
     (lambda m: m["output"].pop("head_centre_mm"), "is not the cap-frame mean_mm + log_sd_mm"),
     (lambda m: m["output"].update(head_centre_mm=[0, "x", 1]), "is not the cap-frame mean_mm + log_sd_mm"),
     (lambda m: m.update(schema=1), "schema version 1 has no uncertainty"),
+    (lambda m: m["pipeline"].update(tmax=1e300), "pipeline: tmax = 1e+300 must be in -60.0..60.0"),
+    (lambda m: m["pipeline"].update(decim=2.5), "pipeline: decim = 2.5 must be an integer"),
 ])
 def test_a_malformed_or_missing_estimate_contract_is_refused(made, slot, tmp_path, change, phrase) -> None:
     folder = copy_bundle(made["bundle"], tmp_path / "bundle")

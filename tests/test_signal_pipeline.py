@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from train.filter_design import default_filter
-from edge.errors import HotspotError
+from edge.errors import ErrorCode, HotspotError
 from edge.fixedpoint import BiquadCascade
 from edge.levels import LEVELS
 from edge.online import OnlinePipeline
@@ -172,3 +172,20 @@ def test_spec_round_trip_shapes_and_validation() -> None:
         PipelineSpec.from_dict({**spec.to_dict(), "window": 3})
     with pytest.raises(HotspotError, match="channels in spec order"):
         compute_epochs(spec, np.zeros((3, 100)), [50])
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("tmax", 1e300, "tmax = 1e+300 must be in -60.0..60.0"), ("tmin", float("-inf"), "tmin = -inf must be in"),
+    ("sfreq", float("nan"), "sfreq = nan must be in 1.0..16000.0"), ("sfreq", 1e9, "sfreq = 1000000000.0 must be"),
+    ("erd_window", float("inf"), "erd_window = inf must be in"), ("rest_window", [0.5, 1e300], "rest_window = 1e+300"),
+    ("source_rest", [-1.0, float("inf")], "source_rest = inf"), ("decim", 2.5, "decim = 2.5 must be an integer"),
+    ("psd_nperseg", True, "psd_nperseg = True must be an integer"), ("decim", 10 ** 9, "decim must be between 1 and"),
+])
+def test_a_described_pipeline_out_of_physical_bounds_is_one_clear_refusal(key: str, value, message: str) -> None:
+    """Times beyond a minute, rates beyond the ADS1299's, non-integer sample counts: refused before any seconds
+    become samples (1e300 s would otherwise be an unallocatable epoch, inf an OverflowError)."""
+    described = {**PipelineSpec(SFREQ, CHANNELS, "erd", FILTER).to_dict(), key: value}
+    with pytest.raises(HotspotError) as caught:
+        PipelineSpec.from_dict(json.loads(json.dumps(described)))
+    assert caught.value.code is ErrorCode.BAD_CONFIG
+    assert message in str(caught.value) and "\n" not in str(caught.value)
