@@ -104,11 +104,11 @@ def one_draw(train: list[dict], test: list[dict]) -> dict:
     features = np.array([row["features"] for row in train])
     labels = np.array([row["label"] for row in train])
     subjects = np.array([row["subject"] for row in train])
+    peaks = np.array([row["peak"] for row in train])
     prior = np.mean([labels[subjects == name].mean(axis=0) for name in np.unique(subjects)], axis=0)
-    physics = PhysicsBaseline.fit(np.array([row["peak"] for row in train]), labels, prior)
+    physics = PhysicsBaseline.fit(peaks, labels, prior)
     centre, scale = features.mean(axis=0), features.std(axis=0) + 1e-9
-    weights, alpha = fit_ridge((features - centre) / scale,
-                               labels - physics.predict_many(np.array([row["peak"] for row in train])), subjects)
+    weights, alpha = fit_ridge((features - centre) / scale, labels - physics.predict_many(peaks), subjects)
 
     test_features = np.array([row["features"] for row in test])
     truth = np.array([row["truth"] for row in test])
