@@ -264,6 +264,22 @@ def test_reproduce_rejects_a_bad_grid(tmp_path):
     assert small.training["fit"]["epochs"] < load_training_config().fit.epochs
 
 
+def test_reproduce_names_a_bad_configuration_before_looking_for_the_dataset(tmp_path, capsys):
+    """A wrong ``--config`` is the first thing said, even when the dataset is missing too: one line, exit 2."""
+    from train import reproduce
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text('levels = ["psd"\n')
+    code = run_cli(reproduce.main, ["--data", str(tmp_path / "absent"), "--out", str(tmp_path / "out"),
+                                    "--config", str(bad)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert "bad.toml" in err[0] and "not valid TOML" in err[0] and "BAD_CONFIG" in err[0]
+    code = run_cli(reproduce.main, ["--data", str(tmp_path / "absent"), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "absent not found" in err[0] and "invoke simulate" in err[0]
+
+
 @pytest.mark.slow
 def test_on_an_easy_simulator_configuration_the_model_beats_the_population_mean(tmp_path_factory):
     """Noise-free labels, widely spread hotspots, identical head geometry and radial sources: the EEG

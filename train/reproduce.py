@@ -280,12 +280,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--small", action="store_true", help="reduced grid and epochs (tests, quick looks)")
     parser.add_argument("--cache", default="", help="window cache folder (default <out>/cache)")
     args = parser.parse_args(argv)
+    config = load_reproduce_config(args.config or None, small=args.small)
     data = Path(args.data)
     if not data.exists():
         raise HotspotError(f"dataset {data} not found; run `invoke simulate --out {data}` first", ErrorCode.BAD_FILE)
     from train.io import load_dataset
 
-    config = load_reproduce_config(args.config or None, small=args.small)
     report = run_reproduction(load_dataset(data), config, args.out, args.cache or None)
     print((Path(args.out) / "table.md").read_text())
     print(f"wrote {args.out}/results.json, table.md and figures in {report['elapsed_s']:.0f} s")
