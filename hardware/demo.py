@@ -4,7 +4,8 @@
 2. hold one subject out and train the deployable CNN on the others (train.training): it predicts
    a position and its uncertainty in the cap frame, with the population prior and a calibration;
 3. make a signing key, quantise and sign the model into a bundle (convert);
-4. stream the held-out subject's recording from an emulated OpenBCI Cyton on a pty;
+4. stream the held-out subject's recording from an emulated OpenBCI Cyton (with a Daisy for nine
+   channels) on a pty;
 5. run the device runtime (``python -m edge --once``) on it: BrainFlow's Cyton driver,
    the fixed-point signal path, the guided session, serial reports on a virtual cable;
 6. the monitor shows the cues and trials and the result; the demo prints the estimate in the cap
@@ -38,7 +39,9 @@ from edge.validation import REQUIRED, Table, read_toml
 logger = logging.getLogger(__name__)
 
 SETTINGS = Path(__file__).with_name("demo.toml")
-SETTING_KEYS = ("level", "channels", "speed", "simulation", "training", "session")
+SETTING_KEYS = ("level", "channels", "board", "speed", "simulation", "training", "session")
+BOARD_NAMES = {"cyton": "Cyton", "cyton_daisy": "Cyton + Daisy"}
+"""The boards the demo can emulate (the Cyton alone has 8 inputs at 250 Hz, with the Daisy 16 at 125 Hz)."""
 SESSION_MARGIN_S = 60.0
 
 
@@ -49,10 +52,21 @@ def load_settings(fast: bool) -> dict:
     table.check_known(SETTING_KEYS)
     table.string("level", REQUIRED)
     table.string("channels", REQUIRED)
+    table.string("board", REQUIRED, tuple(BOARD_NAMES))
     table.number("speed", REQUIRED, 0.01, 1000.0)
     for key in ("simulation", "training", "session"):
         table.table(key)
     return table.data
+
+
+def check_board_rate(board: str, sfreq: float) -> None:
+    """Refuse a simulated cohort whose sampling rate is not the emulated board's (Hz)."""
+    from edge.board import load_board
+
+    rate = load_board(board).sampling_rate
+    if sfreq != rate:
+        raise HotspotError(f"the demo's board {board} samples at {rate:g} Hz but the cohort is simulated at "
+                           f"{sfreq:g} Hz; set recording.sfreq = {rate:g}", ErrorCode.BAD_CONFIG)
 
 
 @dataclass
@@ -142,6 +156,7 @@ def build_chain(workdir: Path, settings: dict, sim_config: Path | None = None,
     config = load_config(None, settings["simulation"])
     if sim_config is not None:
         config = config.with_overrides(read_toml(sim_config, "simulation config", "pass an existing TOML file"))
+    check_board_rate(settings["board"], float(config["recording"]["sfreq"]))
     low, high = config["task"]["rest_s"]
     if low != high:
         raise HotspotError(f"the demo needs a fixed schedule the device can follow: set task.rest_s = [x, x] "
@@ -311,17 +326,18 @@ class DeviceSession:
         self.closed = False
         bundle = load_bundle(chain.bundle_dir, chain.public_key)
         names = list(bundle.contract.wearing(chain.holdout.hand).electrodes)
-        source = board_source(chain.holdout.recordings[0], names)
+        board = settings["board"]
+        source = board_source(chain.holdout.recordings[0], names, board)
         speed = float(settings["speed"])
         self.timeout = source.shape[1] / bundle.spec.sfreq / speed + SESSION_MARGIN_S
-        self.emulator = CytonEmulator(source, speed=speed)
+        self.emulator = CytonEmulator(source, daisy=board == "cyton_daisy", speed=speed)
         board_port = self.emulator.start()
         self.device_dir = chain.workdir / "device"
         self.code = pairing_code()
         self.url: str | None = None
         self.cable = NullModem()
         config = write_device_config(self.device_dir / "device.toml", chain, names, board_port, self.cable.device_port,
-                                     settings["session"], clock_scale=speed,
+                                     settings["session"], clock_scale=speed, board_type=board,
                                      page={"listen": "127.0.0.1", "port": page_port, "pairing_code": self.code})
         self.client = MonitorClient(self.cable.host_port)
         with open(self.device_dir / "runtime.stderr", "w") as stderr:
@@ -466,7 +482,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     offline = offline_estimate(chain)
     holdout = chain.holdout
     progress(f"streaming {holdout.subject} ({holdout.group}, moves the {holdout.hand} hand) from an emulated "
-             f"Cyton at {settings['speed']:g}x real time into the device runtime ...")
+             f"{BOARD_NAMES[settings['board']]} at {settings['speed']:g}x real time into the device runtime ...")
     device = DeviceSession(chain, settings, show=print, keep_open=args.keep_open)
     result = device.run()[-1]
 

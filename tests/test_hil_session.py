@@ -30,24 +30,33 @@ def _epoch(rig: DeviceRig) -> tuple[float, float]:
     return float(rig.spec.tmin), float(rig.spec.tmax)
 
 
-def test_held_out_subject_result_matches_offline_and_the_demo_reports_it_in_both_frames(chain, chain_settings) -> None:
-    # The demo's own device step: emulator → python -m edge --once → null-modem → monitor.
-    messages = run_device_session(chain, chain_settings, show=lambda line: None)
+def _assert_device_equals_offline(chain, messages: list) -> None:
+    """The device computed what the same bundle computes offline on the same recording (cap frame, mm).
+
+    Up to an int8 output step where the board's 24-bit counts nudge an input across a quantisation bin:
+    the same estimate, radius and decision, and before the prior combination the same session prediction
+    (whether or not it localised).
+    """
     result = messages[-1]
     assert result.type == MessageType.HOTSPOT, result.fields
     offline = offline_estimate(chain)
     reported = np.asarray(result["position_mm"], dtype=float)
-    # The device computes what the same bundle computes offline on the same recording (up to an
-    # int8 output step where the board's 24-bit counts nudge an input across a quantisation bin):
-    # the same estimate, radius and decision (cap frame, mm).
     assert np.linalg.norm(reported - offline.estimate.point_mm) < 1.0, (reported, offline.estimate.point_mm)
     assert result["radius_mm"] == pytest.approx(offline.estimate.radius90_mm, abs=0.5)
     assert bool(result["localised"]) == offline.estimate.localised
     assert result["electrode"] and 0.0 <= result["consistency"] <= 1.0
-    # ... and, before the prior combination, the same session prediction (whether or not it localised)
     log = read_session_log(next((chain.workdir / "device" / "state" / "sessions").glob("session-*.log")))
     logged = np.asarray(log.of_kind("result")[0]["prediction"]["mean_mm"], dtype=float)
     assert np.linalg.norm(logged - offline.prediction_mm) < 1.0, (logged, offline.prediction_mm)
+
+
+def test_held_out_subject_result_matches_offline_and_the_demo_reports_it_in_both_frames(chain, chain_settings) -> None:
+    # The demo's own device step: emulator → python -m edge --once → null-modem → monitor.
+    messages = run_device_session(chain, chain_settings, show=lambda line: None)
+    _assert_device_equals_offline(chain, messages)
+    result = messages[-1]
+    offline = offline_estimate(chain)
+    reported = np.asarray(result["position_mm"], dtype=float)
     trials = [m["trial"] for m in messages if m.type == MessageType.TRIAL_RESULT]
     assert trials == list(range(chain.schedule["trials"]))
     cues = [m for m in messages if m.type == MessageType.CUE]
@@ -71,6 +80,25 @@ def test_held_out_subject_result_matches_offline_and_the_demo_reports_it_in_both
     assert f"{error:.1f} mm from the estimate, {inside} the 90 % radius" in lines[2]
     assert "head frame" in lines[3] and "population prior" in lines[5] and "cap frame" in lines[5]
     assert np.linalg.norm(cap.to_head(truth_cap) - chain.holdout.truth) < 1e-9
+
+
+def test_the_full_demo_runs_the_source_level_on_nine_channels_of_a_cyton_daisy(tmp_path: Path) -> None:
+    # `invoke demo` without --fast: the headline model (level source, nine channels) needs the Daisy's
+    # inputs, so the held-out subject streams from an emulated Cyton + Daisy at 125 Hz through BrainFlow's
+    # Cyton Daisy driver, and the device's result equals the same bundle's offline estimate.
+    from edge.bundle import load_bundle
+    from edge.config import load_config
+    from hardware.demo import build_chain, load_settings
+
+    settings = load_settings(fast=False)
+    assert (settings["level"], settings["channels"], settings["board"]) == ("source", "nine", "cyton_daisy")
+    built, _ = build_chain(tmp_path / "demo", settings, show=lambda line: None)
+    bundle = load_bundle(built.bundle_dir, built.public_key)
+    assert bundle.spec.level == "source" and bundle.spec.sfreq == 125.0
+    messages = run_device_session(built, settings, show=lambda line: None)
+    config = load_config(built.workdir / "device" / "device.toml")
+    assert config.board.type == "cyton_daisy" and len(config.channels) == 9
+    _assert_device_equals_offline(built, messages)
 
 
 def test_a_weak_erd_subject_streamed_through_the_device_gets_cannot_localise(tmp_path: Path) -> None:

@@ -10,14 +10,26 @@ import numpy as np
 from edge.config import load_config
 from edge.errors import run_cli
 from edge.contract import worn_electrodes
-from hardware.demo import Chain, board_source, load_settings, main, write_device_config
+from hardware.demo import Chain, board_source, check_board_rate, load_settings, main, write_device_config
 
 
 def test_both_settings_tables_load() -> None:
+    from train.simulate import load_config as load_simulation_config
+
     for fast in (False, True):
         settings = load_settings(fast)
         assert settings["speed"] > 0 and settings["simulation"]["task"]["rest_s"][0] == \
             settings["simulation"]["task"]["rest_s"][1]
+        check_board_rate(settings["board"], float(load_simulation_config(None, settings["simulation"])["recording"]["sfreq"]))
+
+
+def test_a_cohort_at_another_rate_than_the_board_is_refused_before_simulating(tmp_path: Path, capsys) -> None:
+    override = tmp_path / "sim.toml"
+    override.write_text("[recording]\nsfreq = 125.0\nband_hz = [0.5, 45.0]\n")
+    assert run_cli(main, ["--fast", "--workdir", str(tmp_path / "run"), "--config", str(override)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "board cyton samples at 250 Hz" in err[0] and "recording.sfreq = 250" in err[0]
+    assert not (tmp_path / "run" / "data").exists()
 
 
 def test_jittered_schedule_is_refused_before_simulating(tmp_path: Path, capsys) -> None:
@@ -50,3 +62,4 @@ def test_board_source_puts_each_electrode_on_its_input() -> None:
     np.testing.assert_array_equal(source[0], recording.data[2])
     np.testing.assert_array_equal(source[1], recording.data[0])
     assert not source[2:].any()
+    assert board_source(recording, ["C1", "C3"], "cyton_daisy").shape == (16, 4)
