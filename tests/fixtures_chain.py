@@ -170,6 +170,23 @@ class DeviceRig:
 
         return read_session_log(sorted((self.state_dir / "sessions").glob("session-*.log"))[-1])
 
+    def spoiled_by_outages(self, log) -> list[int]:
+        """Trials of ``log`` that an outage of the same log must spoil.
+
+        Those whose epoch misses more samples to the logged outages than the signal check allows
+        (``max_lost_fraction`` of the epoch): an outage that clips an epoch by a few samples leaves a
+        usable trial.
+        """
+        spec = self.spec
+        outages = [(r["start_sample"], r["start_sample"] + r["samples"]) for r in log.of_kind("outage")]
+        spoiled = []
+        for record in log.of_kind("trial"):
+            first = record["cue_sample"] + spec.epoch_offset
+            missing = sum(max(0, min(stop, first + spec.epoch_samples) - max(start, first)) for start, stop in outages)
+            if missing > spec.quality.max_lost_fraction * spec.epoch_samples:
+                spoiled.append(record["trial"])
+        return spoiled
+
     def close(self, terminate: bool = False) -> int | None:
         """Stop everything; return the runtime's exit code (None if it had to be killed).
 

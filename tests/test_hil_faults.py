@@ -71,15 +71,6 @@ def _board_records(rig: DeviceRig) -> list[dict]:
     return rig.session_log().of_kind("board")
 
 
-def _spoiled_by_outages(rig: DeviceRig, log) -> list[int]:
-    """Trials whose epoch overlaps an outage of the session log."""
-    tmin, tmax, sfreq = float(rig.spec.tmin), float(rig.spec.tmax), rig.spec.sfreq
-    outages = [(r["start_sample"], r["start_sample"] + r["samples"]) for r in log.of_kind("outage")]
-    return [r["trial"] for r in log.of_kind("trial")
-            if any(r["cue_sample"] + tmin * sfreq < stop and r["cue_sample"] + tmax * sfreq > start
-                   for start, stop in outages)]
-
-
 # --- storage ---------------------------------------------------------------------------------------------
 
 def _chattr(flag: str, path: Path) -> None:
@@ -347,7 +338,7 @@ def test_daisy_misorder_restarts_the_stream_and_spoils_only_the_trials_it_touche
     assert any(e["status"] == "stalled" and "out of order" in e["detail"] for e in events), events
     assert any(e["status"] == "recovered" for e in events)
     assert _totals(log.of_kind("board"), "misordered") >= 1
-    spoiled = _spoiled_by_outages(rig, log)
+    spoiled = rig.spoiled_by_outages(log)
     assert spoiled, "the restarts leave an outage that overlaps a trial"
     results = rig.trial_results()
     for trial in spoiled:
