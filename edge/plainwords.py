@@ -133,5 +133,5 @@ def consistency_text(result: Mapping) -> str:
     value = result.get("consistency", result.get("confidence"))
     if value is None:
         return ""
-    return (f"{float(value):.0%} of the movements pointed to the same place. This shows the recording was steady; "
-            "it does not show the estimate is accurate.")
+    return (f"{float(value):.0%} of the movements pointed to the same place. That tells how steady the recording "
+            "was, not how accurate the estimate is.")

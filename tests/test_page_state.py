@@ -76,7 +76,7 @@ def test_result_with_issue_11_fields_is_drawn_as_electrode_plus_scalp_offset() -
     assert view["uncertainty"] == "Likely within 14 mm of the mark."
     without_text = result_view(dict(record, confidence_text=None), ELECTRODES, side=-1)
     assert without_text["uncertainty"] == confidence_text(14.0, True)  # the device's own wording of the radius
-    assert "not show the estimate is accurate" in view["consistency"]
+    assert "not how accurate the estimate is" in view["consistency"]
     marks = view["marks"]
     expected = headmap.project(headmap.placement_point(ELECTRODES["C3"], 12.0, -4.0, -1)) / headmap.HEAD_RADIUS_MM
     np.testing.assert_allclose(marks["target"], expected, atol=1e-4)
@@ -95,6 +95,15 @@ def test_result_with_the_old_fields_degrades_gracefully() -> None:
     assert "does not yet say how accurate" in view["uncertainty"]
     assert view["consistency"].startswith("100% of the movements pointed to the same place")
     assert set(view["marks"]) == {"electrode", "electrode_name", "target"}  # no radius without a model radius
+
+
+def test_consistency_never_reads_as_accuracy_or_as_a_steady_recording_when_trials_disagree() -> None:
+    from edge.plainwords import consistency_text
+
+    for value in (0.46, 1.0):
+        text = consistency_text({"consistency": value})
+        assert text.startswith(f"{value:.0%} of the movements") and "not how accurate the estimate is" in text
+        assert "was steady;" not in text and "confidence" not in text.lower()
 
 
 def test_redo_reasons_in_plain_words() -> None:
