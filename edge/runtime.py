@@ -580,8 +580,9 @@ class Runtime:
             # every step on its own: one failing must not skip the others or hide the first error
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-            closers = [acquisition.stop, *([self.page.close] if self.page is not None else []), self._close_session,
-                       self._final_status, *[link.close for link in self.links]]
+            # the final status reaches the links and any open page before they close
+            closers = [acquisition.stop, self._close_session, self._final_status,
+                       *([self.page.close] if self.page is not None else []), *[link.close for link in self.links]]
             for action in closers:
                 try:
                     action()

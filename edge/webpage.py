@@ -205,16 +205,19 @@ class PageServer:
         return self.url
 
     def close(self) -> None:
-        """Stop serving (open pages see the connection close)."""
+        """Stop serving (open pages see the connection close); later updates change the state in place."""
         if self._loop is None or self._thread is None:
             return
         asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(timeout=10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
-        self._thread = None
+        self._thread, self._loop = None, None
 
     def update(self, change: Callable[[PageState], None]) -> None:
-        """Apply ``change(state)`` on the server's thread and tell every open page (thread-safe)."""
+        """Apply ``change(state)`` on the server's thread and tell every open page (thread-safe).
+
+        Before :meth:`start` and after :meth:`close` the change is applied here, to the state alone.
+        """
         if self._loop is None:
             change(self.state)
             return

@@ -50,10 +50,19 @@ def _assert_device_equals_offline(chain, messages: list) -> None:
     assert np.linalg.norm(logged - offline.prediction_mm) < 1.0, (logged, offline.prediction_mm)
 
 
+def _assert_stopped_cleanly(device_dir: Path) -> None:
+    """The runtime (page on, ``--once``) stopped without a traceback, and its last health.json says so."""
+    stderr = (device_dir / "runtime.stderr").read_text()
+    assert "Traceback" not in stderr and "while stopping" not in stderr, stderr[-2000:]
+    health = json.loads((device_dir / "state" / "health.json").read_text())
+    assert health["status"] == "stopped" and health["sessions_done"] == 1, health
+
+
 def test_held_out_subject_result_matches_offline_and_the_demo_reports_it_in_both_frames(chain, chain_settings) -> None:
     # The demo's own device step: emulator → python -m edge --once → null-modem → monitor.
     messages = run_device_session(chain, chain_settings, show=lambda line: None)
     _assert_device_equals_offline(chain, messages)
+    _assert_stopped_cleanly(chain.workdir / "device")
     result = messages[-1]
     offline = offline_estimate(chain)
     reported = np.asarray(result["position_mm"], dtype=float)
@@ -99,6 +108,7 @@ def test_the_full_demo_runs_the_source_level_on_nine_channels_of_a_cyton_daisy(t
     config = load_config(built.workdir / "device" / "device.toml")
     assert config.board.type == "cyton_daisy" and len(config.channels) == 9
     _assert_device_equals_offline(built, messages)
+    _assert_stopped_cleanly(built.workdir / "device")
 
 
 def test_a_weak_erd_subject_streamed_through_the_device_gets_cannot_localise(tmp_path: Path) -> None:
@@ -254,3 +264,4 @@ def test_demo_prints_the_page_address_and_keeps_it_open_until_ctrl_c(chain, chai
         signal.signal(signal.SIGINT, previous)
     assert device.runtime.poll() is not None and device.closed
     assert any("stays open" in line for line in lines)
+    _assert_stopped_cleanly(device.device_dir)  # stopped by the demo's SIGTERM, its page closed last

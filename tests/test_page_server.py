@@ -197,3 +197,15 @@ def test_websocket_sends_every_change_and_refuses_other_origins(server) -> None:
     assert first["paired"] is False and first["step"] == "contact" and first["notice"] == ""
     assert second["notice"] == "Hello" and second["version"] > first["version"]
     assert refused == 403
+
+
+def test_an_update_after_close_changes_the_state_in_place() -> None:
+    # The runtime's last status comes after everything else; a page already closed must not turn it into
+    # a "loop is closed" traceback (nor lose it from the state).
+    state = PageState(WORN, standard_positions_head_mm(), "right", contact_available=True, contact_required=True)
+    page = PageServer(PageConfig(True, "127.0.0.1", 0, CODE), state)
+    page.start()
+    page.close()
+    page.update(lambda state: state.set_notice("Stopped"))
+    assert page.state.notice == "Stopped"
+    page.close()  # a second close is a no-op
