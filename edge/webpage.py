@@ -42,11 +42,12 @@ import secrets
 import string
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from edge.config import PageConfig
 from edge.errors import ErrorCode, HotspotError
@@ -181,6 +182,7 @@ class PageServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
+        self._sockets: weakref.WeakSet[web.WebSocketResponse] = weakref.WeakSet()
         self._changed: asyncio.Condition | None = None
         self._ready = threading.Event()
         self._failure: BaseException | None = None
@@ -260,6 +262,7 @@ class PageServer:
         app.router.add_post("/api/unpair", self._unpair)
         for name in REQUESTS:
             app.router.add_post(f"/api/{name}", self._request)
+        app.on_shutdown.append(self._close_sockets)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.listen, self.config.port)
@@ -271,6 +274,11 @@ class PageServer:
     async def _shutdown(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+
+    async def _close_sockets(self, app: web.Application) -> None:
+        """On shutdown, close every open page's WebSocket ("going away"), which would otherwise hold it open."""
+        for socket in set(self._sockets):
+            await socket.close(code=WSCloseCode.GOING_AWAY, message=b"the device is stopping")
 
     def _apply(self, change: Callable[[PageState], None]) -> None:
         try:
@@ -352,6 +360,7 @@ class PageServer:
     async def _ws(self, request: web.Request) -> web.WebSocketResponse:
         socket = web.WebSocketResponse(heartbeat=20.0, max_msg_size=MAX_BODY_BYTES)
         await socket.prepare(request)
+        self._sockets.add(socket)
         reader = asyncio.ensure_future(self._drain(socket))
         sent = -1
         try:

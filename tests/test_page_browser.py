@@ -139,6 +139,10 @@ def test_page_guides_contact_check_cues_signal_and_result(chain, chain_settings,
         assert traffic.errors == []
     finally:
         rig.close(terminate=True)
+    # Stopped while the page was still open in the browser: its WebSocket is told the device is going away,
+    # and the runtime stops without a traceback.
+    stderr = (tmp_path / "runtime.stderr").read_text()
+    assert "Traceback" not in stderr, stderr[-2000:]
 
 
 def test_wrong_code_five_times_is_rate_limited(chain, chain_settings, browser, tmp_path: Path) -> None:

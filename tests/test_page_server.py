@@ -209,3 +209,33 @@ def test_an_update_after_close_changes_the_state_in_place() -> None:
     page.update(lambda state: state.set_notice("Stopped"))
     assert page.state.notice == "Stopped"
     page.close()  # a second close is a no-op
+
+
+def test_close_tells_an_open_page_the_device_is_going_away_and_does_not_wait_for_it() -> None:
+    # An open page's WebSocket would otherwise hold the server's shutdown until its timeout: the runtime's
+    # stop then failed after 10 s with a TimeoutError traceback.
+    import threading
+    import time
+
+    state = PageState(WORN, standard_positions_head_mm(), "right", contact_available=True, contact_required=True)
+    page = PageServer(PageConfig(True, "127.0.0.1", 0, CODE), state)
+    page.start()
+    connected, seen = threading.Event(), {}
+
+    async def open_page() -> None:
+        async with aiohttp.ClientSession() as session:
+            async with session.ws_connect(page.url + "ws") as socket:
+                await socket.receive_json(timeout=5)
+                connected.set()
+                message = await socket.receive(timeout=30)
+                seen["type"], seen["code"] = message.type, socket.close_code
+
+    client = threading.Thread(target=asyncio.run, args=(open_page(),))
+    client.start()
+    assert connected.wait(10)
+    started = time.monotonic()
+    page.close()
+    elapsed = time.monotonic() - started
+    client.join(10)
+    assert elapsed < 5.0, elapsed
+    assert seen == {"type": aiohttp.WSMsgType.CLOSE, "code": 1001}
