@@ -6,7 +6,7 @@
 3. make a signing key, quantise and sign the model into a bundle (convert);
 4. stream the held-out subject's recording from an emulated OpenBCI Cyton (with a Daisy for nine
    channels) on a pty;
-5. run the device runtime (``python -m edge --once``) on it: BrainFlow's Cyton driver,
+5. run the device runtime (``python -m edge --once``) on it: BrainFlow's Cyton (Daisy) driver,
    the fixed-point signal path, the guided session, serial reports on a virtual cable;
 6. the monitor shows the cues and trials and the result; the demo prints the estimate in the cap
    frame with its placement instruction and 90 % radius, the subject's true hotspot in the same frame
@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.board import OPENBCI_BOARDS
 from edge.errors import ArgumentParser, ErrorCode, HotspotError, run_cli
 from edge.validation import REQUIRED, Table, read_toml
 
@@ -40,8 +41,6 @@ logger = logging.getLogger(__name__)
 
 SETTINGS = Path(__file__).with_name("demo.toml")
 SETTING_KEYS = ("level", "channels", "board", "speed", "simulation", "training", "session")
-BOARD_NAMES = {"cyton": "Cyton", "cyton_daisy": "Cyton + Daisy"}
-"""The boards the demo can emulate (the Cyton alone has 8 inputs at 250 Hz, with the Daisy 16 at 125 Hz)."""
 SESSION_MARGIN_S = 60.0
 
 
@@ -52,7 +51,7 @@ def load_settings(fast: bool) -> dict:
     table.check_known(SETTING_KEYS)
     table.string("level", REQUIRED)
     table.string("channels", REQUIRED)
-    table.string("board", REQUIRED, tuple(BOARD_NAMES))
+    table.string("board", REQUIRED, OPENBCI_BOARDS)  # what the emulator speaks
     table.number("speed", REQUIRED, 0.01, 1000.0)
     for key in ("simulation", "training", "session"):
         table.table(key)
@@ -60,7 +59,10 @@ def load_settings(fast: bool) -> dict:
 
 
 def check_board_rate(board: str, sfreq: float) -> None:
-    """Refuse a simulated cohort whose sampling rate is not the emulated board's (Hz)."""
+    """Refuse a simulated cohort whose sampling rate is not the emulated board's (Hz).
+
+    The Cyton alone has 8 inputs at 250 Hz; with the Daisy (nine channels need it) 16 at 125 Hz.
+    """
     from edge.board import load_board
 
     rate = load_board(board).sampling_rate
@@ -482,7 +484,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     offline = offline_estimate(chain)
     holdout = chain.holdout
     progress(f"streaming {holdout.subject} ({holdout.group}, moves the {holdout.hand} hand) from an emulated "
-             f"{BOARD_NAMES[settings['board']]} at {settings['speed']:g}x real time into the device runtime ...")
+             f"{settings['board']} board at {settings['speed']:g}x real time into the device runtime ...")
     device = DeviceSession(chain, settings, show=print, keep_open=args.keep_open)
     result = device.run()[-1]
 
