@@ -384,8 +384,8 @@ def test_daisy_misorder_restarts_the_stream_and_never_skews_channels_9_to_16() -
     latency, which the time base accepts up to START_LATENCY_S (only beyond it does it add whole periods),
     and the errors of successive restarts add up. CI under load once left the tail 79 samples (0.16 s of
     host time) behind after the fault's restarts: within that contract, not a mis-sizing (runs on a loaded
-    2-core box, with busy processes and GIL-holding threads, stayed within 1-9 samples). A skew that the sizing cannot explain (ahead of the board, beyond the
-    contract, or drifting within the tail) still fails.
+    2-core box, with busy processes and GIL-holding threads, stayed within 1-9 samples). A skew that the
+    sizing cannot explain (ahead of the board, beyond the contract, or drifting within the tail) still fails.
     """
     data, index, lost, acquisition, _, changes = fault_run("misorder", {}, daisy=True, after_s=4.0)
     stalls = [change for change in changes if change.status is Status.STALLED]
