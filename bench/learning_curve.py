@@ -78,15 +78,15 @@ def ridge_predict(weights: np.ndarray, features: np.ndarray) -> np.ndarray:
 
 def fit_ridge(features: np.ndarray, targets: np.ndarray, subjects: np.ndarray) -> tuple[np.ndarray, float]:
     """Ridge weights with the penalty of least subject-grouped cross-validated distance error."""
-    names = np.unique(subjects)
-    fold = np.searchsorted(names, subjects) % CV_FOLDS
+    from train.folds import grouped_folds
+
+    tested = [np.isin(subjects, fold.test) for fold in grouped_folds(np.unique(subjects).tolist(), CV_FOLDS)]
     errors = []
     for alpha in ALPHAS:
         total = 0.0
-        for k in range(CV_FOLDS):
-            weights = ridge_weights(features[fold != k], targets[fold != k], alpha)
-            total += float(np.linalg.norm(ridge_predict(weights, features[fold == k]) - targets[fold == k],
-                                          axis=1).sum())
+        for test in tested:
+            weights = ridge_weights(features[~test], targets[~test], alpha)
+            total += float(np.linalg.norm(ridge_predict(weights, features[test]) - targets[test], axis=1).sum())
         errors.append(total)
     alpha = ALPHAS[int(np.argmin(errors))]
     return ridge_weights(features, targets, alpha), alpha
